@@ -1,0 +1,495 @@
+//! Activation files: `.npy`, `.npz`, or a directory of `.npy` files.
+//!
+//! - `.npy`: one layer, named after the file stem; f32 or f64, rank >= 2, examples on dim 0.
+//! - `.npz` (`np.savez` or `np.savez_compressed`): one layer per array, in archive order,
+//!   named after the array.
+//! - a directory: every `*.npy` in it, ordered by natural sort of the file names (`layer2`
+//!   before `layer10`).
+//!
+//! The npy header (dtype, shape, memory order) is parsed by the `npyz` crate and the zip
+//! container by the `zip` crate; the data itself is read in one piece and converted to f32,
+//! the precision every measure computes in.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use npyz::{DType, NpyHeader, Order, TypeChar, WriterBuilder};
+
+use crate::error::{Result, SimilarityError};
+use crate::layer::Layer;
+
+/// One layer's activations on the host, as read from a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostLayer {
+    /// Layer name (file stem or npz array name).
+    pub name: String,
+    /// Shape as stored, examples first.
+    pub shape: Vec<usize>,
+    /// Values in C (row-major) order, converted to f32.
+    pub values: Vec<f32>,
+    /// The dtype the file stored (`f32` or `f64`).
+    pub stored_dtype: &'static str,
+}
+
+impl HostLayer {
+    /// Number of examples (dim 0).
+    pub fn num_examples(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Number of features (product of the dims past 0).
+    pub fn num_features(&self) -> usize {
+        self.shape[1..].iter().product()
+    }
+
+    /// The layer as an `N x D` matrix on `device` (consumes the host copy).
+    pub fn into_layer(self, device: &Device) -> Layer {
+        let shape = [self.num_examples(), self.num_features()];
+        Layer {
+            name: self.name,
+            matrix: Tensor::from_data(TensorData::new(self.values, shape), device),
+        }
+    }
+
+    /// The rows `start .. start + len` as an `len x D` matrix on `device` (copies them).
+    pub fn rows_to_layer(&self, start: usize, len: usize, device: &Device) -> Layer {
+        let d = self.num_features();
+        let values = self.values[start * d..(start + len) * d].to_vec();
+        Layer {
+            name: self.name.clone(),
+            matrix: Tensor::from_data(TensorData::new(values, [len, d]), device),
+        }
+    }
+}
+
+/// Reads every layer of an activation file or directory (see the module docs).
+pub fn read_activations(path: &Path) -> Result<Vec<HostLayer>> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| SimilarityError::file(path, format!("cannot read: {e}")))?;
+    let layers = if metadata.is_dir() {
+        read_directory(path)?
+    } else {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+            Some(ext) if ext == "npz" => read_npz(path)?,
+            Some(ext) if ext == "npy" => vec![read_npy(path)?],
+            _ => {
+                return Err(SimilarityError::file(
+                    path,
+                    "not an activation file: expected a .npy file, a .npz archive or a directory of .npy files",
+                ))
+            }
+        }
+    };
+    if layers.is_empty() {
+        return Err(SimilarityError::file(path, "holds no layers"));
+    }
+    let n = layers[0].num_examples();
+    if let Some(other) = layers.iter().find(|l| l.num_examples() != n) {
+        return Err(SimilarityError::file(
+            path,
+            format!(
+                "layer `{}` has {} examples but layer `{}` has {n}: every layer must hold the same examples",
+                other.name,
+                other.num_examples(),
+                layers[0].name
+            ),
+        ));
+    }
+    Ok(layers)
+}
+
+/// Reads one `.npy` file as a layer named after its stem.
+pub fn read_npy(path: &Path) -> Result<HostLayer> {
+    let file =
+        File::open(path).map_err(|e| SimilarityError::file(path, format!("cannot open: {e}")))?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "layer".into());
+    read_npy_stream(BufReader::new(file), name)
+        .map_err(|message| SimilarityError::file(path, message))
+}
+
+fn read_directory(dir: &Path) -> Result<Vec<HostLayer>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| SimilarityError::file(dir, format!("cannot list directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")))
+        .collect();
+    if files.is_empty() {
+        return Err(SimilarityError::file(dir, "directory holds no .npy files"));
+    }
+    files.sort_by(|a, b| {
+        natord::compare(
+            &a.file_name().unwrap().to_string_lossy(),
+            &b.file_name().unwrap().to_string_lossy(),
+        )
+    });
+    files.iter().map(|p| read_npy(p)).collect()
+}
+
+fn read_npz(path: &Path) -> Result<Vec<HostLayer>> {
+    let file =
+        File::open(path).map_err(|e| SimilarityError::file(path, format!("cannot open: {e}")))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| SimilarityError::file(path, format!("not a valid .npz (zip) archive: {e}")))?;
+    let mut layers = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        let entry = archive
+            .by_index(index)
+            .map_err(|e| SimilarityError::file(path, format!("entry {index}: {e}")))?;
+        let entry_name = entry
+            .name()
+            .map_err(|e| {
+                SimilarityError::file(path, format!("entry {index} has an unreadable name: {e}"))
+            })?
+            .into_owned();
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(name) = entry_name.strip_suffix(".npy") else {
+            return Err(SimilarityError::file(
+                path,
+                format!("entry `{entry_name}` is not a .npy array"),
+            ));
+        };
+        let name = name.to_string();
+        let layer = read_npy_stream(entry, name).map_err(|message| {
+            SimilarityError::file(path, format!("array `{entry_name}`: {message}"))
+        })?;
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// Parses a `.npy` stream: header by `npyz`, then the data in one read.
+fn read_npy_stream(mut reader: impl Read, name: String) -> std::result::Result<HostLayer, String> {
+    let header =
+        NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a valid .npy file: {e}"))?;
+    let (is_f64, little_endian) = match header.dtype() {
+        DType::Plain(ts)
+            if ts.type_char() == TypeChar::Float && matches!(ts.size_field(), 4 | 8) =>
+        {
+            (
+                ts.size_field() == 8,
+                ts.endianness() != npyz::Endianness::Big,
+            )
+        }
+        DType::Plain(ts) => {
+            return Err(format!(
+                "unsupported dtype `{ts}`: activations must be float32 or float64"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unsupported dtype {}: activations must be float32 or float64",
+                other.descr()
+            ))
+        }
+    };
+    let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+    if shape.len() < 2 {
+        return Err(format!(
+            "array of shape {shape:?} has rank {}: activations need rank >= 2 (examples x features)",
+            shape.len()
+        ));
+    }
+    if shape.contains(&0) {
+        return Err(format!("array of shape {shape:?} is empty"));
+    }
+    let count: usize = shape.iter().product();
+    let mut values = if is_f64 {
+        let mut bytes = vec![0u8; count * 8];
+        read_data(&mut reader, &mut bytes, &shape)?;
+        decode_f64(&bytes, little_endian)?
+    } else {
+        // f32 is read straight into the output, then byte-swapped if the file is big-endian.
+        let mut values = vec![0f32; count];
+        read_data(&mut reader, bytemuck::cast_slice_mut(&mut values), &shape)?;
+        if little_endian != cfg!(target_endian = "little") {
+            values
+                .iter_mut()
+                .for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
+        }
+        values
+    };
+    if header.order() == Order::Fortran {
+        values = fortran_to_c_order(&values, &shape);
+    }
+    Ok(HostLayer {
+        name,
+        shape,
+        values,
+        stored_dtype: if is_f64 { "f64" } else { "f32" },
+    })
+}
+
+fn read_data(
+    reader: &mut impl Read,
+    buffer: &mut [u8],
+    shape: &[usize],
+) -> std::result::Result<(), String> {
+    reader.read_exact(buffer).map_err(|e| {
+        format!(
+            "data is truncated: shape {shape:?} needs {} bytes ({e})",
+            buffer.len()
+        )
+    })
+}
+
+/// Decodes raw little- or big-endian f64 bytes to f32; a value too large for f32 is an error
+/// rather than a silent infinity.
+fn decode_f64(bytes: &[u8], little_endian: bool) -> std::result::Result<Vec<f32>, String> {
+    let mut out = Vec::with_capacity(bytes.len() / 8);
+    for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+        let raw: [u8; 8] = chunk.try_into().expect("chunks of 8");
+        let v = if little_endian {
+            f64::from_le_bytes(raw)
+        } else {
+            f64::from_be_bytes(raw)
+        };
+        let narrowed = v as f32;
+        if v.is_finite() && !narrowed.is_finite() {
+            return Err(format!(
+                "value {v:e} at flat index {i} is outside the f32 range"
+            ));
+        }
+        out.push(narrowed);
+    }
+    Ok(out)
+}
+
+/// Reorders a Fortran-order (column-major) array to C order.
+fn fortran_to_c_order(values: &[f32], shape: &[usize]) -> Vec<f32> {
+    let rank = shape.len();
+    // Fortran strides: the first index varies fastest.
+    let mut f_strides = vec![1usize; rank];
+    for k in 1..rank {
+        f_strides[k] = f_strides[k - 1] * shape[k - 1];
+    }
+    let mut out = Vec::with_capacity(values.len());
+    let mut index = vec![0usize; rank];
+    for _ in 0..values.len() {
+        let offset: usize = index.iter().zip(&f_strides).map(|(i, s)| i * s).sum();
+        out.push(values[offset]);
+        // Advance the C-order multi-index (last index fastest).
+        for k in (0..rank).rev() {
+            index[k] += 1;
+            if index[k] < shape[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    out
+}
+
+/// Writes layers as an uncompressed `.npz` (f32), the format `np.load` reads; used by tests,
+/// benchmarks and users exporting activations from burn.
+pub fn write_npz(path: &Path, layers: &[HostLayer]) -> Result<()> {
+    let file = File::create(path)
+        .map_err(|e| SimilarityError::file(path, format!("cannot create: {e}")))?;
+    let mut archive = npyz_writer(file);
+    for layer in layers {
+        write_npz_entry(&mut archive, layer).map_err(|e| SimilarityError::file(path, e))?;
+    }
+    archive
+        .finish()
+        .map_err(|e| SimilarityError::file(path, format!("cannot finish archive: {e}")))?;
+    Ok(())
+}
+
+fn npyz_writer(file: File) -> zip::ZipWriter<std::io::BufWriter<File>> {
+    zip::ZipWriter::new(std::io::BufWriter::new(file))
+}
+
+fn write_npz_entry(
+    archive: &mut zip::ZipWriter<std::io::BufWriter<File>>,
+    layer: &HostLayer,
+) -> std::result::Result<(), String> {
+    use std::io::Write;
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(layer.values.len() * 4 > u32::MAX as usize / 2);
+    archive
+        .start_file(format!("{}.npy", layer.name), options)
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    write_npy_bytes(&mut bytes, layer).map_err(|e| e.to_string())?;
+    archive.write_all(&bytes).map_err(|e| e.to_string())
+}
+
+/// Writes one layer as `.npy` (f32, C order) into `out`.
+pub fn write_npy_bytes(out: &mut impl std::io::Write, layer: &HostLayer) -> std::io::Result<()> {
+    let shape: Vec<u64> = layer.shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(out)
+        .begin_nd()?;
+    writer.extend(layer.values.iter().copied())?;
+    writer.finish()
+}
+
+/// Writes one layer as a `.npy` file (f32).
+pub fn write_npy(path: &Path, layer: &HostLayer) -> Result<()> {
+    let file = File::create(path)
+        .map_err(|e| SimilarityError::file(path, format!("cannot create: {e}")))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_npy_bytes(&mut out, layer).map_err(|e| SimilarityError::file(path, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, shape: &[usize]) -> HostLayer {
+        let count = shape.iter().product();
+        HostLayer {
+            name: name.into(),
+            shape: shape.to_vec(),
+            values: (0..count).map(|i| i as f32 * 0.5).collect(),
+            stored_dtype: "f32",
+        }
+    }
+
+    #[test]
+    fn npy_round_trip_keeps_name_shape_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conv1.npy");
+        let original = layer("conv1", &[3, 2, 2]);
+        write_npy(&path, &original).unwrap();
+        let back = read_activations(&path).unwrap();
+        assert_eq!(back, vec![original]);
+    }
+
+    #[test]
+    fn npz_keeps_archive_order_and_directories_sort_naturally() {
+        let dir = tempfile::tempdir().unwrap();
+        let npz = dir.path().join("acts.npz");
+        let layers = vec![layer("zeta", &[4, 3]), layer("alpha", &[4, 2, 2])];
+        write_npz(&npz, &layers).unwrap();
+        let names: Vec<_> = read_activations(&npz)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(names, ["zeta", "alpha"]);
+
+        let sub = dir.path().join("layers");
+        std::fs::create_dir(&sub).unwrap();
+        for name in ["layer10", "layer2", "layer1"] {
+            write_npy(&sub.join(format!("{name}.npy")), &layer(name, &[4, 2])).unwrap();
+        }
+        let names: Vec<_> = read_activations(&sub)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(names, ["layer1", "layer2", "layer10"]);
+    }
+
+    #[test]
+    fn big_endian_and_f64_files_read_as_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        for (descr, path) in [
+            ("'>f4'", "be32.npy"),
+            ("'>f8'", "be64.npy"),
+            ("'<f8'", "le64.npy"),
+        ] {
+            let mut bytes = Vec::new();
+            let options = npyz::WriteOptions::new()
+                .dtype(DType::parse(descr).unwrap())
+                .shape(&[2, 3]);
+            if descr.contains('4') {
+                let mut w = options.writer(&mut bytes).begin_nd().unwrap();
+                w.extend([0.5f32, -1.0, 2.0, 3.5, 1e-3, 7.0]).unwrap();
+                w.finish().unwrap();
+            } else {
+                let mut w = npyz::WriteOptions::new()
+                    .dtype(DType::parse(descr).unwrap())
+                    .shape(&[2, 3])
+                    .writer(&mut bytes)
+                    .begin_nd()
+                    .unwrap();
+                w.extend([0.5f64, -1.0, 2.0, 3.5, 1e-3, 7.0]).unwrap();
+                w.finish().unwrap();
+            }
+            let path = dir.path().join(path);
+            std::fs::write(&path, bytes).unwrap();
+            let layer = read_npy(&path).unwrap();
+            assert_eq!(layer.shape, [2, 3]);
+            assert_eq!(layer.values, [0.5, -1.0, 2.0, 3.5, 1e-3, 7.0], "{descr}");
+        }
+        let mut bytes = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 2])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        w.extend([1.0f64, 1e300, 2.0, 3.0]).unwrap();
+        w.finish().unwrap();
+        let path = dir.path().join("huge.npy");
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_npy(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("outside the f32 range") && err.contains("index 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fortran_order_is_reordered_to_c_order() {
+        // [[0, 1, 2], [3, 4, 5]] stored column-major is 0 3 1 4 2 5.
+        let c = fortran_to_c_order(&[0.0, 3.0, 1.0, 4.0, 2.0, 5.0], &[2, 3]);
+        assert_eq!(c, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn bad_files_give_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.npy");
+        assert!(read_activations(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.npy"));
+
+        let garbage = dir.path().join("garbage.npy");
+        std::fs::write(&garbage, b"not a numpy file at all").unwrap();
+        let err = read_activations(&garbage).unwrap_err().to_string();
+        assert!(
+            err.contains("garbage.npy") && err.contains("not a valid .npy"),
+            "{err}"
+        );
+
+        let truncated = dir.path().join("truncated.npy");
+        let mut bytes = Vec::new();
+        write_npy_bytes(&mut bytes, &layer("t", &[10, 10])).unwrap();
+        std::fs::write(&truncated, &bytes[..bytes.len() - 8]).unwrap();
+        let err = read_activations(&truncated).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+
+        let ints = dir.path().join("ints.npy");
+        let mut bytes = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 2])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        w.extend([1i32, 2, 3, 4]).unwrap();
+        w.finish().unwrap();
+        std::fs::write(&ints, &bytes).unwrap();
+        let err = read_activations(&ints).unwrap_err().to_string();
+        assert!(err.contains("unsupported dtype `<i4`"), "{err}");
+
+        let vector = dir.path().join("vector.npy");
+        write_npy(&vector, &layer("v", &[5])).unwrap_or(());
+        let err = read_activations(&vector).unwrap_err().to_string();
+        assert!(err.contains("rank"), "{err}");
+    }
+}

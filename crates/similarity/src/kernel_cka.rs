@@ -1,0 +1,231 @@
+//! Kernel CKA from Gram matrices, and RBF CKA.
+//!
+//! CKA of any two kernels (Kornblith et al. 2019; Cortes et al. 2012 for centred kernel
+//! alignment):
+//!
+//! ```text
+//! CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))
+//! ```
+//!
+//! with the biased HSIC_0 (`H K H` centring) or the unbiased HSIC_1 (U-centring, Song et al.
+//! 2012). RBF CKA uses the Gaussian kernel of [`crate::gram::rbf_gram`], whose bandwidth is
+//! `sigma = t * sqrt(median squared distance)`. RBF Grams are `n x n`: memory is `O(n^2)` per
+//! layer, so use the minibatch or linear measures for tens of thousands of examples.
+
+use burn::tensor::Tensor;
+
+use crate::error::{Result, SimilarityError};
+use crate::gram::rbf_gram;
+use crate::hsic::HsicEstimator;
+use crate::layer::{check_min_examples, check_same_examples, read_back, Layer};
+use crate::linear_cka::{estimator_name, single_value};
+use crate::matrix::SimilarityMatrix;
+
+/// CKA of two Gram matrices with the given HSIC estimator; `Err(ZeroVariance)` (naming `k` or
+/// `l`) when a centred Gram is zero.
+pub fn cka_from_grams(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> Result<f64> {
+    let n = k.dims()[0];
+    if n < estimator.min_examples() {
+        return Err(SimilarityError::TooFewExamples {
+            estimator: estimator_name(estimator),
+            needed: estimator.min_examples(),
+            layer: "k".into(),
+            n,
+        });
+    }
+    let kc = estimator.center(k);
+    let lc = estimator.center(l);
+    let parts = vec![
+        kc.clone().mul(lc.clone()).sum(),
+        kc.clone().square().sum(),
+        lc.square().sum(),
+    ];
+    let v = read_back(Tensor::cat(parts, 0))?;
+    for (value, name) in [(v[1], "k"), (v[2], "l")] {
+        if !value.is_finite() {
+            return Err(SimilarityError::NonFinite {
+                layer: name.into(),
+                value: "a non-finite value".into(),
+                example: 0,
+                feature: 0,
+            });
+        }
+        if value <= 0.0 {
+            return Err(SimilarityError::ZeroVariance { layer: name.into() });
+        }
+    }
+    Ok(v[0] / (v[1] * v[2]).sqrt())
+}
+
+/// RBF CKA (biased HSIC) of two activation tensors, `sigma = threshold * sqrt(median d^2)`.
+pub fn rbf_cka<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    threshold: f64,
+) -> Result<f64> {
+    rbf_cka_pair(x, y, threshold, HsicEstimator::Biased)
+}
+
+/// RBF CKA with the unbiased HSIC_1 (Song et al. 2012).
+pub fn rbf_cka_debiased<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    threshold: f64,
+) -> Result<f64> {
+    rbf_cka_pair(x, y, threshold, HsicEstimator::Unbiased)
+}
+
+fn rbf_cka_pair<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    threshold: f64,
+    estimator: HsicEstimator,
+) -> Result<f64> {
+    let x = Layer::new("x", x.clone())?;
+    let y = Layer::new("y", y.clone())?;
+    let m = rbf_cka_matrix(
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&y),
+        threshold,
+        estimator,
+    )?;
+    single_value(&m, &[&x, &y])
+}
+
+/// One layer's centred RBF Gram, flattened to a row; `None` for a layer with zero variance.
+fn centred_rbf_row(
+    layer: &Layer,
+    threshold: f64,
+    estimator: HsicEstimator,
+) -> Result<Option<Tensor<2>>> {
+    let n = layer.num_examples();
+    match rbf_gram(layer, threshold) {
+        Ok(gram) => Ok(Some(estimator.center(gram).reshape([1, n * n]))),
+        Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// RBF CKA between every layer of A and every layer of B: each layer's centred RBF Gram is
+/// computed once, and all cross terms come from one matmul of the stacked, flattened Grams.
+pub fn rbf_cka_matrix(
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    threshold: f64,
+    estimator: HsicEstimator,
+) -> Result<SimilarityMatrix> {
+    let n = check_same_examples(layers_a.iter().chain(layers_b))?;
+    for layer in layers_a.iter().chain(layers_b) {
+        check_min_examples(layer, estimator.min_examples(), estimator_name(estimator))?;
+    }
+    let symmetric = std::ptr::eq(layers_a, layers_b);
+    let mut warnings = Vec::new();
+    let mut rows_of = |layers: &[Layer]| -> Result<Vec<Option<Tensor<2>>>> {
+        let rows = layers
+            .iter()
+            .map(|l| centred_rbf_row(l, threshold, estimator))
+            .collect::<Result<Vec<_>>>()?;
+        for (layer, row) in layers.iter().zip(&rows) {
+            if row.is_none() {
+                warnings.push(format!(
+                    "layer `{}` has zero variance (median squared distance 0 over {n} examples): \
+                     its cells are undefined",
+                    layer.name
+                ));
+            }
+        }
+        Ok(rows)
+    };
+    let rows_a = rows_of(layers_a)?;
+    let rows_b = if symmetric {
+        rows_a.clone()
+    } else {
+        rows_of(layers_b)?
+    };
+
+    let defined = |rows: &[Option<Tensor<2>>]| -> Vec<usize> {
+        rows.iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some())
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (ia, ib) = (defined(&rows_a), defined(&rows_b));
+    let mut values = vec![None; layers_a.len() * layers_b.len()];
+    if !ia.is_empty() && !ib.is_empty() {
+        let stack = |rows: &[Option<Tensor<2>>], idx: &[usize]| {
+            Tensor::cat(idx.iter().map(|&i| rows[i].clone().unwrap()).collect(), 0)
+        };
+        let a = stack(&rows_a, &ia);
+        let b = if symmetric {
+            a.clone()
+        } else {
+            stack(&rows_b, &ib)
+        };
+        let self_a = read_back(a.clone().square().sum_dim(1))?;
+        let self_b = read_back(b.clone().square().sum_dim(1))?;
+        let cross = read_back(a.matmul(b.transpose()))?;
+        for (p, &i) in ia.iter().enumerate() {
+            for (q, &j) in ib.iter().enumerate() {
+                let value = cross[p * ib.len() + q] / (self_a[p] * self_b[q]).sqrt();
+                values[i * layers_b.len() + j] = if value.is_finite() { Some(value) } else { None };
+                if !value.is_finite() {
+                    warnings.push(format!(
+                        "`{}` x `{}`: centred RBF Gram is zero, cell undefined",
+                        layers_a[i].name, layers_b[j].name
+                    ));
+                }
+            }
+        }
+    }
+    let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
+    let metric = match estimator {
+        HsicEstimator::Biased => "rbf_cka",
+        HsicEstimator::Unbiased => "rbf_cka_debiased",
+    };
+    let mut matrix =
+        SimilarityMatrix::from_row_major(metric, names(layers_a), names(layers_b), values, n)
+            .with_parameter("estimator", estimator)
+            .with_parameter("threshold", threshold);
+    matrix.warnings = warnings;
+    Ok(matrix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::random_matrix;
+    use burn::tensor::Device;
+
+    #[test]
+    fn rbf_cka_of_a_layer_with_itself_is_one() {
+        let device = Device::flex();
+        let x = random_matrix(20, 5, 11, &device);
+        for value in [
+            rbf_cka(&x, &x, 0.5).unwrap(),
+            rbf_cka_debiased(&x, &x, 1.0).unwrap(),
+        ] {
+            assert!((value - 1.0).abs() < 1e-5, "{value}");
+        }
+    }
+
+    #[test]
+    fn matrix_entries_equal_pairwise_calls() {
+        let device = Device::flex();
+        let xs: Vec<Tensor<2>> = (0..3)
+            .map(|s| random_matrix(16, 4 + s, s as u64, &device))
+            .collect();
+        let layers: Vec<Layer> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| Layer::new(format!("l{i}"), x.clone()).unwrap())
+            .collect();
+        let m = rbf_cka_matrix(&layers[..2], &layers, 0.8, HsicEstimator::Unbiased).unwrap();
+        for i in 0..2 {
+            for j in 0..3 {
+                let pair = rbf_cka_debiased(&xs[i], &xs[j], 0.8).unwrap();
+                assert!((m.values[i][j].unwrap() - pair).abs() < 1e-5);
+            }
+        }
+    }
+}

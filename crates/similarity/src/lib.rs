@@ -1,0 +1,52 @@
+#![recursion_limit = "256"]
+//! Representational similarity measures as burn tensor ops.
+//!
+//! Inputs are activations with the examples on dim 0 (any rank >= 2; everything past dim 0 is
+//! flattened into features), on whatever device they live on: the heavy work (Grams, matmuls,
+//! centring, reductions) runs there, and only a few scalars per layer pair are read back.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`gram`] | linear and RBF Gram matrices |
+//! | [`centering`] | `H K H` and U-centring |
+//! | [`hsic`] | biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC |
+//! | [`linear_cka`] | linear CKA, biased and debiased, one pair or a whole matrix |
+//! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
+//! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
+//! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
+//! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
+//! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
+//!
+//! ```no_run
+//! use burn::tensor::{Device, Tensor};
+//! use repsim_similarity::{linear_cka, Layer, MinibatchCka};
+//!
+//! let device = Device::flex();
+//! let x = Tensor::<4>::ones([64, 8, 4, 4], &device); // a conv layer, N x C x H x W
+//! let y = Tensor::<2>::ones([64, 10], &device); // logits
+//! let cka = linear_cka(&x, &y); // Err(ZeroVariance) here: constant activations
+//! ```
+
+pub mod centering;
+pub mod error;
+pub mod files;
+pub mod gram;
+pub mod hsic;
+pub mod kernel_cka;
+pub mod layer;
+pub mod linear_cka;
+pub mod matrix;
+pub mod metric;
+pub mod minibatch;
+#[doc(hidden)]
+pub mod testing;
+
+pub use error::{Result, SimilarityError};
+pub use files::{read_activations, HostLayer};
+pub use hsic::{biased_hsic, unbiased_hsic, HsicEstimator};
+pub use kernel_cka::{cka_from_grams, rbf_cka, rbf_cka_debiased, rbf_cka_matrix};
+pub use layer::Layer;
+pub use linear_cka::{linear_cka, linear_cka_debiased, linear_cka_matrix};
+pub use matrix::SimilarityMatrix;
+pub use metric::{minibatch_cka_matrix, similarity_matrix, Metric, MetricOptions};
+pub use minibatch::{MinibatchCka, MinibatchCkaState};

@@ -1,0 +1,201 @@
+//! The measures by name, and one entry point that computes a layer x layer matrix for any of
+//! them (used by the CLI, the benchmarks and users who pick measures at run time).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Result, SimilarityError};
+use crate::hsic::HsicEstimator;
+use crate::kernel_cka::rbf_cka_matrix;
+use crate::layer::{check_same_examples, Layer};
+use crate::linear_cka::linear_cka_matrix;
+use crate::matrix::SimilarityMatrix;
+use crate::minibatch::MinibatchCka;
+
+/// A similarity measure, named as on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Linear CKA, biased HSIC (Kornblith et al. 2019).
+    LinearCka,
+    /// Linear CKA, unbiased HSIC (Song et al. 2012).
+    LinearCkaDebiased,
+    /// RBF CKA, biased HSIC.
+    RbfCka,
+    /// RBF CKA, unbiased HSIC.
+    RbfCkaDebiased,
+    /// Minibatch linear CKA with unbiased HSIC per batch (Nguyen et al. 2021).
+    MinibatchCka,
+}
+
+impl Metric {
+    /// Every metric, in the order the CLI lists them.
+    pub const ALL: [Metric; 5] = [
+        Metric::LinearCka,
+        Metric::LinearCkaDebiased,
+        Metric::RbfCka,
+        Metric::RbfCkaDebiased,
+        Metric::MinibatchCka,
+    ];
+
+    /// The metric's name (`linear_cka`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::LinearCka => "linear_cka",
+            Metric::LinearCkaDebiased => "linear_cka_debiased",
+            Metric::RbfCka => "rbf_cka",
+            Metric::RbfCkaDebiased => "rbf_cka_debiased",
+            Metric::MinibatchCka => "minibatch_cka",
+        }
+    }
+
+    /// The fewest examples the metric is defined for.
+    pub fn min_examples(self) -> usize {
+        match self {
+            Metric::LinearCka | Metric::RbfCka => 2,
+            _ => 4,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = SimilarityError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| SimilarityError::InvalidParameter {
+                name: "metric",
+                message: format!(
+                    "unknown metric `{s}`; known metrics: {}",
+                    Metric::ALL.map(Metric::name).join(", ")
+                ),
+            })
+    }
+}
+
+/// Parameters of the measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricOptions {
+    /// Batch size of minibatch CKA (Nguyen et al. use 256).
+    pub batch_size: usize,
+    /// RBF bandwidth threshold `t`: `sigma = t * sqrt(median squared distance)`.
+    pub rbf_threshold: f64,
+}
+
+impl Default for MetricOptions {
+    fn default() -> Self {
+        MetricOptions {
+            batch_size: 256,
+            rbf_threshold: 1.0,
+        }
+    }
+}
+
+/// The `metric` matrix between every layer of A (rows) and of B (columns). Pass the same
+/// slice twice to compare a model with itself (each layer's Gram is then computed once).
+pub fn similarity_matrix(
+    metric: Metric,
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    options: &MetricOptions,
+) -> Result<SimilarityMatrix> {
+    match metric {
+        Metric::LinearCka => linear_cka_matrix(layers_a, layers_b, HsicEstimator::Biased),
+        Metric::LinearCkaDebiased => linear_cka_matrix(layers_a, layers_b, HsicEstimator::Unbiased),
+        Metric::RbfCka => rbf_cka_matrix(
+            layers_a,
+            layers_b,
+            options.rbf_threshold,
+            HsicEstimator::Biased,
+        ),
+        Metric::RbfCkaDebiased => rbf_cka_matrix(
+            layers_a,
+            layers_b,
+            options.rbf_threshold,
+            HsicEstimator::Unbiased,
+        ),
+        Metric::MinibatchCka => minibatch_cka_matrix(layers_a, layers_b, options.batch_size),
+    }
+}
+
+/// Minibatch CKA over consecutive batches of `batch_size` examples of whole-data layers.
+///
+/// As in Nguyen et al. (2021) and their reference code, only full batches are used: the last
+/// `n % batch_size` examples are left out, with a warning in the matrix.
+pub fn minibatch_cka_matrix(
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    batch_size: usize,
+) -> Result<SimilarityMatrix> {
+    let n = check_same_examples(layers_a.iter().chain(layers_b))?;
+    check_batch_size(batch_size, n)?;
+    let symmetric = std::ptr::eq(layers_a, layers_b);
+    let mut cka = MinibatchCka::new();
+    for start in (0..=n - batch_size).step_by(batch_size) {
+        let batch_a: Vec<Layer> = layers_a.iter().map(|l| l.rows(start, batch_size)).collect();
+        if symmetric {
+            cka.update(&batch_a, &batch_a)?;
+        } else {
+            let batch_b: Vec<Layer> = layers_b.iter().map(|l| l.rows(start, batch_size)).collect();
+            cka.update(&batch_a, &batch_b)?;
+        }
+    }
+    let mut matrix = cka.finish()?.with_parameter("batch_size", batch_size);
+    let left_out = n % batch_size;
+    if left_out > 0 {
+        matrix.warnings.push(format!(
+            "the last {left_out} of {n} examples do not fill a batch of {batch_size} and were left out"
+        ));
+    }
+    Ok(matrix)
+}
+
+/// Checks a minibatch size against the number of examples.
+pub fn check_batch_size(batch_size: usize, n: usize) -> Result<()> {
+    let reason = if batch_size < 4 {
+        "the unbiased HSIC of each batch needs at least 4 examples"
+    } else if batch_size > n {
+        "the batch size is larger than the number of examples"
+    } else {
+        return Ok(());
+    };
+    Err(SimilarityError::BadBatchSize {
+        batch_size,
+        n,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for m in Metric::ALL {
+            assert_eq!(m.name().parse::<Metric>().unwrap(), m);
+        }
+        let err = "cka".parse::<Metric>().unwrap_err().to_string();
+        assert!(
+            err.contains("`cka`") && err.contains("minibatch_cka"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn batch_sizes_are_checked() {
+        assert!(check_batch_size(256, 1000).is_ok());
+        assert!(check_batch_size(2048, 1000)
+            .unwrap_err()
+            .to_string()
+            .contains("larger"));
+        assert!(check_batch_size(3, 1000).is_err());
+    }
+}

@@ -1,0 +1,579 @@
+//! Minibatch CKA (Nguyen, Raghu and Kornblith 2021, "Do Wide and Deep Networks Learn the Same
+//! Things?", ICLR): linear CKA from sums of unbiased HSIC over minibatches,
+//!
+//! ```text
+//! CKA_minibatch(X, Y) = sum_b HSIC_1(K_b, L_b) / sqrt( sum_b HSIC_1(K_b, K_b) sum_b HSIC_1(L_b, L_b) )
+//! ```
+//!
+//! with `K_b = X_b X_b^T` the linear Gram of batch `b` and HSIC_1 the unbiased estimator of
+//! Song et al. (2012). Memory is `O(batch^2)` per layer whatever the number of examples.
+//!
+//! # How a batch is computed
+//!
+//! For each layer, once per batch:
+//!
+//! 1. The Gram is symmetric, so only its lower block triangle is computed: with `k` row blocks
+//!    of `b = m / k` examples, panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row
+//!    views. That is `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for `k = 4`).
+//! 2. Row sums `r = K 1` are gathered from the panels (row sums, plus column sums of the
+//!    blocks below the diagonal), and the panels are double-centred in place of the Gram:
+//!    `Kc = K - r 1^T / m - 1 r^T / m + sum(r) / m^2`. The unbiased HSIC is unchanged by this
+//!    centring, and it keeps f32 sums small.
+//! 3. With `d = diag(Kc)`, for centred Grams (Kc 1 = 0) Song et al.'s estimator reduces to
+//!
+//!    ```text
+//!    m (m-3) HSIC_1(K, L) = <Kc, Lc> - (1 + 2/(m-2)) d_K . d_L + sum(d_K) sum(d_L) / ((m-1)(m-2))
+//!    ```
+//!
+//!    so each layer becomes one row `[blocks of Kc (off-diagonal ones times sqrt 2), d, sum d]`
+//!    and **all** cross-layer HSIC terms of the batch come from one matmul of the stacked rows
+//!    (weighted by `[1.., -(1 + 2/(m-2)).., 1/((m-1)(m-2))]`).
+//!
+//! Only `La x Lb + 2 (La + Lb)` scalars per batch are read back; the sums are kept in f64 on
+//! the host. The state serialises (serde) and two accumulators over disjoint batches merge,
+//! so the work can be sharded across processes or machines.
+
+use burn::tensor::{Bool, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SimilarityError};
+use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
+use crate::matrix::SimilarityMatrix;
+
+/// A layer whose centred Gram trace is below this fraction of its raw Gram trace is taken as
+/// having zero variance: its spread is below 1e-3 of its magnitude, where f32 Grams of the
+/// raw activations are dominated by rounding.
+pub const MINIBATCH_ZERO_VARIANCE_RATIO: f64 = 1e-6;
+
+/// The serialisable sums of a minibatch CKA accumulator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MinibatchCkaState {
+    /// Layer names of A (rows).
+    pub rows: Vec<String>,
+    /// Layer names of B (columns).
+    pub cols: Vec<String>,
+    /// `sum_b HSIC_1(K_b, L_b)`, row-major `rows x cols`.
+    pub hsic_ab: Vec<f64>,
+    /// `sum_b HSIC_1(K_b, K_b)` per layer of A.
+    pub hsic_aa: Vec<f64>,
+    /// `sum_b HSIC_1(L_b, L_b)` per layer of B.
+    pub hsic_bb: Vec<f64>,
+    /// `sum_b trace(K_b)` of the raw Grams of A (to detect zero variance).
+    pub trace_aa: Vec<f64>,
+    /// `sum_b trace(Kc_b)` of the centred Grams of A.
+    pub centred_trace_aa: Vec<f64>,
+    /// `sum_b trace(L_b)` of B.
+    pub trace_bb: Vec<f64>,
+    /// `sum_b trace(Lc_b)` of B.
+    pub centred_trace_bb: Vec<f64>,
+    /// Examples seen.
+    pub n_examples: usize,
+    /// Batches seen.
+    pub n_batches: usize,
+}
+
+/// Minibatch CKA accumulator: `update` per batch, `finish` for the matrix.
+///
+/// ```no_run
+/// # use repsim_similarity::{Layer, MinibatchCka};
+/// # fn batches() -> Vec<(Vec<Layer>, Vec<Layer>)> { vec![] }
+/// let mut cka = MinibatchCka::new();
+/// for (layers_a, layers_b) in batches() {
+///     cka.update(&layers_a, &layers_b)?;
+/// }
+/// let matrix = cka.finish()?;
+/// # Ok::<(), repsim_similarity::SimilarityError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MinibatchCka {
+    state: Option<MinibatchCkaState>,
+    triangle_blocks: Option<usize>,
+}
+
+impl MinibatchCka {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fixes the number of row blocks `k` of the Gram's lower block triangle (1 computes the
+    /// full Gram). By default `k` is chosen from the batch size (4 for batches of 128 or more
+    /// that 4 divides).
+    pub fn with_triangle_blocks(mut self, blocks: usize) -> Self {
+        self.triangle_blocks = Some(blocks.max(1));
+        self
+    }
+
+    /// An accumulator continuing from a saved state.
+    pub fn from_state(state: MinibatchCkaState) -> Self {
+        MinibatchCka {
+            state: Some(state),
+            triangle_blocks: None,
+        }
+    }
+
+    /// The sums so far (`None` before the first batch).
+    pub fn state(&self) -> Option<&MinibatchCkaState> {
+        self.state.as_ref()
+    }
+
+    /// Adds one batch: the same `m` examples through every layer of A and of B. Pass the same
+    /// slice twice to compare a model with itself: each Gram is then computed once.
+    pub fn update(&mut self, layers_a: &[Layer], layers_b: &[Layer]) -> Result<()> {
+        let m = check_same_examples(layers_a.iter().chain(layers_b))?;
+        if m < 4 {
+            return Err(SimilarityError::TooFewExamples {
+                estimator: "minibatch CKA (unbiased HSIC per batch)",
+                needed: 4,
+                layer: layers_a[0].name.clone(),
+                n: m,
+            });
+        }
+        let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        let (rows, cols) = (names(layers_a), names(layers_b));
+        let offset = self.state.as_ref().map_or(0, |s| s.n_examples);
+        if let Some(state) = &self.state {
+            if state.rows != rows || state.cols != cols {
+                return Err(SimilarityError::MergeMismatch(format!(
+                    "this batch has layers {rows:?} x {cols:?}, earlier batches had {:?} x {:?}",
+                    state.rows, state.cols
+                )));
+            }
+        }
+
+        let blocks = self
+            .triangle_blocks
+            .unwrap_or_else(|| default_triangle_blocks(m));
+        let blocks = if m % blocks == 0 { blocks } else { 1 };
+        let symmetric = std::ptr::eq(layers_a, layers_b);
+        let (la, lb) = (layers_a.len(), layers_b.len());
+
+        let rows_a = BatchRows::new(layers_a, blocks);
+        let rows_b = if symmetric {
+            None
+        } else {
+            Some(BatchRows::new(layers_b, blocks))
+        };
+        let rows_b_ref = rows_b.as_ref().unwrap_or(&rows_a);
+
+        let weights = hsic_weights(rows_a.features.dims()[1], m, &rows_a.features.device());
+        let weighted_a = rows_a.features.clone().mul(weights.clone());
+        let cross = weighted_a
+            .clone()
+            .matmul(rows_b_ref.features.clone().transpose());
+        let self_a = weighted_a
+            .mul(rows_a.features.clone())
+            .sum_dim(1)
+            .reshape([la]);
+        let self_b = if symmetric {
+            self_a.clone()
+        } else {
+            rows_b_ref
+                .features
+                .clone()
+                .mul(weights)
+                .mul(rows_b_ref.features.clone())
+                .sum_dim(1)
+                .reshape([lb])
+        };
+        let values = read_back(Tensor::cat(
+            vec![
+                cross.reshape([la * lb]),
+                self_a,
+                self_b,
+                rows_a.traces.clone(),
+                rows_b_ref.traces.clone(),
+            ],
+            0,
+        ))?;
+        let (cross, rest) = values.split_at(la * lb);
+        let (self_a, rest) = rest.split_at(la);
+        let (self_b, traces) = rest.split_at(lb);
+        let (traces_a, traces_b) = traces.split_at(2 * la);
+
+        // A NaN or infinity anywhere in a layer's batch makes its self term non-finite.
+        for (i, v) in self_a.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(explain_non_finite(&layers_a[i].rows(0, m), offset));
+            }
+        }
+        for (j, v) in self_b.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(explain_non_finite(&layers_b[j].rows(0, m), offset));
+            }
+        }
+        if let Some(k) = cross.iter().position(|v| !v.is_finite()) {
+            return Err(explain_non_finite(&layers_a[k / lb], offset));
+        }
+
+        let state = self.state.get_or_insert_with(|| MinibatchCkaState {
+            hsic_ab: vec![0.0; la * lb],
+            hsic_aa: vec![0.0; la],
+            hsic_bb: vec![0.0; lb],
+            trace_aa: vec![0.0; la],
+            centred_trace_aa: vec![0.0; la],
+            trace_bb: vec![0.0; lb],
+            centred_trace_bb: vec![0.0; lb],
+            rows: rows.clone(),
+            cols: cols.clone(),
+            n_examples: 0,
+            n_batches: 0,
+        });
+        let norm = (m * (m - 3)) as f64;
+        add_scaled(&mut state.hsic_ab, cross, norm);
+        add_scaled(&mut state.hsic_aa, self_a, norm);
+        add_scaled(&mut state.hsic_bb, self_b, norm);
+        for i in 0..la {
+            state.trace_aa[i] += traces_a[2 * i];
+            state.centred_trace_aa[i] += traces_a[2 * i + 1];
+        }
+        for j in 0..lb {
+            state.trace_bb[j] += traces_b[2 * j];
+            state.centred_trace_bb[j] += traces_b[2 * j + 1];
+        }
+        state.n_examples += m;
+        state.n_batches += 1;
+        Ok(())
+    }
+
+    /// Adds the sums of another accumulator over disjoint batches of the same layers.
+    pub fn merge(&mut self, other: &MinibatchCka) -> Result<()> {
+        let Some(theirs) = &other.state else {
+            return Ok(());
+        };
+        let Some(ours) = &mut self.state else {
+            self.state = Some(theirs.clone());
+            return Ok(());
+        };
+        if ours.rows != theirs.rows || ours.cols != theirs.cols {
+            return Err(SimilarityError::MergeMismatch(format!(
+                "layers {:?} x {:?} against {:?} x {:?}",
+                ours.rows, ours.cols, theirs.rows, theirs.cols
+            )));
+        }
+        let add = |a: &mut Vec<f64>, b: &Vec<f64>| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        add(&mut ours.hsic_ab, &theirs.hsic_ab);
+        add(&mut ours.hsic_aa, &theirs.hsic_aa);
+        add(&mut ours.hsic_bb, &theirs.hsic_bb);
+        add(&mut ours.trace_aa, &theirs.trace_aa);
+        add(&mut ours.centred_trace_aa, &theirs.centred_trace_aa);
+        add(&mut ours.trace_bb, &theirs.trace_bb);
+        add(&mut ours.centred_trace_bb, &theirs.centred_trace_bb);
+        ours.n_examples += theirs.n_examples;
+        ours.n_batches += theirs.n_batches;
+        Ok(())
+    }
+
+    /// The CKA matrix `sum HSIC_ab / sqrt(sum HSIC_aa sum HSIC_bb)`; cells of layers with zero
+    /// variance are `None`, with a warning naming the layer.
+    pub fn finish(&self) -> Result<SimilarityMatrix> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or(SimilarityError::InvalidParameter {
+                name: "minibatch CKA",
+                message: "no batch was added".into(),
+            })?;
+        let mut warnings = Vec::new();
+        let mut defined = |names: &[String], hsic: &[f64], trace: &[f64], centred: &[f64]| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let ok = hsic[i] > 0.0 && centred[i] > MINIBATCH_ZERO_VARIANCE_RATIO * trace[i];
+                    if !ok && !warnings.iter().any(|w: &String| w.contains(&format!("`{name}`"))) {
+                        warnings.push(format!(
+                            "layer `{name}` has zero variance across the examples (or a spread \
+                             below 1e-3 of its magnitude, unmeasurable in f32): its cells are undefined"
+                        ));
+                    }
+                    ok
+                })
+                .collect::<Vec<bool>>()
+        };
+        let ok_a = defined(
+            &state.rows,
+            &state.hsic_aa,
+            &state.trace_aa,
+            &state.centred_trace_aa,
+        );
+        let ok_b = defined(
+            &state.cols,
+            &state.hsic_bb,
+            &state.trace_bb,
+            &state.centred_trace_bb,
+        );
+        let lb = state.cols.len();
+        let values = (0..state.rows.len() * lb)
+            .map(|k| {
+                let (i, j) = (k / lb, k % lb);
+                (ok_a[i] && ok_b[j])
+                    .then(|| state.hsic_ab[k] / (state.hsic_aa[i] * state.hsic_bb[j]).sqrt())
+            })
+            .collect();
+        let mut matrix = SimilarityMatrix::from_row_major(
+            "minibatch_cka",
+            state.rows.clone(),
+            state.cols.clone(),
+            values,
+            state.n_examples,
+        )
+        .with_parameter("estimator", crate::HsicEstimator::Unbiased)
+        .with_parameter("batches", state.n_batches);
+        matrix.warnings = warnings;
+        Ok(matrix)
+    }
+}
+
+fn add_scaled(sums: &mut [f64], values: &[f64], divisor: f64) {
+    sums.iter_mut()
+        .zip(values)
+        .for_each(|(s, v)| *s += v / divisor);
+}
+
+/// Multiply-add FLOPs (2 per multiply-add) of the Gram phase of a batch of `m` examples of `d`
+/// features with `blocks` row blocks: `(blocks + 1) / (2 blocks)` of the full Gram's `2 m^2 d`.
+pub fn gram_phase_flops(m: usize, d: usize, blocks: usize) -> f64 {
+    let b = (m / blocks) as f64;
+    2.0 * b * b * d as f64 * (blocks * (blocks + 1) / 2) as f64
+}
+
+/// The default number of row blocks of the Gram's lower triangle for a batch of `m`.
+pub fn default_triangle_blocks(m: usize) -> usize {
+    match m {
+        m if m >= 128 && m % 4 == 0 => 4,
+        m if m >= 64 && m % 2 == 0 => 2,
+        _ => 1,
+    }
+}
+
+/// Weights turning `row_K . row_L` into `m (m-3) HSIC_1(K, L)` (see the module docs).
+fn hsic_weights(width: usize, m: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let gram_len = width - m - 1;
+    let mf = m as f64;
+    let gram = Tensor::<2>::ones([1, gram_len], device);
+    let diag = Tensor::<2>::ones([1, m], device).mul_scalar(-(1.0 + 2.0 / (mf - 2.0)));
+    let total = Tensor::<2>::ones([1, 1], device).mul_scalar(1.0 / ((mf - 1.0) * (mf - 2.0)));
+    Tensor::cat(vec![gram, diag, total], 1)
+}
+
+/// Every layer of one side of a batch as one stacked row each.
+struct BatchRows {
+    /// `L x F`: `[weighted centred Gram blocks, d, sum d]` per layer.
+    features: Tensor<2>,
+    /// `2 L`: `trace(K), trace(Kc)` per layer.
+    traces: Tensor<1>,
+}
+
+impl BatchRows {
+    fn new(layers: &[Layer], blocks: usize) -> Self {
+        let (rows, traces): (Vec<_>, Vec<_>) =
+            layers.iter().map(|l| gram_row(&l.matrix, blocks)).unzip();
+        BatchRows {
+            features: Tensor::cat(rows, 0),
+            traces: Tensor::cat(traces, 0),
+        }
+    }
+}
+
+/// The Gram phase of one layer in one batch: its row `[weighted centred Gram blocks, d, sum d]`
+/// (`1 x F`) and `[trace(K), trace(Kc)]`, from the lower block triangle of the Gram with
+/// `blocks` row blocks (see the module docs). `blocks` must divide the batch size.
+pub fn gram_row(x: &Tensor<2>, blocks: usize) -> (Tensor<2>, Tensor<1>) {
+    let m = x.dims()[0];
+    let b = m / blocks;
+    let device = x.device();
+
+    // Panels of the lower block triangle: panel a = X[a] X[0..=a]^T, b x (a+1) b.
+    let panels: Vec<Tensor<2>> = (0..blocks)
+        .map(|a| {
+            let rows = x.clone().narrow(0, a * b, b);
+            let upto = x.clone().narrow(0, 0, (a + 1) * b);
+            rows.matmul(upto.transpose())
+        })
+        .collect();
+
+    // Row sums of the full Gram: each panel's row sums, plus the column sums of the blocks
+    // below the diagonal (the transposed upper triangle).
+    let lower = Tensor::cat(panels.iter().map(|p| p.clone().sum_dim(1)).collect(), 0); // m x 1
+    let mut row_sums = lower.reshape([1, m]);
+    for (a, panel) in panels.iter().enumerate().skip(1) {
+        let below = panel.clone().narrow(1, 0, a * b).sum_dim(0); // 1 x a b
+        let padded = Tensor::cat(vec![below, Tensor::zeros([1, m - a * b], &device)], 1);
+        row_sums = row_sums.add(padded);
+    }
+    let total = row_sums.clone().sum_dim(1); // 1 x 1
+    let mf = m as f64;
+    let grand = total.clone().div_scalar(mf * mf); // 1 x 1
+    let row_means = row_sums.div_scalar(mf); // 1 x m
+
+    let off_diagonal = Tensor::<2, Bool>::diag_mask([b, b], 0, &device);
+    let sqrt2 = std::f64::consts::SQRT_2;
+    let mut pieces = Vec::with_capacity(blocks + 2);
+    let mut diag_raw = Vec::with_capacity(blocks);
+    for (a, panel) in panels.into_iter().enumerate() {
+        let width = (a + 1) * b;
+        let own_means = row_means.clone().narrow(1, a * b, b).transpose(); // b x 1
+        let col_means = row_means.clone().narrow(1, 0, width); // 1 x width
+        let centred = panel
+            .clone()
+            .sub(own_means)
+            .sub(col_means)
+            .add(grand.clone());
+        let diagonal_block = panel.narrow(1, a * b, b);
+        diag_raw.push(
+            diagonal_block
+                .mask_fill(off_diagonal.clone(), 0.0)
+                .sum_dim(1)
+                .reshape([1, b]),
+        );
+        let weighted = if a == 0 {
+            centred
+        } else {
+            let weights = Tensor::cat(
+                vec![
+                    Tensor::<2>::ones([1, a * b], &device).mul_scalar(sqrt2),
+                    Tensor::<2>::ones([1, b], &device),
+                ],
+                1,
+            );
+            centred.mul(weights)
+        };
+        pieces.push(weighted.reshape([1, b * width]));
+    }
+    // d = diag(Kc) = diag(K) - 2 r / m + sum(r) / m^2.
+    let diag_raw = Tensor::cat(diag_raw, 1); // 1 x m
+    let trace_raw = diag_raw.clone().sum_dim(1);
+    let d = diag_raw.sub(row_means.mul_scalar(2.0)).add(grand);
+    let trace_centred = d.clone().sum_dim(1);
+    pieces.push(d);
+    pieces.push(trace_centred.clone());
+    let traces = Tensor::cat(vec![trace_raw, trace_centred], 1).reshape([2]);
+    (Tensor::cat(pieces, 1), traces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsic::HsicEstimator;
+    use crate::linear_cka::linear_cka_matrix;
+    use crate::testing::random_matrix;
+    use burn::tensor::Device;
+
+    fn layers(n: usize, seed: u64, device: &Device) -> Vec<Layer> {
+        let base = random_matrix(n, 6, seed, device);
+        vec![
+            Layer::new("l0", base.clone()).unwrap(),
+            Layer::new(
+                "l1",
+                base.clone()
+                    .matmul(random_matrix(6, 9, seed + 1, device))
+                    .abs(),
+            )
+            .unwrap(),
+            Layer::new(
+                "l2",
+                random_matrix(n, 140, seed + 2, device).add_scalar(2.0),
+            )
+            .unwrap(),
+        ]
+    }
+
+    #[test]
+    fn one_batch_equals_debiased_cka_for_every_block_count() {
+        let device = Device::flex();
+        let a = layers(128, 1, &device);
+        let b = layers(128, 10, &device);
+        let reference = linear_cka_matrix(&a, &b, HsicEstimator::Unbiased).unwrap();
+        for blocks in [1, 2, 4, 8] {
+            let mut cka = MinibatchCka::new().with_triangle_blocks(blocks);
+            cka.update(&a, &b).unwrap();
+            let m = cka.finish().unwrap();
+            for i in 0..3 {
+                for j in 0..3 {
+                    let (got, want) = (m.values[i][j].unwrap(), reference.values[i][j].unwrap());
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "k={blocks} [{i}][{j}] {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merged_accumulators_equal_one_accumulator() {
+        let device = Device::flex();
+        let a = layers(96, 3, &device);
+        let b = layers(96, 4, &device);
+        let mut one = MinibatchCka::new();
+        let (mut first, mut second) = (MinibatchCka::new(), MinibatchCka::new());
+        for s in 0..3 {
+            let (ba, bb): (Vec<_>, Vec<_>) = (
+                a.iter().map(|l| l.rows(s * 32, 32)).collect(),
+                b.iter().map(|l| l.rows(s * 32, 32)).collect(),
+            );
+            one.update(&ba, &bb).unwrap();
+            if s < 2 {
+                first.update(&ba, &bb).unwrap()
+            } else {
+                second.update(&ba, &bb).unwrap()
+            }
+        }
+        let json = serde_json::to_string(second.state().unwrap()).unwrap();
+        let restored = MinibatchCka::from_state(serde_json::from_str(&json).unwrap());
+        first.merge(&restored).unwrap();
+        let (x, y) = (one.finish().unwrap(), first.finish().unwrap());
+        assert_eq!(y.n_examples, 96);
+        for (rx, ry) in x.values.iter().zip(&y.values) {
+            for (vx, vy) in rx.iter().zip(ry) {
+                assert!((vx.unwrap() - vy.unwrap()).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_against_itself_is_symmetric_with_unit_diagonal() {
+        let device = Device::flex();
+        let a = layers(64, 5, &device);
+        let mut cka = MinibatchCka::new();
+        cka.update(&a, &a).unwrap();
+        let m = cka.finish().unwrap();
+        for i in 0..3 {
+            assert!((m.values[i][i].unwrap() - 1.0).abs() < 1e-5);
+            for j in 0..3 {
+                assert!((m.values[i][j].unwrap() - m.values[j][i].unwrap()).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn nan_is_reported_with_its_global_example_index() {
+        let device = Device::flex();
+        let a = layers(8, 6, &device);
+        let mut cka = MinibatchCka::new();
+        cka.update(&a, &a).unwrap();
+        let mut values = crate::testing::random_values(8, 3, 9);
+        values[3 * 5 + 2] = f32::INFINITY;
+        let bad = Tensor::<2>::from_data(burn::tensor::TensorData::new(values, [8, 3]), &device);
+        let b = vec![Layer::new("l0", bad).unwrap(), a[1].clone(), a[2].clone()];
+        let err = cka.update(&b, &b).unwrap_err();
+        assert!(
+            matches!(err, SimilarityError::NonFinite { ref layer, example: 13, feature: 2, .. } if layer == "l0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn constant_layer_gives_undefined_cells() {
+        let device = Device::flex();
+        let mut a = layers(16, 7, &device);
+        a.push(Layer::new("dead", Tensor::<2>::ones([16, 5], &device)).unwrap());
+        let mut cka = MinibatchCka::new();
+        cka.update(&a, &a).unwrap();
+        let m = cka.finish().unwrap();
+        assert!(m.values[3].iter().all(Option::is_none));
+        assert!(m.values[0][0].is_some());
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    }
+}
