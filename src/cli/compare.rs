@@ -1,0 +1,215 @@
+//! `repsim compare A B`: layer x layer similarity of two activation files.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use repsim_similarity::metric::check_batch_size;
+use repsim_similarity::{
+    read_activations, similarity_matrix, HostLayer, Layer, Metric, MetricOptions,
+};
+use serde_json::json;
+
+use super::{parse_device, table, CliError};
+use crate::device::{select_device, DeviceChoice};
+
+/// Arguments of `repsim compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Activations of model A: a .npy file, a .npz archive (one array per layer) or a
+    /// directory of .npy files. Examples on dim 0, in the same order as B.
+    pub a: PathBuf,
+    /// Activations of model B (may be the same as A).
+    pub b: PathBuf,
+    /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
+    /// minibatch_cka.
+    #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
+    pub metric: Vec<String>,
+    /// Batch size of minibatch_cka (examples left over after the last full batch are dropped).
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// RBF bandwidth: sigma = T * sqrt(median squared distance).
+    #[arg(long, default_value_t = 1.0)]
+    pub rbf_threshold: f64,
+    /// Device: auto, flex, wgpu or vulkan.
+    #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+    /// Write all results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs the comparison.
+pub fn run(args: CompareArgs) -> Result<(), CliError> {
+    let metrics = args
+        .metric
+        .iter()
+        .map(|m| m.trim().parse::<Metric>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let uses_rbf = metrics
+        .iter()
+        .any(|m| matches!(m, Metric::RbfCka | Metric::RbfCkaDebiased));
+    if uses_rbf && !(args.rbf_threshold.is_finite() && args.rbf_threshold > 0.0) {
+        return Err(CliError::Input(format!(
+            "--rbf-threshold must be a positive number, got {}",
+            args.rbf_threshold
+        )));
+    }
+    if let Some(json) = &args.json {
+        check_writable(json)?;
+    }
+
+    let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
+    eprintln!("device: {selected}");
+
+    let started = Instant::now();
+    let host_a = load(&args.a)?;
+    let same_input = same_file(&args.a, &args.b);
+    let host_b = if same_input {
+        None
+    } else {
+        Some(load(&args.b)?)
+    };
+    let n = host_a[0].num_examples();
+    if let Some(b) = &host_b {
+        if b[0].num_examples() != n {
+            return Err(CliError::Input(format!(
+                "{} holds {n} examples but {} holds {}: both must hold the same examples in the same order",
+                args.a.display(),
+                args.b.display(),
+                b[0].num_examples()
+            )));
+        }
+    }
+    for metric in &metrics {
+        if n < metric.min_examples() {
+            return Err(CliError::Input(format!(
+                "{metric} needs at least {} examples, the inputs hold {n}",
+                metric.min_examples()
+            )));
+        }
+        if *metric == Metric::MinibatchCka {
+            check_batch_size(args.batch_size, n)?;
+        }
+    }
+    let layer_names =
+        |layers: &[HostLayer]| layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+    let shapes = |layers: &[HostLayer]| layers.iter().map(|l| l.shape.clone()).collect::<Vec<_>>();
+    let meta_layers_a = (layer_names(&host_a), shapes(&host_a));
+    let meta_layers_b = host_b.as_ref().map(|b| (layer_names(b), shapes(b)));
+    let describe = |path: &Path, layers: &[HostLayer]| {
+        let count = layers.len();
+        format!(
+            "{} ({count} layer{})",
+            path.display(),
+            if count == 1 { "" } else { "s" }
+        )
+    };
+    eprintln!(
+        "loaded {}{} with {n} examples in {:.2} s",
+        describe(&args.a, &host_a),
+        host_b
+            .as_ref()
+            .map_or(String::new(), |b| format!(" and {}", describe(&args.b, b))),
+        started.elapsed().as_secs_f64()
+    );
+
+    let upload = |layers: Vec<HostLayer>| -> Vec<Layer> {
+        layers
+            .into_iter()
+            .map(|l| l.into_layer(&selected.device))
+            .collect()
+    };
+    let layers_a = upload(host_a);
+    let layers_b = host_b.map(upload);
+    let layers_b_ref: &[Layer] = layers_b.as_deref().unwrap_or(&layers_a);
+
+    let options = MetricOptions {
+        batch_size: args.batch_size,
+        rbf_threshold: args.rbf_threshold,
+    };
+    let mut results = Vec::with_capacity(metrics.len());
+    for metric in &metrics {
+        let t = Instant::now();
+        let matrix = similarity_matrix(*metric, &layers_a, layers_b_ref, &options)?;
+        eprintln!("{metric}: {:.3} s", t.elapsed().as_secs_f64());
+        for warning in &matrix.warnings {
+            eprintln!("warning: {metric}: {warning}");
+        }
+        print!("{}", table::render(&matrix));
+        results.push(matrix);
+    }
+
+    if let Some(path) = &args.json {
+        let (rows_b, shapes_b) = meta_layers_b.unwrap_or_else(|| meta_layers_a.clone());
+        let document = json!({
+            "meta": {
+                "repsim_version": env!("CARGO_PKG_VERSION"),
+                "a": args.a.display().to_string(),
+                "b": args.b.display().to_string(),
+                "device": selected.to_string(),
+                "n_examples": n,
+                "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                "batch_size": args.batch_size,
+                "rbf_threshold": args.rbf_threshold,
+                "layers_a": meta_layers_a.0,
+                "shapes_a": meta_layers_a.1,
+                "layers_b": rows_b,
+                "shapes_b": shapes_b,
+                "precision": "f32",
+            },
+            "results": results,
+        });
+        write_atomically(path, &document)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
+    Ok(read_activations(path)?)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Fails early, before any computation, when the JSON file cannot be created.
+fn check_writable(path: &Path) -> Result<(), CliError> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(CliError::Input(format!(
+            "{}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(CliError::Input(format!(
+            "{}: is a directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes the JSON to a temporary file beside `path` and renames it into place, so a failed
+/// run never leaves a half-written file.
+fn write_atomically(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        CliError::Input(format!("{}: cannot write: {e}", path.display()))
+    };
+    let mut file = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(|e| fail(&e))?;
+    serde_json::to_writer_pretty(&mut file, document).map_err(|e| fail(&e))?;
+    file.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}

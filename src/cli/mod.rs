@@ -1,0 +1,102 @@
+//! The `repsim` command line (clap derive API).
+//!
+//! Exit codes: 0 success; 2 bad input (usage, files, data, parameters, an unavailable device);
+//! 1 a failure while computing (a device that stopped answering).
+
+mod compare;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::device::{list_adapters, DeviceChoice};
+
+/// Do these neural networks learn the same things? Layer x layer representational similarity.
+#[derive(Debug, Parser)]
+#[command(name = "repsim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare the layers of two activation files (.npy, .npz or a directory of .npy).
+    Compare(compare::CompareArgs),
+    /// List the wgpu adapters and the device `auto` picks.
+    Devices,
+}
+
+/// A failed command: bad input (exit 2) or a failure while computing (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input: the message says what and where.
+    Input(String),
+    /// Something failed while computing.
+    Failure(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Input(_) => ExitCode::from(2),
+            CliError::Failure(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl From<repsim_similarity::SimilarityError> for CliError {
+    fn from(e: repsim_similarity::SimilarityError) -> Self {
+        match e {
+            repsim_similarity::SimilarityError::Readback(_) => CliError::Failure(e.to_string()),
+            other => CliError::Input(other.to_string()),
+        }
+    }
+}
+
+/// Parses the arguments, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compare(args) => compare::run(args),
+        Command::Devices => devices(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = match &e {
+                CliError::Input(m) | CliError::Failure(m) => m,
+            };
+            eprintln!("error: {message}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Parses a `--device` value (also from `REPSIM_DEVICE`).
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse().map_err(|e: crate::device::DeviceError| e.0)
+}
+
+fn devices() -> Result<(), CliError> {
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        println!("no wgpu adapters (Vulkan, Metal, DX12) found");
+    }
+    for a in &adapters {
+        let note = if a.is_hardware_gpu {
+            ""
+        } else {
+            "  [software: only used when named]"
+        };
+        println!(
+            "{:<8} {:<16} {} (driver {}){note}",
+            a.api, a.kind, a.name, a.driver
+        );
+    }
+    let auto =
+        crate::device::select_device(DeviceChoice::Auto).map_err(|e| CliError::Input(e.0))?;
+    println!("auto -> {auto}");
+    Ok(())
+}

@@ -1,0 +1,21 @@
+#![recursion_limit = "256"]
+//! repsim: do these neural networks learn the same things?
+//!
+//! repsim measures representational similarity (CKA and relatives) between every pair of
+//! layers of two networks, as burn tensor ops on the device the models run on: any GPU through
+//! wgpu (Vulkan, Metal, DX12), or the CPU through burn's `flex` backend.
+//!
+//! This crate is the facade: it re-exports the workspace crates and owns device selection
+//! ([`device`]) and the `repsim` command line ([`cli`]).
+
+pub mod cli;
+pub mod device;
+
+/// The similarity measures (`repsim-similarity`).
+pub use repsim_similarity as similarity;
+pub use repsim_similarity::{
+    linear_cka, linear_cka_debiased, linear_cka_matrix, rbf_cka, rbf_cka_debiased, HsicEstimator,
+    Layer, Metric, MetricOptions, MinibatchCka, SimilarityError, SimilarityMatrix,
+};
+
+pub use device::{select_device, DeviceChoice, SelectedDevice};

@@ -1,0 +1,285 @@
+//! `repsim compare` end to end: reference values through the binary, JSON output, and every
+//! kind of bad input (exit code 2, a message naming the problem, no output file left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use npyz::WriterBuilder;
+use repsim::similarity::files::{write_npy, write_npz, HostLayer};
+use repsim::similarity::testing::random_values;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("REPSIM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    assert!(
+        dir.join("kornblith_demo_x.npy").is_file(),
+        "fixtures not found in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn repsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args(args)
+        .env("REPSIM_DEVICE", "flex")
+        .output()
+        .expect("repsim runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn layer(name: &str, shape: &[usize], seed: u64) -> HostLayer {
+    let features: usize = shape[1..].iter().product();
+    HostLayer {
+        name: name.into(),
+        shape: shape.to_vec(),
+        values: random_values(shape[0], features, seed),
+        stored_dtype: "f32",
+    }
+}
+
+fn value(doc: &Value, metric: &str, i: usize, j: usize) -> Option<f64> {
+    let result = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == metric)
+        .unwrap();
+    result["values"][i][j].as_f64()
+}
+
+fn json_run(args: &[&str], dir: &Path) -> (Output, Value) {
+    let out = dir.join("out.json");
+    let mut all: Vec<&str> = args.to_vec();
+    let out_str = out.to_str().unwrap().to_string();
+    all.extend(["--json", &out_str]);
+    let o = repsim(&all);
+    assert!(o.status.success(), "repsim failed: {}", stderr(&o));
+    let doc = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (o, doc)
+}
+
+#[test]
+fn reference_values_through_the_cli() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let x = f.join("kornblith_demo_x.npy");
+    let y = f.join("kornblith_demo_y.npy");
+    let (o, doc) = json_run(
+        &[
+            "compare",
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            "--metric",
+            "linear_cka,linear_cka_debiased,rbf_cka,minibatch_cka",
+            "--rbf-threshold",
+            "0.5",
+            "--batch-size",
+            "100",
+        ],
+        dir.path(),
+    );
+    assert!(stderr(&o).contains("device: flex"), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("0.5576"), "table: {stdout}");
+    for (metric, want) in [
+        ("linear_cka", 0.557613),
+        ("linear_cka_debiased", 0.513456),
+        ("rbf_cka", 0.654831),
+        ("minibatch_cka", 0.513456),
+    ] {
+        let got = value(&doc, metric, 0, 0).unwrap();
+        assert!((got - want).abs() < 1e-4, "{metric}: {got} vs {want}");
+    }
+    assert_eq!(doc["meta"]["n_examples"], 100);
+    assert_eq!(doc["results"][0]["rows"][0], "kornblith_demo_x");
+
+    let (_, doc) = json_run(
+        &[
+            "compare",
+            f.join("svcca_svhn_model0_layer6.npy").to_str().unwrap(),
+            f.join("svcca_svhn_model1_layer6.npy").to_str().unwrap(),
+            "--metric",
+            "linear_cka,linear_cka_debiased",
+        ],
+        dir.path(),
+    );
+    assert!((value(&doc, "linear_cka", 0, 0).unwrap() - 0.872379).abs() < 1e-4);
+    assert!((value(&doc, "linear_cka_debiased", 0, 0).unwrap() - 0.867853).abs() < 1e-4);
+
+    let (_, doc) = json_run(
+        &[
+            "compare",
+            f.join("svcca_mnist_model0_layer4.npy").to_str().unwrap(),
+            f.join("svcca_mnist_model1_layer4.npy").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!((value(&doc, "linear_cka", 0, 0).unwrap() - 0.437452).abs() < 1e-4);
+}
+
+#[test]
+fn npz_and_directories_give_the_same_matrix_and_self_comparison_is_symmetric() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = vec![layer("conv", &[64, 2, 3, 3], 1), layer("fc", &[64, 10], 2)];
+    let npz = dir.path().join("a.npz");
+    write_npz(&npz, &layers).unwrap();
+    let sub = dir.path().join("a_dir");
+    std::fs::create_dir(&sub).unwrap();
+    for l in &layers {
+        write_npy(&sub.join(format!("{}.npy", l.name)), l).unwrap();
+    }
+    let args = |a: &Path, b: &Path| {
+        vec![
+            "compare".to_string(),
+            a.display().to_string(),
+            b.display().to_string(),
+            "--metric".into(),
+            "linear_cka,minibatch_cka".into(),
+            "--batch-size".into(),
+            "32".into(),
+        ]
+    };
+    let run = |a: &Path, b: &Path| {
+        let a = args(a, b);
+        json_run(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            dir.path(),
+        )
+        .1
+    };
+    let from_npz = run(&npz, &npz);
+    let from_dir = run(&sub, &npz);
+    for metric in ["linear_cka", "minibatch_cka"] {
+        for i in 0..2 {
+            assert!((value(&from_npz, metric, i, i).unwrap() - 1.0).abs() < 1e-5);
+            for j in 0..2 {
+                let (a, b) = (
+                    value(&from_npz, metric, i, j).unwrap(),
+                    value(&from_dir, metric, i, j).unwrap(),
+                );
+                assert!((a - b).abs() < 1e-6, "{metric} [{i}][{j}]: {a} vs {b}");
+                assert!((a - value(&from_npz, metric, j, i).unwrap()).abs() < 1e-6);
+            }
+        }
+    }
+    assert_eq!(
+        from_npz["results"][0]["rows"],
+        serde_json::json!(["conv", "fc"])
+    );
+}
+
+/// Runs a bad comparison: exit code 2, the message contains `needle`, no JSON written.
+fn assert_rejected(args: &[&str], needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let mut all = args.to_vec();
+    let out_str = out.to_str().unwrap().to_string();
+    all.extend(["--json", &out_str]);
+    let o = repsim(&all);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "a failed run left {}", out.display());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "leftover files"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message_and_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let good = layer("good", &[20, 5], 1);
+    write_npy(Path::new(&p("good.npy")), &good).unwrap();
+    write_npy(Path::new(&p("other_n.npy")), &layer("other_n", &[21, 5], 2)).unwrap();
+    write_npy(Path::new(&p("tiny.npy")), &layer("tiny", &[3, 5], 3)).unwrap();
+    let mut with_nan = layer("with_nan", &[20, 5], 4);
+    with_nan.values[7 * 5 + 3] = f32::NAN;
+    write_npy(Path::new(&p("with_nan.npy")), &with_nan).unwrap();
+    let mut bytes = Vec::new();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[20, 5])
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
+    w.extend(0..100i64).unwrap();
+    w.finish().unwrap();
+    std::fs::write(p("ints.npy"), bytes).unwrap();
+
+    let g = p("good.npy");
+    assert_rejected(&["compare", &p("nope.npy"), &g], "nope.npy");
+    assert_rejected(&["compare", &g, &p("ints.npy")], "unsupported dtype");
+    assert_rejected(&["compare", &g, &p("other_n.npy")], "21");
+    assert_rejected(
+        &[
+            "compare",
+            &p("tiny.npy"),
+            &p("tiny.npy"),
+            "--metric",
+            "linear_cka_debiased",
+        ],
+        "at least 4 examples",
+    );
+    assert_rejected(&["compare", &g, &p("with_nan.npy")], "example 7, feature 3");
+    assert_rejected(&["compare", &g, &p("with_nan.npy")], "with_nan");
+    assert_rejected(
+        &["compare", &g, &g, "--metric", "cka"],
+        "unknown metric `cka`",
+    );
+    assert_rejected(
+        &[
+            "compare",
+            &g,
+            &g,
+            "--metric",
+            "minibatch_cka",
+            "--batch-size",
+            "64",
+        ],
+        "larger than the number of examples",
+    );
+    assert_rejected(&["compare", &g, &g, "--device", "tpu"], "unknown device");
+}
+
+#[test]
+fn zero_variance_layer_gives_null_cells_and_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dead = layer("dead", &[30, 4], 1);
+    dead.values.iter_mut().for_each(|v| *v = 0.25);
+    let npz = dir.path().join("acts.npz");
+    write_npz(&npz, &[layer("alive", &[30, 4], 2), dead]).unwrap();
+    let (o, doc) = json_run(
+        &[
+            "compare",
+            npz.to_str().unwrap(),
+            npz.to_str().unwrap(),
+            "--metric",
+            "linear_cka,minibatch_cka,rbf_cka",
+            "--batch-size",
+            "10",
+        ],
+        dir.path(),
+    );
+    for metric in ["linear_cka", "minibatch_cka", "rbf_cka"] {
+        assert!(value(&doc, metric, 0, 0).is_some());
+        assert_eq!(value(&doc, metric, 1, 0), None, "{metric}");
+        assert_eq!(value(&doc, metric, 1, 1), None, "{metric}");
+    }
+    assert!(
+        stderr(&o).contains("warning") && stderr(&o).contains("`dead`"),
+        "{}",
+        stderr(&o)
+    );
+    let raw = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
+    assert!(!raw.contains("NaN") && raw.contains("null"));
+}

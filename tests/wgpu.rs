@@ -1,0 +1,125 @@
+//! The wgpu code paths, on whatever wgpu adapter the machine has: a real GPU, or the
+//! software Vulkan adapter (lavapipe, from mesa-vulkan-drivers) on machines without one.
+//!
+//! With no adapter at all the tests say so and pass, unless `REPSIM_REQUIRE_WGPU=1` (set by
+//! `.ci/run`, which installs lavapipe), where a missing adapter fails them.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use repsim::device::{select_device, DeviceChoice};
+use repsim::similarity::{
+    linear_cka, linear_cka_debiased, linear_cka_matrix, rbf_cka, read_activations, HsicEstimator,
+    Layer, MinibatchCka,
+};
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("REPSIM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+fn wgpu_device() -> Option<Device> {
+    match select_device(DeviceChoice::Wgpu) {
+        Ok(selected) => {
+            eprintln!("wgpu tests run on {selected}");
+            Some(selected.device)
+        }
+        Err(e) if std::env::var("REPSIM_REQUIRE_WGPU").as_deref() != Ok("1") => {
+            eprintln!("no wgpu adapter, wgpu tests not run: {e}");
+            None
+        }
+        Err(e) => panic!("REPSIM_REQUIRE_WGPU=1 but no wgpu adapter: {e}"),
+    }
+}
+
+fn load(name: &str, device: &Device) -> burn::tensor::Tensor<2> {
+    read_activations(&fixtures().join(name))
+        .unwrap()
+        .remove(0)
+        .into_layer(device)
+        .matrix
+}
+
+#[test]
+fn reference_values_and_flex_agreement_on_wgpu() {
+    let Some(device) = wgpu_device() else { return };
+    let x = load("kornblith_demo_x.npy", &device);
+    let y = load("kornblith_demo_y.npy", &device);
+    for (what, got, want) in [
+        ("linear CKA", linear_cka(&x, &y).unwrap(), 0.557613),
+        (
+            "debiased linear CKA",
+            linear_cka_debiased(&x, &y).unwrap(),
+            0.513456,
+        ),
+        ("RBF CKA", rbf_cka(&x, &y, 0.5).unwrap(), 0.654831),
+    ] {
+        assert!((got - want).abs() < 1e-4, "{what} on wgpu: {got} vs {want}");
+    }
+    let a = load("svcca_svhn_model0_layer6.npy", &device);
+    let b = load("svcca_svhn_model1_layer6.npy", &device);
+    let svhn = linear_cka(&a, &b).unwrap();
+    assert!(
+        (svhn - 0.872379).abs() < 1e-4,
+        "SVHN linear CKA on wgpu: {svhn}"
+    );
+
+    // Minibatch CKA over 4 batches of 250 and the Gram-space whole-data path, against flex.
+    let flex = Device::flex();
+    let layers = |device: &Device| {
+        vec![
+            Layer::new("svhn0", load("svcca_svhn_model0_layer6.npy", device)).unwrap(),
+            Layer::new("svhn1", load("svcca_svhn_model1_layer6.npy", device)).unwrap(),
+        ]
+    };
+    let minibatch = |layers: &[Layer]| {
+        let mut cka = MinibatchCka::new();
+        for s in 0..4 {
+            let batch: Vec<Layer> = layers.iter().map(|l| l.rows(s * 250, 250)).collect();
+            cka.update(&batch, &batch).unwrap();
+        }
+        cka.finish().unwrap()
+    };
+    let (on_gpu, on_cpu) = (minibatch(&layers(&device)), minibatch(&layers(&flex)));
+    let gram_gpu = linear_cka_matrix(
+        &layers(&device)[..1],
+        &layers(&device),
+        HsicEstimator::Unbiased,
+    )
+    .unwrap();
+    for j in 0..2 {
+        let (g, c) = (on_gpu.values[0][j].unwrap(), on_cpu.values[0][j].unwrap());
+        assert!(
+            (g - c).abs() < 1e-4,
+            "minibatch [0][{j}]: wgpu {g} vs flex {c}"
+        );
+    }
+    assert!((gram_gpu.values[0][1].unwrap() - 0.867853).abs() < 1e-4);
+}
+
+#[test]
+fn cli_runs_on_wgpu_when_named() {
+    if wgpu_device().is_none() {
+        return;
+    }
+    let f = fixtures();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args([
+            "compare",
+            f.join("kornblith_demo_x.npy").to_str().unwrap(),
+            f.join("kornblith_demo_y.npy").to_str().unwrap(),
+            "--device",
+            "wgpu",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("device: wgpu/"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0.557"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
