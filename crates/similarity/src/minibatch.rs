@@ -12,9 +12,11 @@
 //!
 //! For each layer, once per batch:
 //!
-//! 1. The Gram is symmetric, so only its lower block triangle is computed: with `k` row blocks
-//!    of `b = m / k` examples, panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row
-//!    views. That is `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for `k = 4`).
+//! 1. The Gram `X X^T`, by default in one matmul. Optionally only its lower block triangle:
+//!    with `k` row blocks of `b = m / k` examples, panel `a` is `X[a] X[0..=a]^T`
+//!    (`b x (a+1) b`), a matmul of row views, `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for
+//!    `k = 4`). On flex the narrow panels run at under half the rate of one square matmul, so
+//!    the full Gram is faster there (see `default_triangle_blocks`).
 //! 2. Row sums `r = K 1` are gathered from the panels (row sums, plus column sums of the
 //!    blocks below the diagonal), and the panels are double-centred in place of the Gram:
 //!    `Kc = K - r 1^T / m - 1 r^T / m + sum(r) / m^2`. The unbiased HSIC is unchanged by this
@@ -88,6 +90,35 @@ pub struct MinibatchCkaState {
 pub struct MinibatchCka {
     state: Option<MinibatchCkaState>,
     triangle_blocks: Option<usize>,
+    /// Device tensors that depend only on the batch shape, built at the first batch.
+    batch_constants: Option<BatchConstants>,
+}
+
+/// The HSIC weight row and the diagonal mask of one batch shape, built once and reused by
+/// every batch of that shape.
+#[derive(Clone, Debug)]
+struct BatchConstants {
+    m: usize,
+    blocks: usize,
+    device: burn::tensor::Device,
+    /// `[1.., -(1 + 2/(m-2)).., 1/((m-1)(m-2))]`, `1 x F`.
+    weights: Tensor<2>,
+    /// `true` off the diagonal of a `b x b` block.
+    off_diagonal: Tensor<2, Bool>,
+}
+
+impl BatchConstants {
+    fn new(m: usize, blocks: usize, device: &burn::tensor::Device) -> Self {
+        let b = m / blocks;
+        let gram_len = b * b * blocks * (blocks + 1) / 2;
+        BatchConstants {
+            m,
+            blocks,
+            device: device.clone(),
+            weights: hsic_weights(gram_len, m, device),
+            off_diagonal: Tensor::<2, Bool>::diag_mask([b, b], 0, device),
+        }
+    }
 }
 
 impl MinibatchCka {
@@ -96,9 +127,8 @@ impl MinibatchCka {
         Self::default()
     }
 
-    /// Fixes the number of row blocks `k` of the Gram's lower block triangle (1 computes the
-    /// full Gram). By default `k` is chosen from the batch size (4 for batches of 128 or more
-    /// that 4 divides).
+    /// Fixes the number of row blocks `k` of the Gram's lower block triangle (1, the default,
+    /// computes the full Gram in one matmul; `k` must divide the batch size, else 1 is used).
     pub fn with_triangle_blocks(mut self, blocks: usize) -> Self {
         self.triangle_blocks = Some(blocks.max(1));
         self
@@ -109,6 +139,7 @@ impl MinibatchCka {
         MinibatchCka {
             state: Some(state),
             triangle_blocks: None,
+            batch_constants: None,
         }
     }
 
@@ -148,15 +179,24 @@ impl MinibatchCka {
         let symmetric = std::ptr::eq(layers_a, layers_b);
         let (la, lb) = (layers_a.len(), layers_b.len());
 
-        let rows_a = BatchRows::new(layers_a, blocks);
+        let device = layers_a[0].matrix.device();
+        let reuse = self
+            .batch_constants
+            .as_ref()
+            .is_some_and(|c| c.m == m && c.blocks == blocks && c.device == device);
+        if !reuse {
+            self.batch_constants = Some(BatchConstants::new(m, blocks, &device));
+        }
+        let constants = self.batch_constants.as_ref().expect("built above");
+        let rows_a = BatchRows::new(layers_a, constants);
         let rows_b = if symmetric {
             None
         } else {
-            Some(BatchRows::new(layers_b, blocks))
+            Some(BatchRows::new(layers_b, constants))
         };
         let rows_b_ref = rows_b.as_ref().unwrap_or(&rows_a);
 
-        let weights = hsic_weights(rows_a.features.dims()[1], m, &rows_a.features.device());
+        let weights = constants.weights.clone();
         let weighted_a = rows_a.features.clone().mul(weights.clone());
         let cross = weighted_a
             .clone()
@@ -338,18 +378,18 @@ pub fn gram_phase_flops(m: usize, d: usize, blocks: usize) -> f64 {
     2.0 * b * b * d as f64 * (blocks * (blocks + 1) / 2) as f64
 }
 
-/// The default number of row blocks of the Gram's lower triangle for a batch of `m`.
-pub fn default_triangle_blocks(m: usize) -> usize {
-    match m {
-        m if m >= 128 && m % 4 == 0 => 4,
-        m if m >= 64 && m % 2 == 0 => 2,
-        _ => 1,
-    }
+/// The default number of row blocks of the Gram's lower triangle for a batch of `m`: 1, the
+/// full Gram in one matmul. The triangle does 5/8 of the FLOPs with 4 blocks, but on burn's flex
+/// backend the narrow panel matmuls run at under half the rate of one square one, so it was
+/// slower at every width measured (`examples/gram_throughput.rs`); it stays available through
+/// [`MinibatchCka::with_triangle_blocks`] for devices where small matmuls are efficient.
+pub fn default_triangle_blocks(_m: usize) -> usize {
+    1
 }
 
-/// Weights turning `row_K . row_L` into `m (m-3) HSIC_1(K, L)` (see the module docs).
-fn hsic_weights(width: usize, m: usize, device: &burn::tensor::Device) -> Tensor<2> {
-    let gram_len = width - m - 1;
+/// Weights turning `row_K . row_L` into `m (m-3) HSIC_1(K, L)` (see the module docs), for rows
+/// holding `gram_len` Gram entries.
+fn hsic_weights(gram_len: usize, m: usize, device: &burn::tensor::Device) -> Tensor<2> {
     let mf = m as f64;
     let gram = Tensor::<2>::ones([1, gram_len], device);
     let diag = Tensor::<2>::ones([1, m], device).mul_scalar(-(1.0 + 2.0 / (mf - 2.0)));
@@ -366,9 +406,11 @@ struct BatchRows {
 }
 
 impl BatchRows {
-    fn new(layers: &[Layer], blocks: usize) -> Self {
-        let (rows, traces): (Vec<_>, Vec<_>) =
-            layers.iter().map(|l| gram_row(&l.matrix, blocks)).unzip();
+    fn new(layers: &[Layer], constants: &BatchConstants) -> Self {
+        let (rows, traces): (Vec<_>, Vec<_>) = layers
+            .iter()
+            .map(|l| gram_row_masked(&l.matrix, constants.blocks, &constants.off_diagonal))
+            .unzip();
         BatchRows {
             features: Tensor::cat(rows, 0),
             traces: Tensor::cat(traces, 0),
@@ -380,6 +422,17 @@ impl BatchRows {
 /// (`1 x F`) and `[trace(K), trace(Kc)]`, from the lower block triangle of the Gram with
 /// `blocks` row blocks (see the module docs). `blocks` must divide the batch size.
 pub fn gram_row(x: &Tensor<2>, blocks: usize) -> (Tensor<2>, Tensor<1>) {
+    let b = x.dims()[0] / blocks;
+    let off_diagonal = Tensor::<2, Bool>::diag_mask([b, b], 0, &x.device());
+    gram_row_masked(x, blocks, &off_diagonal)
+}
+
+/// [`gram_row`] with the `b x b` off-diagonal mask given.
+fn gram_row_masked(
+    x: &Tensor<2>,
+    blocks: usize,
+    off_diagonal: &Tensor<2, Bool>,
+) -> (Tensor<2>, Tensor<1>) {
     let m = x.dims()[0];
     let b = m / blocks;
     let device = x.device();
@@ -407,7 +460,6 @@ pub fn gram_row(x: &Tensor<2>, blocks: usize) -> (Tensor<2>, Tensor<1>) {
     let grand = total.clone().div_scalar(mf * mf); // 1 x 1
     let row_means = row_sums.div_scalar(mf); // 1 x m
 
-    let off_diagonal = Tensor::<2, Bool>::diag_mask([b, b], 0, &device);
     let sqrt2 = std::f64::consts::SQRT_2;
     let mut pieces = Vec::with_capacity(blocks + 2);
     let mut diag_raw = Vec::with_capacity(blocks);
