@@ -62,13 +62,16 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     eprintln!("device: {selected}");
 
     let started = Instant::now();
-    let host_a = load(&args.a)?;
+    // A and B are read on two threads: reading is bound by memory copies and checksums.
     let same_input = same_file(&args.a, &args.b);
-    let host_b = if same_input {
-        None
-    } else {
-        Some(load(&args.b)?)
-    };
+    let (host_a, host_b) = std::thread::scope(|scope| {
+        let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
+        let a = load(&args.a);
+        let b = b.map(|handle| handle.join().expect("the reading thread does not panic"));
+        (a, b)
+    });
+    let host_a = host_a?;
+    let host_b = host_b.transpose()?;
     let n = host_a[0].num_examples();
     if let Some(b) = &host_b {
         if b[0].num_examples() != n {

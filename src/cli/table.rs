@@ -8,7 +8,8 @@ pub const MAX_TABLE_ROWS: usize = 24;
 pub const MAX_TABLE_COLS: usize = 12;
 
 const NAME_WIDTH: usize = 24;
-const CELL_WIDTH: usize = 10;
+const MIN_CELL_WIDTH: usize = 10;
+const MAX_CELL_WIDTH: usize = 24;
 
 /// The matrix as an aligned table, or a summary line when it is too big to read.
 pub fn render(matrix: &SimilarityMatrix) -> String {
@@ -31,17 +32,31 @@ pub fn render(matrix: &SimilarityMatrix) -> String {
         );
         return out;
     }
-    out += &format!("{:<NAME_WIDTH$}", "");
+    let longest = matrix
+        .cols
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    let cell = longest.clamp(MIN_CELL_WIDTH, MAX_CELL_WIDTH);
+    let name_width = matrix
+        .rows
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(NAME_WIDTH);
+    out += &format!("{:<name_width$}", "");
     for col in &matrix.cols {
-        out += &format!(" {:>CELL_WIDTH$}", shorten(col, CELL_WIDTH));
+        out += &format!(" {:>cell$}", shorten(col, cell));
     }
     out.push('\n');
     for (name, row) in matrix.rows.iter().zip(&matrix.values) {
-        out += &format!("{:<NAME_WIDTH$}", shorten(name, NAME_WIDTH));
+        out += &format!("{:<name_width$}", shorten(name, name_width));
         for value in row {
             match value {
-                Some(v) => out += &format!(" {v:>CELL_WIDTH$.4}"),
-                None => out += &format!(" {:>CELL_WIDTH$}", "undefined"),
+                Some(v) => out += &format!(" {v:>cell$.4}"),
+                None => out += &format!(" {:>cell$}", "undefined"),
             }
         }
         out.push('\n');
