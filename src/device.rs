@@ -65,8 +65,9 @@ impl FromStr for DeviceChoice {
         let lower = s.trim().to_ascii_lowercase();
         if lower == "cuda" {
             return Err(DeviceError(
-                "`cuda` is not built into repsim: burn's CUDA backend needs the CUDA toolkit at \
-                 build time; on an NVIDIA GPU use `vulkan` or `wgpu` (no CUDA needed)"
+                "`cuda` is not built into repsim: burn's CUDA backend downloads LLVM when it is \
+                 built, which fails offline; on an NVIDIA GPU use `vulkan` or `wgpu` (no CUDA \
+                 needed)"
                     .into(),
             ));
         }
