@@ -124,8 +124,8 @@ fn read_directory(dir: &Path) -> Result<Vec<HostLayer>> {
     }
     files.sort_by(|a, b| {
         natord::compare(
-            &a.file_name().unwrap().to_string_lossy(),
-            &b.file_name().unwrap().to_string_lossy(),
+            &a.file_name().unwrap_or_default().to_string_lossy(),
+            &b.file_name().unwrap_or_default().to_string_lossy(),
         )
     });
     files.iter().map(|p| read_npy(p)).collect()

@@ -18,7 +18,7 @@ use crate::error::{Result, SimilarityError};
 use crate::gram::rbf_gram;
 use crate::hsic::HsicEstimator;
 use crate::layer::{check_min_examples, check_same_examples, read_back, Layer};
-use crate::linear_cka::{estimator_name, single_value};
+use crate::linear_cka::{estimator_name, single_value, DefinedLayers};
 use crate::matrix::SimilarityMatrix;
 
 /// CKA of two Gram matrices with the given HSIC estimator; `Err(ZeroVariance)` (naming `k` or
@@ -83,13 +83,13 @@ fn rbf_cka_pair<const DX: usize, const DY: usize>(
 ) -> Result<f64> {
     let x = Layer::new("x", x.clone())?;
     let y = Layer::new("y", y.clone())?;
-    let m = rbf_cka_matrix(
+    let (m, defined) = rbf_cka_matrix_and_defined(
         std::slice::from_ref(&x),
         std::slice::from_ref(&y),
         threshold,
         estimator,
     )?;
-    single_value(&m, &[&x, &y])
+    single_value(&m, &defined, &x, &y)
 }
 
 /// One layer's centred RBF Gram, flattened to a row; `None` for a layer with zero variance.
@@ -114,6 +114,15 @@ pub fn rbf_cka_matrix(
     threshold: f64,
     estimator: HsicEstimator,
 ) -> Result<SimilarityMatrix> {
+    rbf_cka_matrix_and_defined(layers_a, layers_b, threshold, estimator).map(|(matrix, _)| matrix)
+}
+
+fn rbf_cka_matrix_and_defined(
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    threshold: f64,
+    estimator: HsicEstimator,
+) -> Result<(SimilarityMatrix, DefinedLayers)> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     for layer in layers_a.iter().chain(layers_b) {
         check_min_examples(layer, estimator.min_examples(), estimator_name(estimator))?;
@@ -154,7 +163,7 @@ pub fn rbf_cka_matrix(
     let mut values = vec![None; layers_a.len() * layers_b.len()];
     if !ia.is_empty() && !ib.is_empty() {
         let stack = |rows: &[Option<Tensor<2>>], idx: &[usize]| {
-            Tensor::cat(idx.iter().map(|&i| rows[i].clone().unwrap()).collect(), 0)
+            Tensor::cat(idx.iter().filter_map(|&i| rows[i].clone()).collect(), 0)
         };
         let a = stack(&rows_a, &ia);
         let b = if symmetric {
@@ -188,7 +197,11 @@ pub fn rbf_cka_matrix(
             .with_parameter("estimator", estimator)
             .with_parameter("threshold", threshold);
     matrix.warnings = warnings;
-    Ok(matrix)
+    let defined = DefinedLayers {
+        rows: rows_a.iter().map(Option::is_some).collect(),
+        cols: rows_b.iter().map(Option::is_some).collect(),
+    };
+    Ok((matrix, defined))
 }
 
 #[cfg(test)]

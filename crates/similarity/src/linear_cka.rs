@@ -100,30 +100,35 @@ fn linear_cka_pair<const DX: usize, const DY: usize>(
 ) -> Result<f64> {
     let x = Layer::new("x", x.clone())?;
     let y = Layer::new("y", y.clone())?;
-    let matrix = linear_cka_matrix(
+    let (matrix, defined) = linear_cka_matrix_and_defined(
         std::slice::from_ref(&x),
         std::slice::from_ref(&y),
         estimator,
     )?;
-    single_value(&matrix, &[&x, &y])
+    single_value(&matrix, &defined, &x, &y)
 }
 
-/// The value of a 1 x 1 matrix, or the zero-variance error of the layer that made it undefined.
-pub(crate) fn single_value(matrix: &SimilarityMatrix, layers: &[&Layer]) -> Result<f64> {
+/// Which layers of each side have a defined similarity (not zero variance).
+pub(crate) struct DefinedLayers {
+    pub(crate) rows: Vec<bool>,
+    pub(crate) cols: Vec<bool>,
+}
+
+/// The value of a 1 x 1 matrix of `x` against `y`, or the zero-variance error of the layer that
+/// made it undefined.
+pub(crate) fn single_value(
+    matrix: &SimilarityMatrix,
+    defined: &DefinedLayers,
+    x: &Layer,
+    y: &Layer,
+) -> Result<f64> {
     match matrix.values[0][0] {
         Some(v) => Ok(v),
         None => {
-            let layer = layers
-                .iter()
-                .find(|l| {
-                    matrix
-                        .warnings
-                        .iter()
-                        .any(|w| w.contains(&format!("`{}`", l.name)))
-                })
-                .map(|l| l.name.clone())
-                .unwrap_or_else(|| layers[0].name.clone());
-            Err(SimilarityError::ZeroVariance { layer })
+            let layer = if defined.rows[0] { &y.name } else { &x.name };
+            Err(SimilarityError::ZeroVariance {
+                layer: layer.clone(),
+            })
         }
     }
 }
@@ -138,6 +143,14 @@ pub fn linear_cka_matrix(
     layers_b: &[Layer],
     estimator: HsicEstimator,
 ) -> Result<SimilarityMatrix> {
+    linear_cka_matrix_and_defined(layers_a, layers_b, estimator).map(|(matrix, _)| matrix)
+}
+
+fn linear_cka_matrix_and_defined(
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    estimator: HsicEstimator,
+) -> Result<(SimilarityMatrix, DefinedLayers)> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     for layer in layers_a.iter().chain(layers_b) {
         check_min_examples(layer, estimator.min_examples(), estimator_name(estimator))?;
@@ -262,7 +275,11 @@ pub fn linear_cka_matrix(
         SimilarityMatrix::from_row_major(metric, names(layers_a), names(layers_b), values, n)
             .with_parameter("estimator", estimator);
     matrix.warnings = warnings;
-    Ok(matrix)
+    let defined = DefinedLayers {
+        rows: defined_a,
+        cols: defined_b,
+    };
+    Ok((matrix, defined))
 }
 
 pub(crate) fn estimator_name(estimator: HsicEstimator) -> &'static str {
