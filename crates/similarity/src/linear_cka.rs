@@ -125,10 +125,12 @@ pub(crate) fn single_value(
     match matrix.values[0][0] {
         Some(v) => Ok(v),
         None => {
-            let layer = if defined.rows[0] { &y.name } else { &x.name };
-            Err(SimilarityError::ZeroVariance {
-                layer: layer.clone(),
-            })
+            let layer = match (defined.rows[0], defined.cols[0]) {
+                (false, _) => x.name.clone(),
+                (true, false) => y.name.clone(),
+                (true, true) => format!("{} x {}", x.name, y.name),
+            };
+            Err(SimilarityError::ZeroVariance { layer })
         }
     }
 }
