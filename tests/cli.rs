@@ -283,3 +283,86 @@ fn zero_variance_layer_gives_null_cells_and_a_warning() {
     let raw = std::fs::read_to_string(dir.path().join("out.json")).unwrap();
     assert!(!raw.contains("NaN") && raw.contains("null"));
 }
+
+#[test]
+fn cca_family_through_the_cli() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let x = f.join("kornblith_demo_x.npy");
+    let y = f.join("kornblith_demo_y.npy");
+    let (_, doc) = json_run(
+        &[
+            "compare",
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            "--metric",
+            "cca,svcca,pwcca,procrustes",
+            "--pwcca-convention",
+            "textbook",
+        ],
+        dir.path(),
+    );
+    // Reference values: shared/fixtures/README.md (cca) and shared/reference/simref.py.
+    for (metric, want) in [
+        ("cca", 0.731014),
+        ("svcca", 0.731014),
+        ("pwcca", 0.734668),
+        ("procrustes", 0.527489),
+    ] {
+        let got = value(&doc, metric, 0, 0).unwrap();
+        assert!((got - want).abs() < 1e-4, "{metric}: {got} vs {want}");
+    }
+    let svcca = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "svcca")
+        .unwrap();
+    assert_eq!(
+        svcca["parameters"]["kept_dims_rows"],
+        serde_json::json!([10])
+    );
+    assert_eq!(svcca["parameters"]["precision"], "f64");
+    let (_, doc) = json_run(
+        &[
+            "compare",
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            "--metric",
+            "svcca",
+            "--svd-dims",
+            "3",
+        ],
+        dir.path(),
+    );
+    let svcca = &doc["results"][0];
+    assert_eq!(
+        svcca["parameters"]["kept_dims_rows"],
+        serde_json::json!([3])
+    );
+}
+
+#[test]
+fn cca_family_bad_input_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.npy");
+    write_npy(&wide, &layer("wide", &[12, 30], 1)).unwrap();
+    let w = wide.to_str().unwrap();
+    assert_rejected(&["compare", w, w, "--metric", "cca"], "svcca");
+    assert_rejected(
+        &[
+            "compare",
+            w,
+            w,
+            "--metric",
+            "pwcca",
+            "--pwcca-convention",
+            "lapack",
+        ],
+        "unknown convention `lapack`",
+    );
+    assert_rejected(
+        &["compare", w, w, "--metric", "svcca", "--svd-keep", "1.5"],
+        "--svd-keep",
+    );
+}

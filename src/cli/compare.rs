@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use repsim_similarity::metric::check_batch_size;
 use repsim_similarity::{
-    read_activations, similarity_matrix, HostLayer, Layer, Metric, MetricOptions,
+    read_activations, similarity_matrix, HostLayer, Layer, Metric, MetricOptions, PwccaConvention,
+    SvdReduction,
 };
 use serde_json::json;
 
@@ -21,7 +22,7 @@ pub struct CompareArgs {
     /// Activations of model B (may be the same as A).
     pub b: PathBuf,
     /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
-    /// minibatch_cka.
+    /// minibatch_cka, cca, svcca, pwcca, procrustes.
     #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
     pub metric: Vec<String>,
     /// Batch size of minibatch_cka (examples left over after the last full batch are dropped).
@@ -30,6 +31,15 @@ pub struct CompareArgs {
     /// RBF bandwidth: sigma = T * sqrt(median squared distance).
     #[arg(long, default_value_t = 1.0)]
     pub rbf_threshold: f64,
+    /// SVCCA: keep the top singular directions explaining this fraction of the variance.
+    #[arg(long, default_value_t = 0.99, conflicts_with = "svd_dims")]
+    pub svd_keep: f64,
+    /// SVCCA: keep this many top singular directions instead.
+    #[arg(long)]
+    pub svd_dims: Option<usize>,
+    /// PWCCA weighting: google (the SVCCA authors' code) or textbook.
+    #[arg(long, default_value = "google")]
+    pub pwcca_convention: String,
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
@@ -57,6 +67,18 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     if let Some(json) = &args.json {
         check_writable(json)?;
     }
+    let pwcca_convention: PwccaConvention = args.pwcca_convention.parse()?;
+    let svd_reduction = match args.svd_dims {
+        Some(0) => return Err(CliError::Input("--svd-dims must be at least 1".into())),
+        Some(k) => SvdReduction::Dims(k),
+        None if args.svd_keep > 0.0 && args.svd_keep <= 1.0 => SvdReduction::Keep(args.svd_keep),
+        None => {
+            return Err(CliError::Input(format!(
+                "--svd-keep must be in (0, 1], got {}",
+                args.svd_keep
+            )))
+        }
+    };
 
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
@@ -129,6 +151,8 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     let options = MetricOptions {
         batch_size: args.batch_size,
         rbf_threshold: args.rbf_threshold,
+        svd_reduction,
+        pwcca_convention,
     };
     let mut results = Vec::with_capacity(metrics.len());
     for metric in &metrics {

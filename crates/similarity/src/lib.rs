@@ -12,6 +12,8 @@
 //! | [`hsic`] | biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC |
 //! | [`linear_cka`] | linear CKA, biased and debiased, one pair or a whole matrix |
 //! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
+//! | [`covariance`] | covariance statistics the CCA family is computed from |
+//! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
@@ -27,7 +29,9 @@
 //! let cka = linear_cka(&x, &y); // Err(ZeroVariance) here: constant activations
 //! ```
 
+pub mod cca;
 pub mod centering;
+pub mod covariance;
 pub mod error;
 pub mod files;
 pub mod gram;
@@ -41,6 +45,10 @@ pub mod minibatch;
 #[doc(hidden)]
 pub mod testing;
 
+pub use cca::{
+    cca, cca_family_matrix, procrustes_distance, pwcca, svcca, CcaMeasure, CcaResult,
+    PwccaConvention, SvdReduction,
+};
 pub use error::{Result, SimilarityError};
 pub use files::{read_activations, HostLayer};
 pub use hsic::{biased_hsic, unbiased_hsic, HsicEstimator};

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::cca::{cca_family_matrix, CcaMeasure, PwccaConvention, SvdReduction};
 use crate::error::{Result, SimilarityError};
 use crate::hsic::HsicEstimator;
 use crate::kernel_cka::rbf_cka_matrix;
@@ -25,16 +26,28 @@ pub enum Metric {
     RbfCkaDebiased,
     /// Minibatch linear CKA with unbiased HSIC per batch (Nguyen et al. 2021).
     MinibatchCka,
+    /// Mean canonical correlation.
+    Cca,
+    /// SVCCA (Raghu et al. 2017).
+    Svcca,
+    /// PWCCA (Morcos et al. 2018).
+    Pwcca,
+    /// Orthogonal Procrustes distance (Ding et al. 2021).
+    Procrustes,
 }
 
 impl Metric {
     /// Every metric, in the order the CLI lists them.
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 9] = [
         Metric::LinearCka,
         Metric::LinearCkaDebiased,
         Metric::RbfCka,
         Metric::RbfCkaDebiased,
         Metric::MinibatchCka,
+        Metric::Cca,
+        Metric::Svcca,
+        Metric::Pwcca,
+        Metric::Procrustes,
     ];
 
     /// The metric's name (`linear_cka`, ...).
@@ -45,6 +58,10 @@ impl Metric {
             Metric::RbfCka => "rbf_cka",
             Metric::RbfCkaDebiased => "rbf_cka_debiased",
             Metric::MinibatchCka => "minibatch_cka",
+            Metric::Cca => "cca",
+            Metric::Svcca => "svcca",
+            Metric::Pwcca => "pwcca",
+            Metric::Procrustes => "procrustes",
         }
     }
 
@@ -52,6 +69,7 @@ impl Metric {
     pub fn min_examples(self) -> usize {
         match self {
             Metric::LinearCka | Metric::RbfCka => 2,
+            Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes => 2,
             _ => 4,
         }
     }
@@ -87,6 +105,10 @@ pub struct MetricOptions {
     pub batch_size: usize,
     /// RBF bandwidth threshold `t`: `sigma = t * sqrt(median squared distance)`.
     pub rbf_threshold: f64,
+    /// SVCCA's reduction of each side.
+    pub svd_reduction: SvdReduction,
+    /// PWCCA's weighting convention.
+    pub pwcca_convention: PwccaConvention,
 }
 
 impl Default for MetricOptions {
@@ -94,6 +116,8 @@ impl Default for MetricOptions {
         MetricOptions {
             batch_size: 256,
             rbf_threshold: 1.0,
+            svd_reduction: SvdReduction::default(),
+            pwcca_convention: PwccaConvention::default(),
         }
     }
 }
@@ -122,6 +146,16 @@ pub fn similarity_matrix(
             HsicEstimator::Unbiased,
         ),
         Metric::MinibatchCka => minibatch_cka_matrix(layers_a, layers_b, options.batch_size),
+        Metric::Cca => cca_family_matrix(CcaMeasure::Cca, layers_a, layers_b),
+        Metric::Svcca => {
+            cca_family_matrix(CcaMeasure::Svcca(options.svd_reduction), layers_a, layers_b)
+        }
+        Metric::Pwcca => cca_family_matrix(
+            CcaMeasure::Pwcca(options.pwcca_convention),
+            layers_a,
+            layers_b,
+        ),
+        Metric::Procrustes => cca_family_matrix(CcaMeasure::Procrustes, layers_a, layers_b),
     }
 }
 

@@ -1,0 +1,590 @@
+//! The CCA family: CCA, SVCCA, PWCCA and the orthogonal Procrustes distance.
+//!
+//! All four are computed from covariance statistics ([`crate::covariance`]): with centred
+//! `Xc`, `Yc`, `Cxx = Xc^T Xc`, `Cyy`, `Cxy = Xc^T Yc`:
+//!
+//! - **CCA** (Hotelling 1936): the canonical correlations are the singular values of
+//!   `M = Cxx^{-1/2} Cxy Cyy^{-1/2}`, sorted descending, clipped to [0, 1]; their number is
+//!   `min(rank X, rank Y)` (directions whose eigenvalue is below the rank tolerance of
+//!   [`crate::covariance`] are left out of the inverse square roots). CCA needs more examples
+//!   than features.
+//! - **SVCCA** (Raghu et al. 2017, "SVCCA: Singular Vector Canonical Correlation Analysis for
+//!   Deep Learning Dynamics and Interpretability", NeurIPS): each side is first reduced to its
+//!   top singular directions `Z = Xc V_k`, keeping the fewest that explain `keep` of the
+//!   variance (sum of squared singular values; default 0.99) or a fixed `k`; then CCA of the
+//!   reduced sides, from `Z_x^T Z_y = V_kx^T Cxy V_ky` and `Z^T Z = diag(lambda_k)`.
+//! - **PWCCA** (Morcos, Raghu, Bengio 2018, "Insights on representational similarity in neural
+//!   networks with canonical correlation", NeurIPS): the mean of the canonical correlations
+//!   weighted by how much of the layer each canonical direction accounts for, the weights
+//!   taken on the side with fewer features (x). Two conventions:
+//!   - `google` (the SVCCA authors' code, the default): with `u` the left singular vectors
+//!     of `M`, directions `(x - mean) u + mean`, `P` an orthonormal (QR) basis of them, and
+//!     `w_i = sum_j |P_i . x_j|` over the *uncentred* features. From the statistics:
+//!     `P^T x = R^{-T} (u^T Cxx + n m m^T)` with `R^T R = u^T Cxx u + n m m^T` (Cholesky).
+//!     Adding the mean makes this depend on the arbitrary sign of each singular vector (the
+//!     authors' values are those of numpy's LAPACK signs); repsim fixes the signs with
+//!     scikit-learn's `svd_flip` rule (largest entry of each column positive).
+//!   - `textbook`: `w_i = sum_j |h_i . xc_j|` with `h = Xc Cxx^{-1/2} u` the canonical
+//!     variates and `xc_j` the centred features, i.e. `|u^T Cxx^{-1/2} Cxx|` row sums.
+//! - **Orthogonal Procrustes distance** (Ding, Denain, Steinhardt 2021, "Grounding
+//!   Representation Similarity with Statistical Testing", NeurIPS): with both sides centred
+//!   and scaled to unit Frobenius norm, `2 - 2 ||X^T Y||_*` (nuclear norm), i.e.
+//!   `2 - 2 sum(svd(Cxy)) / sqrt(tr Cxx tr Cyy)`. A distance: 0 for identical
+//!   representations up to rotation, at most 2.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::covariance::{
+    cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
+};
+use crate::error::{Result, SimilarityError};
+use crate::layer::{check_same_examples, Layer};
+use crate::matrix::SimilarityMatrix;
+
+/// Whose PWCCA weights to compute (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PwccaConvention {
+    /// As the SVCCA authors' reference code computes it.
+    #[default]
+    Google,
+    /// Projections of the canonical variates on the centred features.
+    Textbook,
+}
+
+impl FromStr for PwccaConvention {
+    type Err = SimilarityError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "google" => Ok(PwccaConvention::Google),
+            "textbook" => Ok(PwccaConvention::Textbook),
+            other => Err(SimilarityError::InvalidParameter {
+                name: "PWCCA convention",
+                message: format!("unknown convention `{other}`; choose google or textbook"),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for PwccaConvention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PwccaConvention::Google => "google",
+            PwccaConvention::Textbook => "textbook",
+        })
+    }
+}
+
+/// How SVCCA reduces each side before CCA.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SvdReduction {
+    /// The fewest top singular directions explaining this fraction of the variance.
+    Keep(f64),
+    /// This many top singular directions (or all, if the layer has fewer).
+    Dims(usize),
+}
+
+impl Default for SvdReduction {
+    fn default() -> Self {
+        SvdReduction::Keep(0.99)
+    }
+}
+
+impl SvdReduction {
+    /// The number of directions kept from descending eigenvalues (of `Xc^T Xc`), at most
+    /// `rank`. `Keep(t)` keeps `k` with `k - 1` the first index where the cumulative variance
+    /// fraction reaches `t` (numpy's `searchsorted(cumsum / total, t) + 1`).
+    pub fn kept(self, eigenvalues: &[f64], rank: usize) -> usize {
+        let k = match self {
+            SvdReduction::Dims(k) => k,
+            SvdReduction::Keep(fraction) => {
+                let total: f64 = eigenvalues.iter().sum();
+                let mut cumulative = 0.0;
+                let mut k = eigenvalues.len();
+                for (i, v) in eigenvalues.iter().enumerate() {
+                    cumulative += v;
+                    if cumulative / total >= fraction {
+                        k = i + 1;
+                        break;
+                    }
+                }
+                k
+            }
+        };
+        k.clamp(1, rank.max(1))
+    }
+
+    fn check(self) -> Result<()> {
+        match self {
+            SvdReduction::Keep(f) if !(f > 0.0 && f <= 1.0) => {
+                Err(SimilarityError::InvalidParameter {
+                    name: "SVD keep fraction",
+                    message: format!("must be in (0, 1], got {f}"),
+                })
+            }
+            SvdReduction::Dims(0) => Err(SimilarityError::InvalidParameter {
+                name: "SVD dimensions",
+                message: "must be at least 1".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Canonical correlations of two layers and their mean.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CcaResult {
+    /// The canonical correlations, descending, in [0, 1].
+    pub rhos: Vec<f64>,
+    /// Their mean.
+    pub mean: f64,
+    /// Dimensions of each side the correlations were computed in (the SVD-kept ones for SVCCA,
+    /// the ranks for CCA).
+    pub dims: (usize, usize),
+}
+
+/// A measure of the CCA family with its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CcaMeasure {
+    /// Mean canonical correlation.
+    Cca,
+    /// Mean canonical correlation after SVD reduction.
+    Svcca(SvdReduction),
+    /// Projection-weighted mean canonical correlation.
+    Pwcca(PwccaConvention),
+    /// Orthogonal Procrustes distance.
+    Procrustes,
+}
+
+impl CcaMeasure {
+    /// The CLI name of the measure.
+    pub fn name(self) -> &'static str {
+        match self {
+            CcaMeasure::Cca => "cca",
+            CcaMeasure::Svcca(_) => "svcca",
+            CcaMeasure::Pwcca(_) => "pwcca",
+            CcaMeasure::Procrustes => "procrustes",
+        }
+    }
+
+    fn needs_more_examples_than_features(self) -> bool {
+        matches!(self, CcaMeasure::Cca | CcaMeasure::Pwcca(_))
+    }
+}
+
+/// One layer's statistics plus what the measure derives from them once per layer.
+struct PreparedLayer {
+    stats: CovarianceLayer,
+    /// `Cxx^{-1/2}` (CCA, PWCCA) or the SVD basis scaled by `1/sqrt(lambda_k)` (SVCCA), host f64.
+    basis: Option<Tensor<2>>,
+    /// Dimensions after reduction (rank for CCA, kept for SVCCA).
+    dims: usize,
+}
+
+fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
+    if measure.needs_more_examples_than_features() && layer.num_examples() <= layer.num_features() {
+        return Err(SimilarityError::InvalidParameter {
+            name: "layer shape",
+            message: format!(
+                "layer `{}` has {} features but only {} examples: {} needs more examples than \
+                 features. Use svcca (it reduces each layer to its top singular directions) or \
+                 more examples",
+                layer.name,
+                layer.num_features(),
+                layer.num_examples(),
+                measure.name()
+            ),
+        });
+    }
+    let stats = CovarianceLayer::new(layer)?;
+    let (basis, dims) = match measure {
+        CcaMeasure::Cca | CcaMeasure::Pwcca(_) => (Some(stats.whitening()), stats.rank),
+        CcaMeasure::Svcca(reduction) => {
+            let k = reduction.kept(&stats.eigenvalues, stats.rank);
+            let scale: Vec<f64> = stats.eigenvalues[..k]
+                .iter()
+                .map(|v| 1.0 / v.sqrt())
+                .collect();
+            let basis = stats
+                .eigenvectors
+                .clone()
+                .narrow(1, 0, k)
+                .mul(host_matrix(scale, 1, k));
+            (Some(basis), k)
+        }
+        CcaMeasure::Procrustes => (None, stats.rank),
+    };
+    Ok(PreparedLayer { stats, basis, dims })
+}
+
+/// The canonical correlations and left singular vectors of `B_x^T Cxy B_y`.
+fn correlations(
+    x: &PreparedLayer,
+    y: &PreparedLayer,
+    cross: Tensor<2>,
+) -> Result<(Tensor<2>, Vec<f64>)> {
+    let bx = x.basis.clone().expect("CCA measures prepare a basis");
+    let by = y.basis.clone().expect("CCA measures prepare a basis");
+    let m = bx.transpose().matmul(cross).matmul(by);
+    let (u, s, _) = svd(
+        m,
+        &format!(
+            "the correlations of `{}` and `{}`",
+            x.stats.name, y.stats.name
+        ),
+    )?;
+    let u = flip_signs(u)?;
+    let count = x.dims.min(y.dims);
+    let rhos = s
+        .into_iter()
+        .take(count)
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    Ok((u, rhos))
+}
+
+/// Fixes the arbitrary sign of each singular vector: its largest-magnitude entry is made
+/// positive (scikit-learn's `svd_flip` rule). Only PWCCA's `google` convention depends on these
+/// signs (it adds the feature means to the directions without flipping them along), so this
+/// makes it deterministic across devices and SVD routines; see the README.
+fn flip_signs(u: Tensor<2>) -> Result<Tensor<2>> {
+    let [rows, cols] = u.dims();
+    let mut values = host_values(u)?;
+    for c in 0..cols {
+        let largest = (0..rows)
+            .map(|r| values[r * cols + c])
+            .fold(
+                0.0f64,
+                |best, v| if v.abs() > best.abs() { v } else { best },
+            );
+        if largest < 0.0 {
+            (0..rows).for_each(|r| values[r * cols + c] = -values[r * cols + c]);
+        }
+    }
+    Ok(host_matrix(values, rows, cols))
+}
+
+/// Mean of a non-empty slice.
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// PWCCA of prepared layers, `x` the side with fewer features.
+fn pwcca_value(
+    x: &PreparedLayer,
+    y: &PreparedLayer,
+    cross: Tensor<2>,
+    convention: PwccaConvention,
+) -> Result<f64> {
+    let (u, rhos) = correlations(x, y, cross)?;
+    let d = x.stats.features;
+    let k = u.dims()[1];
+    let scatter = x.stats.scatter.clone();
+    let projections = match convention {
+        PwccaConvention::Textbook => {
+            // h^T Xc = u^T Cxx^{-1/2} Cxx (k x D).
+            let whitening = x.basis.clone().expect("PWCCA prepares a basis");
+            host_values(u.transpose().matmul(whitening).matmul(scatter))?
+        }
+        PwccaConvention::Google => {
+            // P^T x = R^{-T} (u^T Cxx + n m m^T), R^T R = u^T Cxx u + n m m^T.
+            let n = x.stats.n as f64;
+            let m = host_matrix(x.stats.mean.clone(), d, 1);
+            let mean_outer = m.clone().matmul(m.transpose()).mul_scalar(n); // D x D
+            let u_t = u.clone().transpose();
+            // The directions (x - m) u + 1 m^T: the centred part is orthogonal to 1, so
+            // G = u^T Cxx u + n m m^T and (directions)^T x = u^T Cxx + n m m^T.
+            let directions_gram = u_t.clone().matmul(scatter.clone()).matmul(u.clone());
+            let gram = host_values(directions_gram.add(mean_outer.clone()))?;
+            let rhs = host_values(u_t.matmul(scatter).add(mean_outer))?;
+            let r = cholesky_upper(&gram, k).ok_or_else(|| SimilarityError::InvalidParameter {
+                name: "PWCCA directions",
+                message: format!(
+                    "the canonical directions of layer `{}` are linearly dependent",
+                    x.stats.name
+                ),
+            })?;
+            solve_upper_transposed(&r, &rhs, k, d)
+        }
+    };
+    let weights: Vec<f64> = (0..rhos.len())
+        .map(|i| {
+            projections[i * d..(i + 1) * d]
+                .iter()
+                .map(|v| v.abs())
+                .sum()
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    Ok(weights.iter().zip(&rhos).map(|(w, r)| w * r).sum::<f64>() / total)
+}
+
+/// Procrustes distance of prepared layers from their cross scatter.
+fn procrustes_value(x: &PreparedLayer, y: &PreparedLayer, cross: Tensor<2>) -> Result<f64> {
+    let (_, s, _) = svd(
+        cross,
+        &format!("X^T Y of `{}` and `{}`", x.stats.name, y.stats.name),
+    )?;
+    let trace_x: f64 = x.stats.eigenvalues.iter().sum();
+    let trace_y: f64 = y.stats.eigenvalues.iter().sum();
+    Ok((2.0 - 2.0 * s.iter().sum::<f64>() / (trace_x * trace_y).sqrt()).max(0.0))
+}
+
+/// The measure for one pair of prepared layers (`None`: a side has zero variance).
+fn pair_value(measure: CcaMeasure, a: &PreparedLayer, b: &PreparedLayer) -> Result<Option<f64>> {
+    if a.stats.rank == 0 || b.stats.rank == 0 {
+        return Ok(None);
+    }
+    let value = match measure {
+        CcaMeasure::Cca | CcaMeasure::Svcca(_) => {
+            let (_, rhos) = correlations(a, b, a.stats.cross(&b.stats)?)?;
+            mean(&rhos)
+        }
+        CcaMeasure::Pwcca(convention) => {
+            // Weights come from the side with fewer features (the first on a tie).
+            if b.stats.features < a.stats.features {
+                pwcca_value(b, a, b.stats.cross(&a.stats)?, convention)?
+            } else {
+                pwcca_value(a, b, a.stats.cross(&b.stats)?, convention)?
+            }
+        }
+        CcaMeasure::Procrustes => procrustes_value(a, b, a.stats.cross(&b.stats)?)?,
+    };
+    Ok(Some(value))
+}
+
+/// A CCA-family measure between every layer of A and every layer of B. Each layer's statistics,
+/// whitening or SVD basis are computed once and reused for every pair it is in.
+pub fn cca_family_matrix(
+    measure: CcaMeasure,
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+) -> Result<SimilarityMatrix> {
+    if let CcaMeasure::Svcca(reduction) = measure {
+        reduction.check()?;
+    }
+    let n = check_same_examples(layers_a.iter().chain(layers_b))?;
+    let symmetric = std::ptr::eq(layers_a, layers_b);
+    let prepared_a = layers_a
+        .iter()
+        .map(|l| prepare(l, measure))
+        .collect::<Result<Vec<_>>>()?;
+    let prepared_b_owned;
+    let prepared_b: &[PreparedLayer] = if symmetric {
+        &prepared_a
+    } else {
+        prepared_b_owned = layers_b
+            .iter()
+            .map(|l| prepare(l, measure))
+            .collect::<Result<Vec<_>>>()?;
+        &prepared_b_owned
+    };
+    let mut warnings = Vec::new();
+    for p in prepared_a
+        .iter()
+        .chain(if symmetric { &[][..] } else { prepared_b })
+    {
+        if p.stats.rank == 0 {
+            warnings.push(format!(
+                "layer `{}` has zero variance across the {n} examples: its cells are undefined",
+                p.stats.name
+            ));
+        } else if let Some(w) = p.stats.warning() {
+            warnings.push(w);
+        }
+    }
+    let (la, lb) = (prepared_a.len(), prepared_b.len());
+    let mut values = vec![None; la * lb];
+    for i in 0..la {
+        for j in 0..lb {
+            if symmetric && j < i && !matches!(measure, CcaMeasure::Pwcca(_)) {
+                values[i * lb + j] = values[j * lb + i];
+                continue;
+            }
+            values[i * lb + j] = pair_value(measure, &prepared_a[i], &prepared_b[j])?;
+        }
+    }
+    let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
+    let precision = format!("{:?}", prepared_a[0].stats.centred.dtype()).to_lowercase();
+    let mut matrix = SimilarityMatrix::from_row_major(
+        measure.name(),
+        names(layers_a),
+        names(layers_b),
+        values,
+        n,
+    )
+    .with_parameter("precision", precision);
+    matrix = match measure {
+        CcaMeasure::Svcca(reduction) => matrix
+            .with_parameter("reduction", reduction)
+            .with_parameter(
+                "kept_dims_rows",
+                prepared_a.iter().map(|p| p.dims).collect::<Vec<_>>(),
+            )
+            .with_parameter(
+                "kept_dims_cols",
+                prepared_b.iter().map(|p| p.dims).collect::<Vec<_>>(),
+            ),
+        CcaMeasure::Pwcca(convention) => matrix.with_parameter("convention", convention),
+        _ => matrix,
+    };
+    matrix.warnings = warnings;
+    Ok(matrix)
+}
+
+fn pair_layers<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+) -> Result<[Layer; 2]> {
+    Ok([Layer::new("x", x.clone())?, Layer::new("y", y.clone())?])
+}
+
+fn pair_measure<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    measure: CcaMeasure,
+) -> Result<(PreparedLayer, PreparedLayer)> {
+    let [x, y] = pair_layers(x, y)?;
+    check_same_examples([&x, &y])?;
+    let (px, py) = (prepare(&x, measure)?, prepare(&y, measure)?);
+    for p in [&px, &py] {
+        if p.stats.rank == 0 {
+            return Err(SimilarityError::ZeroVariance {
+                layer: p.stats.name.clone(),
+            });
+        }
+    }
+    Ok((px, py))
+}
+
+/// All canonical correlations of two activation tensors (examples on dim 0) and their mean.
+pub fn cca<const DX: usize, const DY: usize>(x: &Tensor<DX>, y: &Tensor<DY>) -> Result<CcaResult> {
+    let (px, py) = pair_measure(x, y, CcaMeasure::Cca)?;
+    let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
+    Ok(CcaResult {
+        mean: mean(&rhos),
+        rhos,
+        dims: (px.dims, py.dims),
+    })
+}
+
+/// SVCCA (Raghu et al. 2017): CCA after reducing each side to its top singular directions.
+pub fn svcca<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    reduction: SvdReduction,
+) -> Result<CcaResult> {
+    reduction.check()?;
+    let (px, py) = pair_measure(x, y, CcaMeasure::Svcca(reduction))?;
+    let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
+    Ok(CcaResult {
+        mean: mean(&rhos),
+        rhos,
+        dims: (px.dims, py.dims),
+    })
+}
+
+/// PWCCA (Morcos et al. 2018) with the given convention; weights from the side with fewer
+/// features, whichever argument it is.
+pub fn pwcca<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    convention: PwccaConvention,
+) -> Result<f64> {
+    let measure = CcaMeasure::Pwcca(convention);
+    let (px, py) = pair_measure(x, y, measure)?;
+    Ok(pair_value(measure, &px, &py)?.expect("both sides have variance"))
+}
+
+/// Orthogonal Procrustes distance (Ding et al. 2021), in [0, 2].
+pub fn procrustes_distance<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+) -> Result<f64> {
+    let measure = CcaMeasure::Procrustes;
+    let (px, py) = pair_measure(x, y, measure)?;
+    Ok(pair_value(measure, &px, &py)?.expect("both sides have variance"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{orthogonal, random_matrix};
+    use burn::tensor::Device;
+
+    #[test]
+    fn svd_keep_counts_like_numpy_searchsorted() {
+        let eig = [5.0, 3.0, 1.5, 0.5];
+        assert_eq!(SvdReduction::Keep(0.5).kept(&eig, 4), 1);
+        assert_eq!(SvdReduction::Keep(0.8).kept(&eig, 4), 2);
+        assert_eq!(SvdReduction::Keep(0.99).kept(&eig, 4), 4);
+        assert_eq!(SvdReduction::Dims(9).kept(&eig, 3), 3);
+    }
+
+    #[test]
+    fn cca_of_a_layer_with_itself_is_one_and_invariant_to_invertible_maps() {
+        let device = Device::flex();
+        let x = random_matrix(80, 6, 1, &device);
+        let y = random_matrix(80, 5, 2, &device).add(x.clone().narrow(1, 0, 5));
+        let itself = cca(&x, &x).unwrap();
+        assert!(
+            itself.rhos.iter().all(|r| (r - 1.0).abs() < 1e-6),
+            "{:?}",
+            itself.rhos
+        );
+        let before = cca(&x, &y).unwrap().mean;
+        let map = random_matrix(6, 6, 3, &device).add(Tensor::<2>::eye(6, &device).mul_scalar(3.0));
+        let after = cca(&x.clone().matmul(map), &y).unwrap().mean;
+        assert!((before - after).abs() < 1e-6, "{before} vs {after}");
+    }
+
+    #[test]
+    fn procrustes_is_zero_for_rotations_and_invariant_to_orthogonal_maps() {
+        let device = Device::flex();
+        let x = random_matrix(50, 7, 4, &device);
+        let rotated = x.clone().matmul(orthogonal(7, 5, &device)).mul_scalar(2.5);
+        assert!(procrustes_distance(&x, &rotated).unwrap() < 1e-6);
+        let y = random_matrix(50, 4, 6, &device);
+        let d = procrustes_distance(&x, &y).unwrap();
+        let d_rot = procrustes_distance(&rotated, &y).unwrap();
+        assert!(
+            (d - d_rot).abs() < 1e-6 && d > 0.1 && d <= 2.0,
+            "{d} {d_rot}"
+        );
+    }
+
+    #[test]
+    fn pwcca_takes_the_narrower_side_whichever_argument_it_is() {
+        let device = Device::flex();
+        let x = random_matrix(60, 4, 7, &device);
+        let y = x
+            .clone()
+            .matmul(random_matrix(4, 9, 8, &device))
+            .add(random_matrix(60, 9, 9, &device));
+        for convention in [PwccaConvention::Google, PwccaConvention::Textbook] {
+            let (xy, yx) = (
+                pwcca(&x, &y, convention).unwrap(),
+                pwcca(&y, &x, convention).unwrap(),
+            );
+            assert!(
+                (xy - yx).abs() < 1e-9 && xy > 0.0 && xy <= 1.0,
+                "{convention}: {xy} {yx}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_few_examples_suggests_svcca() {
+        let device = Device::flex();
+        let x = random_matrix(10, 20, 1, &device);
+        let err = cca(&x, &x).unwrap_err().to_string();
+        assert!(err.contains("svcca"), "{err}");
+        assert!(svcca(&x, &x, SvdReduction::Keep(0.99)).is_ok());
+    }
+}

@@ -1,0 +1,398 @@
+//! Covariance statistics of layers: what the CCA family (CCA, SVCCA, PWCCA, Procrustes) is a
+//! function of.
+//!
+//! For centred activations `Xc = X - 1 mean^T` (`n x D`), every measure of the CCA family is a
+//! function of `n`, the means, `Cxx = Xc^T Xc`, `Cyy` and `Cxy = Xc^T Yc`. The `n`-sized work
+//! (centring and these matmuls) runs on the layers' device, in f64 where the device supports
+//! it (flex does, wgpu does not); the `D x D` results are then decomposed on the host in f64
+//! (burn's `linalg::svd`, which runs on the host, and a small Cholesky here).
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::error::{Result, SimilarityError};
+use crate::layer::{explain_non_finite, Layer};
+
+/// Eigenvalues below this fraction of a layer's largest covariance eigenvalue (f64 statistics)
+/// are treated as zero: those directions carry no variance and are left out of the whitening.
+pub const RANK_TOLERANCE_F64: f64 = 1e-10;
+/// The same tolerance for statistics computed in f32 (on devices without f64).
+pub const RANK_TOLERANCE_F32: f64 = 1e-5;
+
+/// The dtype the `n`-sized statistics are computed in on `device`: f64 where supported.
+pub fn statistics_dtype(device: &Device) -> DType {
+    if device.supports_dtype(DType::F64) {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// The device of the small `D x D` decompositions: the flex CPU backend in f64.
+pub(crate) fn host_device() -> Device {
+    Device::flex()
+}
+
+/// Moves a small matrix to the host device as f64.
+pub(crate) fn to_host_f64(tensor: Tensor<2>) -> Result<Tensor<2>> {
+    let dims = tensor.dims();
+    let values = tensor
+        .try_into_vec_as::<f64>()
+        .map_err(|e| SimilarityError::Readback(format!("{e:?}")))?;
+    Ok(host_matrix(values, dims[0], dims[1]))
+}
+
+/// An f64 matrix on the host device from row-major values.
+pub(crate) fn host_matrix(values: Vec<f64>, rows: usize, cols: usize) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(values, [rows, cols]),
+        (&host_device(), DType::F64),
+    )
+}
+
+/// Reads a host matrix as row-major f64 values.
+pub(crate) fn host_values(tensor: Tensor<2>) -> Result<Vec<f64>> {
+    tensor
+        .try_into_vec_as::<f64>()
+        .map_err(|e| SimilarityError::Readback(format!("{e:?}")))
+}
+
+/// Singular value decomposition of a small host matrix, `(U, s, V^T)`, reduced.
+///
+/// burn's `linalg::svd` (Golub-Kahan with implicit QR) is fast but panics when its QR
+/// iteration does not converge, which happens for (near-)identity matrices with repeated
+/// singular values, e.g. CCA of a layer with itself. Such a failure is caught and the matrix is
+/// decomposed again by one-sided Jacobi ([`jacobi_svd`]), slower but robust.
+pub(crate) fn svd(matrix: Tensor<2>, what: &str) -> Result<(Tensor<2>, Vec<f64>, Tensor<2>)> {
+    quiet_svd_panics();
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::linalg::svd::<2, 1>(matrix.clone(), 100)
+    }));
+    if let Ok((u, s, vt)) = attempt {
+        let s = s
+            .try_into_vec_as::<f64>()
+            .map_err(|e| SimilarityError::Readback(format!("{e:?}")))?;
+        if s.iter().all(|v| v.is_finite()) {
+            return Ok((u, s, vt));
+        }
+    }
+    let [m, n] = matrix.dims();
+    let values = host_values(matrix)?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(SimilarityError::InvalidParameter {
+            name: "decomposition",
+            message: format!("{what} has non-finite entries"),
+        });
+    }
+    let (u, s, vt, k) = jacobi_svd(&values, m, n);
+    Ok((host_matrix(u, m, k), s, host_matrix(vt, k, n)))
+}
+
+/// Keeps the panic message of burn's SVD out of the output: that panic is caught and handled
+/// by [`svd`]. Every other panic is reported by the previous hook as usual.
+fn quiet_svd_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.starts_with("SVD fallback failed") {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// One-sided Jacobi SVD (Hestenes 1958) of a row-major `m x n` matrix: `(U m x k, s, V^T k x n,
+/// k)` with `k = min(m, n)`, singular values descending.
+pub(crate) fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
+    if m < n {
+        // svd(A^T) = V S U^T.
+        let at: Vec<f64> = (0..n * m).map(|i| a[(i % m) * n + i / m]).collect();
+        let (u, s, vt, k) = jacobi_svd(&at, n, m);
+        let transpose = |x: &[f64], rows: usize, cols: usize| -> Vec<f64> {
+            (0..rows * cols)
+                .map(|i| x[(i % rows) * cols + i / rows])
+                .collect()
+        };
+        return (transpose(&vt, k, m), s, transpose(&u, n, k), k);
+    }
+    // Columns of A and of V, stored contiguously.
+    let mut cols: Vec<Vec<f64>> = (0..n)
+        .map(|j| (0..m).map(|i| a[i * n + j]).collect())
+        .collect();
+    let mut v: Vec<Vec<f64>> = (0..n)
+        .map(|j| (0..n).map(|i| f64::from(u8::from(i == j))).collect())
+        .collect();
+    for _sweep in 0..60 {
+        let mut rotated = false;
+        for p in 0..n {
+            for q in p + 1..n {
+                let (alpha, beta, gamma) = cols[p]
+                    .iter()
+                    .zip(&cols[q])
+                    .fold((0.0, 0.0, 0.0), |(a, b, g), (x, y)| {
+                        (a + x * x, b + y * y, g + x * y)
+                    });
+                if gamma.abs() <= 1e-15 * (alpha * beta).sqrt() || gamma == 0.0 {
+                    continue;
+                }
+                rotated = true;
+                let zeta = (beta - alpha) / (2.0 * gamma);
+                let t = zeta.signum() / (zeta.abs() + (1.0 + zeta * zeta).sqrt());
+                let c = 1.0 / (1.0 + t * t).sqrt();
+                let s = c * t;
+                for vectors in [&mut cols, &mut v] {
+                    let (left, right) = vectors.split_at_mut(q);
+                    for (x, y) in left[p].iter_mut().zip(right[0].iter_mut()) {
+                        let (xp, yq) = (*x, *y);
+                        *x = c * xp - s * yq;
+                        *y = s * xp + c * yq;
+                    }
+                }
+            }
+        }
+        if !rotated {
+            break;
+        }
+    }
+    let norms: Vec<f64> = cols
+        .iter()
+        .map(|c| c.iter().map(|x| x * x).sum::<f64>().sqrt())
+        .collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| norms[j].total_cmp(&norms[i]));
+    let k = n;
+    let mut u = vec![0.0; m * k];
+    let mut vt = vec![0.0; k * n];
+    let mut s = Vec::with_capacity(k);
+    for (rank, &j) in order.iter().enumerate() {
+        s.push(norms[j]);
+        for i in 0..m {
+            u[i * k + rank] = if norms[j] > 0.0 {
+                cols[j][i] / norms[j]
+            } else {
+                0.0
+            };
+        }
+        for i in 0..n {
+            vt[rank * n + i] = v[j][i];
+        }
+    }
+    (u, s, vt, k)
+}
+
+/// One layer's covariance statistics, computed once and shared by every pair it is in.
+pub struct CovarianceLayer {
+    /// Layer name.
+    pub name: String,
+    /// Number of examples.
+    pub n: usize,
+    /// Number of features.
+    pub features: usize,
+    /// Centred activations on the layer's device, in [`statistics_dtype`].
+    pub(crate) centred: Tensor<2>,
+    /// Feature means.
+    pub mean: Vec<f64>,
+    /// `Xc^T Xc` on the host, f64, `D x D`.
+    pub(crate) scatter: Tensor<2>,
+    /// Eigenvalues of `Xc^T Xc`, descending.
+    pub eigenvalues: Vec<f64>,
+    /// Eigenvectors (columns), host f64, `D x D`.
+    pub(crate) eigenvectors: Tensor<2>,
+    /// Number of eigenvalues above the rank tolerance.
+    pub rank: usize,
+    /// Features that do not vary at all over the examples.
+    pub zero_variance_features: usize,
+}
+
+impl CovarianceLayer {
+    /// Centres the layer and computes its scatter matrix and its eigen-decomposition.
+    pub fn new(layer: &Layer) -> Result<Self> {
+        let n = layer.num_examples();
+        let features = layer.num_features();
+        let dtype = statistics_dtype(&layer.matrix.device());
+        let x = layer.matrix.clone().cast(dtype);
+        let mean_row = x.clone().mean_dim(0);
+        let centred = x.sub(mean_row.clone());
+        let scatter = to_host_f64(centred.clone().transpose().matmul(centred.clone()))?;
+        let mean = host_values(to_host_f64(mean_row)?)?;
+        let diagonal: Vec<f64> = {
+            let values = host_values(scatter.clone())?;
+            (0..features).map(|i| values[i * features + i]).collect()
+        };
+        if diagonal.iter().chain(&mean).any(|v| !v.is_finite()) {
+            return Err(explain_non_finite(layer, 0));
+        }
+        // Scatter matrices are symmetric positive semi-definite: their SVD is their
+        // eigen-decomposition.
+        let (u, s, _) = svd(
+            scatter.clone(),
+            &format!("the covariance of layer `{}`", layer.name),
+        )?;
+        let tolerance = if dtype == DType::F64 {
+            RANK_TOLERANCE_F64
+        } else {
+            RANK_TOLERANCE_F32
+        };
+        let largest = s.first().copied().unwrap_or(0.0);
+        let rank = s
+            .iter()
+            .filter(|&&v| largest > 0.0 && v > tolerance * largest)
+            .count();
+        let max_diagonal = diagonal.iter().cloned().fold(0.0, f64::max);
+        let zero_variance_features = diagonal
+            .iter()
+            .filter(|&&v| v <= tolerance * max_diagonal || max_diagonal == 0.0)
+            .count();
+        Ok(CovarianceLayer {
+            name: layer.name.clone(),
+            n,
+            features,
+            centred,
+            mean,
+            scatter,
+            eigenvalues: s,
+            eigenvectors: u,
+            rank,
+            zero_variance_features,
+        })
+    }
+
+    /// `(Xc^T Xc)^{-1/2}` restricted to the layer's non-degenerate directions (a pseudo-inverse
+    /// square root): `V_r diag(1 / sqrt(lambda_r)) V_r^T`, host f64.
+    pub(crate) fn whitening(&self) -> Tensor<2> {
+        let d = self.features;
+        let scale: Vec<f64> = (0..d)
+            .map(|i| {
+                if i < self.rank {
+                    1.0 / self.eigenvalues[i].sqrt()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let scale = host_matrix(scale, 1, d);
+        let v = self.eigenvectors.clone();
+        v.clone().mul(scale).matmul(v.transpose())
+    }
+
+    /// `Xc^T Yc` of two layers over the same examples, host f64 (`Dx x Dy`).
+    pub(crate) fn cross(&self, other: &CovarianceLayer) -> Result<Tensor<2>> {
+        let other_centred = other.centred.clone().cast(self.centred.dtype());
+        to_host_f64(self.centred.clone().transpose().matmul(other_centred))
+    }
+
+    /// A warning about degenerate features, if any.
+    pub fn warning(&self) -> Option<String> {
+        (self.zero_variance_features > 0).then(|| {
+            format!(
+                "layer `{}`: {} of {} features have zero variance and carry no weight",
+                self.name, self.zero_variance_features, self.features
+            )
+        })
+    }
+}
+
+/// Cholesky factor `R` (upper triangular, `G = R^T R`) of a symmetric positive definite
+/// matrix (row-major, `d x d`); `None` if `G` is not positive definite.
+pub(crate) fn cholesky_upper(g: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut r = vec![0.0; d * d];
+    for j in 0..d {
+        let mut diagonal = g[j * d + j];
+        for k in 0..j {
+            diagonal -= r[k * d + j] * r[k * d + j];
+        }
+        if diagonal <= 0.0 || !diagonal.is_finite() {
+            return None;
+        }
+        let rjj = diagonal.sqrt();
+        r[j * d + j] = rjj;
+        for i in j + 1..d {
+            let mut value = g[j * d + i];
+            for k in 0..j {
+                value -= r[k * d + j] * r[k * d + i];
+            }
+            r[j * d + i] = value / rjj;
+        }
+    }
+    Some(r)
+}
+
+/// Solves `R^T Z = B` for `Z` (forward substitution), `R` upper triangular `d x d`, `B`
+/// `d x m`, all row-major.
+pub(crate) fn solve_upper_transposed(r: &[f64], b: &[f64], d: usize, m: usize) -> Vec<f64> {
+    let mut z = vec![0.0; d * m];
+    for i in 0..d {
+        for col in 0..m {
+            let mut value = b[i * m + col];
+            for k in 0..i {
+                value -= r[k * d + i] * z[k * m + col];
+            }
+            z[i * m + col] = value / r[i * d + i];
+        }
+    }
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_solves_reproduce_the_matrix() {
+        // G = A^T A for a well-conditioned A.
+        let a = [2.0, 1.0, 0.0, 0.5, 3.0, 1.0, 1.0, 0.0, 4.0];
+        let d = 3;
+        let mut g = vec![0.0; 9];
+        for i in 0..d {
+            for j in 0..d {
+                g[i * d + j] = (0..d).map(|k| a[k * d + i] * a[k * d + j]).sum();
+            }
+        }
+        let r = cholesky_upper(&g, d).unwrap();
+        // R^T Z = G gives Z = R (since G = R^T R).
+        let z = solve_upper_transposed(&r, &g, d, d);
+        for (zi, ri) in z.iter().zip(&r) {
+            assert!((zi - ri).abs() < 1e-9);
+        }
+        assert!(cholesky_upper(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+
+    #[test]
+    fn jacobi_svd_reconstructs_tall_and_wide_matrices() {
+        for (m, n) in [(5, 3), (3, 5), (4, 4)] {
+            let a: Vec<f64> = (0..m * n)
+                .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
+                .collect();
+            let (u, s, vt, k) = jacobi_svd(&a, m, n);
+            assert!(s.windows(2).all(|w| w[0] >= w[1]));
+            for i in 0..m {
+                for j in 0..n {
+                    let value: f64 = (0..k).map(|r| u[i * k + r] * s[r] * vt[r * n + j]).sum();
+                    assert!((value - a[i * n + j]).abs() < 1e-9, "({m}x{n}) [{i}][{j}]");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn svd_of_a_near_identity_falls_back_instead_of_panicking() {
+        let d = 9;
+        let values: Vec<f64> = (0..d * d)
+            .map(|i| {
+                if i % (d + 1) == 0 {
+                    1.0 - 1e-13 * (i % 3) as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let (_, s, _) = svd(host_matrix(values, d, d), "a near identity").unwrap();
+        assert!(s.iter().all(|v| (v - 1.0).abs() < 1e-9), "{s:?}");
+    }
+}
