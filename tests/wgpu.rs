@@ -123,3 +123,58 @@ fn cli_runs_on_wgpu_when_named() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn cca_family_on_wgpu_matches_flex() {
+    use repsim::similarity::{
+        cca, procrustes_distance, pwcca, svcca, PwccaConvention, SvdReduction,
+    };
+    let Some(device) = wgpu_device() else { return };
+    let flex = Device::flex();
+    for (a, b) in [
+        ("kornblith_demo_x.npy", "kornblith_demo_y.npy"),
+        (
+            "svcca_svhn_model0_layer6.npy",
+            "svcca_svhn_model1_layer6.npy",
+        ),
+    ] {
+        let (xg, yg) = (load(a, &device), load(b, &device));
+        let (xc, yc) = (load(a, &flex), load(b, &flex));
+        let pairs = [
+            (
+                "cca",
+                cca(&xg, &yg).unwrap().mean,
+                cca(&xc, &yc).unwrap().mean,
+            ),
+            (
+                "svcca",
+                svcca(&xg, &yg, SvdReduction::Keep(0.99)).unwrap().mean,
+                svcca(&xc, &yc, SvdReduction::Keep(0.99)).unwrap().mean,
+            ),
+            (
+                "pwcca textbook",
+                pwcca(&xg, &yg, PwccaConvention::Textbook).unwrap(),
+                pwcca(&xc, &yc, PwccaConvention::Textbook).unwrap(),
+            ),
+            (
+                "procrustes",
+                procrustes_distance(&xg, &yg).unwrap(),
+                procrustes_distance(&xc, &yc).unwrap(),
+            ),
+        ];
+        for (what, on_gpu, on_cpu) in pairs {
+            // wgpu computes the statistics in f32, flex in f64.
+            assert!(
+                (on_gpu - on_cpu).abs() < 5e-4,
+                "{what} on {a}: wgpu {on_gpu} vs flex {on_cpu}"
+            );
+        }
+    }
+    let mean = cca(
+        &load("kornblith_demo_x.npy", &device),
+        &load("kornblith_demo_y.npy", &device),
+    )
+    .unwrap()
+    .mean;
+    assert!((mean - 0.731014).abs() < 1e-4, "mean CCA on wgpu: {mean}");
+}

@@ -187,7 +187,25 @@ struct PreparedLayer {
     dims: usize,
 }
 
+/// Largest number of features the CCA family decomposes: its `D x D` eigen-decompositions run
+/// on the host (burn's `linalg::svd`, `O(D^3)`: 0.23 s at 512, about 15 s at 2048, minutes
+/// beyond), so wider layers are refused with a clear error instead of running for hours.
+pub const MAX_CCA_FEATURES: usize = 2048;
+
 fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
+    if layer.num_features() > MAX_CCA_FEATURES {
+        return Err(SimilarityError::InvalidParameter {
+            name: "layer width",
+            message: format!(
+                "layer `{}` has {} features: {} decomposes a features x features matrix on the \
+                 host, which is impractical above {MAX_CCA_FEATURES}; reduce the layer first \
+                 (e.g. average-pool a conv layer's spatial dims) or use a CKA metric",
+                layer.name,
+                layer.num_features(),
+                measure.name()
+            ),
+        });
+    }
     if measure.needs_more_examples_than_features() && layer.num_examples() <= layer.num_features() {
         return Err(SimilarityError::InvalidParameter {
             name: "layer shape",
@@ -577,6 +595,16 @@ mod tests {
                 "{convention}: {xy} {yx}"
             );
         }
+    }
+
+    #[test]
+    fn layers_too_wide_to_decompose_are_refused_at_once() {
+        let device = Device::flex();
+        let x = random_matrix(4, MAX_CCA_FEATURES + 1, 1, &device);
+        let err = svcca(&x, &x, SvdReduction::Keep(0.99))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("impractical") && err.contains("2049"), "{err}");
     }
 
     #[test]
