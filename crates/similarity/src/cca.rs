@@ -179,7 +179,7 @@ impl CcaMeasure {
 }
 
 /// One layer's statistics plus what the measure derives from them once per layer.
-struct PreparedLayer {
+pub(crate) struct PreparedLayer {
     stats: CovarianceLayer,
     /// `Cxx^{-1/2}` (CCA, PWCCA) or the SVD basis scaled by `1/sqrt(lambda_k)` (SVCCA), host f64.
     basis: Option<Tensor<2>>,
@@ -192,35 +192,57 @@ struct PreparedLayer {
 /// beyond), so wider layers are refused with a clear error instead of running for hours.
 pub const MAX_CCA_FEATURES: usize = 2048;
 
-fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
-    if layer.num_features() > MAX_CCA_FEATURES {
+/// Refuses layers the measure cannot handle: too wide to decompose, or (CCA, PWCCA) with no
+/// more examples than features.
+pub(crate) fn check_shape(
+    name: &str,
+    n: usize,
+    features: usize,
+    measure: CcaMeasure,
+) -> Result<()> {
+    if features > MAX_CCA_FEATURES {
         return Err(SimilarityError::InvalidParameter {
             name: "layer width",
             message: format!(
                 "layer `{}` has {} features: {} decomposes a features x features matrix on the \
                  host, which is impractical above {MAX_CCA_FEATURES}; reduce the layer first \
                  (e.g. average-pool a conv layer's spatial dims) or use a CKA metric",
-                layer.name,
-                layer.num_features(),
+                name,
+                features,
                 measure.name()
             ),
         });
     }
-    if measure.needs_more_examples_than_features() && layer.num_examples() <= layer.num_features() {
+    if measure.needs_more_examples_than_features() && n <= features {
         return Err(SimilarityError::InvalidParameter {
             name: "layer shape",
             message: format!(
                 "layer `{}` has {} features but only {} examples: {} needs more examples than \
                  features. Use svcca (it reduces each layer to its top singular directions) or \
                  more examples",
-                layer.name,
-                layer.num_features(),
-                layer.num_examples(),
+                name,
+                features,
+                n,
                 measure.name()
             ),
         });
     }
-    let stats = CovarianceLayer::new(layer)?;
+    Ok(())
+}
+
+fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
+    check_shape(
+        &layer.name,
+        layer.num_examples(),
+        layer.num_features(),
+        measure,
+    )?;
+    Ok(prepare_statistics(CovarianceLayer::new(layer)?, measure))
+}
+
+/// What `measure` derives from a layer's statistics once: the whitening (CCA, PWCCA) or the
+/// scaled SVD basis (SVCCA).
+pub(crate) fn prepare_statistics(stats: CovarianceLayer, measure: CcaMeasure) -> PreparedLayer {
     let (basis, dims) = match measure {
         CcaMeasure::Cca | CcaMeasure::Pwcca(_) => (Some(stats.whitening()), stats.rank),
         CcaMeasure::Svcca(reduction) => {
@@ -238,7 +260,7 @@ fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
         }
         CcaMeasure::Procrustes => (None, stats.rank),
     };
-    Ok(PreparedLayer { stats, basis, dims })
+    PreparedLayer { stats, basis, dims }
 }
 
 /// The canonical correlations and left singular vectors of `B_x^T Cxy B_y`.
@@ -355,24 +377,29 @@ fn procrustes_value(x: &PreparedLayer, y: &PreparedLayer, cross: Tensor<2>) -> R
 }
 
 /// The measure for one pair of prepared layers (`None`: a side has zero variance).
-fn pair_value(measure: CcaMeasure, a: &PreparedLayer, b: &PreparedLayer) -> Result<Option<f64>> {
+fn pair_value(
+    measure: CcaMeasure,
+    a: &PreparedLayer,
+    b: &PreparedLayer,
+    cross_ab: Tensor<2>,
+) -> Result<Option<f64>> {
     if a.stats.rank == 0 || b.stats.rank == 0 {
         return Ok(None);
     }
     let value = match measure {
         CcaMeasure::Cca | CcaMeasure::Svcca(_) => {
-            let (_, rhos) = correlations(a, b, a.stats.cross(&b.stats)?)?;
+            let (_, rhos) = correlations(a, b, cross_ab)?;
             mean(&rhos)
         }
         CcaMeasure::Pwcca(convention) => {
             // Weights come from the side with fewer features (the first on a tie).
             if b.stats.features < a.stats.features {
-                pwcca_value(b, a, b.stats.cross(&a.stats)?, convention)?
+                pwcca_value(b, a, cross_ab.transpose(), convention)?
             } else {
-                pwcca_value(a, b, a.stats.cross(&b.stats)?, convention)?
+                pwcca_value(a, b, cross_ab, convention)?
             }
         }
-        CcaMeasure::Procrustes => procrustes_value(a, b, a.stats.cross(&b.stats)?)?,
+        CcaMeasure::Procrustes => procrustes_value(a, b, cross_ab)?,
     };
     Ok(Some(value))
 }
@@ -387,7 +414,7 @@ pub fn cca_family_matrix(
     if let CcaMeasure::Svcca(reduction) = measure {
         reduction.check()?;
     }
-    let n = check_same_examples(layers_a.iter().chain(layers_b))?;
+    check_same_examples(layers_a.iter().chain(layers_b))?;
     let symmetric = std::ptr::eq(layers_a, layers_b);
     let prepared_a = layers_a
         .iter()
@@ -403,6 +430,27 @@ pub fn cca_family_matrix(
             .collect::<Result<Vec<_>>>()?;
         &prepared_b_owned
     };
+    let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
+    matrix_from_prepared(
+        measure,
+        (names(layers_a), names(layers_b)),
+        &prepared_a,
+        prepared_b,
+        symmetric,
+        &|i, j| prepared_a[i].stats.cross(&prepared_b[j].stats),
+    )
+}
+
+/// The matrix from prepared layers of both sides, `cross(i, j)` giving `Xc_i^T Yc_j`.
+pub(crate) fn matrix_from_prepared(
+    measure: CcaMeasure,
+    (rows, cols): (Vec<String>, Vec<String>),
+    prepared_a: &[PreparedLayer],
+    prepared_b: &[PreparedLayer],
+    symmetric: bool,
+    cross: &dyn Fn(usize, usize) -> Result<Tensor<2>>,
+) -> Result<SimilarityMatrix> {
+    let n = prepared_a[0].stats.n;
     let mut warnings = Vec::new();
     for p in prepared_a
         .iter()
@@ -425,19 +473,12 @@ pub fn cca_family_matrix(
                 values[i * lb + j] = values[j * lb + i];
                 continue;
             }
-            values[i * lb + j] = pair_value(measure, &prepared_a[i], &prepared_b[j])?;
+            values[i * lb + j] = pair_value(measure, &prepared_a[i], &prepared_b[j], cross(i, j)?)?;
         }
     }
-    let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
-    let precision = format!("{:?}", prepared_a[0].stats.centred.dtype()).to_lowercase();
-    let mut matrix = SimilarityMatrix::from_row_major(
-        measure.name(),
-        names(layers_a),
-        names(layers_b),
-        values,
-        n,
-    )
-    .with_parameter("precision", precision);
+    let precision = format!("{:?}", prepared_a[0].stats.precision).to_lowercase();
+    let mut matrix = SimilarityMatrix::from_row_major(measure.name(), rows, cols, values, n)
+        .with_parameter("precision", precision);
     matrix = match measure {
         CcaMeasure::Svcca(reduction) => matrix
             .with_parameter("reduction", reduction)
@@ -517,7 +558,8 @@ pub fn pwcca<const DX: usize, const DY: usize>(
 ) -> Result<f64> {
     let measure = CcaMeasure::Pwcca(convention);
     let (px, py) = pair_measure(x, y, measure)?;
-    Ok(pair_value(measure, &px, &py)?.expect("both sides have variance"))
+    let cross = px.stats.cross(&py.stats)?;
+    Ok(pair_value(measure, &px, &py, cross)?.expect("both sides have variance"))
 }
 
 /// Orthogonal Procrustes distance (Ding et al. 2021), in [0, 2].
@@ -527,7 +569,8 @@ pub fn procrustes_distance<const DX: usize, const DY: usize>(
 ) -> Result<f64> {
     let measure = CcaMeasure::Procrustes;
     let (px, py) = pair_measure(x, y, measure)?;
-    Ok(pair_value(measure, &px, &py)?.expect("both sides have variance"))
+    let cross = px.stats.cross(&py.stats)?;
+    Ok(pair_value(measure, &px, &py, cross)?.expect("both sides have variance"))
 }
 
 #[cfg(test)]

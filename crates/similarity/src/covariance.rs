@@ -194,8 +194,11 @@ pub struct CovarianceLayer {
     pub n: usize,
     /// Number of features.
     pub features: usize,
-    /// Centred activations on the layer's device, in [`statistics_dtype`].
-    pub(crate) centred: Tensor<2>,
+    /// Centred activations on the layer's device (whole-data statistics only; streamed
+    /// statistics get their cross products from the accumulator).
+    pub(crate) centred: Option<Tensor<2>>,
+    /// The dtype the `n`-sized products were computed in (f64 or f32).
+    pub precision: DType,
     /// Feature means.
     pub mean: Vec<f64>,
     /// `Xc^T Xc` on the host, f64, `D x D`.
@@ -213,28 +216,51 @@ pub struct CovarianceLayer {
 impl CovarianceLayer {
     /// Centres the layer and computes its scatter matrix and its eigen-decomposition.
     pub fn new(layer: &Layer) -> Result<Self> {
-        let n = layer.num_examples();
-        let features = layer.num_features();
         let dtype = statistics_dtype(&layer.matrix.device());
         let x = layer.matrix.clone().cast(dtype);
         let mean_row = x.clone().mean_dim(0);
         let centred = x.sub(mean_row.clone());
         let scatter = to_host_f64(centred.clone().transpose().matmul(centred.clone()))?;
         let mean = host_values(to_host_f64(mean_row)?)?;
+        let mut stats =
+            Self::from_statistics(&layer.name, layer.num_examples(), mean, scatter, dtype)
+                .map_err(|e| match e {
+                    SimilarityError::NonFinite { .. } => explain_non_finite(layer, 0),
+                    other => other,
+                })?;
+        stats.centred = Some(centred);
+        Ok(stats)
+    }
+
+    /// Statistics from `n`, the feature means and the scatter `Xc^T Xc` (host f64), computed
+    /// in `precision`: eigen-decomposition, rank and degenerate features.
+    pub fn from_statistics(
+        name: &str,
+        n: usize,
+        mean: Vec<f64>,
+        scatter: Tensor<2>,
+        precision: DType,
+    ) -> Result<Self> {
+        let features = mean.len();
         let diagonal: Vec<f64> = {
             let values = host_values(scatter.clone())?;
             (0..features).map(|i| values[i * features + i]).collect()
         };
         if diagonal.iter().chain(&mean).any(|v| !v.is_finite()) {
-            return Err(explain_non_finite(layer, 0));
+            return Err(SimilarityError::NonFinite {
+                layer: name.to_string(),
+                value: "a non-finite value".into(),
+                example: 0,
+                feature: 0,
+            });
         }
         // Scatter matrices are symmetric positive semi-definite: their SVD is their
         // eigen-decomposition.
         let (u, s, _) = svd(
             scatter.clone(),
-            &format!("the covariance of layer `{}`", layer.name),
+            &format!("the covariance of layer `{name}`"),
         )?;
-        let tolerance = if dtype == DType::F64 {
+        let tolerance = if precision == DType::F64 {
             RANK_TOLERANCE_F64
         } else {
             RANK_TOLERANCE_F32
@@ -250,10 +276,11 @@ impl CovarianceLayer {
             .filter(|&&v| v <= tolerance * max_diagonal || max_diagonal == 0.0)
             .count();
         Ok(CovarianceLayer {
-            name: layer.name.clone(),
+            name: name.to_string(),
             n,
             features,
-            centred,
+            centred: None,
+            precision,
             mean,
             scatter,
             eigenvalues: s,
@@ -281,10 +308,15 @@ impl CovarianceLayer {
         v.clone().mul(scale).matmul(v.transpose())
     }
 
-    /// `Xc^T Yc` of two layers over the same examples, host f64 (`Dx x Dy`).
+    /// `Xc^T Yc` of two whole-data layers over the same examples, host f64 (`Dx x Dy`).
     pub(crate) fn cross(&self, other: &CovarianceLayer) -> Result<Tensor<2>> {
-        let other_centred = other.centred.clone().cast(self.centred.dtype());
-        to_host_f64(self.centred.clone().transpose().matmul(other_centred))
+        match (&self.centred, &other.centred) {
+            (Some(x), Some(y)) => to_host_f64(x.clone().transpose().matmul(y.clone().cast(x.dtype()))),
+            _ => Err(SimilarityError::InvalidParameter {
+                name: "statistics",
+                message: "streamed statistics carry no activations: take cross products from the accumulator".into(),
+            }),
+        }
     }
 
     /// A warning about degenerate features, if any.

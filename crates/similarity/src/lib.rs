@@ -14,6 +14,7 @@
 //! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
 //! | [`covariance`] | covariance statistics the CCA family is computed from |
 //! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance |
+//! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
@@ -32,6 +33,7 @@
 pub mod cca;
 pub mod centering;
 pub mod covariance;
+pub mod covariance_stream;
 pub mod error;
 pub mod files;
 pub mod gram;
@@ -49,6 +51,7 @@ pub use cca::{
     cca, cca_family_matrix, procrustes_distance, pwcca, svcca, CcaMeasure, CcaResult,
     PwccaConvention, SvdReduction,
 };
+pub use covariance_stream::CovarianceAccumulator;
 pub use error::{Result, SimilarityError};
 pub use files::{read_activations, HostLayer};
 pub use hsic::{biased_hsic, unbiased_hsic, HsicEstimator};
