@@ -366,3 +366,59 @@ fn cca_family_bad_input_exits_2() {
         "--svd-keep",
     );
 }
+
+#[test]
+fn conv_layers_flatten_spatial_or_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let convs = dir.path().join("convs.npz");
+    write_npz(
+        &convs,
+        &[
+            layer("conv1", &[40, 3, 4, 4], 1),
+            layer("conv2", &[40, 5, 4, 4], 2),
+        ],
+    )
+    .unwrap();
+    let c = convs.to_str().unwrap();
+    for mode in ["flatten", "spatial", "pool=2"] {
+        let (o, doc) = json_run(
+            &[
+                "compare",
+                c,
+                c,
+                "--metric",
+                "linear_cka,svcca",
+                "--conv",
+                mode,
+            ],
+            dir.path(),
+        );
+        assert_eq!(
+            doc["meta"]["conv"],
+            if mode == "spatial" {
+                "spatial=100000"
+            } else {
+                mode
+            },
+            "{}",
+            stderr(&o)
+        );
+        for metric in ["linear_cka", "svcca"] {
+            assert!(
+                (value(&doc, metric, 0, 0).unwrap() - 1.0).abs() < 1e-5,
+                "{mode} {metric}"
+            );
+            assert!(value(&doc, metric, 0, 1).unwrap() < 0.99, "{mode} {metric}");
+        }
+    }
+    let mixed = dir.path().join("mixed.npz");
+    write_npz(
+        &mixed,
+        &[layer("conv", &[40, 3, 4, 4], 1), layer("fc", &[40, 6], 2)],
+    )
+    .unwrap();
+    let m = mixed.to_str().unwrap();
+    assert_rejected(&["compare", m, m, "--conv", "spatial"], "examples");
+    assert_rejected(&["compare", m, m, "--conv", "pool=9"], "cannot pool");
+    assert_rejected(&["compare", m, m, "--conv", "resize"], "unknown conv mode");
+}

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use repsim_similarity::metric::check_batch_size;
 use repsim_similarity::{
-    read_activations, similarity_matrix, HostLayer, Layer, Metric, MetricOptions, PwccaConvention,
-    SvdReduction,
+    read_activations, similarity_matrix, ConvMode, HostLayer, Layer, Metric, MetricOptions,
+    PwccaConvention, SvdReduction,
 };
 use serde_json::json;
 
@@ -40,6 +40,10 @@ pub struct CompareArgs {
     /// PWCCA weighting: google (the SVCCA authors' code) or textbook.
     #[arg(long, default_value = "google")]
     pub pwcca_convention: String,
+    /// Conv layers (N, C, H, W): flatten, spatial (each position a datapoint; spatial=CAP
+    /// caps the points) or pool=K (average-pool to K x K first).
+    #[arg(long, default_value = "flatten")]
+    pub conv: String,
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
@@ -68,6 +72,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         check_writable(json)?;
     }
     let pwcca_convention: PwccaConvention = args.pwcca_convention.parse()?;
+    let conv_mode: ConvMode = args.conv.parse()?;
     let svd_reduction = match args.svd_dims {
         Some(0) => return Err(CliError::Input("--svd-dims must be at least 1".into())),
         Some(k) => SvdReduction::Dims(k),
@@ -138,15 +143,21 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
 
-    let upload = |layers: Vec<HostLayer>| -> Vec<Layer> {
+    let upload = |layers: Vec<HostLayer>| -> Result<Vec<Layer>, CliError> {
         layers
             .into_iter()
-            .map(|l| l.into_layer(&selected.device))
+            .map(|l| {
+                l.into_layer_with(&selected.device, conv_mode)
+                    .map_err(CliError::from)
+            })
             .collect()
     };
-    let layers_a = upload(host_a);
-    let layers_b = host_b.map(upload);
+    let layers_a = upload(host_a)?;
+    let layers_b = host_b.map(upload).transpose()?;
     let layers_b_ref: &[Layer] = layers_b.as_deref().unwrap_or(&layers_a);
+    if conv_mode != ConvMode::Flatten {
+        eprintln!("conv layers: {conv_mode}");
+    }
 
     let options = MetricOptions {
         batch_size: args.batch_size,
@@ -178,6 +189,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
                 "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
                 "batch_size": args.batch_size,
                 "rbf_threshold": args.rbf_threshold,
+                "conv": conv_mode.to_string(),
                 "layers_a": meta_layers_a.0,
                 "shapes_a": meta_layers_a.1,
                 "layers_b": rows_b,

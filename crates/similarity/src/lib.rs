@@ -18,6 +18,7 @@
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
+//! | [`conv`] | convolutional layers: flatten, spatial-as-samples, average pooling |
 //! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
 //!
 //! ```no_run
@@ -32,6 +33,7 @@
 
 pub mod cca;
 pub mod centering;
+pub mod conv;
 pub mod covariance;
 pub mod covariance_stream;
 pub mod error;
@@ -51,6 +53,7 @@ pub use cca::{
     cca, cca_family_matrix, procrustes_distance, pwcca, svcca, CcaMeasure, CcaResult,
     PwccaConvention, SvdReduction,
 };
+pub use conv::{conv_layer, ConvMode};
 pub use covariance_stream::CovarianceAccumulator;
 pub use error::{Result, SimilarityError};
 pub use files::{read_activations, HostLayer};
