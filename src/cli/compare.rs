@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use repsim_similarity::metric::check_batch_size;
 use repsim_similarity::{
-    read_activations, similarity_matrix, ConvMode, HostLayer, Layer, Metric, MetricOptions,
+    read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Metric, MetricOptions,
     PwccaConvention, SvdReduction,
 };
 use serde_json::json;
@@ -165,16 +165,22 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         svd_reduction,
         pwcca_convention,
     };
-    let mut results = Vec::with_capacity(metrics.len());
-    for metric in &metrics {
-        let t = Instant::now();
-        let matrix = similarity_matrix(*metric, &layers_a, layers_b_ref, &options)?;
-        eprintln!("{metric}: {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref, &options)?;
+    eprintln!(
+        "{}: {:.3} s",
+        metrics
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.elapsed().as_secs_f64()
+    );
+    for matrix in &results {
         for warning in &matrix.warnings {
-            eprintln!("warning: {metric}: {warning}");
+            eprintln!("warning: {}: {warning}", matrix.metric);
         }
-        print!("{}", table::render(&matrix));
-        results.push(matrix);
+        print!("{}", table::render(matrix));
     }
 
     if let Some(path) = &args.json {

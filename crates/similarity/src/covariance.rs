@@ -187,6 +187,7 @@ pub(crate) fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, 
 }
 
 /// One layer's covariance statistics, computed once and shared by every pair it is in.
+#[derive(Clone, Debug)]
 pub struct CovarianceLayer {
     /// Layer name.
     pub name: String,

@@ -104,7 +104,13 @@ impl SideSums {
 #[derive(Default)]
 pub struct CovarianceAccumulator {
     state: Option<StreamState>,
+    /// Per-layer statistics (eigen-decompositions) of both sides, computed at the first
+    /// `finish` and reused by the next measures until another batch arrives.
+    statistics: std::cell::OnceCell<SideStatistics>,
 }
+
+/// The per-layer statistics of A and (unless B is A) of B.
+type SideStatistics = (Vec<CovarianceLayer>, Option<Vec<CovarianceLayer>>);
 
 struct StreamState {
     n: usize,
@@ -208,6 +214,7 @@ impl CovarianceAccumulator {
             }
         }
         state.n += m;
+        self.statistics = std::cell::OnceCell::new();
         Ok(())
     }
 
@@ -228,20 +235,31 @@ impl CovarianceAccumulator {
                 check_shape(name, n, scatter.dims()[0], measure)?;
             }
         }
-        let prepare = |side: &SideSums| -> Result<Vec<_>> {
-            Ok(side
-                .statistics(n, state.dtype)?
-                .into_iter()
-                .map(|stats| prepare_statistics(stats, measure))
-                .collect())
+        let statistics = match self.statistics.get() {
+            Some(cached) => cached,
+            None => {
+                let stats_a = a.statistics(n, state.dtype)?;
+                let stats_b = match &state.b {
+                    Some(b) => Some(b.statistics(n, state.dtype)?),
+                    None => None,
+                };
+                self.statistics.get_or_init(|| (stats_a, stats_b))
+            }
         };
-        let prepared_a = prepare(a)?;
+        let prepare = |stats: &[CovarianceLayer]| -> Vec<_> {
+            stats
+                .iter()
+                .map(|s| prepare_statistics(s.clone(), measure))
+                .collect()
+        };
+        let prepared_a = prepare(&statistics.0);
         let prepared_b_owned;
-        let prepared_b = if state.b.is_none() {
-            &prepared_a
-        } else {
-            prepared_b_owned = prepare(b)?;
-            &prepared_b_owned
+        let prepared_b = match &statistics.1 {
+            None => &prepared_a,
+            Some(stats_b) => {
+                prepared_b_owned = prepare(stats_b);
+                &prepared_b_owned
+            }
         };
         let lb = b.names.len();
         let nf = n as f64;

@@ -62,5 +62,7 @@ pub use kernel_cka::{cka_from_grams, rbf_cka, rbf_cka_debiased, rbf_cka_matrix};
 pub use layer::Layer;
 pub use linear_cka::{linear_cka, linear_cka_debiased, linear_cka_matrix};
 pub use matrix::SimilarityMatrix;
-pub use metric::{minibatch_cka_matrix, similarity_matrix, Metric, MetricOptions};
+pub use metric::{
+    minibatch_cka_matrix, similarity_matrices, similarity_matrix, Metric, MetricOptions,
+};
 pub use minibatch::{MinibatchCka, MinibatchCkaState};

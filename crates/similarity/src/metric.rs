@@ -4,7 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::cca::{cca_family_matrix, CcaMeasure, PwccaConvention, SvdReduction};
+use crate::cca::{cca_family_matrix, check_shape, CcaMeasure, PwccaConvention, SvdReduction};
+use crate::covariance_stream::CovarianceAccumulator;
 use crate::error::{Result, SimilarityError};
 use crate::hsic::HsicEstimator;
 use crate::kernel_cka::rbf_cka_matrix;
@@ -157,6 +158,54 @@ pub fn similarity_matrix(
         ),
         Metric::Procrustes => cca_family_matrix(CcaMeasure::Procrustes, layers_a, layers_b),
     }
+}
+
+/// Every metric of `metrics`, in order. The CCA-family metrics share one pass over the data:
+/// each layer's covariance statistics and every cross scatter are computed once for all of them.
+pub fn similarity_matrices(
+    metrics: &[Metric],
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    options: &MetricOptions,
+) -> Result<Vec<SimilarityMatrix>> {
+    let cca_measure = |metric: Metric| match metric {
+        Metric::Cca => Some(CcaMeasure::Cca),
+        Metric::Svcca => Some(CcaMeasure::Svcca(options.svd_reduction)),
+        Metric::Pwcca => Some(CcaMeasure::Pwcca(options.pwcca_convention)),
+        Metric::Procrustes => Some(CcaMeasure::Procrustes),
+        _ => None,
+    };
+    let shared = metrics
+        .iter()
+        .filter(|m| cca_measure(**m).is_some())
+        .count()
+        > 1;
+    let mut statistics: Option<CovarianceAccumulator> = None;
+    metrics
+        .iter()
+        .map(|&metric| match cca_measure(metric) {
+            Some(measure) if shared => {
+                if statistics.is_none() {
+                    // Check every measure's shape requirements before the pass over the data.
+                    for m in metrics.iter().filter_map(|m| cca_measure(*m)) {
+                        for layer in layers_a.iter().chain(layers_b) {
+                            check_shape(
+                                &layer.name,
+                                layer.num_examples(),
+                                layer.num_features(),
+                                m,
+                            )?;
+                        }
+                    }
+                    let mut accumulator = CovarianceAccumulator::new();
+                    accumulator.update(layers_a, layers_b)?;
+                    statistics = Some(accumulator);
+                }
+                statistics.as_ref().expect("filled above").finish(measure)
+            }
+            _ => similarity_matrix(metric, layers_a, layers_b, options),
+        })
+        .collect()
 }
 
 /// Minibatch CKA over consecutive batches of `batch_size` examples of whole-data layers.
