@@ -218,8 +218,8 @@ pub(crate) fn check_shape(
             name: "layer shape",
             message: format!(
                 "layer `{}` has {} features but only {} examples: {} needs more examples than \
-                 features. Use svcca (it reduces each layer to its top singular directions) or \
-                 more examples",
+                 features. Use svcca (it reduces each layer to its top singular directions), \
+                 spatial-as-samples for a conv layer (--conv spatial), or more examples",
                 name,
                 features,
                 n,
