@@ -522,15 +522,24 @@ fn pair_measure<const DX: usize, const DY: usize>(
     Ok((px, py))
 }
 
-/// All canonical correlations of two activation tensors (examples on dim 0) and their mean.
-pub fn cca<const DX: usize, const DY: usize>(x: &Tensor<DX>, y: &Tensor<DY>) -> Result<CcaResult> {
-    let (px, py) = pair_measure(x, y, CcaMeasure::Cca)?;
+/// The canonical correlations of a pair under `measure` (CCA or SVCCA).
+fn pair_correlations<const DX: usize, const DY: usize>(
+    x: &Tensor<DX>,
+    y: &Tensor<DY>,
+    measure: CcaMeasure,
+) -> Result<CcaResult> {
+    let (px, py) = pair_measure(x, y, measure)?;
     let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
     Ok(CcaResult {
         mean: mean(&rhos),
         rhos,
         dims: (px.dims, py.dims),
     })
+}
+
+/// All canonical correlations of two activation tensors (examples on dim 0) and their mean.
+pub fn cca<const DX: usize, const DY: usize>(x: &Tensor<DX>, y: &Tensor<DY>) -> Result<CcaResult> {
+    pair_correlations(x, y, CcaMeasure::Cca)
 }
 
 /// SVCCA (Raghu et al. 2017): CCA after reducing each side to its top singular directions.
@@ -540,13 +549,7 @@ pub fn svcca<const DX: usize, const DY: usize>(
     reduction: SvdReduction,
 ) -> Result<CcaResult> {
     reduction.check()?;
-    let (px, py) = pair_measure(x, y, CcaMeasure::Svcca(reduction))?;
-    let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
-    Ok(CcaResult {
-        mean: mean(&rhos),
-        rhos,
-        dims: (px.dims, py.dims),
-    })
+    pair_correlations(x, y, CcaMeasure::Svcca(reduction))
 }
 
 /// PWCCA (Morcos et al. 2018) with the given convention; weights from the side with fewer
