@@ -422,3 +422,39 @@ fn conv_layers_flatten_spatial_or_pool() {
     assert_rejected(&["compare", m, m, "--conv", "pool=9"], "cannot pool");
     assert_rejected(&["compare", m, m, "--conv", "resize"], "unknown conv mode");
 }
+
+#[test]
+fn svcca_and_procrustes_handle_layers_wider_than_the_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.npz");
+    // 60 examples of 3000 and 2500 features: only the example-space path can decompose these.
+    write_npz(
+        &wide,
+        &[
+            layer("conv_a", &[60, 30, 10, 10], 1),
+            layer("conv_b", &[60, 2500], 2),
+        ],
+    )
+    .unwrap();
+    let w = wide.to_str().unwrap();
+    let (_, doc) = json_run(
+        &["compare", w, w, "--metric", "svcca,procrustes"],
+        dir.path(),
+    );
+    for metric in ["svcca", "procrustes"] {
+        let result = doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == metric)
+            .unwrap();
+        assert_eq!(result["parameters"]["space"], "examples");
+        let diagonal = if metric == "svcca" { 1.0 } else { 0.0 };
+        assert!(
+            (value(&doc, metric, 0, 0).unwrap() - diagonal).abs() < 1e-6,
+            "{metric}"
+        );
+        assert!(value(&doc, metric, 0, 1).is_some());
+    }
+    assert_rejected(&["compare", w, w, "--metric", "cca"], "impractical");
+}

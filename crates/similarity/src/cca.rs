@@ -42,6 +42,7 @@ use crate::covariance::{
     cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
 };
 use crate::error::{Result, SimilarityError};
+use crate::example_space::{self, svcca_correlations, ExampleSpaceLayer};
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
 
@@ -200,13 +201,20 @@ pub(crate) fn check_shape(
     features: usize,
     measure: CcaMeasure,
 ) -> Result<()> {
-    if features > MAX_CCA_FEATURES {
+    // SVCCA and Procrustes decompose min(n, D)-sized matrices (see `example_space`), the
+    // others D x D ones.
+    let decomposed = match measure {
+        CcaMeasure::Svcca(_) | CcaMeasure::Procrustes => features.min(n),
+        _ => features,
+    };
+    if decomposed > MAX_CCA_FEATURES {
         return Err(SimilarityError::InvalidParameter {
             name: "layer width",
             message: format!(
-                "layer `{}` has {} features: {} decomposes a features x features matrix on the \
-                 host, which is impractical above {MAX_CCA_FEATURES}; reduce the layer first \
-                 (e.g. average-pool a conv layer's spatial dims) or use a CKA metric",
+                "layer `{}` has {} features: {} decomposes a matrix of that size on the host, \
+                 which is impractical above {MAX_CCA_FEATURES}; reduce the layer first (e.g. \
+                 average-pool a conv layer's spatial dims), use fewer examples for svcca or \
+                 procrustes, or use a CKA metric",
                 name,
                 features,
                 measure.name()
@@ -415,6 +423,9 @@ pub fn cca_family_matrix(
         reduction.check()?;
     }
     check_same_examples(layers_a.iter().chain(layers_b))?;
+    if uses_example_space(measure, layers_a.iter().chain(layers_b)) {
+        return example_space_matrix(measure, layers_a, layers_b);
+    }
     let symmetric = std::ptr::eq(layers_a, layers_b);
     let prepared_a = layers_a
         .iter()
@@ -497,6 +508,108 @@ pub(crate) fn matrix_from_prepared(
     Ok(matrix)
 }
 
+/// Whether `measure` runs in example space for these layers: SVCCA and Procrustes do when some
+/// layer has at least as many features as examples.
+fn uses_example_space<'a>(
+    measure: CcaMeasure,
+    mut layers: impl Iterator<Item = &'a Layer>,
+) -> bool {
+    matches!(measure, CcaMeasure::Svcca(_) | CcaMeasure::Procrustes)
+        && layers.any(|l| l.num_features() >= l.num_examples())
+}
+
+/// SVCCA or Procrustes between every layer of A and of B in example space
+/// ([`crate::example_space`]); each layer's basis is computed once.
+fn example_space_matrix(
+    measure: CcaMeasure,
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+) -> Result<SimilarityMatrix> {
+    for layer in layers_a.iter().chain(layers_b) {
+        check_shape(
+            &layer.name,
+            layer.num_examples(),
+            layer.num_features(),
+            measure,
+        )?;
+    }
+    let n = layers_a[0].num_examples();
+    let symmetric = std::ptr::eq(layers_a, layers_b);
+    let bases = |layers: &[Layer]| {
+        layers
+            .iter()
+            .map(ExampleSpaceLayer::new)
+            .collect::<Result<Vec<_>>>()
+    };
+    let bases_a = bases(layers_a)?;
+    let bases_b_owned;
+    let bases_b: &[ExampleSpaceLayer] = if symmetric {
+        &bases_a
+    } else {
+        bases_b_owned = bases(layers_b)?;
+        &bases_b_owned
+    };
+    let mut warnings = Vec::new();
+    for e in bases_a
+        .iter()
+        .chain(if symmetric { &[][..] } else { bases_b })
+    {
+        if e.rank() == 0 {
+            warnings.push(format!(
+                "layer `{}` has zero variance across the {n} examples: its cells are undefined",
+                e.name
+            ));
+        }
+    }
+    let lb = bases_b.len();
+    let mut values = vec![None; bases_a.len() * lb];
+    for (i, a) in bases_a.iter().enumerate() {
+        for (j, b) in bases_b.iter().enumerate() {
+            values[i * lb + j] = if symmetric && j < i {
+                values[j * lb + i]
+            } else if a.rank() == 0 || b.rank() == 0 {
+                None
+            } else {
+                Some(match measure {
+                    CcaMeasure::Svcca(reduction) => mean(&svcca_correlations(a, b, reduction)?),
+                    _ => example_space::procrustes(a, b)?,
+                })
+            };
+        }
+    }
+    let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
+    let precision = format!("{:?}", bases_a[0].precision).to_lowercase();
+    let mut matrix = SimilarityMatrix::from_row_major(
+        measure.name(),
+        names(layers_a),
+        names(layers_b),
+        values,
+        n,
+    )
+    .with_parameter("precision", precision)
+    .with_parameter("space", "examples");
+    if let CcaMeasure::Svcca(reduction) = measure {
+        matrix = matrix
+            .with_parameter("reduction", reduction)
+            .with_parameter(
+                "kept_dims_rows",
+                bases_a
+                    .iter()
+                    .map(|e| e.kept(reduction))
+                    .collect::<Vec<_>>(),
+            )
+            .with_parameter(
+                "kept_dims_cols",
+                bases_b
+                    .iter()
+                    .map(|e| e.kept(reduction))
+                    .collect::<Vec<_>>(),
+            );
+    }
+    matrix.warnings = warnings;
+    Ok(matrix)
+}
+
 fn pair_layers<const DX: usize, const DY: usize>(
     x: &Tensor<DX>,
     y: &Tensor<DY>,
@@ -528,6 +641,28 @@ fn pair_correlations<const DX: usize, const DY: usize>(
     y: &Tensor<DY>,
     measure: CcaMeasure,
 ) -> Result<CcaResult> {
+    let [lx, ly] = pair_layers(x, y)?;
+    if uses_example_space(measure, [&lx, &ly].into_iter()) {
+        check_same_examples([&lx, &ly])?;
+        let reduction = match measure {
+            CcaMeasure::Svcca(reduction) => reduction,
+            _ => unreachable!("only SVCCA takes the example-space path here"),
+        };
+        let (ex, ey) = (ExampleSpaceLayer::new(&lx)?, ExampleSpaceLayer::new(&ly)?);
+        for e in [&ex, &ey] {
+            if e.rank() == 0 {
+                return Err(SimilarityError::ZeroVariance {
+                    layer: e.name.clone(),
+                });
+            }
+        }
+        let rhos = svcca_correlations(&ex, &ey, reduction)?;
+        return Ok(CcaResult {
+            mean: mean(&rhos),
+            rhos,
+            dims: (ex.kept(reduction), ey.kept(reduction)),
+        });
+    }
     let (px, py) = pair_measure(x, y, measure)?;
     let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
     Ok(CcaResult {
@@ -571,6 +706,27 @@ pub fn procrustes_distance<const DX: usize, const DY: usize>(
     y: &Tensor<DY>,
 ) -> Result<f64> {
     let measure = CcaMeasure::Procrustes;
+    let [lx, ly] = pair_layers(x, y)?;
+    if uses_example_space(measure, [&lx, &ly].into_iter()) {
+        check_same_examples([&lx, &ly])?;
+        for layer in [&lx, &ly] {
+            check_shape(
+                &layer.name,
+                layer.num_examples(),
+                layer.num_features(),
+                measure,
+            )?;
+        }
+        let (ex, ey) = (ExampleSpaceLayer::new(&lx)?, ExampleSpaceLayer::new(&ly)?);
+        for e in [&ex, &ey] {
+            if e.rank() == 0 {
+                return Err(SimilarityError::ZeroVariance {
+                    layer: e.name.clone(),
+                });
+            }
+        }
+        return example_space::procrustes(&ex, &ey);
+    }
     let (px, py) = pair_measure(x, y, measure)?;
     let cross = px.stats.cross(&py.stats)?;
     Ok(pair_value(measure, &px, &py, cross)?.expect("both sides have variance"))
@@ -647,10 +803,11 @@ mod tests {
     fn layers_too_wide_to_decompose_are_refused_at_once() {
         let device = Device::flex();
         let x = random_matrix(4, MAX_CCA_FEATURES + 1, 1, &device);
-        let err = svcca(&x, &x, SvdReduction::Keep(0.99))
-            .unwrap_err()
-            .to_string();
+        let err = cca(&x, &x).unwrap_err().to_string();
         assert!(err.contains("impractical") && err.contains("2049"), "{err}");
+        // SVCCA decomposes min(n, D): 4 examples of a wide layer are fine, in example space.
+        let itself = svcca(&x, &x, SvdReduction::Keep(0.99)).unwrap();
+        assert!((itself.mean - 1.0).abs() < 1e-9, "{itself:?}");
     }
 
     #[test]

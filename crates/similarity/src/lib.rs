@@ -14,6 +14,7 @@
 //! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
 //! | [`covariance`] | covariance statistics the CCA family is computed from |
 //! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance |
+//! | [`example_space`] | SVCCA and Procrustes for layers with more features than examples |
 //! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
@@ -37,6 +38,7 @@ pub mod conv;
 pub mod covariance;
 pub mod covariance_stream;
 pub mod error;
+pub mod example_space;
 pub mod files;
 pub mod gram;
 pub mod hsic;

@@ -175,11 +175,18 @@ pub fn similarity_matrices(
         Metric::Procrustes => Some(CcaMeasure::Procrustes),
         _ => None,
     };
-    let shared = metrics
+    // Shared feature-space statistics pay when every layer has fewer features than examples;
+    // otherwise SVCCA and Procrustes run in example space, each on its own.
+    let narrow = layers_a
         .iter()
-        .filter(|m| cca_measure(**m).is_some())
-        .count()
-        > 1;
+        .chain(layers_b)
+        .all(|l| l.num_features() < l.num_examples());
+    let shared = narrow
+        && metrics
+            .iter()
+            .filter(|m| cca_measure(**m).is_some())
+            .count()
+            > 1;
     let mut statistics: Option<CovarianceAccumulator> = None;
     metrics
         .iter()

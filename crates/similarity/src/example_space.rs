@@ -1,0 +1,205 @@
+//! SVCCA and the Procrustes distance in example space, for layers at least as wide as the
+//! number of examples (a flattened conv layer, say 16 384 features over 2 000 images).
+//!
+//! Both measures need only the column space of each centred layer and its spectrum: with the
+//! thin SVD `Xc = U_r diag(sqrt(lambda_r)) V_r^T` (rank `r`),
+//!
+//! - SVCCA's reduced, whitened side is `U_k` (the top `k` columns), so its canonical
+//!   correlations are the singular values of `U_kx^T U_ky`;
+//! - `||Xc^T Yc||_* = ||diag(sqrt(lambda_x)) U_x^T U_y diag(sqrt(lambda_y))||_*` (the `V`s have
+//!   orthonormal columns), and `||Xc||_F^2 = sum(lambda)`.
+//!
+//! `U_r` comes from the `n x n` Gram `Xc Xc^T` when `D >= n`, and as `Xc V_r diag(lambda_r)^{-1/2}`
+//! from the `D x D` scatter otherwise, so the host decomposition is `min(n, D)`-sized. The
+//! feature-space path of [`crate::cca`] needs `D x D`; [`crate::cca::cca_family_matrix`] takes
+//! this one when some layer has `D >= n`.
+
+use burn::tensor::{DType, Tensor};
+
+use crate::cca::SvdReduction;
+use crate::covariance::{
+    host_matrix, host_values, statistics_dtype, svd, to_host_f64, RANK_TOLERANCE_F32,
+    RANK_TOLERANCE_F64,
+};
+use crate::error::{Result, SimilarityError};
+use crate::layer::{explain_non_finite, Layer};
+
+/// A layer as an orthonormal basis of its centred column space, in example space.
+pub(crate) struct ExampleSpaceLayer {
+    pub(crate) name: String,
+    /// `U_r`, `n x r`, host f64.
+    basis: Tensor<2>,
+    /// `lambda_r`: squared singular values of the centred layer, descending.
+    pub(crate) eigenvalues: Vec<f64>,
+    /// The dtype of the `n`-sized products.
+    pub(crate) precision: DType,
+}
+
+impl ExampleSpaceLayer {
+    pub(crate) fn new(layer: &Layer) -> Result<Self> {
+        let (n, d) = (layer.num_examples(), layer.num_features());
+        let precision = statistics_dtype(&layer.matrix.device());
+        let x = layer.matrix.clone().cast(precision);
+        let centred = x.clone().sub(x.mean_dim(0));
+        let gram_side = d >= n;
+        let product = if gram_side {
+            centred.clone().matmul(centred.clone().transpose())
+        } else {
+            centred.clone().transpose().matmul(centred.clone())
+        };
+        let product = to_host_f64(product)?;
+        if host_values(product.clone())?.iter().any(|v| !v.is_finite()) {
+            return Err(explain_non_finite(layer, 0));
+        }
+        let (vectors, values, _) = svd(product, &format!("the Gram of layer `{}`", layer.name))?;
+        let tolerance = if precision == DType::F64 {
+            RANK_TOLERANCE_F64
+        } else {
+            RANK_TOLERANCE_F32
+        };
+        let largest = values.first().copied().unwrap_or(0.0);
+        let rank = values
+            .iter()
+            .filter(|&&v| largest > 0.0 && v > tolerance * largest)
+            .count();
+        let eigenvalues = values[..rank].to_vec();
+        let basis = if rank == 0 {
+            host_matrix(vec![0.0; n], n, 1)
+        } else if gram_side {
+            vectors.narrow(1, 0, rank)
+        } else {
+            let scale: Vec<f64> = eigenvalues.iter().map(|v| 1.0 / v.sqrt()).collect();
+            to_host_f64(centred)?
+                .matmul(vectors.narrow(1, 0, rank))
+                .mul(host_matrix(scale, 1, rank))
+        };
+        Ok(ExampleSpaceLayer {
+            name: layer.name.clone(),
+            basis,
+            eigenvalues,
+            precision,
+        })
+    }
+
+    /// Rank of the centred layer.
+    pub(crate) fn rank(&self) -> usize {
+        self.eigenvalues.len()
+    }
+
+    /// The SVCCA-kept number of directions.
+    pub(crate) fn kept(&self, reduction: SvdReduction) -> usize {
+        reduction.kept(&self.eigenvalues, self.rank())
+    }
+}
+
+/// SVCCA's canonical correlations (descending, in [0, 1]) of two example-space layers.
+pub(crate) fn svcca_correlations(
+    a: &ExampleSpaceLayer,
+    b: &ExampleSpaceLayer,
+    reduction: SvdReduction,
+) -> Result<Vec<f64>> {
+    let (ka, kb) = (a.kept(reduction), b.kept(reduction));
+    let m = a
+        .basis
+        .clone()
+        .narrow(1, 0, ka)
+        .transpose()
+        .matmul(b.basis.clone().narrow(1, 0, kb));
+    let (_, s, _) = svd(
+        m,
+        &format!("the correlations of `{}` and `{}`", a.name, b.name),
+    )?;
+    Ok(s.into_iter()
+        .take(ka.min(kb))
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect())
+}
+
+/// The orthogonal Procrustes distance of two example-space layers.
+pub(crate) fn procrustes(a: &ExampleSpaceLayer, b: &ExampleSpaceLayer) -> Result<f64> {
+    let scaled = |l: &ExampleSpaceLayer| {
+        let roots: Vec<f64> = l.eigenvalues.iter().map(|v| v.sqrt()).collect();
+        l.basis.clone().mul(host_matrix(roots, 1, l.rank()))
+    };
+    let product = scaled(a).transpose().matmul(scaled(b));
+    let (_, s, _) = svd(product, &format!("X^T Y of `{}` and `{}`", a.name, b.name))?;
+    let (trace_a, trace_b): (f64, f64) = (a.eigenvalues.iter().sum(), b.eigenvalues.iter().sum());
+    if trace_a <= 0.0 || trace_b <= 0.0 {
+        return Err(SimilarityError::ZeroVariance {
+            layer: if trace_a <= 0.0 {
+                a.name.clone()
+            } else {
+                b.name.clone()
+            },
+        });
+    }
+    Ok((2.0 - 2.0 * s.iter().sum::<f64>() / (trace_a * trace_b).sqrt()).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cca::{cca_family_matrix, procrustes_distance, svcca, CcaMeasure};
+    use crate::testing::{orthogonal, random_matrix};
+    use burn::tensor::Device;
+
+    #[test]
+    fn example_space_agrees_with_feature_space() {
+        // Narrow layers (D < n), where both paths apply.
+        let device = Device::flex();
+        let x = Layer::new("x", random_matrix(50, 8, 1, &device)).unwrap();
+        let y = Layer::new(
+            "y",
+            random_matrix(50, 6, 2, &device).add(x.matrix.clone().narrow(1, 0, 6)),
+        )
+        .unwrap();
+        let (ex, ey) = (
+            ExampleSpaceLayer::new(&x).unwrap(),
+            ExampleSpaceLayer::new(&y).unwrap(),
+        );
+        let reduction = SvdReduction::Keep(0.9);
+        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+        let example = mean(svcca_correlations(&ex, &ey, reduction).unwrap());
+        let feature = svcca(&x.matrix, &y.matrix, reduction).unwrap().mean;
+        assert!((example - feature).abs() < 1e-9, "{example} vs {feature}");
+        let (p_example, p_feature) = (
+            procrustes(&ex, &ey).unwrap(),
+            procrustes_distance(&x.matrix, &y.matrix).unwrap(),
+        );
+        assert!(
+            (p_example - p_feature).abs() < 1e-9,
+            "{p_example} vs {p_feature}"
+        );
+    }
+
+    #[test]
+    fn wide_layers_take_the_example_space_path_and_agree_with_the_scatter() {
+        // 40 examples of 120 and 90 features: the matrix takes the Gram path; the scatter
+        // (feature-space) path is still exact at these widths, so both must agree.
+        let device = Device::flex();
+        let x = random_matrix(40, 120, 3, &device);
+        let y = x
+            .clone()
+            .narrow(1, 0, 90)
+            .add(random_matrix(40, 90, 4, &device).mul_scalar(0.7));
+        let layers = [
+            Layer::new("x", x.clone()).unwrap(),
+            Layer::new("y", y.clone()).unwrap(),
+        ];
+        let (ex, ey) = (
+            ExampleSpaceLayer::new(&layers[0]).unwrap(),
+            ExampleSpaceLayer::new(&layers[1]).unwrap(),
+        );
+        let feature = svcca(&x, &y, SvdReduction::Dims(10)).unwrap();
+        let example = svcca_correlations(&ex, &ey, SvdReduction::Dims(10)).unwrap();
+        for (f, e) in feature.rhos.iter().zip(&example) {
+            assert!((f - e).abs() < 1e-8, "{f} vs {e}");
+        }
+        let m = cca_family_matrix(CcaMeasure::Procrustes, &layers, &layers).unwrap();
+        let rotated = Layer::new("xq", x.matmul(orthogonal(120, 5, &device))).unwrap();
+        let rq = ExampleSpaceLayer::new(&rotated).unwrap();
+        assert!(procrustes(&ex, &rq).unwrap() < 1e-6);
+        assert!((m.values[0][1].unwrap() - procrustes(&ex, &ey).unwrap()).abs() < 1e-12);
+        assert_eq!(m.values[0][0], Some(0.0));
+    }
+}
