@@ -18,6 +18,25 @@ pub const RANK_TOLERANCE_F64: f64 = 1e-10;
 /// The same tolerance for statistics computed in f32 (on devices without f64).
 pub const RANK_TOLERANCE_F32: f64 = 1e-5;
 
+/// The rank tolerance for statistics computed in `precision`.
+pub(crate) fn rank_tolerance(precision: DType) -> f64 {
+    if precision == DType::F64 {
+        RANK_TOLERANCE_F64
+    } else {
+        RANK_TOLERANCE_F32
+    }
+}
+
+/// How many of the descending eigenvalues `values` exceed the rank tolerance times the largest.
+pub(crate) fn numerical_rank(values: &[f64], precision: DType) -> usize {
+    let largest = values.first().copied().unwrap_or(0.0);
+    let tolerance = rank_tolerance(precision);
+    values
+        .iter()
+        .filter(|&&v| largest > 0.0 && v > tolerance * largest)
+        .count()
+}
+
 /// The dtype the `n`-sized statistics are computed in on `device`: f64 where supported.
 pub fn statistics_dtype(device: &Device) -> DType {
     if device.supports_dtype(DType::F64) {
@@ -261,16 +280,8 @@ impl CovarianceLayer {
             scatter.clone(),
             &format!("the covariance of layer `{name}`"),
         )?;
-        let tolerance = if precision == DType::F64 {
-            RANK_TOLERANCE_F64
-        } else {
-            RANK_TOLERANCE_F32
-        };
-        let largest = s.first().copied().unwrap_or(0.0);
-        let rank = s
-            .iter()
-            .filter(|&&v| largest > 0.0 && v > tolerance * largest)
-            .count();
+        let tolerance = rank_tolerance(precision);
+        let rank = numerical_rank(&s, precision);
         let max_diagonal = diagonal.iter().cloned().fold(0.0, f64::max);
         let zero_variance_features = diagonal
             .iter()

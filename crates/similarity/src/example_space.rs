@@ -18,8 +18,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::cca::SvdReduction;
 use crate::covariance::{
-    host_matrix, host_values, statistics_dtype, svd, to_host_f64, RANK_TOLERANCE_F32,
-    RANK_TOLERANCE_F64,
+    host_matrix, host_values, numerical_rank, statistics_dtype, svd, to_host_f64,
 };
 use crate::error::{Result, SimilarityError};
 use crate::layer::{explain_non_finite, Layer};
@@ -52,16 +51,7 @@ impl ExampleSpaceLayer {
             return Err(explain_non_finite(layer, 0));
         }
         let (vectors, values, _) = svd(product, &format!("the Gram of layer `{}`", layer.name))?;
-        let tolerance = if precision == DType::F64 {
-            RANK_TOLERANCE_F64
-        } else {
-            RANK_TOLERANCE_F32
-        };
-        let largest = values.first().copied().unwrap_or(0.0);
-        let rank = values
-            .iter()
-            .filter(|&&v| largest > 0.0 && v > tolerance * largest)
-            .count();
+        let rank = numerical_rank(&values, precision);
         let eigenvalues = values[..rank].to_vec();
         let basis = if rank == 0 {
             host_matrix(vec![0.0; n], n, 1)
