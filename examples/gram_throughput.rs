@@ -22,23 +22,45 @@ use repsim::device::{select_device, DeviceChoice};
 use repsim::similarity::minibatch::{gram_phase_flops, gram_row};
 use repsim::similarity::testing::random_values;
 
-fn main() {
-    let mut device_choice = DeviceChoice::Flex;
-    let mut reps = 5usize;
+/// `--device` and `--reps` from the command line.
+fn parse_args() -> Result<(DeviceChoice, usize), String> {
+    let (mut device, mut reps) = (DeviceChoice::Flex, 5usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--device" => {
-                device_choice = args
-                    .next()
-                    .and_then(|d| d.parse().ok())
-                    .expect("--device flex|wgpu|vulkan")
+                device = value
+                    .parse()
+                    .map_err(|e: repsim::device::DeviceError| e.0)?
             }
-            "--reps" => reps = args.next().and_then(|r| r.parse().ok()).expect("--reps N"),
-            other => panic!("unknown argument {other}"),
+            "--reps" => {
+                reps = value
+                    .parse()
+                    .ok()
+                    .filter(|&r| r > 0)
+                    .ok_or(format!("--reps needs a positive integer, got `{value}`"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; use --device D --reps N"
+                ))
+            }
         }
     }
-    let selected = select_device(device_choice).expect("device");
+    Ok((device, reps))
+}
+
+fn main() -> std::process::ExitCode {
+    let (reps, selected) = match parse_args()
+        .and_then(|(device, reps)| select_device(device).map(|s| (reps, s)).map_err(|e| e.0))
+    {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     println!("device: {selected}");
     let device = selected.device;
     let m = 256;
@@ -74,7 +96,7 @@ fn main() {
                     t.elapsed().as_secs_f64()
                 })
                 .collect();
-            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            times.sort_by(f64::total_cmp);
             times[times.len() / 2]
         };
         let raw = time(&|r| {
@@ -109,4 +131,5 @@ fn main() {
             );
         }
     }
+    std::process::ExitCode::SUCCESS
 }

@@ -94,7 +94,14 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     let (host_a, host_b) = std::thread::scope(|scope| {
         let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
         let a = load(&args.a);
-        let b = b.map(|handle| handle.join().expect("the reading thread does not panic"));
+        let b = b.map(|handle| {
+            handle.join().unwrap_or_else(|_| {
+                Err(CliError::Failure(format!(
+                    "reading {} failed",
+                    args.b.display()
+                )))
+            })
+        });
         (a, b)
     });
     let host_a = host_a?;

@@ -238,6 +238,21 @@ pub(crate) fn check_shape(
     Ok(())
 }
 
+impl PreparedLayer {
+    /// The whitening or SVD basis (prepared for every measure but Procrustes).
+    fn basis(&self) -> Result<Tensor<2>> {
+        self.basis
+            .clone()
+            .ok_or_else(|| SimilarityError::InvalidParameter {
+                name: "measure",
+                message: format!(
+                    "layer `{}` was prepared without a basis (Procrustes)",
+                    self.stats.name
+                ),
+            })
+    }
+}
+
 fn prepare(layer: &Layer, measure: CcaMeasure) -> Result<PreparedLayer> {
     check_shape(
         &layer.name,
@@ -277,8 +292,7 @@ fn correlations(
     y: &PreparedLayer,
     cross: Tensor<2>,
 ) -> Result<(Tensor<2>, Vec<f64>)> {
-    let bx = x.basis.clone().expect("CCA measures prepare a basis");
-    let by = y.basis.clone().expect("CCA measures prepare a basis");
+    let (bx, by) = (x.basis()?, y.basis()?);
     let m = bx.transpose().matmul(cross).matmul(by);
     let (u, s, _) = svd(
         m,
@@ -337,7 +351,7 @@ fn pwcca_value(
     let projections = match convention {
         PwccaConvention::Textbook => {
             // h^T Xc = u^T Cxx^{-1/2} Cxx (k x D).
-            let whitening = x.basis.clone().expect("PWCCA prepares a basis");
+            let whitening = x.basis()?;
             host_values(u.transpose().matmul(whitening).matmul(scatter))?
         }
         PwccaConvention::Google => {
@@ -617,14 +631,14 @@ fn pair_layers<const DX: usize, const DY: usize>(
     Ok([Layer::new("x", x.clone())?, Layer::new("y", y.clone())?])
 }
 
-fn pair_measure<const DX: usize, const DY: usize>(
-    x: &Tensor<DX>,
-    y: &Tensor<DY>,
+/// Both layers of a pair, prepared for `measure` and checked: same examples, not constant.
+fn pair_measure(
+    x: &Layer,
+    y: &Layer,
     measure: CcaMeasure,
 ) -> Result<(PreparedLayer, PreparedLayer)> {
-    let [x, y] = pair_layers(x, y)?;
-    check_same_examples([&x, &y])?;
-    let (px, py) = (prepare(&x, measure)?, prepare(&y, measure)?);
+    check_same_examples([x, y])?;
+    let (px, py) = (prepare(x, measure)?, prepare(y, measure)?);
     for p in [&px, &py] {
         if p.stats.rank == 0 {
             return Err(SimilarityError::ZeroVariance {
@@ -635,6 +649,43 @@ fn pair_measure<const DX: usize, const DY: usize>(
     Ok((px, py))
 }
 
+/// Both layers of a pair in example space (SVCCA, Procrustes), checked like the matrix path:
+/// same examples, a decomposable size, not constant.
+fn example_space_pair(
+    x: &Layer,
+    y: &Layer,
+    measure: CcaMeasure,
+) -> Result<(ExampleSpaceLayer, ExampleSpaceLayer)> {
+    check_same_examples([x, y])?;
+    for layer in [x, y] {
+        check_shape(
+            &layer.name,
+            layer.num_examples(),
+            layer.num_features(),
+            measure,
+        )?;
+    }
+    let (ex, ey) = (ExampleSpaceLayer::new(x)?, ExampleSpaceLayer::new(y)?);
+    for e in [&ex, &ey] {
+        if e.rank() == 0 {
+            return Err(SimilarityError::ZeroVariance {
+                layer: e.name.clone(),
+            });
+        }
+    }
+    Ok((ex, ey))
+}
+
+/// The value of a pair of non-constant layers (`pair_value` gives `None` only for a constant
+/// side, which `pair_measure` has already refused).
+fn defined_pair_value(measure: CcaMeasure, x: &Layer, y: &Layer) -> Result<f64> {
+    let (px, py) = pair_measure(x, y, measure)?;
+    let cross = px.stats.cross(&py.stats)?;
+    pair_value(measure, &px, &py, cross)?.ok_or_else(|| SimilarityError::ZeroVariance {
+        layer: format!("{} x {}", x.name, y.name),
+    })
+}
+
 /// The canonical correlations of a pair under `measure` (CCA or SVCCA).
 fn pair_correlations<const DX: usize, const DY: usize>(
     x: &Tensor<DX>,
@@ -642,28 +693,18 @@ fn pair_correlations<const DX: usize, const DY: usize>(
     measure: CcaMeasure,
 ) -> Result<CcaResult> {
     let [lx, ly] = pair_layers(x, y)?;
-    if uses_example_space(measure, [&lx, &ly].into_iter()) {
-        check_same_examples([&lx, &ly])?;
-        let reduction = match measure {
-            CcaMeasure::Svcca(reduction) => reduction,
-            _ => unreachable!("only SVCCA takes the example-space path here"),
-        };
-        let (ex, ey) = (ExampleSpaceLayer::new(&lx)?, ExampleSpaceLayer::new(&ly)?);
-        for e in [&ex, &ey] {
-            if e.rank() == 0 {
-                return Err(SimilarityError::ZeroVariance {
-                    layer: e.name.clone(),
-                });
-            }
+    if let CcaMeasure::Svcca(reduction) = measure {
+        if uses_example_space(measure, [&lx, &ly].into_iter()) {
+            let (ex, ey) = example_space_pair(&lx, &ly, measure)?;
+            let rhos = svcca_correlations(&ex, &ey, reduction)?;
+            return Ok(CcaResult {
+                mean: mean(&rhos),
+                rhos,
+                dims: (ex.kept(reduction), ey.kept(reduction)),
+            });
         }
-        let rhos = svcca_correlations(&ex, &ey, reduction)?;
-        return Ok(CcaResult {
-            mean: mean(&rhos),
-            rhos,
-            dims: (ex.kept(reduction), ey.kept(reduction)),
-        });
     }
-    let (px, py) = pair_measure(x, y, measure)?;
+    let (px, py) = pair_measure(&lx, &ly, measure)?;
     let (_, rhos) = correlations(&px, &py, px.stats.cross(&py.stats)?)?;
     Ok(CcaResult {
         mean: mean(&rhos),
@@ -694,10 +735,8 @@ pub fn pwcca<const DX: usize, const DY: usize>(
     y: &Tensor<DY>,
     convention: PwccaConvention,
 ) -> Result<f64> {
-    let measure = CcaMeasure::Pwcca(convention);
-    let (px, py) = pair_measure(x, y, measure)?;
-    let cross = px.stats.cross(&py.stats)?;
-    Ok(pair_value(measure, &px, &py, cross)?.expect("both sides have variance"))
+    let [lx, ly] = pair_layers(x, y)?;
+    defined_pair_value(CcaMeasure::Pwcca(convention), &lx, &ly)
 }
 
 /// Orthogonal Procrustes distance (Ding et al. 2021), in [0, 2].
@@ -708,28 +747,10 @@ pub fn procrustes_distance<const DX: usize, const DY: usize>(
     let measure = CcaMeasure::Procrustes;
     let [lx, ly] = pair_layers(x, y)?;
     if uses_example_space(measure, [&lx, &ly].into_iter()) {
-        check_same_examples([&lx, &ly])?;
-        for layer in [&lx, &ly] {
-            check_shape(
-                &layer.name,
-                layer.num_examples(),
-                layer.num_features(),
-                measure,
-            )?;
-        }
-        let (ex, ey) = (ExampleSpaceLayer::new(&lx)?, ExampleSpaceLayer::new(&ly)?);
-        for e in [&ex, &ey] {
-            if e.rank() == 0 {
-                return Err(SimilarityError::ZeroVariance {
-                    layer: e.name.clone(),
-                });
-            }
-        }
+        let (ex, ey) = example_space_pair(&lx, &ly, measure)?;
         return example_space::procrustes(&ex, &ey);
     }
-    let (px, py) = pair_measure(x, y, measure)?;
-    let cross = px.stats.cross(&py.stats)?;
-    Ok(pair_value(measure, &px, &py, cross)?.expect("both sides have variance"))
+    defined_pair_value(measure, &lx, &ly)
 }
 
 #[cfg(test)]

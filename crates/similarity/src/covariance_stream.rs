@@ -52,20 +52,23 @@ impl SideSums {
         }
     }
 
-    /// Shifted batch activations `z`, adding them to the sums.
-    fn add(&mut self, layers: &[Layer], dtype: DType) -> Vec<Tensor<2>> {
+    /// Shifted batch activations `z = x - shift`, one per layer.
+    fn shifted(&self, layers: &[Layer], dtype: DType) -> Vec<Tensor<2>> {
         layers
             .iter()
-            .enumerate()
-            .map(|(i, layer)| {
-                let z = layer.matrix.clone().cast(dtype).sub(self.shifts[i].clone());
-                self.sums[i] = self.sums[i].clone().add(z.clone().sum_dim(0));
-                self.scatters[i] = self.scatters[i]
-                    .clone()
-                    .add(z.clone().transpose().matmul(z.clone()));
-                z
-            })
+            .zip(&self.shifts)
+            .map(|(layer, shift)| layer.matrix.clone().cast(dtype).sub(shift.clone()))
             .collect()
+    }
+
+    /// Adds a checked batch of shifted activations to the sums.
+    fn accumulate(&mut self, shifted: &[Tensor<2>]) {
+        for (i, z) in shifted.iter().enumerate() {
+            self.sums[i] = self.sums[i].clone().add(z.clone().sum_dim(0));
+            self.scatters[i] = self.scatters[i]
+                .clone()
+                .add(z.clone().transpose().matmul(z.clone()));
+        }
     }
 
     /// Per-layer statistics, centred: `mean = shift + sum / n`, `C = sum z^T z - s^T s / n`.
@@ -122,6 +125,102 @@ struct StreamState {
     cross: Vec<Tensor<2>>,
 }
 
+impl StreamState {
+    /// Zero sums shaped after the first batch; refuses layers too wide to decompose.
+    fn start(layers_a: &[Layer], layers_b: &[Layer], symmetric: bool) -> Result<Self> {
+        for layer in layers_a.iter().chain(layers_b) {
+            if layer.num_features() > MAX_CCA_FEATURES {
+                return Err(SimilarityError::InvalidParameter {
+                    name: "layer width",
+                    message: format!(
+                        "layer `{}` has {} features: the CCA family decomposes features x \
+                         features matrices, impractical above {MAX_CCA_FEATURES}",
+                        layer.name,
+                        layer.num_features()
+                    ),
+                });
+            }
+        }
+        let dtype = statistics_dtype(&layers_a[0].matrix.device());
+        let cross = layers_a
+            .iter()
+            .flat_map(|a| {
+                layers_b.iter().map(move |b| {
+                    Tensor::<2>::zeros(
+                        [a.num_features(), b.num_features()],
+                        (&a.matrix.device(), dtype),
+                    )
+                })
+            })
+            .collect();
+        Ok(StreamState {
+            n: 0,
+            dtype,
+            a: SideSums::start(layers_a, dtype),
+            b: (!symmetric).then(|| SideSums::start(layers_b, dtype)),
+            cross,
+        })
+    }
+
+    /// Checks a batch of `m` examples (same layers as before, every value finite) and only then
+    /// adds it to the sums.
+    fn add_batch(
+        &mut self,
+        layers_a: &[Layer],
+        layers_b: &[Layer],
+        symmetric: bool,
+        m: usize,
+    ) -> Result<()> {
+        let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        let expected_b = self.b.as_ref().map_or(&self.a.names, |b| &b.names);
+        if names(layers_a) != self.a.names
+            || &names(layers_b) != expected_b
+            || symmetric != self.b.is_none()
+        {
+            return Err(SimilarityError::MergeMismatch(format!(
+                "this batch has layers {:?} x {:?}, earlier batches had {:?} x {:?}",
+                names(layers_a),
+                names(layers_b),
+                self.a.names,
+                expected_b
+            )));
+        }
+        let za = self.a.shifted(layers_a, self.dtype);
+        let zb = match &self.b {
+            Some(b) => b.shifted(layers_b, self.dtype),
+            None => za.clone(),
+        };
+        // One read per batch: a NaN or infinity anywhere makes its layer's batch sum non-finite.
+        let checks = read_back(Tensor::cat(
+            za.iter().chain(&zb).map(|z| z.clone().sum()).collect(),
+            0,
+        ))?;
+        if let Some(k) = checks.iter().position(|v| !v.is_finite()) {
+            let layer = if k < za.len() {
+                &layers_a[k]
+            } else {
+                &layers_b[k - za.len()]
+            };
+            return Err(explain_non_finite(layer, self.n));
+        }
+        self.a.accumulate(&za);
+        if let Some(b) = &mut self.b {
+            b.accumulate(&zb);
+        }
+        let lb = zb.len();
+        for (i, a) in za.iter().enumerate() {
+            for (j, b) in zb.iter().enumerate() {
+                let k = i * lb + j;
+                self.cross[k] = self.cross[k]
+                    .clone()
+                    .add(a.clone().transpose().matmul(b.clone()));
+            }
+        }
+        self.n += m;
+        Ok(())
+    }
+}
+
 impl CovarianceAccumulator {
     /// An empty accumulator.
     pub fn new() -> Self {
@@ -138,84 +237,19 @@ impl CovarianceAccumulator {
     pub fn update(&mut self, layers_a: &[Layer], layers_b: &[Layer]) -> Result<()> {
         let m = check_same_examples(layers_a.iter().chain(layers_b))?;
         let symmetric = std::ptr::eq(layers_a, layers_b);
-        if self.state.is_none() {
-            for layer in layers_a.iter().chain(layers_b) {
-                if layer.num_features() > MAX_CCA_FEATURES {
-                    return Err(SimilarityError::InvalidParameter {
-                        name: "layer width",
-                        message: format!(
-                            "layer `{}` has {} features: the CCA family decomposes features x \
-                             features matrices, impractical above {MAX_CCA_FEATURES}",
-                            layer.name,
-                            layer.num_features()
-                        ),
-                    });
-                }
-            }
-            let dtype = statistics_dtype(&layers_a[0].matrix.device());
-            let cross = layers_a
-                .iter()
-                .flat_map(|a| {
-                    layers_b.iter().map(move |b| {
-                        Tensor::<2>::zeros(
-                            [a.num_features(), b.num_features()],
-                            (&a.matrix.device(), dtype),
-                        )
-                    })
-                })
-                .collect();
-            self.state = Some(StreamState {
-                n: 0,
-                dtype,
-                a: SideSums::start(layers_a, dtype),
-                b: (!symmetric).then(|| SideSums::start(layers_b, dtype)),
-                cross,
-            });
-        }
-        let state = self.state.as_mut().expect("started above");
-        let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
-        let expected_b = state.b.as_ref().map_or(&state.a.names, |b| &b.names);
-        if names(layers_a) != state.a.names
-            || &names(layers_b) != expected_b
-            || symmetric != state.b.is_none()
-        {
-            return Err(SimilarityError::MergeMismatch(format!(
-                "this batch has layers {:?} x {:?}, earlier batches had {:?} x {:?}",
-                names(layers_a),
-                names(layers_b),
-                state.a.names,
-                expected_b
-            )));
-        }
-        let dtype = state.dtype;
-        let za = state.a.add(layers_a, dtype);
-        let zb = match &mut state.b {
-            Some(b) => b.add(layers_b, dtype),
-            None => za.clone(),
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => StreamState::start(layers_a, layers_b, symmetric)?,
         };
-        // One read per batch: a NaN or infinity anywhere makes its layer's batch sum non-finite.
-        let checks = Tensor::cat(za.iter().chain(&zb).map(|z| z.clone().sum()).collect(), 0);
-        let checks = read_back(checks)?;
-        if let Some(k) = checks.iter().position(|v| !v.is_finite()) {
-            let layer = if k < za.len() {
-                &layers_a[k]
-            } else {
-                &layers_b[k - za.len()]
-            };
-            return Err(explain_non_finite(layer, state.n));
+        // A rejected batch changes nothing; a first batch that is rejected leaves no state.
+        let result = state.add_batch(layers_a, layers_b, symmetric, m);
+        if state.n > 0 {
+            self.state = Some(state);
         }
-        let lb = zb.len();
-        for (i, a) in za.iter().enumerate() {
-            for (j, b) in zb.iter().enumerate() {
-                let k = i * lb + j;
-                state.cross[k] = state.cross[k]
-                    .clone()
-                    .add(a.clone().transpose().matmul(b.clone()));
-            }
+        if result.is_ok() {
+            self.statistics = std::cell::OnceCell::new();
         }
-        state.n += m;
-        self.statistics = std::cell::OnceCell::new();
-        Ok(())
+        result
     }
 
     /// The `measure` matrix over every example seen; the same as the whole-data computation.

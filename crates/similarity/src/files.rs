@@ -256,7 +256,7 @@ fn read_data(
 fn decode_f64(bytes: &[u8], little_endian: bool) -> std::result::Result<Vec<f32>, String> {
     let mut out = Vec::with_capacity(bytes.len() / 8);
     for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-        let raw: [u8; 8] = chunk.try_into().expect("chunks of 8");
+        let raw: [u8; 8] = std::array::from_fn(|k| chunk[k]);
         let v = if little_endian {
             f64::from_le_bytes(raw)
         } else {

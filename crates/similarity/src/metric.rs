@@ -187,29 +187,24 @@ pub fn similarity_matrices(
             .filter(|m| cca_measure(**m).is_some())
             .count()
             > 1;
-    let mut statistics: Option<CovarianceAccumulator> = None;
+    // With `shared`, every CCA metric reads these statistics: one pass over the data, after
+    // every measure's shape requirements are checked.
+    let statistics = if shared {
+        for m in metrics.iter().filter_map(|m| cca_measure(*m)) {
+            for layer in layers_a.iter().chain(layers_b) {
+                check_shape(&layer.name, layer.num_examples(), layer.num_features(), m)?;
+            }
+        }
+        let mut accumulator = CovarianceAccumulator::new();
+        accumulator.update(layers_a, layers_b)?;
+        Some(accumulator)
+    } else {
+        None
+    };
     metrics
         .iter()
-        .map(|&metric| match cca_measure(metric) {
-            Some(measure) if shared => {
-                if statistics.is_none() {
-                    // Check every measure's shape requirements before the pass over the data.
-                    for m in metrics.iter().filter_map(|m| cca_measure(*m)) {
-                        for layer in layers_a.iter().chain(layers_b) {
-                            check_shape(
-                                &layer.name,
-                                layer.num_examples(),
-                                layer.num_features(),
-                                m,
-                            )?;
-                        }
-                    }
-                    let mut accumulator = CovarianceAccumulator::new();
-                    accumulator.update(layers_a, layers_b)?;
-                    statistics = Some(accumulator);
-                }
-                statistics.as_ref().expect("filled above").finish(measure)
-            }
+        .map(|&metric| match (cca_measure(metric), &statistics) {
+            (Some(measure), Some(statistics)) => statistics.finish(measure),
             _ => similarity_matrix(metric, layers_a, layers_b, options),
         })
         .collect()

@@ -180,14 +180,12 @@ impl MinibatchCka {
         let (la, lb) = (layers_a.len(), layers_b.len());
 
         let device = layers_a[0].matrix.device();
-        let reuse = self
-            .batch_constants
-            .as_ref()
-            .is_some_and(|c| c.m == m && c.blocks == blocks && c.device == device);
-        if !reuse {
-            self.batch_constants = Some(BatchConstants::new(m, blocks, &device));
-        }
-        let constants = self.batch_constants.as_ref().expect("built above");
+        // The batch constants are kept across batches of the same shape and device.
+        let constants = match self.batch_constants.take() {
+            Some(c) if c.m == m && c.blocks == blocks && c.device == device => c,
+            _ => BatchConstants::new(m, blocks, &device),
+        };
+        let constants = &*self.batch_constants.insert(constants);
         let rows_a = BatchRows::new(layers_a, constants);
         let rows_b = if symmetric {
             None
