@@ -404,4 +404,30 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_rejected_batch_leaves_the_sums_untouched() {
+        let device = Device::flex();
+        let a = layers(&device, 4);
+        let mut clean = CovarianceAccumulator::new();
+        clean.update(&a, &a).unwrap();
+        let mut rejected = CovarianceAccumulator::new();
+        rejected.update(&a, &a).unwrap();
+        let mut values = crate::testing::random_values(10, 5, 3);
+        values[7] = f32::INFINITY;
+        let bad = Tensor::<2>::from_data(burn::tensor::TensorData::new(values, [10, 5]), &device);
+        let batch = vec![Layer::new("narrow", bad).unwrap(), a[1].rows(0, 10)];
+        assert!(rejected.update(&batch, &batch).is_err());
+        assert_eq!(rejected.n_examples(), 90);
+        let (x, y) = (
+            clean.finish(CcaMeasure::Cca).unwrap(),
+            rejected.finish(CcaMeasure::Cca).unwrap(),
+        );
+        assert_eq!(x.values, y.values);
+
+        let mut fresh = CovarianceAccumulator::new();
+        assert!(fresh.update(&batch, &batch).is_err());
+        assert_eq!(fresh.n_examples(), 0);
+        assert!(fresh.finish(CcaMeasure::Cca).is_err());
+    }
 }
