@@ -11,11 +11,17 @@
 pub mod cli;
 pub mod device;
 
+/// The datasets (`repsim-data`).
+pub use repsim_data as data;
+/// The networks (`repsim-model`).
+pub use repsim_model as model;
 /// The similarity measures (`repsim-similarity`).
 pub use repsim_similarity as similarity;
 pub use repsim_similarity::{
     linear_cka, linear_cka_debiased, linear_cka_matrix, rbf_cka, rbf_cka_debiased, HsicEstimator,
     Layer, Metric, MetricOptions, MinibatchCka, SimilarityError, SimilarityMatrix,
 };
+/// The drawings (`repsim-viz`).
+pub use repsim_viz as viz;
 
 pub use device::{select_device, DeviceChoice, SelectedDevice};

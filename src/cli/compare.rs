@@ -50,6 +50,11 @@ pub struct CompareArgs {
     /// Write all results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Draw the results to this PNG or SVG (a heatmap, or a grid for several metrics).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub style: super::plot::PlotStyle,
 }
 
 /// Runs the comparison.
@@ -70,6 +75,10 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     }
     if let Some(json) = &args.json {
         check_writable(json)?;
+    }
+    if let Some(plot) = &args.plot {
+        repsim_viz::check_output_path(plot)?;
+        args.style.colormap.parse::<repsim_viz::ColorMap>()?;
     }
     let pwcca_convention: PwccaConvention = args.pwcca_convention.parse()?;
     let conv_mode: ConvMode = args.conv.parse()?;
@@ -214,6 +223,15 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         write_atomically(path, &document)?;
         eprintln!("wrote {}", path.display());
     }
+    if let Some(path) = &args.plot {
+        let titles = (
+            Some(args.a.display().to_string()),
+            Some(args.b.display().to_string()),
+        );
+        for written in super::plot::draw_results(&results, path, &args.style, false, titles)? {
+            eprintln!("wrote {}", written.display());
+        }
+    }
     Ok(())
 }
 
@@ -229,7 +247,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Fails early, before any computation, when the JSON file cannot be created.
-fn check_writable(path: &Path) -> Result<(), CliError> {
+pub(crate) fn check_writable(path: &Path) -> Result<(), CliError> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(CliError::Input(format!(
@@ -256,7 +274,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// Writes the JSON to a temporary file beside `path` and renames it into place, so a failed
 /// run never leaves a half-written file.
-fn write_atomically(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
+pub(crate) fn write_atomically(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
     let fail = |e: &dyn std::fmt::Display| {
         CliError::Input(format!("{}: cannot write: {e}", path.display()))
     };

@@ -3,7 +3,10 @@
 //! Exit codes: 0 success; 2 bad input (usage, files, data, parameters, an unavailable device);
 //! 1 a failure while computing (a device that stopped answering).
 
-mod compare;
+pub mod compare;
+pub mod data;
+pub mod describe;
+pub mod plot;
 mod table;
 
 use std::process::ExitCode;
@@ -24,6 +27,12 @@ pub struct Cli {
 enum Command {
     /// Compare the layers of two activation files (.npy, .npz or a directory of .npy).
     Compare(compare::CompareArgs),
+    /// Show a model's parameter count and every probed layer's name and shape.
+    Describe(describe::DescribeArgs),
+    /// Show what a dataset holds, and optionally a preview grid of its images.
+    Data(data::DataCommandArgs),
+    /// Draw the matrices of a results file as heatmaps (PNG or SVG).
+    Plot(plot::PlotArgs),
     /// List the wgpu adapters and the device `auto` picks.
     Devices,
 }
@@ -60,6 +69,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),
+        Command::Describe(args) => describe::run(args),
+        Command::Data(args) => data::run(args),
+        Command::Plot(args) => plot::run(args),
         Command::Devices => devices(),
     };
     match result {

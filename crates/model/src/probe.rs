@@ -1,0 +1,251 @@
+//! Named activation capture. burn has no forward hooks, so every model threads a [`Recorder`]
+//! through its forward pass and names each intermediate tensor by a stable path
+//! (`stage2.block3.conv1`). With [`Probe::None`] the recorder does nothing: names are never
+//! even formatted, and nothing is kept.
+
+use burn::tensor::Tensor;
+
+/// Which activations `forward_probed` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Probe {
+    /// Nothing (what plain `forward` uses).
+    None,
+    /// The outputs of the units compared in the papers: the stem, every residual block (or
+    /// conv layer, or RNN layer), the pooled features and the logits.
+    #[default]
+    Blocks,
+    /// Every intermediate tensor: each conv, batch norm, ReLU, residual add, pool and linear
+    /// output.
+    All,
+    /// Exactly these names (from `Blocks` or `All`), in forward order.
+    Names(Vec<String>),
+}
+
+impl std::str::FromStr for Probe {
+    type Err = crate::ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "blocks" => Ok(Probe::Blocks),
+            "all" => Ok(Probe::All),
+            "none" => Ok(Probe::None),
+            other if other.starts_with("names=") => Ok(Probe::Names(
+                other["names=".len()..]
+                    .split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            )),
+            other => Err(crate::ModelError::BadConfig(format!(
+                "unknown probe {other:?}; use blocks, all, or names=a,b,c"
+            ))),
+        }
+    }
+}
+
+/// One captured activation, at its natural rank; examples are always on dim 0.
+#[derive(Debug, Clone)]
+pub enum ActivationTensor {
+    /// (N, C, H, W) feature maps.
+    Map(Tensor<4>),
+    /// (N, T, F) sequences.
+    Sequence(Tensor<3>),
+    /// (N, F) vectors.
+    Vector(Tensor<2>),
+}
+
+impl ActivationTensor {
+    /// The shape.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            ActivationTensor::Map(t) => t.dims().to_vec(),
+            ActivationTensor::Sequence(t) => t.dims().to_vec(),
+            ActivationTensor::Vector(t) => t.dims().to_vec(),
+        }
+    }
+}
+
+/// How a sequence activation (N, T, F) becomes one row per example for similarity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum TimeReduction {
+    /// The last step's features (N, F).
+    #[default]
+    Last,
+    /// The mean over time (N, F).
+    Mean,
+    /// Every step as its own sample (N * T, F), as the PWCCA paper does for LSTMs.
+    Steps,
+}
+
+impl std::str::FromStr for TimeReduction {
+    type Err = crate::ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "last" => Ok(TimeReduction::Last),
+            "mean" => Ok(TimeReduction::Mean),
+            "steps" => Ok(TimeReduction::Steps),
+            other => Err(crate::ModelError::BadConfig(format!(
+                "unknown time reduction {other:?}; use last, mean or steps"
+            ))),
+        }
+    }
+}
+
+/// The activations of one forward pass: (name, tensor) in forward order.
+#[derive(Debug, Clone, Default)]
+pub struct Activations {
+    entries: Vec<(String, ActivationTensor)>,
+}
+
+impl Activations {
+    /// The names, in forward order.
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The (name, tensor) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, ActivationTensor)> {
+        self.entries.iter()
+    }
+
+    /// The activation named `name`.
+    pub fn get(&self, name: &str) -> Option<&ActivationTensor> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Number of activations.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every activation as an (examples, features) matrix: maps and vectors flattened past
+    /// dim 0, sequences reduced over time by `time`.
+    pub fn into_matrices(self, time: TimeReduction) -> Vec<(String, Tensor<2>)> {
+        self.entries
+            .into_iter()
+            .map(|(name, t)| {
+                let matrix = match t {
+                    ActivationTensor::Map(t) => {
+                        let [n, c, h, w] = t.dims();
+                        t.reshape([n, c * h * w])
+                    }
+                    ActivationTensor::Vector(t) => t,
+                    ActivationTensor::Sequence(t) => {
+                        let [n, steps, f] = t.dims();
+                        match time {
+                            TimeReduction::Last => {
+                                t.slice([0..n, steps - 1..steps, 0..f]).reshape([n, f])
+                            }
+                            TimeReduction::Mean => t.mean_dim(1).reshape([n, f]),
+                            TimeReduction::Steps => t.reshape([n * steps, f]),
+                        }
+                    }
+                };
+                (name, matrix)
+            })
+            .collect()
+    }
+
+    pub(crate) fn push(&mut self, name: String, tensor: ActivationTensor) {
+        self.entries.push((name, tensor));
+    }
+}
+
+/// Collects activations during a forward pass according to a [`Probe`].
+#[derive(Debug)]
+pub struct Recorder<'p> {
+    probe: &'p Probe,
+    activations: Activations,
+}
+
+/// Whether a name is a block-level one (kept by [`Probe::Blocks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Block,
+    Inner,
+}
+
+static NO_PROBE: Probe = Probe::None;
+
+impl<'p> Recorder<'p> {
+    /// A recorder for `probe`.
+    pub fn new(probe: &'p Probe) -> Self {
+        Self {
+            probe,
+            activations: Activations::default(),
+        }
+    }
+
+    /// A recorder that records nothing.
+    pub fn disabled() -> Recorder<'static> {
+        Recorder::new(&NO_PROBE)
+    }
+
+    /// Whether anything may be recorded (so callers can skip building name prefixes).
+    pub fn is_active(&self) -> bool {
+        !matches!(self.probe, Probe::None)
+    }
+
+    fn wants(&self, level: Level, name: impl FnOnce() -> String) -> Option<String> {
+        match self.probe {
+            Probe::None => None,
+            Probe::Blocks if level == Level::Inner => None,
+            Probe::Blocks | Probe::All => Some(name()),
+            Probe::Names(names) => {
+                let name = name();
+                names.contains(&name).then_some(name)
+            }
+        }
+    }
+
+    /// Records a feature map.
+    pub(crate) fn map(&mut self, level: Level, name: impl FnOnce() -> String, t: &Tensor<4>) {
+        if let Some(name) = self.wants(level, name) {
+            self.activations
+                .push(name, ActivationTensor::Map(t.clone()));
+        }
+    }
+
+    /// Records a vector per example.
+    pub(crate) fn vector(&mut self, level: Level, name: impl FnOnce() -> String, t: &Tensor<2>) {
+        if let Some(name) = self.wants(level, name) {
+            self.activations
+                .push(name, ActivationTensor::Vector(t.clone()));
+        }
+    }
+
+    /// Records a sequence.
+    pub(crate) fn sequence(&mut self, level: Level, name: impl FnOnce() -> String, t: &Tensor<3>) {
+        if let Some(name) = self.wants(level, name) {
+            self.activations
+                .push(name, ActivationTensor::Sequence(t.clone()));
+        }
+    }
+
+    /// The activations recorded, checking that every name asked for by [`Probe::Names`] was
+    /// found.
+    pub fn finish(self) -> Result<Activations, crate::ModelError> {
+        if let Probe::Names(names) = self.probe {
+            let found = self.activations.names();
+            let missing: Vec<&String> = names
+                .iter()
+                .filter(|n| !found.contains(&n.as_str()))
+                .collect();
+            if !missing.is_empty() {
+                return Err(crate::ModelError::UnknownLayer(format!(
+                    "{} (run `repsim describe --probe all` to list the names)",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(self.activations)
+    }
+}

@@ -1,0 +1,150 @@
+//! Saving and loading weights in burn's own burnpack format (through burn-store), and
+//! importing torchvision ResNet weights from a `.safetensors` file.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+
+use crate::{ModelError, ResNet};
+
+fn weights_error(path: &Path, message: impl std::fmt::Display) -> ModelError {
+    ModelError::Weights {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Saves `model`'s parameters and batch-norm statistics to `path` (burnpack format). The file
+/// is written beside `path` and renamed into place, so a failure leaves nothing half-written.
+pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<(), ModelError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(weights_error(
+            path,
+            format!("the directory {} does not exist", dir.display()),
+        ));
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
+    let mut store = BurnpackStore::from_file(&temporary)
+        .auto_extension(false)
+        .overwrite(true);
+    let saved = model
+        .save_into(&mut store)
+        .map_err(|e| weights_error(path, e))
+        .and_then(|_| std::fs::rename(&temporary, path).map_err(|e| weights_error(path, e)));
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    saved
+}
+
+/// Loads weights saved by [`save_weights`] into `model`, which must have the same
+/// architecture: every tensor must be present with the same shape.
+pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M, ModelError> {
+    if !path.is_file() {
+        return Err(weights_error(path, "no such file"));
+    }
+    let mut store = BurnpackStore::from_file(path)
+        .auto_extension(false)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| weights_error(path, e))?;
+    if !result.errors.is_empty() {
+        return Err(weights_error(
+            path,
+            format!(
+                "{} tensors do not fit this model: {:?}",
+                result.errors.len(),
+                result.errors.iter().take(3).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    if !result.missing.is_empty() {
+        let names: Vec<&str> = result
+            .missing
+            .iter()
+            .take(5)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        return Err(weights_error(path, format!("the file lacks {} of the model's tensors, e.g. {}: was it saved from another architecture?", result.missing.len(), names.join(", "))));
+    }
+    Ok(model)
+}
+
+/// What an import took from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Tensors loaded.
+    pub applied: usize,
+    /// Keys of the file that the model does not use (beyond `num_batches_tracked`).
+    pub unused: Vec<String>,
+}
+
+/// Loads torchvision ResNet weights (`model.state_dict()` saved with
+/// `safetensors.torch.save_file`) into `model`, a ResNet of the same depth, width and class
+/// count. torchvision's names are used as they are: `conv1.weight`, `bn1.running_mean`,
+/// `layer2.0.downsample.0.weight`, `fc.weight`, ...; linear weights are transposed and
+/// batch-norm `weight`/`bias` become `gamma`/`beta`. `num_batches_tracked` is ignored.
+pub fn import_torchvision_resnet(
+    mut model: ResNet,
+    path: &Path,
+) -> Result<(ResNet, ImportReport), ModelError> {
+    if !path.is_file() {
+        return Err(weights_error(path, "no such file"));
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_key_remapping(r"\.downsample\.0\.", ".downsample.conv.")
+        .with_key_remapping(r"\.downsample\.1\.", ".downsample.bn.")
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| weights_error(path, e))?;
+    if !result.errors.is_empty() {
+        return Err(weights_error(
+            path,
+            format!(
+            "{} tensors do not fit this ResNet (a different depth, width or class count?): {:?}",
+            result.errors.len(),
+            result.errors.iter().take(3).collect::<Vec<_>>()
+        ),
+        ));
+    }
+    if !result.missing.is_empty() {
+        let names: Vec<&str> = result
+            .missing
+            .iter()
+            .take(5)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        return Err(weights_error(
+            path,
+            format!(
+                "the file lacks {} of the model's tensors, e.g. {}",
+                result.missing.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    let unused: Vec<String> = result
+        .unused
+        .into_iter()
+        .filter(|k| !k.ends_with("num_batches_tracked"))
+        .collect();
+    Ok((
+        model,
+        ImportReport {
+            applied: result.applied.len(),
+            unused,
+        },
+    ))
+}

@@ -1,0 +1,122 @@
+//! `repsim data --data shapes|cifar10=PATH|cifar100=PATH|folder=PATH`: what a dataset holds
+//! (items, classes, class balance), and a preview grid of sample images.
+
+use std::path::PathBuf;
+
+use burn::data::dataset::Dataset;
+use repsim_data::{class_counts, DataSpec, ImageDataset, ShapesConfig, Split};
+use repsim_viz::{check_output_path, save, ImageGrid, Tile};
+
+use super::CliError;
+
+impl From<repsim_data::DataError> for CliError {
+    fn from(e: repsim_data::DataError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+/// Which dataset, shared by every command that reads one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// The dataset: shapes (built in), cifar10=PATH, cifar100=PATH, cifar100-coarse=PATH or
+    /// folder=PATH (PATH: the extracted folder or the .tar.gz).
+    #[arg(long, default_value = "shapes")]
+    pub data: String,
+    /// Image side for shapes and image folders.
+    #[arg(long, default_value_t = 32)]
+    pub side: usize,
+    /// Seed of the shapes dataset.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+}
+
+impl DataArgs {
+    /// Opens `split` of the named dataset.
+    pub fn open(&self, split: Split) -> Result<repsim_data::AnyImageDataset, CliError> {
+        let spec: DataSpec = self.data.parse()?;
+        let shapes = ShapesConfig::new()
+            .with_side(self.side)
+            .with_seed(self.data_seed);
+        Ok(spec.open(split, &shapes)?)
+    }
+}
+
+/// Arguments of `repsim data`.
+#[derive(Debug, clap::Args)]
+pub struct DataCommandArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which split: train or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Write a grid of sample images with their labels to this PNG or SVG.
+    #[arg(long)]
+    pub preview: Option<PathBuf>,
+    /// Number of images in the preview (spread over the split).
+    #[arg(long, default_value_t = 40)]
+    pub count: usize,
+}
+
+/// Runs `repsim data`.
+pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
+    let split: Split = args.split.parse()?;
+    if let Some(preview) = &args.preview {
+        check_output_path(preview)?;
+    }
+    let dataset = args.data.open(split)?;
+    let names = dataset.class_names().to_vec();
+    let (h, w) = dataset.image_size();
+    println!("dataset: {} ({split} split)", args.data.data);
+    println!("items: {}", dataset.len());
+    println!("image size: {h} x {w} x 3");
+    println!("classes: {}", names.len());
+    let counts = class_counts(&dataset)?;
+    let (min, max) = (
+        counts.iter().copied().min().unwrap_or(0),
+        counts.iter().copied().max().unwrap_or(0),
+    );
+    println!("class balance: {min} to {max} items per class");
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    for (name, count) in names.iter().zip(&counts) {
+        println!("  {name:<width$}  {count}");
+    }
+    if let Some(path) = &args.preview {
+        if dataset.is_empty() {
+            return Err(CliError::Input(
+                "the dataset is empty: nothing to preview".into(),
+            ));
+        }
+        let count = args.count.clamp(1, 400).min(dataset.len());
+        let step = dataset.len() / count;
+        let mut tiles = Vec::with_capacity(count);
+        for k in 0..count {
+            let index = k * step;
+            let item = dataset
+                .get(index)
+                .map_err(|e| CliError::Input(format!("item {index}: {e}")))?;
+            tiles.push(Tile {
+                rgb: item.to_rgb_interleaved(),
+                width: item.width,
+                height: item.height,
+                caption: names
+                    .get(item.label)
+                    .cloned()
+                    .unwrap_or_else(|| item.label.to_string()),
+            });
+        }
+        let zoom = (96 / w.max(1)).clamp(1, 8);
+        let grid = ImageGrid {
+            tiles,
+            cols: 10.min(count),
+            title: format!(
+                "{} ({split}): {count} of {} images",
+                args.data.data,
+                dataset.len()
+            ),
+            zoom,
+        };
+        save(&grid, path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `repsim plot RESULTS.json --out FILE.png|svg`: draws every matrix of a results file, and the
+//! drawing that `repsim compare --plot` makes.
+
+use std::path::{Path, PathBuf};
+
+use repsim_similarity::SimilarityMatrix;
+use repsim_viz::{
+    check_output_path, measure_title, read_results, save, ColorMap, Heatmap, HeatmapGrid,
+    HeatmapOptions, VizError,
+};
+
+use super::CliError;
+
+impl From<VizError> for CliError {
+    fn from(e: VizError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+/// Arguments of `repsim plot`.
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// A results file written by `repsim compare --json` (or a matrix, or an array of them).
+    pub results: PathBuf,
+    /// The image to write: .png or .svg.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub style: PlotStyle,
+    /// With several matrices, one image each (FILE-metric.png) instead of one grid.
+    #[arg(long)]
+    pub separate: bool,
+}
+
+/// Drawing options shared by `plot` and `compare --plot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlotStyle {
+    /// Colour map: magma, viridis or greys.
+    #[arg(long, default_value = "magma")]
+    pub colormap: String,
+    /// Value range of the colour scale, LOW,HIGH (default 0,1, widened for measures beyond).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub range: Option<Vec<f64>>,
+    /// Put row 0 at the bottom, as in the papers' figures.
+    #[arg(long)]
+    pub origin_lower: bool,
+    /// Title (default: the measure).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Resolution of PNG output.
+    #[arg(long, default_value_t = 150.0)]
+    pub dpi: f64,
+}
+
+impl PlotStyle {
+    fn options(&self, rows: usize, cols: usize) -> Result<HeatmapOptions, CliError> {
+        let colormap: ColorMap = self.colormap.parse()?;
+        let mut size = repsim_viz::default_heatmap_size(rows, cols);
+        size.dpi = self.dpi;
+        Ok(HeatmapOptions {
+            size: Some(size),
+            colormap,
+            range: self.range.as_ref().map(|r| (r[0], r[1])),
+            title: self.title.clone(),
+            origin_lower: self.origin_lower,
+            ..Default::default()
+        })
+    }
+}
+
+/// Draws `matrices` to `out`: a heatmap for one, a grid for several (or one file each when
+/// `separate`). `row_title`/`col_title` name the compared inputs. Returns the files written.
+pub fn draw_results(
+    matrices: &[SimilarityMatrix],
+    out: &Path,
+    style: &PlotStyle,
+    separate: bool,
+    titles: (Option<String>, Option<String>),
+) -> Result<Vec<PathBuf>, CliError> {
+    check_output_path(out)?;
+    let short = |t: &Option<String>| {
+        t.as_ref().map(|p| {
+            Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.clone())
+        })
+    };
+    let (row_title, col_title) = (short(&titles.0), short(&titles.1));
+    let heatmap = |m: &SimilarityMatrix, path: &Path| -> Result<(), CliError> {
+        let mut options = style.options(m.rows.len(), m.cols.len())?;
+        options.row_title = row_title.clone();
+        options.col_title = col_title.clone();
+        save(&Heatmap::new(m, options), path)?;
+        Ok(())
+    };
+    if matrices.len() == 1 {
+        heatmap(&matrices[0], out)?;
+        return Ok(vec![out.to_path_buf()]);
+    }
+    // One colour scale cannot serve measures of different ranges (Procrustes distances reach
+    // 2, similarities stay in [0, 1]): such a mix is drawn one image per measure.
+    let mixed_ranges = style.range.is_none()
+        && matrices.iter().any(|m| {
+            m.values
+                .iter()
+                .flatten()
+                .flatten()
+                .any(|v| *v < -1e-9 || *v > 1.0 + 1e-9)
+        })
+        && matrices.iter().any(|m| m.metric != matrices[0].metric);
+    if mixed_ranges && !separate {
+        eprintln!("note: the measures have different value ranges; drawing one image per measure");
+    }
+    if separate || mixed_ranges {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let extension = out
+            .extension()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut written = Vec::new();
+        for m in matrices {
+            let path = out.with_file_name(format!("{stem}-{}.{extension}", m.metric));
+            heatmap(m, &path)?;
+            written.push(path);
+        }
+        return Ok(written);
+    }
+    let mut grid = HeatmapGrid::auto(matrices);
+    let options = style.options(1, 1)?;
+    grid.colormap = options.colormap;
+    grid.range = options.range;
+    grid.origin_lower = options.origin_lower;
+    grid.title = Some(style.title.clone().unwrap_or_else(|| {
+        let models = match (&row_title, &col_title) {
+            (Some(a), Some(b)) if a != b => format!("{a} vs {b}"),
+            (Some(a), _) => a.clone(),
+            _ => String::new(),
+        };
+        let n = matrices[0].n_examples;
+        let measures = matrices
+            .iter()
+            .map(|m| measure_title(&m.metric))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if models.is_empty() {
+            format!("{measures} ({n} examples)")
+        } else {
+            format!("{models} ({n} examples)")
+        }
+    }));
+    let mut size = repsim_viz::Figure::size(&grid);
+    size.dpi = style.dpi;
+    grid.size = Some(size);
+    save(&grid, out)?;
+    Ok(vec![out.to_path_buf()])
+}
+
+/// Runs `repsim plot`.
+pub fn run(args: PlotArgs) -> Result<(), CliError> {
+    check_output_path(&args.out)?;
+    let results = read_results(&args.results)?;
+    let written = draw_results(
+        &results.matrices,
+        &args.out,
+        &args.style,
+        args.separate,
+        (results.model_a, results.model_b),
+    )?;
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
