@@ -87,10 +87,9 @@ pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
             ));
         }
         let count = args.count.clamp(1, 400).min(dataset.len());
-        let step = dataset.len() / count;
-        let mut tiles = Vec::with_capacity(count);
-        for k in 0..count {
-            let index = k * step;
+        let indices = preview_indices(&dataset, count)?;
+        let mut tiles = Vec::with_capacity(indices.len());
+        for index in indices {
             let item = dataset
                 .get(index)
                 .map_err(|e| CliError::Input(format!("item {index}: {e}")))?;
@@ -98,16 +97,14 @@ pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
                 rgb: item.to_rgb_interleaved(),
                 width: item.width,
                 height: item.height,
-                caption: names
-                    .get(item.label)
-                    .cloned()
-                    .unwrap_or_else(|| item.label.to_string()),
+                caption: names.get(item.label).cloned().unwrap_or_else(|| item.label.to_string()),
             });
         }
+        let count = tiles.len();
         let zoom = (96 / w.max(1)).clamp(1, 8);
         let grid = ImageGrid {
             tiles,
-            cols: 10.min(count),
+            cols: names.len().clamp(1, 10).min(count),
             title: format!(
                 "{} ({split}): {count} of {} images",
                 args.data.data,
@@ -119,4 +116,37 @@ pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Up to `count` item indices, the first items of each class in turn (class 0, 1, ..., then
+/// the second of each), so a preview shows every class side by side.
+fn preview_indices(dataset: &impl ImageDataset, count: usize) -> Result<Vec<usize>, CliError> {
+    let classes = dataset.class_names().len().max(1);
+    let per_class = count.div_ceil(classes);
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    let mut full = 0;
+    for i in 0..dataset.len() {
+        let label = dataset.label(i)?;
+        if let Some(bucket) = buckets.get_mut(label) {
+            if bucket.len() < per_class {
+                bucket.push(i);
+                if bucket.len() == per_class {
+                    full += 1;
+                    if full == classes {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let mut indices = Vec::with_capacity(count);
+    for round in 0..per_class {
+        for bucket in &buckets {
+            if let Some(i) = bucket.get(round) {
+                indices.push(*i);
+            }
+        }
+    }
+    indices.truncate(count);
+    Ok(indices)
 }

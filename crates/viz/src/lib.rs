@@ -30,6 +30,7 @@ mod images;
 mod output;
 mod paint;
 mod results;
+mod text;
 
 pub use colormap::ColorMap;
 pub use curves::{BarChart, LineColors, LinePlot, Series};

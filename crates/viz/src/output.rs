@@ -9,6 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
+use crate::text::CrispText;
 use crate::VizError;
 
 /// The family name the embedded DejaVu Sans is registered under.
@@ -140,7 +141,7 @@ pub fn render_png(figure: &impl Figure) -> Result<Vec<u8>, VizError> {
     let (w, h) = size.pixels();
     let mut rgb = vec![255u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let root = CrispText::bitmap(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
         root.fill(&WHITE).map_err(VizError::draw)?;
         figure.draw(&root)?;
         root.present().map_err(VizError::draw)?;
@@ -156,7 +157,7 @@ pub fn render_svg(figure: &impl Figure) -> Result<String, VizError> {
     let (w, h) = figure.size().pixels();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        let root = CrispText::vector(SVGBackend::with_string(&mut svg, (w, h))).into_drawing_area();
         root.fill(&WHITE).map_err(VizError::draw)?;
         figure.draw(&root)?;
         root.present().map_err(VizError::draw)?;
