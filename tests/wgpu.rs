@@ -178,3 +178,46 @@ fn cca_family_on_wgpu_matches_flex() {
     .mean;
     assert!((mean - 0.731014).abs() < 1e-4, "mean CCA on wgpu: {mean}");
 }
+
+/// A small ResNet gives the same logits and activations on wgpu as on flex, with the same
+/// weights (saved on flex, loaded on wgpu); batches from the data crate land on wgpu.
+#[test]
+fn small_resnet_on_wgpu_matches_flex() {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    use repsim::data::{ChannelStats, ImageBatcher, ShapesConfig, Split};
+    use repsim::model::{load_weights, save_weights, Probe, ResNetConfig};
+
+    let Some(device) = wgpu_device() else { return };
+    let flex = Device::flex();
+    let config = ResNetConfig::cifar(8, 1, 10);
+    let on_flex = config.init(&flex).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r8.bpk");
+    save_weights(&on_flex, &path).unwrap();
+    let on_wgpu = load_weights(config.init(&device).unwrap(), &path).unwrap();
+
+    let shapes = ShapesConfig::new()
+        .with_side(16)
+        .with_test_len(8)
+        .init(Split::Test)
+        .unwrap();
+    let items: Vec<_> = (0..8).map(|i| shapes.get(i).unwrap()).collect();
+    let batcher = ImageBatcher::new(ChannelStats::IDENTITY);
+    let x_flex = batcher.batch(items.clone(), &flex).images;
+    let x_wgpu = batcher.batch(items, &device).images;
+    let (logits_flex, acts_flex) = on_flex.forward_probed(x_flex, &Probe::Blocks).unwrap();
+    let (logits_wgpu, acts_wgpu) = on_wgpu.forward_probed(x_wgpu, &Probe::Blocks).unwrap();
+    assert_eq!(acts_flex.names(), acts_wgpu.names());
+    let a: Vec<f32> = logits_flex.into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = logits_wgpu.into_data().try_to_vec().unwrap();
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff / scale < 1e-3,
+        "logits differ by {diff} (scale {scale})"
+    );
+}

@@ -97,7 +97,10 @@ pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
                 rgb: item.to_rgb_interleaved(),
                 width: item.width,
                 height: item.height,
-                caption: names.get(item.label).cloned().unwrap_or_else(|| item.label.to_string()),
+                caption: names
+                    .get(item.label)
+                    .cloned()
+                    .unwrap_or_else(|| item.label.to_string()),
             });
         }
         let count = tiles.len();

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 2 bad input (usage, files, data, parameters, an unavailable device);
 //! 1 a failure while computing (a device that stopped answering).
 
+pub mod activations;
 pub mod compare;
 pub mod data;
 pub mod describe;
@@ -29,6 +30,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Show a model's parameter count and every probed layer's name and shape.
     Describe(describe::DescribeArgs),
+    /// Run a model over a dataset and save every probed layer's activations (.npz).
+    Activations(activations::ActivationsArgs),
     /// Show what a dataset holds, and optionally a preview grid of its images.
     Data(data::DataCommandArgs),
     /// Draw the matrices of a results file as heatmaps (PNG or SVG).
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Describe(args) => describe::run(args),
         Command::Data(args) => data::run(args),
+        Command::Activations(args) => activations::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Devices => devices(),
     };

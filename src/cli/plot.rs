@@ -39,7 +39,7 @@ pub struct PlotStyle {
     #[arg(long, default_value = "magma")]
     pub colormap: String,
     /// Value range of the colour scale, LOW,HIGH (default 0,1, widened for measures beyond).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub range: Option<Vec<f64>>,
     /// Put row 0 at the bottom, as in the papers' figures.
     #[arg(long)]
@@ -53,6 +53,18 @@ pub struct PlotStyle {
 }
 
 impl PlotStyle {
+    /// The value range asked for, checked to be two numbers.
+    fn value_range(&self) -> Result<Option<(f64, f64)>, CliError> {
+        match self.range.as_deref() {
+            None => Ok(None),
+            Some([lo, hi]) => Ok(Some((*lo, *hi))),
+            Some(other) => Err(CliError::Input(format!(
+                "--range takes two numbers, LOW,HIGH; got {} values",
+                other.len()
+            ))),
+        }
+    }
+
     fn options(&self, rows: usize, cols: usize) -> Result<HeatmapOptions, CliError> {
         let colormap: ColorMap = self.colormap.parse()?;
         let mut size = repsim_viz::default_heatmap_size(rows, cols);
@@ -60,7 +72,7 @@ impl PlotStyle {
         Ok(HeatmapOptions {
             size: Some(size),
             colormap,
-            range: self.range.as_ref().map(|r| (r[0], r[1])),
+            range: self.value_range()?,
             title: self.title.clone(),
             origin_lower: self.origin_lower,
             ..Default::default()

@@ -153,6 +153,12 @@ impl Activations {
     pub(crate) fn push(&mut self, name: String, tensor: ActivationTensor) {
         self.entries.push((name, tensor));
     }
+
+    /// Appends an activation (for callers assembling their own lists, e.g. to reduce one
+    /// sequence over time with [`Activations::into_matrices`]).
+    pub fn push_sequence(&mut self, name: &str, tensor: ActivationTensor) {
+        self.entries.push((name.to_string(), tensor));
+    }
 }
 
 /// Collects activations during a forward pass according to a [`Probe`].

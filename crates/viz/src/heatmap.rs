@@ -282,7 +282,8 @@ impl Heatmap<'_> {
         }
         let (w, h) = self.size().pixels();
         let mut sink = String::new();
-        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h))).into_drawing_area();
+        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h)))
+            .into_drawing_area();
         let plan = self.plan(&area)?;
         let slot = if self.options.origin_lower {
             rows - 1 - row
@@ -303,7 +304,8 @@ impl Heatmap<'_> {
         crate::output::ensure_font()?;
         let (w, h) = self.size().pixels();
         let mut sink = String::new();
-        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h))).into_drawing_area();
+        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h)))
+            .into_drawing_area();
         let p = self.plan(&area)?.plot;
         Ok((
             p.left.round() as u32,

@@ -141,7 +141,8 @@ pub fn render_png(figure: &impl Figure) -> Result<Vec<u8>, VizError> {
     let (w, h) = size.pixels();
     let mut rgb = vec![255u8; w as usize * h as usize * 3];
     {
-        let root = CrispText::bitmap(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
+        let root =
+            CrispText::bitmap(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
         root.fill(&WHITE).map_err(VizError::draw)?;
         figure.draw(&root)?;
         root.present().map_err(VizError::draw)?;

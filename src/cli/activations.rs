@@ -1,0 +1,217 @@
+//! `repsim activations --model ... --data ... --out acts.npz`: runs a model over the first
+//! examples of a dataset and saves every probed layer's activations, one array per layer, in
+//! the .npz layout `repsim compare` reads.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use repsim_data::{ChannelStats, DataSpec, ImageBatcher, Split};
+use repsim_model::{ActivationTensor, AnyModel, ModelSpec, Probe, TimeReduction};
+use repsim_similarity::HostLayer;
+
+use super::data::DataArgs;
+use super::describe::ModelArgs;
+use super::{parse_device, CliError};
+use crate::device::{select_device, DeviceChoice};
+
+/// Arguments of `repsim activations`.
+#[derive(Debug, clap::Args)]
+pub struct ActivationsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The .npz file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which split the examples come from.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Number of examples (the first of the split, in order, so two runs see the same ones).
+    #[arg(long, default_value_t = 500)]
+    pub count: usize,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Seed of the model's random initialisation (ignored with --weights).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Load weights saved by repsim (burnpack).
+    #[arg(long, conflicts_with = "torchvision")]
+    pub weights: Option<PathBuf>,
+    /// Load torchvision ResNet weights from a .safetensors state dict.
+    #[arg(long)]
+    pub torchvision: Option<PathBuf>,
+    /// Which layers: blocks, all, or names=a,b,c.
+    #[arg(long, default_value = "blocks")]
+    pub probe: String,
+    /// RNN layers: last, mean or steps.
+    #[arg(long, default_value = "last")]
+    pub time: String,
+    /// Device: auto, flex, wgpu or vulkan.
+    #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+}
+
+/// Runs `repsim activations`.
+pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
+    let spec = args.model.spec()?;
+    if matches!(spec, ModelSpec::RnnLanguageModel(_)) {
+        return Err(CliError::Input(
+            "activations reads image datasets; a language model takes text (use the library's TextCorpus)".into(),
+        ));
+    }
+    let probe: Probe = args.probe.parse()?;
+    let time: TimeReduction = args.time.parse()?;
+    let split: Split = args.split.parse()?;
+    if args.count == 0 || args.batch_size == 0 {
+        return Err(CliError::Input(
+            "--count and --batch-size must be at least 1".into(),
+        ));
+    }
+    if args.out.extension().and_then(|e| e.to_str()) != Some("npz") {
+        return Err(CliError::Input(format!(
+            "{}: the output must be a .npz file",
+            args.out.display()
+        )));
+    }
+    super::compare::check_writable(&args.out)?;
+    let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
+    eprintln!("device: {selected}");
+    let device = selected.device.clone();
+
+    let dataset = args.data.open(split)?;
+    if dataset.len() < args.count {
+        return Err(CliError::Input(format!(
+            "--count {} exceeds the {} items of the {split} split",
+            args.count,
+            dataset.len()
+        )));
+    }
+    let stats = match args.data.data.parse::<DataSpec>()? {
+        DataSpec::Cifar10(_) => ChannelStats::CIFAR10,
+        DataSpec::Cifar100(..) => ChannelStats::CIFAR100,
+        _ => ChannelStats::compute(&dataset, Some(2000))?,
+    };
+
+    device.seed(args.seed);
+    let mut model = spec.init(&device)?;
+    if let Some(path) = &args.weights {
+        model = match model {
+            AnyModel::ResNet(m) => AnyModel::ResNet(repsim_model::load_weights(m, path)?),
+            AnyModel::Cnn(m) => AnyModel::Cnn(repsim_model::load_weights(m, path)?),
+            AnyModel::SvccaCnn(m) => AnyModel::SvccaCnn(repsim_model::load_weights(m, path)?),
+            AnyModel::RnnClassifier(m) => {
+                AnyModel::RnnClassifier(repsim_model::load_weights(m, path)?)
+            }
+            AnyModel::RnnLanguageModel(m) => {
+                AnyModel::RnnLanguageModel(repsim_model::load_weights(m, path)?)
+            }
+        };
+    }
+    if let Some(path) = &args.torchvision {
+        let AnyModel::ResNet(m) = model else {
+            return Err(CliError::Input(
+                "--torchvision loads ResNet weights only".into(),
+            ));
+        };
+        let (m, report) = repsim_model::import_torchvision_resnet(m, path)?;
+        eprintln!(
+            "imported {} tensors from {}",
+            report.applied,
+            path.display()
+        );
+        if !report.unused.is_empty() {
+            eprintln!(
+                "warning: {} keys of the file were not used, e.g. {}",
+                report.unused.len(),
+                report.unused[0]
+            );
+        }
+        model = AnyModel::ResNet(m);
+    }
+
+    let started = Instant::now();
+    let batcher = ImageBatcher::new(stats);
+    let mut layers: Vec<HostLayer> = Vec::new();
+    let mut start = 0;
+    while start < args.count {
+        let end = (start + args.batch_size).min(args.count);
+        let items = dataset
+            .get_many((start..end).collect())
+            .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
+        let batch = batcher.batch(items, &device);
+        let (_, activations) = model.forward_images(batch.images, &probe)?;
+        for (k, (name, tensor)) in activations.iter().enumerate() {
+            let (shape, values) = host_values(tensor, time)?;
+            if start == 0 {
+                layers.push(HostLayer {
+                    name: name.clone(),
+                    shape,
+                    values,
+                    stored_dtype: "f32",
+                });
+            } else if let Some(layer) = layers.get_mut(k) {
+                layer.shape[0] += shape[0];
+                layer.values.extend(values);
+            }
+        }
+        start = end;
+    }
+    eprintln!(
+        "{}: {} layers of {} examples in {:.2} s",
+        spec.name(),
+        layers.len(),
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
+    write_npz_atomically(&args.out, &layers)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// An activation's shape and values on the host; sequences are reduced over time first.
+fn host_values(
+    tensor: &ActivationTensor,
+    time: TimeReduction,
+) -> Result<(Vec<usize>, Vec<f32>), CliError> {
+    let read = |data: burn::tensor::TensorData| {
+        data.convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| CliError::Failure(format!("reading activations back: {e:?}")))
+    };
+    match tensor {
+        ActivationTensor::Map(t) => Ok((t.dims().to_vec(), read(t.clone().into_data())?)),
+        ActivationTensor::Vector(t) => Ok((t.dims().to_vec(), read(t.clone().into_data())?)),
+        ActivationTensor::Sequence(_) => {
+            let mut activations = repsim_model::Activations::default();
+            activations.push_sequence("x", tensor.clone());
+            let (_, matrix) = activations.into_matrices(time).remove(0);
+            Ok((matrix.dims().to_vec(), read(matrix.into_data())?))
+        }
+    }
+}
+
+fn write_npz_atomically(path: &std::path::Path, layers: &[HostLayer]) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let result = repsim_similarity::files::write_npz(&temporary, layers)
+        .map_err(CliError::from)
+        .and_then(|_| {
+            std::fs::rename(&temporary, path)
+                .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}

@@ -1,0 +1,346 @@
+//! `repsim describe`, `data`, `activations`, `plot` and `compare --plot` end to end, and their
+//! bad input (exit code 2, a message naming the problem, nothing left behind).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn repsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args(args)
+        .env("REPSIM_DEVICE", "flex")
+        .output()
+        .expect("repsim runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn rejected(args: &[&str], needle: &str) {
+    let o = repsim(args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn describe_prints_parameters_and_layers() {
+    let o = repsim(&[
+        "describe", "--model", "resnet", "--depth", "20", "--width", "1",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("parameters: 272,474"), "{out}");
+    assert!(
+        out.contains("stage2.block1.out") && out.contains("[1, 32, 16, 16]"),
+        "{out}"
+    );
+    let o = repsim(&[
+        "describe",
+        "--model",
+        "resnet",
+        "--depth",
+        "20",
+        "--shortcut",
+        "zero_pad",
+        "--probe",
+        "all",
+    ]);
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("parameters: 269,722") && out.contains("layers (68)"),
+        "{out}"
+    );
+    let o = repsim(&[
+        "describe",
+        "--model",
+        "resnet50",
+        "--classes",
+        "1000",
+        "--stem",
+        "cifar",
+    ]);
+    let (out, err) = text(&o);
+    // torchvision's 25,557,032 less the 7x7 stem conv (9,408) plus a 3x3 one (1,728).
+    assert!(out.contains("parameters: 25,549,352"), "{out}{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("d.json");
+    let o = repsim(&[
+        "describe",
+        "--model",
+        "lstm",
+        "--hidden",
+        "16",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(d["layers"][0]["name"], "lstm.layer1");
+    assert_eq!(d["layers"][0]["shape"], serde_json::json!([1, 32, 16]));
+    for model in ["cnn", "svcca-cnn", "gru", "rnn-lm"] {
+        let o = repsim(&["describe", "--model", model]);
+        assert!(o.status.success(), "{model}: {}", text(&o).1);
+    }
+}
+
+#[test]
+fn describe_refuses_bad_models() {
+    rejected(&["describe", "--model", "resnet", "--depth", "21"], "6n+2");
+    rejected(
+        &["describe", "--model", "resnet18", "--depth", "50"],
+        "contradicts",
+    );
+    rejected(&["describe", "--model", "vgg"], "unknown model");
+    rejected(&["describe", "--model", "resnet", "--width", "0"], "width");
+    rejected(
+        &["describe", "--model", "resnet", "--shortcut", "none"],
+        "unknown shortcut",
+    );
+    rejected(
+        &["describe", "--model", "resnet", "--probe", "some"],
+        "unknown probe",
+    );
+    rejected(
+        &[
+            "describe",
+            "--model",
+            "resnet",
+            "--probe",
+            "names=stage9.block1.out",
+        ],
+        "stage9.block1.out",
+    );
+    rejected(
+        &["describe", "--model", "resnet18", "--input", "16"],
+        "at least 32",
+    );
+}
+
+#[test]
+fn data_prints_balance_and_writes_a_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let preview = dir.path().join("p.png");
+    let o = repsim(&[
+        "data",
+        "--data",
+        "shapes",
+        "--preview",
+        preview.to_str().unwrap(),
+        "--count",
+        "20",
+        "--side",
+        "16",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("items: 10000") && out.contains("1000 to 1000 items per class"),
+        "{out}"
+    );
+    assert!(out.contains("checkerboard"), "{out}");
+    let image = image::open(&preview).unwrap();
+    assert!(image.width() > 300);
+    rejected(
+        &["data", "--data", "cifar10=/nonexistent/cifar"],
+        "/nonexistent/cifar",
+    );
+    rejected(&["data", "--data", "mnist"], "unknown dataset");
+    rejected(&["data", "--split", "val"], "unknown split");
+    let bad = dir.path().join("p.gif");
+    rejected(
+        &["data", "--preview", bad.to_str().unwrap()],
+        ".png or .svg",
+    );
+    assert_eq!(files_in(dir.path()), vec!["p.png"]);
+}
+
+#[test]
+fn activations_then_compare_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.npz");
+    let b = dir.path().join("b.npz");
+    for (path, seed) in [(&a, "1"), (&b, "2")] {
+        let o = repsim(&[
+            "activations",
+            "--model",
+            "resnet",
+            "--depth",
+            "8",
+            "--data",
+            "shapes",
+            "--side",
+            "16",
+            "--count",
+            "60",
+            "--batch-size",
+            "25",
+            "--seed",
+            seed,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
+    let json = dir.path().join("r.json");
+    let png = dir.path().join("r.png");
+    let o = repsim(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--metric",
+        "linear_cka,svcca",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows: Vec<&str> = doc["results"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "stem",
+            "stage1.block1.out",
+            "stage2.block1.out",
+            "stage3.block1.out",
+            "pool",
+            "logits"
+        ]
+    );
+    assert_eq!(doc["meta"]["n_examples"], 60);
+    assert!(image::open(&png).unwrap().width() > 500);
+
+    let svg = dir.path().join("p.svg");
+    let o = repsim(&[
+        "plot",
+        json.to_str().unwrap(),
+        "--out",
+        svg.to_str().unwrap(),
+        "--colormap",
+        "viridis",
+        "--origin-lower",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("Linear CKA") && svg.contains("SVCCA"),
+        "a grid of both measures"
+    );
+    let sep = dir.path().join("s.png");
+    let o = repsim(&[
+        "plot",
+        json.to_str().unwrap(),
+        "--out",
+        sep.to_str().unwrap(),
+        "--separate",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(
+        dir.path().join("s-linear_cka.png").is_file() && dir.path().join("s-svcca.png").is_file()
+    );
+    let one = dir.path().join("one.svg");
+    let o = repsim(&[
+        "plot",
+        json.to_str().unwrap(),
+        "--out",
+        one.to_str().unwrap(),
+        "--separate",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(std::fs::read_to_string(dir.path().join("one-svcca.svg"))
+        .unwrap()
+        .contains("stage2.block1.out"));
+}
+
+#[test]
+fn plot_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    let out_str = out.to_str().unwrap();
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    rejected(
+        &["plot", &write("empty.json", ""), "--out", out_str],
+        "empty",
+    );
+    rejected(
+        &[
+            "plot",
+            &write("broken.json", "{\"results\": [1,"),
+            "--out",
+            out_str,
+        ],
+        "broken.json",
+    );
+    rejected(
+        &[
+            "plot",
+            &write("none.json", "{\"results\": []}"),
+            "--out",
+            out_str,
+        ],
+        "no similarity matrices",
+    );
+    let no_rows = r#"{"metric": "linear_cka", "parameters": {}, "n_examples": 5, "rows": [], "cols": [], "values": [], "warnings": []}"#;
+    rejected(
+        &["plot", &write("norows.json", no_rows), "--out", out_str],
+        "nothing to draw",
+    );
+    let ok = r#"{"metric": "linear_cka", "parameters": {}, "n_examples": 5, "rows": ["a"], "cols": ["b"], "values": [[0.5]], "warnings": []}"#;
+    let ok = write("ok.json", ok);
+    rejected(
+        &[
+            "plot",
+            &ok,
+            "--out",
+            dir.path().join("o.bmp").to_str().unwrap(),
+        ],
+        ".png or .svg",
+    );
+    rejected(&["plot", &ok, "--out", out_str, "--colormap", "jet"], "jet");
+    rejected(
+        &["plot", &ok, "--out", out_str, "--range", "1,0"],
+        "low < high",
+    );
+    rejected(
+        &[
+            "plot",
+            &dir.path().join("missing.json").to_string_lossy(),
+            "--out",
+            out_str,
+        ],
+        "missing.json",
+    );
+    assert!(!out.exists(), "nothing is written on failure");
+    let o = repsim(&["plot", &ok, "--out", out_str]);
+    assert!(o.status.success(), "{}", text(&o).1);
+}
