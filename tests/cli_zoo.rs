@@ -341,6 +341,10 @@ fn plot_refuses_bad_files() {
         "missing.json",
     );
     assert!(!out.exists(), "nothing is written on failure");
-    let o = repsim(&["plot", &ok, "--out", out_str]);
+    let o = repsim(&[
+        "plot", &ok, "--out", out_str, "--size", "4x3", "--dpi", "100",
+    ]);
     assert!(o.status.success(), "{}", text(&o).1);
+    let image = image::open(&out).unwrap();
+    assert_eq!((image.width(), image.height()), (400, 300));
 }

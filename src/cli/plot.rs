@@ -50,6 +50,9 @@ pub struct PlotStyle {
     /// Resolution of PNG output.
     #[arg(long, default_value_t = 150.0)]
     pub dpi: f64,
+    /// Figure size in inches, WIDTHxHEIGHT (default: from the number of layers or panels).
+    #[arg(long)]
+    pub size: Option<String>,
 }
 
 impl PlotStyle {
@@ -65,10 +68,29 @@ impl PlotStyle {
         }
     }
 
+    /// The figure size asked for with `--size WxH` (inches), at `--dpi`.
+    fn figure_size(&self) -> Result<Option<repsim_viz::FigureSize>, CliError> {
+        let Some(text) = &self.size else {
+            return Ok(None);
+        };
+        let parsed = text.split_once(['x', 'X']).and_then(|(w, h)| {
+            Some((w.trim().parse::<f64>().ok()?, h.trim().parse::<f64>().ok()?))
+        });
+        let Some((w, h)) = parsed else {
+            return Err(CliError::Input(format!(
+                "--size takes WIDTHxHEIGHT in inches (e.g. 6x5), got {text:?}"
+            )));
+        };
+        let size = repsim_viz::FigureSize::new(w, h, self.dpi);
+        size.validate()?;
+        Ok(Some(size))
+    }
+
     fn options(&self, rows: usize, cols: usize) -> Result<HeatmapOptions, CliError> {
         let colormap: ColorMap = self.colormap.parse()?;
         let mut size = repsim_viz::default_heatmap_size(rows, cols);
         size.dpi = self.dpi;
+        let size = self.figure_size()?.unwrap_or(size);
         Ok(HeatmapOptions {
             size: Some(size),
             colormap,
@@ -166,7 +188,7 @@ pub fn draw_results(
     }));
     let mut size = repsim_viz::Figure::size(&grid);
     size.dpi = style.dpi;
-    grid.size = Some(size);
+    grid.size = Some(style.figure_size()?.unwrap_or(size));
     save(&grid, out)?;
     Ok(vec![out.to_path_buf()])
 }

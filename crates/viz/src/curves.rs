@@ -68,6 +68,10 @@ impl LinePlot {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0));
         let (lo, hi) = min_max(xs);
+        if self.x_tick_labels.is_some() {
+            // Named positions sit in the middle of their slot, not on the frame.
+            return (lo - 0.5, hi + 0.5);
+        }
         if lo == hi {
             (lo - 0.5, hi + 0.5)
         } else {
@@ -178,48 +182,78 @@ impl Figure for LinePlot {
         let pt = size.px_per_pt();
         let (x0, x1) = self.x_range();
         let (y0, y1) = self.y_range();
+        let label_font = paint::font(8.0 * pt, false);
+        // Layer names as x ticks are drawn by repsim, rotated, under the axis: plotters puts
+        // rotated tick labels inside the plot.
+        let tick_names: Vec<String> = self
+            .x_tick_labels
+            .iter()
+            .flatten()
+            .map(|l| paint::shorten(l, 24))
+            .collect();
+        let mut widest: f64 = 0.0;
+        for name in &tick_names {
+            widest = widest.max(paint::text_size(area, name, &label_font)?.0);
+        }
+        let x_label_area = if tick_names.is_empty() {
+            30.0 * pt
+        } else {
+            widest + 24.0 * pt
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, paint::font(13.0 * pt, true))
             .margin(10.0 * pt)
-            .x_label_area_size(if self.x_tick_labels.is_some() {
-                70.0 * pt
-            } else {
-                30.0 * pt
-            })
+            .x_label_area_size(x_label_area)
             .y_label_area_size(42.0 * pt)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(VizError::draw)?;
-        let tick_labels = self.x_tick_labels.clone();
+        let named_ticks = !tick_names.is_empty();
         let formatter = move |x: &f64| -> String {
-            match &tick_labels {
-                Some(labels) => {
-                    let i = x.round();
-                    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                        paint::shorten(&labels[i as usize], 20)
-                    } else {
-                        String::new()
-                    }
-                }
-                None => format!("{x}"),
+            if named_ticks {
+                String::new()
+            } else {
+                format!("{x}")
             }
         };
-        let label_font = paint::font(8.0 * pt, false);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .axis_desc_style(paint::font(9.5 * pt, false))
             .label_style(label_font.clone())
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
+            .light_line_style(RGBColor(244, 244, 244))
+            .bold_line_style(RGBColor(220, 220, 220))
             .x_label_formatter(&formatter);
-        if let Some(labels) = &self.x_tick_labels {
-            mesh.x_labels(labels.len().min(40)).x_label_style(
-                label_font
-                    .clone()
-                    .transform(plotters::style::FontTransform::Rotate90),
-            );
-        }
         mesh.draw().map_err(VizError::draw)?;
+        if named_ticks {
+            let (left, _) = chart.backend_coord(&(x0, y0));
+            let (right, _) = chart.backend_coord(&(x1, y0));
+            let label_h = paint::text_size(area, "Ag", &label_font)?.1;
+            let step =
+                paint::label_step(tick_names.len(), (right - left).abs() as f64, label_h, None);
+            for (i, name) in tick_names.iter().enumerate().step_by(step) {
+                let x = i as f64;
+                if x < x0 || x > x1 {
+                    continue;
+                }
+                let (px, py) = chart.backend_coord(&(x, y0));
+                area.draw(&PathElement::new(
+                    vec![(px, py), (px, py + (3.0 * pt) as i32)],
+                    BLACK,
+                ))
+                .map_err(VizError::draw)?;
+                paint::draw_text(
+                    area,
+                    name,
+                    &label_font,
+                    (px as f64, py as f64 + 5.0 * pt),
+                    (
+                        plotters::style::text_anchor::HPos::Right,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                    true,
+                )?;
+            }
+        }
 
         let count = self.series.len();
         let labelled = |i: usize| match self.colors {
