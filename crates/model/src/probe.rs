@@ -255,3 +255,53 @@ impl<'p> Recorder<'p> {
         Ok(self.activations)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn probes_parse() {
+        assert_eq!("blocks".parse::<Probe>().unwrap(), Probe::Blocks);
+        assert_eq!("all".parse::<Probe>().unwrap(), Probe::All);
+        assert_eq!(
+            "names=stem, pool".parse::<Probe>().unwrap(),
+            Probe::Names(vec!["stem".into(), "pool".into()])
+        );
+        assert!("every".parse::<Probe>().is_err());
+        assert_eq!(
+            "steps".parse::<TimeReduction>().unwrap(),
+            TimeReduction::Steps
+        );
+        assert!("first".parse::<TimeReduction>().is_err());
+    }
+
+    #[test]
+    fn recorders_keep_what_their_probe_asks_for() {
+        let t = Tensor::<2>::zeros([2, 3], &Device::flex());
+        let record = |probe: &Probe| {
+            let mut rec = Recorder::new(probe);
+            rec.vector(Level::Inner, || "a.conv".into(), &t);
+            rec.vector(Level::Block, || "a".into(), &t);
+            rec.finish().map(|acts| {
+                acts.names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(record(&Probe::All).unwrap(), ["a.conv", "a"]);
+        assert_eq!(record(&Probe::Blocks).unwrap(), ["a"]);
+        assert!(record(&Probe::None).unwrap().is_empty());
+        assert_eq!(
+            record(&Probe::Names(vec!["a.conv".into()])).unwrap(),
+            ["a.conv"]
+        );
+        assert!(record(&Probe::Names(vec!["b".into()])).is_err());
+        // A disabled recorder never even builds the names.
+        let mut rec = Recorder::disabled();
+        rec.vector(Level::Block, || panic!("name built"), &t);
+        assert!(!rec.is_active());
+    }
+}

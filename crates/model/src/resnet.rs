@@ -535,3 +535,60 @@ pub(crate) fn check_images(x: &Tensor<4>, channels: usize) -> Result<(), ModelEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depths_resolve_to_blocks_and_stages() {
+        let plan = ResNetConfig::cifar(56, 2, 10).plan().unwrap();
+        assert_eq!(
+            plan.block,
+            BlockKind::Basic,
+            "56 = 6*9+2 = 9*6+2: basic unless asked"
+        );
+        assert_eq!(plan.stages, vec![(9, 32, 1), (9, 64, 2), (9, 128, 2)]);
+        let plan = ResNetConfig::cifar(56, 1, 10)
+            .with_block(Some(BlockKind::Bottleneck))
+            .plan()
+            .unwrap();
+        assert_eq!((plan.stages[0].0, plan.feature_channels()), (6, 256));
+        let plan = ResNetConfig::cifar(29, 1, 10).plan().unwrap();
+        assert_eq!(plan.block, BlockKind::Bottleneck);
+        let plan = ResNetConfig::imagenet(101, 1000).plan().unwrap();
+        assert_eq!(
+            plan.stages.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [3, 4, 23, 3]
+        );
+        assert_eq!((plan.stem, plan.feature_channels()), (Stem::ImageNet, 2048));
+        assert!(ResNetConfig::imagenet(50, 10)
+            .with_block(Some(BlockKind::Basic))
+            .plan()
+            .is_err());
+        assert!(ResNetConfig::cifar(20, 1, 10)
+            .with_stem(Some(Stem::ImageNet))
+            .plan()
+            .is_err());
+        assert!(ResNetConfig::cifar(20, 1, 0).plan().is_err());
+        assert_eq!(ResNetConfig::cifar(56, 4, 10).name(), "resnet56x4");
+    }
+
+    #[test]
+    fn zero_pad_subsamples_and_pads_channels() {
+        let device = burn::tensor::Device::flex();
+        let x = Tensor::<4>::ones([1, 2, 4, 4], &device);
+        let y = ZeroPad {
+            stride: 2,
+            extra_channels: 3,
+        }
+        .apply(x);
+        assert_eq!(y.dims(), [1, 5, 2, 2]);
+        let v: Vec<f32> = y.into_data().try_to_vec().unwrap();
+        assert_eq!(
+            v.iter().sum::<f32>(),
+            8.0,
+            "two channels of ones, three of zeros"
+        );
+    }
+}
