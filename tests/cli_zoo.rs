@@ -332,6 +332,18 @@ fn plot_refuses_bad_files() {
         "low < high",
     );
     rejected(
+        &["plot", &ok, "--out", out_str, "--size", "6by5"],
+        "WIDTHxHEIGHT",
+    );
+    rejected(
+        &["plot", &ok, "--out", out_str, "--size", "600x5"],
+        "pixels",
+    );
+    rejected(
+        &["plot", &ok, "--out", out_str, "--range", "0"],
+        "two numbers",
+    );
+    rejected(
         &[
             "plot",
             &dir.path().join("missing.json").to_string_lossy(),

@@ -216,6 +216,14 @@ impl SvccaConvNet {
         probe: &Probe,
     ) -> Result<(Tensor<2>, Activations), ModelError> {
         check_images(&x, 3)?;
+        let [_, _, h, w] = x.dims();
+        let [flat, _] = self.fc1.weight.dims();
+        let given = 64 * (h / 4) * (w / 4);
+        if h % 4 != 0 || w % 4 != 0 || given != flat {
+            return Err(ModelError::BadInput(format!(
+                "the SVCCA conv net was built for other images: its first dense layer takes {flat} features, {h} x {w} images give {given}"
+            )));
+        }
         let mut rec = Recorder::new(probe);
         let logits = self.forward_recorded(x, &mut rec);
         Ok((logits, rec.finish()?))

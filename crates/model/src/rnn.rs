@@ -103,6 +103,7 @@ impl RecurrentConfig {
         Ok(RecurrentStack {
             layers,
             cell: self.cell,
+            input_size: self.input_size,
         })
     }
 }
@@ -140,6 +141,9 @@ pub struct RecurrentStack {
     /// The cell type (for names).
     #[module(skip)]
     pub cell: CellKind,
+    /// Features per input step.
+    #[module(skip)]
+    pub input_size: usize,
 }
 
 impl RecurrentStack {
@@ -197,10 +201,19 @@ impl RnnClassifier {
         x: Tensor<3>,
         probe: &Probe,
     ) -> Result<(Tensor<2>, Activations), ModelError> {
-        let [n, t, _] = x.dims();
-        if n == 0 || t == 0 {
+        let [n, t, f] = x.dims();
+        let expected = self.recurrent.input_size;
+        if n == 0 || t == 0 || f != expected {
+            let hint = if f != expected && f % 3 == 0 {
+                format!(
+                    " (images of width {} read as rows give {f} features per step)",
+                    f / 3
+                )
+            } else {
+                String::new()
+            };
             return Err(ModelError::BadInput(format!(
-                "expected sequences (N >= 1, T >= 1, F), got {:?}",
+                "expected sequences (N >= 1, T >= 1, {expected}), got {:?}{hint}",
                 x.dims()
             )));
         }

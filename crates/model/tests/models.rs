@@ -264,6 +264,11 @@ fn plain_cnns_and_the_svcca_net() {
         vec!["conv1", "pool1", "conv2", "pool2", "bn", "fc1", "logits"]
     );
     assert_eq!(all.get("pool2").unwrap().dims(), vec![2, 64, 8, 8]);
+    let err = svcca
+        .forward_probed(images(2, 16), &Probe::Blocks)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4096 features"), "{err}");
 }
 
 #[test]
@@ -292,6 +297,12 @@ fn recurrent_classifiers_and_language_models() {
             vec![3, 32, 16]
         );
         assert_eq!(max_abs_diff(model.forward(x), logits), 0.0);
+        let wrong = Tensor::<3>::zeros([1, 16, 48], &device());
+        let err = model
+            .forward_probed(wrong, &Probe::Blocks)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("96") && err.contains("width 16"), "{err}");
         let matrices = acts.clone().into_matrices(TimeReduction::Steps);
         assert_eq!(matrices[0].1.dims(), [96, 16]);
         let matrices = acts.into_matrices(TimeReduction::Last);
