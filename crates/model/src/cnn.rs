@@ -117,6 +117,14 @@ impl PlainCnn {
         probe: &Probe,
     ) -> Result<(Tensor<2>, Activations), ModelError> {
         check_images(&x, 3)?;
+        let [_, _, h, w] = x.dims();
+        let pools = self.layers.iter().filter(|l| l.pool.is_some()).count() as u32;
+        let minimum = 1usize << pools.min(30);
+        if h < minimum || w < minimum {
+            return Err(ModelError::BadInput(format!(
+                "this CNN pools {pools} times, so it needs images of at least {minimum} x {minimum} pixels, got {h} x {w}"
+            )));
+        }
         let mut rec = Recorder::new(probe);
         let logits = self.forward_recorded(x, &mut rec);
         Ok((logits, rec.finish()?))

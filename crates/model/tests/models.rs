@@ -250,6 +250,16 @@ fn plain_cnns_and_the_svcca_net() {
     assert_eq!(acts.get("layer3").unwrap().dims(), vec![2, 16, 8, 8]);
     let (_, all) = cnn.forward_probed(images(2, 16), &Probe::All).unwrap();
     assert!(all.names().contains(&"layer2.pool"));
+    let deep = PlainCnnConfig::new()
+        .with_depth(10)
+        .with_width(4)
+        .init(&device())
+        .unwrap();
+    let err = deep
+        .forward_probed(images(1, 8), &Probe::Blocks)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 16 x 16"), "{err}");
 
     let svcca = SvccaConvNetConfig::new().init(&device()).unwrap();
     // conv 3*9*32+32, conv 32*9*64+64, BN 128, fc 4096*200+200, fc 200*10+10.
