@@ -161,7 +161,7 @@ fn parse_records(
     labels: &mut Vec<u8>,
 ) -> Result<(), DataError> {
     let record = label_bytes + IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::Format {
             path: path.to_path_buf(),
             message: format!(

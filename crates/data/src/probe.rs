@@ -44,7 +44,7 @@ impl ProbeSet {
         for pass in 0..passes {
             let mut order: Vec<usize> = (0..len).collect();
             if let Some(seed) = seed {
-                order.shuffle(&mut rng_for(&[seed, pass as u64, 0x7072_6f62_65]));
+                order.shuffle(&mut rng_for(&[seed, pass as u64, 0x0070_726f_6265]));
             }
             for chunk in order.chunks_exact(batch_size) {
                 batches.push(chunk.to_vec());

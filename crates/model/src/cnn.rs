@@ -170,7 +170,7 @@ pub struct SvccaConvNetConfig {
 impl SvccaConvNetConfig {
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> Result<SvccaConvNet, ModelError> {
-        if self.side < 4 || self.side % 4 != 0 || self.classes == 0 {
+        if self.side < 4 || !self.side.is_multiple_of(4) || self.classes == 0 {
             return Err(ModelError::BadConfig(format!(
                 "the SVCCA conv net needs an input side that is a positive multiple of 4 and classes >= 1; got side {}, classes {}",
                 self.side, self.classes

@@ -166,8 +166,8 @@ impl ResNetConfig {
         let k = self.width;
         match self.family {
             ResNetFamily::Cifar => {
-                let basic_ok = self.depth >= 8 && (self.depth - 2) % 6 == 0;
-                let bottleneck_ok = self.depth >= 11 && (self.depth - 2) % 9 == 0;
+                let basic_ok = self.depth >= 8 && (self.depth - 2).is_multiple_of(6);
+                let bottleneck_ok = self.depth >= 11 && (self.depth - 2).is_multiple_of(9);
                 let block = match self.block {
                     Some(BlockKind::Basic) if basic_ok => BlockKind::Basic,
                     Some(BlockKind::Bottleneck) if bottleneck_ok => BlockKind::Bottleneck,

@@ -68,8 +68,10 @@ impl ModelSpec {
     }
 }
 
-/// A built model of any family.
+/// A built model of any family. (One model is built per use, so the variants' sizes do not
+/// matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum AnyModel {
     /// A ResNet.
     ResNet(ResNet),
