@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{BurnpackStore, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    ApplyResult, BurnpackStore, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 
 use crate::{ModelError, ResNet};
 
@@ -58,11 +60,27 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M, ModelErro
     let result = model
         .load_from(&mut store)
         .map_err(|e| weights_error(path, e))?;
+    check_applied(
+        path,
+        &result,
+        "do not fit this model",
+        ": was it saved from another architecture?",
+    )?;
+    Ok(model)
+}
+
+/// Refuses a load that left tensors unfitted (`errors`: wrong shapes) or unfilled (`missing`).
+fn check_applied(
+    path: &Path,
+    result: &ApplyResult,
+    misfit: &str,
+    missing_hint: &str,
+) -> Result<(), ModelError> {
     if !result.errors.is_empty() {
         return Err(weights_error(
             path,
             format!(
-                "{} tensors do not fit this model: {:?}",
+                "{} tensors {misfit}: {:?}",
                 result.errors.len(),
                 result.errors.iter().take(3).collect::<Vec<_>>()
             ),
@@ -75,9 +93,16 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M, ModelErro
             .take(5)
             .map(|(p, _)| p.as_str())
             .collect();
-        return Err(weights_error(path, format!("the file lacks {} of the model's tensors, e.g. {}: was it saved from another architecture?", result.missing.len(), names.join(", "))));
+        return Err(weights_error(
+            path,
+            format!(
+                "the file lacks {} of the model's tensors, e.g. {}{missing_hint}",
+                result.missing.len(),
+                names.join(", ")
+            ),
+        ));
     }
-    Ok(model)
+    Ok(())
 }
 
 /// What an import took from a file.
@@ -109,32 +134,12 @@ pub fn import_torchvision_resnet(
     let result = model
         .load_from(&mut store)
         .map_err(|e| weights_error(path, e))?;
-    if !result.errors.is_empty() {
-        return Err(weights_error(
-            path,
-            format!(
-            "{} tensors do not fit this ResNet (a different depth, width or class count?): {:?}",
-            result.errors.len(),
-            result.errors.iter().take(3).collect::<Vec<_>>()
-        ),
-        ));
-    }
-    if !result.missing.is_empty() {
-        let names: Vec<&str> = result
-            .missing
-            .iter()
-            .take(5)
-            .map(|(p, _)| p.as_str())
-            .collect();
-        return Err(weights_error(
-            path,
-            format!(
-                "the file lacks {} of the model's tensors, e.g. {}",
-                result.missing.len(),
-                names.join(", ")
-            ),
-        ));
-    }
+    check_applied(
+        path,
+        &result,
+        "do not fit this ResNet (a different depth, width or class count?)",
+        "",
+    )?;
     let unused: Vec<String> = result
         .unused
         .into_iter()

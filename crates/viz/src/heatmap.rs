@@ -273,18 +273,13 @@ impl Heatmap<'_> {
     /// The pixel at the centre of cell (`row`, `col`) in the image this heatmap renders to.
     pub fn cell_center(&self, row: usize, col: usize) -> Result<(u32, u32), VizError> {
         self.validate()?;
-        crate::output::ensure_font()?;
         let (rows, cols) = (self.matrix.rows.len(), self.matrix.cols.len());
         if row >= rows || col >= cols {
             return Err(VizError::BadOption(format!(
                 "cell ({row}, {col}) is outside the {rows} x {cols} matrix"
             )));
         }
-        let (w, h) = self.size().pixels();
-        let mut sink = String::new();
-        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h)))
-            .into_drawing_area();
-        let plan = self.plan(&area)?;
+        let plan = self.measured_plan()?;
         let slot = if self.options.origin_lower {
             rows - 1 - row
         } else {
@@ -301,18 +296,23 @@ impl Heatmap<'_> {
     /// The rectangle (left, top, right, bottom; pixels) holding the cells.
     pub fn plot_area(&self) -> Result<(u32, u32, u32, u32), VizError> {
         self.validate()?;
-        crate::output::ensure_font()?;
-        let (w, h) = self.size().pixels();
-        let mut sink = String::new();
-        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h)))
-            .into_drawing_area();
-        let p = self.plan(&area)?.plot;
+        let p = self.measured_plan()?.plot;
         Ok((
             p.left.round() as u32,
             p.top.round() as u32,
             p.right.round() as u32,
             p.bottom.round() as u32,
         ))
+    }
+
+    /// The layout, measured off screen (text measures the same on every backend).
+    fn measured_plan(&self) -> Result<Plan, VizError> {
+        crate::output::ensure_font()?;
+        let (w, h) = self.size().pixels();
+        let mut sink = String::new();
+        let area = crate::text::CrispText::vector(SVGBackend::with_string(&mut sink, (w, h)))
+            .into_drawing_area();
+        self.plan(&area)
     }
 
     fn paint<DB: DrawingBackend>(
