@@ -2,7 +2,10 @@
 //! kind of bad input (exit code 2, a message naming the problem, no output file left behind).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::repsim;
 
 use npyz::WriterBuilder;
 use repsim::similarity::files::{write_npy, write_npz, HostLayer};
@@ -19,14 +22,6 @@ fn fixtures() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-fn repsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repsim"))
-        .args(args)
-        .env("REPSIM_DEVICE", "flex")
-        .output()
-        .expect("repsim runs")
 }
 
 fn stderr(o: &Output) -> String {

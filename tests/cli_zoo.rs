@@ -2,15 +2,10 @@
 //! bad input (exit code 2, a message naming the problem, nothing left behind).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn repsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repsim"))
-        .args(args)
-        .env("REPSIM_DEVICE", "flex")
-        .output()
-        .expect("repsim runs")
-}
+mod common;
+use common::repsim;
 
 fn text(o: &Output) -> (String, String) {
     (
