@@ -125,6 +125,15 @@ pub fn draw_results(
         let mut options = style.options(m.rows.len(), m.cols.len())?;
         options.row_title = row_title.clone();
         options.col_title = col_title.clone();
+        if let (Some(a), Some(b)) = (&row_title, &col_title) {
+            let models = if a == b { a.clone() } else { format!("{a} vs {b}") };
+            options.subtitle = Some(format!(
+                "{models} · {} examples · {} x {} layers",
+                m.n_examples,
+                m.rows.len(),
+                m.cols.len()
+            ));
+        }
         save(&Heatmap::new(m, options), path)?;
         Ok(())
     };
