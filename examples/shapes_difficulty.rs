@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! cargo run --example shapes_difficulty -- [--side 16] [--depth 8] [--train 10000] [--epochs 4]
+//!     [--seed 0] [--save weights.bpk]
 //! ```
 
 use std::time::Instant;
@@ -59,6 +60,9 @@ struct Args {
     /// Seed of the initialisation and the shuffles.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Save the trained weights here (burnpack), for `repsim activations --weights`.
+    #[arg(long)]
+    save: Option<std::path::PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -144,6 +148,10 @@ fn main() -> std::process::ExitCode {
                 100.0 * correct as f64 / test.len() as f64,
                 start.elapsed().as_secs_f64()
             );
+        }
+        if let Some(path) = &args.save {
+            repsim::model::save_weights(&model.valid(), path).map_err(|e| e.to_string())?;
+            println!("saved the weights to {}", path.display());
         }
         Ok(())
     };

@@ -93,7 +93,9 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let stats = match args.data.data.parse::<DataSpec>()? {
         DataSpec::Cifar10(_) => ChannelStats::CIFAR10,
         DataSpec::Cifar100(..) => ChannelStats::CIFAR100,
-        _ => ChannelStats::compute(&dataset, Some(2000))?,
+        // The training split's statistics, as a model trained on it was normalised with.
+        DataSpec::Shapes => ChannelStats::compute(&args.data.open(Split::Train)?, Some(2000))?,
+        DataSpec::Folder(_) => ChannelStats::compute(&dataset, Some(2000))?,
     };
 
     device.seed(args.seed);
