@@ -355,3 +355,71 @@ fn plot_refuses_bad_files() {
     let image = image::open(&out).unwrap();
     assert_eq!((image.width(), image.height()), (400, 300));
 }
+
+#[test]
+fn cifar_and_image_folders_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CIFAR-10 test batch of 20 records in the published layout, and a 2-class image folder.
+    let folder = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    let bytes: Vec<u8> = (0..20)
+        .flat_map(|i: usize| {
+            let mut r = vec![(i % 10) as u8];
+            r.extend((0..3072).map(|p| ((p * 7 + i * 13) % 256) as u8));
+            r
+        })
+        .collect();
+    std::fs::write(folder.join("test_batch.bin"), bytes).unwrap();
+    let spec = format!("cifar10={}", dir.path().display());
+    let o = repsim(&["data", "--data", &spec]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("items: 20")
+            && out.contains("airplane")
+            && out.contains("2 to 2 items per class"),
+        "{out}"
+    );
+    let npz = dir.path().join("c.npz");
+    let o = repsim(&[
+        "activations",
+        "--model",
+        "cnn",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--data",
+        &spec,
+        "--count",
+        "20",
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    // The train split is missing: a clear error naming the file.
+    rejected(
+        &["data", "--data", &spec, "--split", "train"],
+        "data_batch_1.bin",
+    );
+
+    let images = dir.path().join("images");
+    for class in ["cats", "dogs"] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..2 {
+            image::RgbImage::from_pixel(20, 20, image::Rgb([i * 100, 50, 200]))
+                .save(images.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let spec = format!("folder={}", images.display());
+    let o = repsim(&["data", "--data", &spec, "--side", "16"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("items: 4") && out.contains("cats") && out.contains("16 x 16"),
+        "{out}"
+    );
+    std::fs::write(images.join("dogs").join("bad.png"), b"no").unwrap();
+    rejected(&["data", "--data", &spec], "bad.png");
+}

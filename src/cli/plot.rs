@@ -126,7 +126,11 @@ pub fn draw_results(
         options.row_title = row_title.clone();
         options.col_title = col_title.clone();
         if let (Some(a), Some(b)) = (&row_title, &col_title) {
-            let models = if a == b { a.clone() } else { format!("{a} vs {b}") };
+            let models = if a == b {
+                a.clone()
+            } else {
+                format!("{a} vs {b}")
+            };
             options.subtitle = Some(format!(
                 "{models} · {} examples · {} x {} layers",
                 m.n_examples,
