@@ -169,7 +169,9 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         args.count,
         started.elapsed().as_secs_f64()
     );
-    write_npz_atomically(&args.out, &layers)?;
+    super::compare::write_via_temporary(&args.out, |temporary| {
+        Ok(repsim_similarity::files::write_npz(temporary, &layers)?)
+    })?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -194,26 +196,4 @@ fn host_values(
             Ok((matrix.dims().to_vec(), read(matrix.into_data())?))
         }
     }
-}
-
-fn write_npz_atomically(path: &std::path::Path, layers: &[HostLayer]) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}.partial", std::process::id()));
-    let result = repsim_similarity::files::write_npz(&temporary, layers)
-        .map_err(CliError::from)
-        .and_then(|_| {
-            std::fs::rename(&temporary, path)
-                .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
 }

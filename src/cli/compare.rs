@@ -275,11 +275,25 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Writes the JSON to a temporary file beside `path` and renames it into place, so a failed
 /// run never leaves a half-written file.
 pub(crate) fn write_atomically(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
+    write_via_temporary(path, |temporary| {
+        let file = std::fs::File::create(temporary)
+            .map_err(|e| CliError::Input(format!("{}: cannot write: {e}", path.display())))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), document)
+            .map_err(|e| CliError::Input(format!("{}: cannot write: {e}", path.display())))
+    })
+}
+
+/// Runs `write` on a temporary file beside `path`, then renames it into place; on failure the
+/// temporary file is removed, so no half-written output is ever left behind.
+pub(crate) fn write_via_temporary(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), CliError>,
+) -> Result<(), CliError> {
     let fail = |e: &dyn std::fmt::Display| {
         CliError::Input(format!("{}: cannot write: {e}", path.display()))
     };
-    let mut file = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(|e| fail(&e))?;
-    serde_json::to_writer_pretty(&mut file, document).map_err(|e| fail(&e))?;
-    file.persist(path).map_err(|e| fail(&e.error))?;
+    let temporary = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(|e| fail(&e))?;
+    write(temporary.path())?;
+    temporary.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
 }

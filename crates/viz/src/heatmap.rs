@@ -169,13 +169,12 @@ impl Heatmap<'_> {
         // Space for the colour bar on the right: bar, gap, ticks and their labels.
         let bar_width = 11.0 * pt;
         let bar_gap = 12.0 * pt;
-        let widest_tick = paint::nice_ticks(range.0, range.1, 5)
-            .iter()
-            .map(|v| paint::format_tick(*v, &paint::nice_ticks(range.0, range.1, 5)))
-            .map(|s| paint::text_size(area, &s, &colorbar_font).map(|t| t.0))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .fold(0.0, f64::max);
+        let ticks = paint::nice_ticks(range.0, range.1, 5);
+        let mut widest_tick: f64 = 0.0;
+        for value in &ticks {
+            let label = paint::format_tick(*value, &ticks);
+            widest_tick = widest_tick.max(paint::text_size(area, &label, &colorbar_font)?.0);
+        }
         let colorbar_space = bar_gap + bar_width + tick_len * 1.8 + widest_tick + pad;
 
         // Axis titles.
