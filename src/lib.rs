@@ -10,6 +10,8 @@
 
 pub mod cli;
 pub mod device;
+pub mod experiments;
+pub mod tracking;
 
 /// The datasets (`repsim-data`).
 pub use repsim_data as data;
@@ -21,6 +23,8 @@ pub use repsim_similarity::{
     linear_cka, linear_cka_debiased, linear_cka_matrix, rbf_cka, rbf_cka_debiased, HsicEstimator,
     Layer, Metric, MetricOptions, MinibatchCka, SimilarityError, SimilarityMatrix,
 };
+/// Training and the Tracker (`repsim-train`).
+pub use repsim_train as train;
 /// The drawings (`repsim-viz`).
 pub use repsim_viz as viz;
 

@@ -7,8 +7,11 @@ pub mod activations;
 pub mod compare;
 pub mod data;
 pub mod describe;
+pub mod experiment;
 pub mod plot;
 mod table;
+pub mod track;
+pub mod train;
 
 use std::process::ExitCode;
 
@@ -36,6 +39,12 @@ enum Command {
     Data(data::DataCommandArgs),
     /// Draw the matrices of a results file as heatmaps (PNG or SVG).
     Plot(plot::PlotArgs),
+    /// Train a model on a dataset into a run directory (checkpoints, resume, --track).
+    Train(train::TrainArgs),
+    /// The convergence tables and plots of a run trained with --track.
+    Track(track::TrackArgs),
+    /// Run an experiment: wide_vs_deep, bottom_up or memorize_vs_generalize.
+    Experiment(experiment::ExperimentCommandArgs),
     /// List the wgpu adapters and the device `auto` picks.
     Devices,
 }
@@ -76,6 +85,9 @@ pub fn main() -> ExitCode {
         Command::Data(args) => data::run(args),
         Command::Activations(args) => activations::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Track(args) => track::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Devices => devices(),
     };
     match result {
@@ -88,6 +100,11 @@ pub fn main() -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// Parses a `--device` value (for the experiments' flags).
+pub fn parse_device_choice(s: &str) -> Result<DeviceChoice, String> {
+    parse_device(s)
 }
 
 /// Parses a `--device` value (also from `REPSIM_DEVICE`).

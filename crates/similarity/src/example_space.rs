@@ -82,6 +82,43 @@ impl ExampleSpaceLayer {
     }
 }
 
+/// The layer's coordinates in example space: `Xc V_r = U_r diag(sqrt(lambda_r))`, an `n x r`
+/// matrix (`r` = rank of the centred layer, at most `n - 1`), for a layer with at least as many
+/// features as examples; a narrower layer is returned as it is.
+///
+/// Every pairwise distance and inner product of the centred examples is kept exactly (the
+/// Gram `Xc Xc^T` is unchanged), so linear and RBF CKA (biased, debiased, minibatch), SVCCA and
+/// the Procrustes distance of the coordinates equal those of the layer; an observation of a
+/// 16,384-feature conv layer on 500 examples shrinks to at most 500 x 499 values. (PWCCA and
+/// mean CCA are not kept: they need more examples than features in the first place.) The
+/// values are returned in float32 on the layer's device.
+pub fn example_space_coordinates(layer: &Layer) -> Result<Layer> {
+    let (n, d) = (layer.num_examples(), layer.num_features());
+    if d < n {
+        return Ok(layer.clone());
+    }
+    let space = ExampleSpaceLayer::new(layer)?;
+    let rank = space.rank();
+    let coordinates = if rank == 0 {
+        // A constant layer: one zero column, which every measure reports as zero variance.
+        host_matrix(vec![0.0; n], n, 1)
+    } else {
+        let roots: Vec<f64> = space.eigenvalues.iter().map(|v| v.sqrt()).collect();
+        space.basis.clone().mul(host_matrix(roots, 1, rank))
+    };
+    let values: Vec<f32> = host_values(coordinates)?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    Ok(Layer {
+        name: layer.name.clone(),
+        matrix: Tensor::from_data(
+            burn::tensor::TensorData::new(values, [n, rank.max(1)]),
+            &layer.matrix.device(),
+        ),
+    })
+}
+
 /// SVCCA's canonical correlations (descending, in [0, 1]) of two example-space layers.
 pub(crate) fn svcca_correlations(
     a: &ExampleSpaceLayer,
@@ -191,5 +228,51 @@ mod tests {
         assert!(procrustes(&ex, &rq).unwrap() < 1e-6);
         assert!((m.values[0][1].unwrap() - procrustes(&ex, &ey).unwrap()).abs() < 1e-12);
         assert_eq!(m.values[0][0], Some(0.0));
+    }
+
+    #[test]
+    fn example_space_coordinates_keep_cka_svcca_and_procrustes() {
+        // 30 examples of 200 and 80 features: both layers are compacted to at most 29 columns.
+        let device = Device::flex();
+        let x = random_matrix(30, 200, 6, &device).add_scalar(3.0);
+        let y = x
+            .clone()
+            .narrow(1, 0, 80)
+            .add(random_matrix(30, 80, 7, &device).mul_scalar(0.5));
+        let (cx, cy) = (
+            example_space_coordinates(&Layer::new("x", x.clone()).unwrap()).unwrap(),
+            example_space_coordinates(&Layer::new("y", y.clone()).unwrap()).unwrap(),
+        );
+        assert_eq!(cx.matrix.dims(), [30, 29]);
+        let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() < 1e-5, "{what}: {a} vs {b}");
+        close(
+            crate::linear_cka(&cx.matrix, &cy.matrix).unwrap(),
+            crate::linear_cka(&x, &y).unwrap(),
+            "linear CKA",
+        );
+        close(
+            crate::linear_cka_debiased(&cx.matrix, &cy.matrix).unwrap(),
+            crate::linear_cka_debiased(&x, &y).unwrap(),
+            "debiased CKA",
+        );
+        close(
+            crate::rbf_cka(&cx.matrix, &cy.matrix, 0.5).unwrap(),
+            crate::rbf_cka(&x, &y, 0.5).unwrap(),
+            "RBF CKA",
+        );
+        let reduction = SvdReduction::Keep(0.99);
+        close(
+            svcca(&cx.matrix, &cy.matrix, reduction).unwrap().mean,
+            svcca(&x, &y, reduction).unwrap().mean,
+            "SVCCA",
+        );
+        close(
+            procrustes_distance(&cx.matrix, &cy.matrix).unwrap(),
+            procrustes_distance(&x, &y).unwrap(),
+            "Procrustes",
+        );
+        // A narrow layer is kept as it is.
+        let narrow = Layer::new("n", random_matrix(30, 5, 8, &device)).unwrap();
+        assert_eq!(example_space_coordinates(&narrow).unwrap().matrix.dims(), [30, 5]);
     }
 }

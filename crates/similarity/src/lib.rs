@@ -16,6 +16,7 @@
 //! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance |
 //! | [`example_space`] | SVCCA and Procrustes for layers with more features than examples |
 //! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
+//! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
@@ -48,6 +49,7 @@ pub mod linear_cka;
 pub mod matrix;
 pub mod metric;
 pub mod minibatch;
+pub mod principal;
 #[doc(hidden)]
 pub mod testing;
 
@@ -56,6 +58,7 @@ pub use cca::{
     PwccaConvention, SvdReduction,
 };
 pub use conv::{conv_layer, ConvMode};
+pub use example_space::example_space_coordinates;
 pub use covariance_stream::CovarianceAccumulator;
 pub use error::{Result, SimilarityError};
 pub use files::{read_activations, HostLayer};
@@ -68,3 +71,4 @@ pub use metric::{
     minibatch_cka_matrix, similarity_matrices, similarity_matrix, Metric, MetricOptions,
 };
 pub use minibatch::{MinibatchCka, MinibatchCkaState};
+pub use principal::{first_component, FirstComponent};

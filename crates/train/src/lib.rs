@@ -1,0 +1,44 @@
+#![recursion_limit = "256"]
+//! Training repsim's networks, and watching their layers while they train.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`config`] | [`TrainConfig`]: model, data, optimiser, schedule, seed (the run's `config.json`) |
+//! | [`schedule`] | learning-rate schedules as a pure function of the step |
+//! | [`optimizer`] | SGD / Adam / AdamW from burn-optim, with PyTorch's defaults made explicit |
+//! | [`network`] | [`Network`]: what training and tracking need of a model; every repsim model has it |
+//! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |
+//! | [`trainer`] | [`train`]: the loop, evaluation, run directory, resume |
+//! | [`checkpoint`] | checkpoints durable as a set (files, then a manifest), pruning, fallback |
+//! | [`durable`] | atomic writes (temporary, fsync, rename) |
+//! | [`metrics`] | one `metrics.jsonl` line per epoch |
+//! | [`progress`] | indicatif progress bars |
+//! | [`tracker`] | [`Tracker`]: layers during training; convergence tables (Raghu et al. 2017) |
+//!
+//! A run directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, the final weights
+//! `model.bpk` and, with tracking, `track/`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod datasets;
+pub mod durable;
+pub mod error;
+pub mod metrics;
+pub mod network;
+pub mod optimizer;
+pub mod progress;
+pub mod schedule;
+pub mod tracker;
+pub mod trainer;
+
+pub use config::{DataConfig, OptimizerConfig, TrainConfig};
+pub use error::{Result, TrainError};
+pub use metrics::EpochMetrics;
+pub use network::{visit_network, Inputs, Network, NetworkVisitor};
+pub use progress::ProgressMode;
+pub use schedule::{ScheduleConfig, ScheduleKind};
+pub use tracker::{ConvergenceTable, TrackIndex, TrackReport, Tracker, TrackerConfig};
+pub use trainer::{
+    completed_run, fit_model_to_data, read_metrics, train, RunOptions, RunRecord, TrackEpochs, TrackOptions, TrainSummary,
+    FINAL_WEIGHTS,
+};

@@ -1,0 +1,502 @@
+//! The [`Tracker`]: similarity of every layer during training, from any burn training loop.
+//!
+//! ```ignore
+//! let mut tracker = Tracker::new(TrackerConfig::new(run_dir.join("track")), probe_images)?;
+//! // at the end of an epoch (or every k steps):
+//! tracker.observe(epoch, &model)?;
+//! let report = tracker.finish()?; // convergence tables: each layer at each epoch vs its final self
+//! ```
+//!
+//! `observe` probes the *validation* copy of the model (`model.valid()`: batch-norm running
+//! statistics, no autodiff; never a clone of the training model, whose batch-norm state burn
+//! shares between clones) on a fixed probe set, and writes what the measures need to
+//! `DIR/epoch-000e.npz`: a layer with fewer features than probe examples as it is, a wider one
+//! as its example-space coordinates ([`example_space_coordinates`]: `n x rank`, which keep CKA,
+//! SVCCA and Procrustes exactly). Memory does not grow with the number of observations; disk
+//! grows by at most `4 n min(n, D)` bytes per layer per observation (`DIR/index.json` records
+//! the figure).
+//!
+//! The convergence table follows Raghu et al. 2017 (SVCCA, Fig. 4) and Morcos et al. 2018
+//! (PWCCA): for each layer `l` and observed epoch `t`, `s(A_l(t), A_l(T))` with `T` the last
+//! observed epoch. Bottom-up convergence means lower layers reach a high value earlier.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use repsim_model::{ActivationTensor, Activations, Probe, TimeReduction};
+use repsim_similarity::files::{read_activations, write_npz};
+use repsim_similarity::{
+    conv_layer, example_space_coordinates, similarity_matrix, ConvMode, HostLayer, Layer, Metric,
+    MetricOptions, SimilarityMatrix,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::durable::{read_json, write_json, write_via};
+use crate::error::{Result, TrainError};
+use crate::network::{Inputs, Network};
+
+/// The Tracker's settings.
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    /// Where observations are stored (`RUN/track` in a training run).
+    pub dir: PathBuf,
+    /// The measures of the convergence table (default SVCCA, PWCCA, linear CKA).
+    pub measures: Vec<Metric>,
+    /// Which layers (default: blocks).
+    pub probe: Probe,
+    /// How sequence activations become one row per example.
+    pub time: TimeReduction,
+    /// How conv feature maps become matrices (flatten, or average-pool to K x K; spatial
+    /// modes are refused: they change the number of rows).
+    pub conv: ConvMode,
+    /// Probe examples per forward pass.
+    pub batch_size: usize,
+    /// The device the measures run on (default: flex).
+    pub device: Device,
+    /// Parameters of the measures.
+    pub options: MetricOptions,
+}
+
+impl TrackerConfig {
+    /// Defaults, storing under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        TrackerConfig {
+            dir: dir.into(),
+            measures: vec![Metric::Svcca, Metric::Pwcca, Metric::LinearCka],
+            probe: Probe::Blocks,
+            time: TimeReduction::Last,
+            conv: ConvMode::Flatten,
+            batch_size: 250,
+            device: Device::flex(),
+            options: MetricOptions::default(),
+        }
+    }
+
+    /// The measures of the convergence table.
+    pub fn with_measures(mut self, measures: Vec<Metric>) -> Self {
+        self.measures = measures;
+        self
+    }
+
+    /// Which layers to observe.
+    pub fn with_probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// How conv maps become matrices.
+    pub fn with_conv(mut self, conv: ConvMode) -> Self {
+        self.conv = conv;
+        self
+    }
+}
+
+/// What `DIR/index.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackIndex {
+    /// Layer names, in forward order.
+    pub layers: Vec<String>,
+    /// Observed epochs, ascending.
+    pub epochs: Vec<usize>,
+    /// Probe examples (rows per layer).
+    pub n_examples: usize,
+    /// Each layer's features before storage (a layer with at least `n_examples` is stored as
+    /// example-space coordinates).
+    pub features: BTreeMap<String, usize>,
+    /// Bytes one observation takes on disk (the latest).
+    pub bytes_per_observation: u64,
+    /// The conv mode used, as on the command line.
+    pub conv: String,
+}
+
+/// Each layer at each observed epoch compared with the same layer at the last epoch, for one
+/// measure: rows are layers (forward order), columns epochs (`epoch 3`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvergenceTable {
+    /// The measure.
+    pub metric: String,
+    /// The epochs (columns).
+    pub epochs: Vec<usize>,
+    /// The final epoch everything is compared with.
+    pub final_epoch: usize,
+    /// The table as a matrix (rows: layers, columns: epochs), `None` where undefined.
+    pub matrix: SimilarityMatrix,
+}
+
+impl ConvergenceTable {
+    /// For each layer, the first observed epoch whose similarity to the final representation
+    /// reaches `fraction` of the final epoch's own value (which is 1 for a similarity).
+    pub fn first_epoch_reaching(&self, fraction: f64) -> Vec<(String, Option<usize>)> {
+        self.matrix
+            .rows
+            .iter()
+            .zip(&self.matrix.values)
+            .map(|(layer, row)| {
+                let last = row.last().copied().flatten();
+                let epoch = last.and_then(|top| {
+                    row.iter()
+                        .zip(&self.epochs)
+                        .find(|(v, _)| v.is_some_and(|v| v >= fraction * top))
+                        .map(|(_, e)| *e)
+                });
+                (layer.clone(), epoch)
+            })
+            .collect()
+    }
+}
+
+/// What [`Tracker::finish`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackReport {
+    /// The index of the observations.
+    pub index: TrackIndex,
+    /// One table per measure.
+    pub convergence: Vec<ConvergenceTable>,
+    /// Cells that could not be computed, with the layer and the reason.
+    pub warnings: Vec<String>,
+}
+
+/// Records layers during training; see the module docs.
+pub struct Tracker {
+    config: TrackerConfig,
+    inputs: Option<Inputs>,
+    index: TrackIndex,
+    warnings: Vec<String>,
+}
+
+impl Tracker {
+    /// A tracker storing under `config.dir`, probing `probe_inputs` (images or token ids; they
+    /// are moved to the model's device at each observation). Observations already in the
+    /// directory (a resumed run) are kept.
+    pub fn new(config: TrackerConfig, probe_inputs: Inputs) -> Result<Self> {
+        if matches!(config.conv, ConvMode::SpatialAsSamples { .. }) {
+            return Err(TrainError::BadConfig(
+                "the Tracker takes --conv flatten or pool=K (spatial modes change the rows)".into(),
+            ));
+        }
+        if probe_inputs.len() < 4 {
+            return Err(TrainError::BadConfig(format!(
+                "the Tracker needs at least 4 probe examples, got {}",
+                probe_inputs.len()
+            )));
+        }
+        std::fs::create_dir_all(&config.dir).map_err(|e| TrainError::file(&config.dir, e))?;
+        let index_path = config.dir.join("index.json");
+        let index = if index_path.exists() {
+            read_json(&index_path)?
+        } else {
+            TrackIndex {
+                layers: Vec::new(),
+                epochs: Vec::new(),
+                n_examples: probe_inputs.len(),
+                features: BTreeMap::new(),
+                bytes_per_observation: 0,
+                conv: config.conv.to_string(),
+            }
+        };
+        if index.n_examples != probe_inputs.len() {
+            return Err(TrainError::BadConfig(format!(
+                "{} holds observations of {} probe examples, not {}",
+                config.dir.display(),
+                index.n_examples,
+                probe_inputs.len()
+            )));
+        }
+        Ok(Tracker {
+            config,
+            inputs: Some(probe_inputs),
+            index,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Opens the observations stored under `config.dir` (for reading: `observe` is refused).
+    pub fn open(config: TrackerConfig) -> Result<Self> {
+        let index_path = config.dir.join("index.json");
+        if !index_path.exists() {
+            return Err(TrainError::RunDir {
+                path: config.dir.clone(),
+                message: "holds no tracker observations (train with --track to record some)".into(),
+            });
+        }
+        let index = read_json(&index_path)?;
+        Ok(Tracker {
+            config,
+            inputs: None,
+            index,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The index of what is stored.
+    pub fn index(&self) -> &TrackIndex {
+        &self.index
+    }
+
+    /// Warnings gathered so far.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Drops observations after `epoch` (a resumed run observes them again).
+    pub fn forget_after(&mut self, epoch: usize) -> Result<()> {
+        let later: Vec<usize> = self.index.epochs.iter().copied().filter(|e| *e > epoch).collect();
+        if later.is_empty() {
+            return Ok(());
+        }
+        self.index.epochs.retain(|e| *e <= epoch);
+        write_json(&self.config.dir.join("index.json"), &self.index)?;
+        for e in later {
+            let _ = std::fs::remove_file(self.epoch_path(e));
+        }
+        Ok(())
+    }
+
+    fn epoch_path(&self, epoch: usize) -> PathBuf {
+        self.config.dir.join(format!("epoch-{epoch:04}.npz"))
+    }
+
+    /// Records every probed layer of `model` (in validation mode) at `epoch`.
+    pub fn observe<M: Network>(&mut self, epoch: usize, model: &M) -> Result<()> {
+        let inputs = self.inputs.as_ref().ok_or_else(|| {
+            TrainError::BadConfig("this tracker was opened for reading; it cannot observe".into())
+        })?;
+        let eval = model.valid();
+        let device = eval
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.config.device.clone());
+        let n = inputs.len();
+        let mut parts: Vec<(String, Vec<Tensor<2>>)> = Vec::new();
+        for start in (0..n).step_by(self.config.batch_size.max(1)) {
+            let len = self.config.batch_size.min(n - start);
+            let chunk = inputs.narrow(start, len).to_device(&device);
+            let activations = eval.activations(chunk, &self.config.probe)?;
+            for (i, layer) in self.matrices(activations)?.into_iter().enumerate() {
+                if start == 0 {
+                    parts.push((layer.name.clone(), Vec::new()));
+                }
+                parts[i].1.push(layer.matrix);
+            }
+        }
+        let names: Vec<String> = parts.iter().map(|(n, _)| n.clone()).collect();
+        if names.is_empty() {
+            return Err(TrainError::BadConfig("the probe captured no layers".into()));
+        }
+        if !self.index.layers.is_empty() && self.index.layers != names {
+            return Err(TrainError::BadConfig(format!(
+                "{} holds observations of layers {:?}, but the model gives {:?}",
+                self.config.dir.display(),
+                self.index.layers,
+                names
+            )));
+        }
+        let mut stored = Vec::new();
+        for (name, matrices) in parts {
+            let layer = Layer {
+                name: name.clone(),
+                matrix: Tensor::cat(matrices, 0),
+            };
+            self.index.features.insert(name.clone(), layer.num_features());
+            let compact = example_space_coordinates(&layer)?;
+            let [rows, cols] = compact.matrix.dims();
+            let values = compact
+                .matrix
+                .try_into_vec_as::<f32>()
+                .map_err(|e| TrainError::Failed(format!("reading layer `{name}` back: {e:?}")))?;
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(TrainError::Failed(format!(
+                    "layer `{name}` has non-finite activations at epoch {epoch}"
+                )));
+            }
+            stored.push(HostLayer {
+                name,
+                shape: vec![rows, cols],
+                values,
+                stored_dtype: "f32",
+            });
+        }
+        let path = self.epoch_path(epoch);
+        write_via(&path, |temporary| {
+            write_npz(temporary, &stored).map_err(|e| TrainError::file(&path, e))
+        })?;
+        self.index.layers = names;
+        self.index.n_examples = stored[0].shape[0];
+        self.index.bytes_per_observation = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if !self.index.epochs.contains(&epoch) {
+            self.index.epochs.push(epoch);
+            self.index.epochs.sort_unstable();
+        }
+        write_json(&self.config.dir.join("index.json"), &self.index)
+    }
+
+    fn matrices(&self, activations: Activations) -> Result<Vec<Layer>> {
+        let mut layers = Vec::new();
+        for (name, tensor) in activations.iter() {
+            let layer = match tensor {
+                ActivationTensor::Map(map) => conv_layer(name.clone(), map.clone(), self.config.conv)?,
+                other => {
+                    let mut single = Activations::default();
+                    single.push_sequence(name, other.clone());
+                    let (name, matrix) = single
+                        .into_matrices(self.config.time)
+                        .pop()
+                        .expect("one activation in, one out");
+                    Layer { name, matrix }
+                }
+            };
+            layers.push(layer);
+        }
+        Ok(layers)
+    }
+
+    /// Every stored layer of `epoch`, on the measures' device, in forward order.
+    pub fn load_epoch(&self, epoch: usize) -> Result<Vec<Layer>> {
+        let path = self.epoch_path(epoch);
+        let mut by_name: BTreeMap<String, HostLayer> = read_activations(&path)?
+            .into_iter()
+            .map(|l| (l.name.clone(), l))
+            .collect();
+        self.index
+            .layers
+            .iter()
+            .map(|name| {
+                let host = by_name.remove(name).ok_or_else(|| {
+                    TrainError::file(&path, format!("has no layer `{name}`"))
+                })?;
+                let shape = [host.num_examples(), host.num_features()];
+                Ok(Layer {
+                    name: name.clone(),
+                    matrix: Tensor::from_data(TensorData::new(host.values, shape), &self.config.device),
+                })
+            })
+            .collect()
+    }
+
+    /// Why `metric` is undefined for `layer` as stored, if it is.
+    fn undefined_reason(&self, metric: Metric, layer: &str) -> Option<String> {
+        let features = *self.index.features.get(layer)?;
+        let n = self.index.n_examples;
+        (matches!(metric, Metric::Pwcca | Metric::Cca) && features >= n).then(|| {
+            format!(
+                "{metric} of layer `{layer}` needs more probe examples than its {features} features (has {n}); use --conv pool=K or a CKA measure"
+            )
+        })
+    }
+
+    /// One layer over the observed epochs vs itself at each: an epochs x epochs matrix.
+    pub fn epoch_matrix(&self, layer: &str, metric: Metric) -> Result<SimilarityMatrix> {
+        let index = self
+            .index
+            .layers
+            .iter()
+            .position(|l| l == layer)
+            .ok_or_else(|| {
+                TrainError::BadConfig(format!(
+                    "no tracked layer `{layer}`; tracked: {}",
+                    self.index.layers.join(", ")
+                ))
+            })?;
+        let mut over_epochs = Vec::new();
+        for &epoch in &self.index.epochs {
+            let mut layers = self.load_epoch(epoch)?;
+            let mut l = layers.swap_remove(index);
+            l.name = format!("epoch {epoch}");
+            over_epochs.push(l);
+        }
+        if let Some(reason) = self.undefined_reason(metric, layer) {
+            return Err(TrainError::BadConfig(reason));
+        }
+        Ok(similarity_matrix(metric, &over_epochs, &over_epochs, &self.config.options)?
+            .with_parameter("layer", layer))
+    }
+
+    /// Every layer vs every layer at one observed epoch.
+    pub fn layer_matrix(&self, epoch: usize, metric: Metric) -> Result<SimilarityMatrix> {
+        if !self.index.epochs.contains(&epoch) {
+            return Err(TrainError::BadConfig(format!(
+                "epoch {epoch} was not observed; observed: {:?}",
+                self.index.epochs
+            )));
+        }
+        let layers = self.load_epoch(epoch)?;
+        Ok(similarity_matrix(metric, &layers, &layers, &self.config.options)?
+            .with_parameter("epoch", epoch))
+    }
+
+    /// The convergence tables of every configured measure. A cell that cannot be computed is
+    /// `None`, with a warning naming the layer and the reason; it never aborts the table.
+    pub fn finish(&mut self) -> Result<TrackReport> {
+        let epochs = self.index.epochs.clone();
+        let Some(&final_epoch) = epochs.last() else {
+            return Err(TrainError::BadConfig(format!(
+                "{} holds no observations yet",
+                self.config.dir.display()
+            )));
+        };
+        let per_epoch: Vec<Vec<Layer>> = epochs
+            .iter()
+            .map(|e| self.load_epoch(*e))
+            .collect::<Result<_>>()?;
+        let mut warnings = Vec::new();
+        let mut convergence = Vec::new();
+        for &metric in &self.config.measures {
+            let mut values = Vec::new();
+            for (l, layer) in self.index.layers.iter().enumerate() {
+                if let Some(reason) = self.undefined_reason(metric, layer) {
+                    warnings.push(reason);
+                    values.extend(std::iter::repeat_n(None, epochs.len()));
+                    continue;
+                }
+                let over_epochs: Vec<Layer> = per_epoch
+                    .iter()
+                    .zip(&epochs)
+                    .map(|(layers, e)| Layer {
+                        name: format!("{layer} @ {e}"),
+                        matrix: layers[l].matrix.clone(),
+                    })
+                    .collect();
+                let last = [over_epochs[over_epochs.len() - 1].clone()];
+                match similarity_matrix(metric, &over_epochs, &last, &self.config.options) {
+                    Ok(m) => {
+                        warnings.extend(m.warnings.iter().cloned());
+                        values.extend(m.values.into_iter().map(|row| row[0]));
+                    }
+                    Err(e) => {
+                        warnings.push(format!("{metric} of layer `{layer}` is undefined: {e}"));
+                        values.extend(std::iter::repeat_n(None, epochs.len()));
+                    }
+                }
+            }
+            let matrix = SimilarityMatrix::from_row_major(
+                metric.name(),
+                self.index.layers.clone(),
+                epochs.iter().map(|e| format!("epoch {e}")).collect(),
+                values,
+                self.index.n_examples,
+            )
+            .with_parameter("compared_with_epoch", final_epoch)
+            .with_parameter("table", "convergence");
+            convergence.push(ConvergenceTable {
+                metric: metric.name().to_string(),
+                epochs: epochs.clone(),
+                final_epoch,
+                matrix,
+            });
+        }
+        warnings.dedup();
+        self.warnings.extend(warnings.iter().cloned());
+        Ok(TrackReport {
+            index: self.index.clone(),
+            convergence,
+            warnings,
+        })
+    }
+
+    /// The directory observations are stored in.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+}

@@ -1,0 +1,635 @@
+//! The training loop: a [`TrainConfig`] into a run directory, resumable.
+//!
+//! Determinism on one machine and device: burn's RNG is seeded before the model is built and
+//! every parameter is initialised at once ([`force_initialisation`]); each epoch re-seeds the
+//! device from (seed, epoch), draws its order from (seed, epoch) and its augmentation from
+//! (seed, epoch, index); batches are prepared in order on one thread. So epoch `e` starts from
+//! the same state whether the process ran epochs 1..e-1 itself or resumed from a checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use repsim_model::{load_weights, save_weights, ModelSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{newest_complete, prune, save_checkpoint, CheckpointState, MODEL, OPTIMIZER};
+use crate::config::{first_difference, TrainConfig};
+use crate::datasets::{Batch, RunData};
+use crate::durable::{read_json, remove_stale_temporaries, write_bytes, write_json};
+use crate::error::{Result, TrainError};
+use crate::metrics::EpochMetrics;
+use crate::network::{force_initialisation, visit_network, Network, NetworkVisitor};
+use crate::optimizer::{build_optimizer, load_optimizer, save_optimizer};
+use crate::progress::{EpochProgress, ProgressMode};
+use crate::tracker::{Tracker, TrackerConfig};
+
+/// The run's `config.json`: the config and where it ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// repsim's version.
+    pub repsim_version: String,
+    /// The configuration (compared on `--resume`).
+    pub config: TrainConfig,
+    /// The device, as printed.
+    pub device: String,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Training and test examples.
+    pub train_examples: usize,
+    /// Test examples.
+    pub test_examples: usize,
+}
+
+/// When the Tracker observes the model during training.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackEpochs {
+    /// At initialisation (epoch 0) and after every epoch.
+    Every,
+    /// After these epochs (0: at initialisation); the last epoch is always added.
+    These(Vec<usize>),
+}
+
+impl TrackEpochs {
+    /// `every-epoch` or a list like `0,1,2,4,8`.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text == "every-epoch" {
+            return Ok(TrackEpochs::Every);
+        }
+        text.split(',')
+            .map(|e| e.trim().parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(TrackEpochs::These)
+            .map_err(|_| {
+                TrainError::BadConfig(format!(
+                    "--track {text:?}: use every-epoch or a list of epochs like 0,1,2,4,8"
+                ))
+            })
+    }
+
+    fn contains(&self, epoch: usize, last: usize) -> bool {
+        match self {
+            TrackEpochs::Every => true,
+            TrackEpochs::These(list) => epoch == last || list.contains(&epoch),
+        }
+    }
+}
+
+/// Tracking during training: what to observe, and when.
+#[derive(Debug, Clone)]
+pub struct TrackOptions {
+    /// The Tracker's settings (its directory is replaced by `RUN/track`).
+    pub tracker: TrackerConfig,
+    /// When to observe.
+    pub epochs: TrackEpochs,
+    /// Test examples probed (the first N of the test split).
+    pub probe_count: usize,
+}
+
+/// How to run (nothing here changes the result).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The device (plain; training uses its autodiff form).
+    pub device: Device,
+    /// Continue from the newest complete checkpoint.
+    pub resume: bool,
+    /// Replace an existing run.
+    pub overwrite: bool,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Checkpoints kept besides `keep_epochs`.
+    pub keep_last: usize,
+    /// Epochs whose checkpoints are never removed.
+    pub keep_epochs: Vec<usize>,
+    /// Tracking during training.
+    pub track: Option<TrackOptions>,
+    /// Stop after this epoch as if interrupted (tests of resume); `None` runs to the end.
+    pub stop_after: Option<usize>,
+}
+
+impl RunOptions {
+    /// Defaults on `device`: no resume, a bar per epoch, the last 2 checkpoints kept.
+    pub fn new(device: Device) -> Self {
+        RunOptions {
+            device,
+            resume: false,
+            overwrite: false,
+            progress: ProgressMode::Auto,
+            keep_last: 2,
+            keep_epochs: Vec::new(),
+            track: None,
+            stop_after: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Every epoch's metrics (those before a resume included).
+    pub metrics: Vec<EpochMetrics>,
+    /// The epoch resumed after, if any.
+    pub resumed_from: Option<usize>,
+    /// The final weights (`RUN/model.bpk`), once the last epoch is done.
+    pub final_weights: Option<PathBuf>,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Warnings (skipped corrupt checkpoints, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The final weights' file name in a run directory.
+pub const FINAL_WEIGHTS: &str = "model.bpk";
+
+/// Trains `config` into `out`. Fails before training when `out` is not empty (unless
+/// `resume` or `overwrite`), not writable, or the config is invalid.
+pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<TrainSummary> {
+    config.validate()?;
+    let plan = prepare_run_dir(config, out, options)?;
+    let data = RunData::open(&config.data, config.seed)?;
+    check_model_fits_data(&config.model, &data)?;
+    if let Some(track) = &options.track {
+        if track.probe_count > data.test_len() {
+            return Err(TrainError::BadConfig(format!(
+                "--probe-count {} is larger than the test split ({} examples)",
+                track.probe_count,
+                data.test_len()
+            )));
+        }
+    }
+    let train_device = options.device.clone().autodiff();
+    train_device.seed(config.seed);
+    let model = config.model.init(&train_device)?;
+    visit_network(
+        model,
+        Loop {
+            config,
+            out,
+            options,
+            data: &data,
+            plan,
+        },
+    )
+}
+
+/// Whether `out` is an existing run to resume.
+struct Plan {
+    resume_from: Option<crate::checkpoint::Checkpoint>,
+    warnings: Vec<String>,
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map_or(false, |mut d| d.next().is_none())
+}
+
+fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<Plan> {
+    let run_dir_error = |message: String| TrainError::RunDir {
+        path: out.to_path_buf(),
+        message,
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(run_dir_error("exists and is not a directory".into()));
+    }
+    let mut plan = Plan {
+        resume_from: None,
+        warnings: Vec::new(),
+    };
+    let config_path = out.join("config.json");
+    if out.is_dir() && !is_empty_dir(out) {
+        if options.resume && config_path.exists() {
+            let record: RunRecord = read_json(&config_path)?;
+            let (run, now) = (
+                serde_json::to_value(&record.config).map_err(|e| TrainError::Failed(e.to_string()))?,
+                serde_json::to_value(config).map_err(|e| TrainError::Failed(e.to_string()))?,
+            );
+            if let Some((field, run, now)) = first_difference(&run, &now) {
+                return Err(TrainError::ConfigMismatch {
+                    path: out.to_path_buf(),
+                    field,
+                    run,
+                    now,
+                });
+            }
+            let (checkpoint, warnings) = newest_complete(&out.join("checkpoints"));
+            plan.resume_from = checkpoint;
+            plan.warnings = warnings;
+        } else if options.overwrite {
+            for name in ["checkpoints", "track", "metrics.jsonl", "config.json", FINAL_WEIGHTS] {
+                let path = out.join(name);
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else if path.exists() {
+                    std::fs::remove_file(&path)
+                } else {
+                    Ok(())
+                };
+                removed.map_err(|e| run_dir_error(format!("cannot clear {}: {e}", path.display())))?;
+            }
+        } else if !options.resume {
+            return Err(run_dir_error(
+                "is not empty; pass --resume to continue it or --overwrite to replace it".into(),
+            ));
+        }
+    }
+    std::fs::create_dir_all(out.join("checkpoints"))
+        .map_err(|e| run_dir_error(format!("cannot create: {e}")))?;
+    // Writable? Find out now, not after the first epoch.
+    write_bytes(&out.join(".write-test"), b"")
+        .and_then(|_| std::fs::remove_file(out.join(".write-test")).map_err(|e| TrainError::file(out, e)))
+        .map_err(|e| run_dir_error(format!("is not writable: {e}")))?;
+    remove_stale_temporaries(out);
+    Ok(plan)
+}
+
+/// Sizes `model`'s data-dependent parts to `data`: the class count (images), a recurrent
+/// classifier's features per step (3 x image width), a language model's vocabulary. Returns
+/// what it changed, for the caller to report.
+pub fn fit_model_to_data(model: &mut ModelSpec, data: &RunData) -> Vec<String> {
+    let mut changes = Vec::new();
+    let classes = data.num_classes();
+    let mut set = |what: &str, slot: &mut usize, value: usize| {
+        if *slot != value {
+            changes.push(format!("{what} {} -> {value}", *slot));
+            *slot = value;
+        }
+    };
+    match (model, data) {
+        (ModelSpec::Resnet(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
+        (ModelSpec::Cnn(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
+        (ModelSpec::SvccaCnn(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
+        (ModelSpec::RnnClassifier(c), RunData::Images(d)) => {
+            set("classes", &mut c.classes, classes);
+            set("features per step", &mut c.recurrent.input_size, 3 * d.image_size.1);
+        }
+        (ModelSpec::RnnLanguageModel(c), RunData::Text(_)) => set("vocabulary", &mut c.vocab, classes),
+        _ => {}
+    }
+    changes
+}
+
+fn check_model_fits_data(model: &ModelSpec, data: &RunData) -> Result<()> {
+    let text = matches!(data, RunData::Text(_));
+    let lm = matches!(model, ModelSpec::RnnLanguageModel(_));
+    if text != lm {
+        return Err(TrainError::BadConfig(if lm {
+            "a language model trains on text: use --data text or text=PATH".into()
+        } else {
+            "text data needs a language model (--model lstm-lm, gru-lm or rnn-lm)".into()
+        }));
+    }
+    if let (RunData::Images(d), ModelSpec::RnnClassifier(c)) = (data, model) {
+        let features = 3 * d.image_size.1;
+        if c.recurrent.input_size != features {
+            return Err(TrainError::BadConfig(format!(
+                "the recurrent classifier reads rows of {features} values (3 x {} pixels) but was built for {}",
+                d.image_size.1, c.recurrent.input_size
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Loop<'a> {
+    config: &'a TrainConfig,
+    out: &'a Path,
+    options: &'a RunOptions,
+    data: &'a RunData,
+    plan: Plan,
+}
+
+impl NetworkVisitor for Loop<'_> {
+    type Output = Result<TrainSummary>;
+    fn visit<M: Network>(self, model: M) -> Result<TrainSummary> {
+        self.run(model)
+    }
+}
+
+/// Device-side sums of a stretch of steps, read back together (one host sync per stretch).
+struct Pending {
+    losses: Vec<Tensor<1>>,
+    correct: Vec<Tensor<1>>,
+}
+
+/// Steps between read-backs of the running loss.
+const SYNC_EVERY: usize = 8;
+
+impl Loop<'_> {
+    fn run<M: Network>(self, mut model: M) -> Result<TrainSummary> {
+        let Loop {
+            config,
+            out,
+            options,
+            data,
+            plan,
+        } = self;
+        force_initialisation(&model);
+        let parameters = repsim_model::count_parameters(&model);
+        let device = options.device.clone();
+        let train_device = device.clone().autodiff();
+        let mut optimizer = build_optimizer(&config.optimizer);
+        let mut warnings = plan.warnings.clone();
+        let (mut metrics, mut step, first_epoch, resumed_from) = match &plan.resume_from {
+            Some(checkpoint) => {
+                model = load_weights(model, &checkpoint.model_path())?;
+                optimizer = load_optimizer(optimizer, &checkpoint.optimizer_path(), &device)?;
+                let s = &checkpoint.state;
+                (s.metrics.clone(), s.step, s.epoch + 1, Some(s.epoch))
+            }
+            None => (Vec::new(), 0, 1, None),
+        };
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        let record = RunRecord {
+            repsim_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: config.clone(),
+            device: format!("{device:?}"),
+            parameters,
+            train_examples: data.train_len(),
+            test_examples: data.test_len(),
+        };
+        write_json(&out.join("config.json"), &record)?;
+        write_metrics(out, &metrics)?;
+
+        let mut tracker = match &options.track {
+            Some(track) => {
+                let probe = data
+                    .test_batches(track.probe_count, &device)
+                    .next()
+                    .ok_or_else(|| TrainError::BadConfig("the test split is empty".into()))??;
+                let mut tracker_config = track.tracker.clone();
+                tracker_config.dir = out.join("track");
+                let mut tracker = Tracker::new(tracker_config, probe.inputs)?;
+                tracker.forget_after(first_epoch - 1)?;
+                if first_epoch == 1 && track.epochs.contains(0, config.epochs) {
+                    tracker.observe(0, &model)?;
+                }
+                Some((tracker, track.epochs.clone()))
+            }
+            None => None,
+        };
+
+        let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+        let eval_loss = CrossEntropyLossConfig::new().init(&device);
+        let steps_per_epoch = steps_per_epoch(data.train_len(), config.batch_size);
+        let last_epoch = options.stop_after.unwrap_or(config.epochs).min(config.epochs);
+        for epoch in first_epoch..=last_epoch {
+            let started = Instant::now();
+            train_device.seed(crate::datasets::epoch_seed(config.seed, epoch, 0x4445_5649));
+            let progress = EpochProgress::new(options.progress, epoch, config.epochs, steps_per_epoch);
+            let batches = data.train_batches(config.seed, epoch, config.batch_size, &train_device);
+            let mut pending = Pending {
+                losses: Vec::new(),
+                correct: Vec::new(),
+            };
+            let (mut loss_sum, mut correct_sum, mut seen, mut targets_seen) = (0.0, 0.0, 0usize, 0usize);
+            let mut step_in_epoch = 0usize;
+            let mut lr = config.lr;
+            for batch in batches {
+                let Batch { inputs, targets } = batch?;
+                let n = inputs.len();
+                let m = targets.dims()[0];
+                lr = config
+                    .schedule
+                    .lr_at(step, steps_per_epoch, config.epochs, config.lr);
+                let logits = model.logits(inputs)?;
+                let loss = loss_fn.forward(logits.clone(), targets.clone());
+                let correct = logits
+                    .detach()
+                    .argmax(1)
+                    .reshape([m])
+                    .equal(targets)
+                    .float()
+                    .sum();
+                pending.losses.push(loss.clone().detach());
+                pending.correct.push(correct);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(lr, model, grads);
+                step += 1;
+                step_in_epoch += 1;
+                seen += n;
+                targets_seen += m;
+                if pending.losses.len() == SYNC_EVERY {
+                    let (l, c) = read_pending(&mut pending, epoch, step_in_epoch, SYNC_EVERY)?;
+                    loss_sum += l;
+                    correct_sum += c;
+                    let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    progress.update(
+                        step_in_epoch,
+                        loss_sum / step_in_epoch as f64,
+                        correct_sum / targets_seen as f64,
+                        rate,
+                    );
+                }
+            }
+            let left = pending.losses.len();
+            let (l, c) = read_pending(&mut pending, epoch, step_in_epoch, left)?;
+            loss_sum += l;
+            correct_sum += c;
+            let train_seconds = started.elapsed().as_secs_f64();
+
+            progress.phase("evaluating");
+            let eval = model.valid();
+            let (test_loss, test_accuracy) = evaluate(&eval, data, &eval_loss, &device)?;
+            let lm = matches!(data, RunData::Text(_));
+            let entry = EpochMetrics {
+                epoch,
+                train_loss: loss_sum / step_in_epoch.max(1) as f64,
+                train_accuracy: correct_sum / targets_seen.max(1) as f64,
+                test_loss,
+                test_accuracy,
+                test_perplexity: lm.then(|| test_loss.exp()),
+                lr,
+                examples_per_second: seen as f64 / train_seconds.max(1e-9),
+                seconds: 0.0,
+            };
+            metrics.push(entry);
+
+            progress.phase("checkpoint");
+            let state = CheckpointState {
+                epoch,
+                step,
+                metrics: metrics.clone(),
+            };
+            let checkpoints = out.join("checkpoints");
+            save_checkpoint(&checkpoints, &state, |dir| {
+                save_weights(&eval, &dir.join(MODEL))?;
+                save_optimizer(&optimizer, &dir.join(OPTIMIZER))
+            })?;
+            if let Some((tracker, when)) = tracker.as_mut() {
+                if when.contains(epoch, config.epochs) {
+                    progress.phase("tracking");
+                    tracker.observe(epoch, &model)?;
+                }
+            }
+            prune(&checkpoints, options.keep_last, &options.keep_epochs)?;
+            if let Some(last) = metrics.last_mut() {
+                last.seconds = started.elapsed().as_secs_f64();
+            }
+            write_metrics(out, &metrics)?;
+            progress.finish();
+            if options.progress != ProgressMode::Silent {
+                print_epoch_line(metrics.last().expect("pushed above"), config.epochs);
+            }
+        }
+        let final_weights = if last_epoch == config.epochs {
+            let path = out.join(FINAL_WEIGHTS);
+            save_weights(&model.valid(), &path)?;
+            Some(path)
+        } else {
+            None
+        };
+        warnings.extend(tracker.iter().flat_map(|(t, _)| t.warnings().to_vec()));
+        Ok(TrainSummary {
+            run_dir: out.to_path_buf(),
+            metrics,
+            resumed_from,
+            final_weights,
+            parameters,
+            warnings,
+        })
+    }
+}
+
+/// The metrics of a finished run of exactly `config` in `out` (its `config.json` matches, its
+/// final weights and every epoch's metrics are there), for reusing trained weights; `None`
+/// when there is no such run.
+pub fn completed_run(config: &TrainConfig, out: &Path) -> Option<Vec<EpochMetrics>> {
+    let record: RunRecord = read_json(&out.join("config.json")).ok()?;
+    let same = first_difference(
+        &serde_json::to_value(&record.config).ok()?,
+        &serde_json::to_value(config).ok()?,
+    )
+    .is_none();
+    if !same || !out.join(FINAL_WEIGHTS).is_file() {
+        return None;
+    }
+    let metrics = read_metrics(out).ok()?;
+    (metrics.len() == config.epochs).then_some(metrics)
+}
+
+/// Steps in an epoch of `len` examples (a last batch of one example is dropped).
+pub fn steps_per_epoch(len: usize, batch_size: usize) -> usize {
+    let full = len / batch_size.max(1);
+    let rest = len % batch_size.max(1);
+    full + usize::from(rest > 1 || len == 1)
+}
+
+/// Reads back the pending sums; a non-finite loss names its step.
+fn read_pending(pending: &mut Pending, epoch: usize, step_in_epoch: usize, count: usize) -> Result<(f64, f64)> {
+    if pending.losses.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let losses = Tensor::cat(std::mem::take(&mut pending.losses), 0)
+        .try_into_vec_as::<f64>()
+        .map_err(|e| TrainError::Failed(format!("reading the loss back: {e:?}")))?;
+    let correct = Tensor::cat(std::mem::take(&mut pending.correct), 0)
+        .try_into_vec_as::<f64>()
+        .map_err(|e| TrainError::Failed(format!("reading the accuracy back: {e:?}")))?;
+    if let Some((i, value)) = losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(TrainError::NonFiniteLoss {
+            epoch,
+            step: step_in_epoch - count + i + 1,
+            value: *value,
+        });
+    }
+    Ok((losses.iter().sum(), correct.iter().sum()))
+}
+
+/// Test loss and accuracy of `eval` (validation mode: batch-norm running statistics), inputs on
+/// the plain device.
+fn evaluate<M: Network>(
+    eval: &M,
+    data: &RunData,
+    loss_fn: &burn::nn::loss::CrossEntropyLoss,
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let mut losses = Vec::new();
+    let mut corrects = Vec::new();
+    let mut total = 0usize;
+    for batch in data.test_batches(500, device) {
+        let Batch { inputs, targets } = batch?;
+        let m = targets.dims()[0];
+        let logits = eval.logits(inputs)?;
+        losses.push(loss_fn.forward(logits.clone(), targets.clone()).mul_scalar(m as f64));
+        corrects.push(logits.argmax(1).reshape([m]).equal(targets).float().sum());
+        total += m;
+    }
+    if total == 0 {
+        return Err(TrainError::BadConfig("the test split is empty".into()));
+    }
+    let read = |parts: Vec<Tensor<1>>| -> Result<f64> {
+        Ok(Tensor::cat(parts, 0)
+            .try_into_vec_as::<f64>()
+            .map_err(|e| TrainError::Failed(format!("reading the test metrics back: {e:?}")))?
+            .iter()
+            .sum())
+    };
+    Ok((read(losses)? / total as f64, read(corrects)? / total as f64))
+}
+
+/// Rewrites `metrics.jsonl` (atomically: a kill never leaves half a line).
+fn write_metrics(out: &Path, metrics: &[EpochMetrics]) -> Result<()> {
+    let mut text = String::new();
+    for m in metrics {
+        text.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Failed(e.to_string()))?);
+        text.push('\n');
+    }
+    write_bytes(&out.join("metrics.jsonl"), text.as_bytes())
+}
+
+/// Reads a run's `metrics.jsonl`.
+pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
+    let path = run_dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::file(&path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| TrainError::file(&path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+fn print_epoch_line(m: &EpochMetrics, epochs: usize) {
+    let test = match m.test_perplexity {
+        Some(p) => format!("test perplexity {p:.3}"),
+        None => format!("test acc {:.1}%", 100.0 * m.test_accuracy),
+    };
+    println!(
+        "epoch {}/{epochs}: train loss {:.4}, train acc {:.1}%, test loss {:.4}, {test}, lr {:.4}, {:.0} examples/s, {:.1} s",
+        m.epoch,
+        m.train_loss,
+        100.0 * m.train_accuracy,
+        m.test_loss,
+        m.lr,
+        m.examples_per_second,
+        m.seconds
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_count_the_partial_batch_unless_it_holds_one_example() {
+        assert_eq!(steps_per_epoch(100, 10), 10);
+        assert_eq!(steps_per_epoch(101, 10), 10);
+        assert_eq!(steps_per_epoch(102, 10), 11);
+        assert_eq!(steps_per_epoch(5, 10), 1);
+    }
+
+    #[test]
+    fn track_epochs_parse() {
+        assert_eq!(TrackEpochs::parse("every-epoch").unwrap(), TrackEpochs::Every);
+        let these = TrackEpochs::parse("0,1,4").unwrap();
+        assert!(these.contains(4, 9) && these.contains(9, 9) && !these.contains(5, 9));
+        assert!(TrackEpochs::parse("1,x").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! `repsim train` and `repsim track` as a user runs them: a run killed with SIGKILL at random
+//! moments resumes every time; bad flags exit 2; the tracker's tables and plots come out.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::repsim;
+
+const SMALL: &[&str] = &[
+    "--model", "cnn", "--depth", "3", "--width", "8", "--data", "shapes", "--side", "16",
+    "--train-count", "1200", "--test-count", "200", "--batch-size", "32", "--seed", "3",
+    "--quiet", "--device", "flex",
+];
+
+/// Long enough (about 0.3 s per epoch here) for kills to land in every phase of an epoch.
+const LONGER: &[&str] = &[
+    "--model", "cnn", "--depth", "3", "--width", "16", "--data", "shapes", "--side", "16",
+    "--train-count", "4000", "--test-count", "200", "--batch-size", "32", "--seed", "3",
+    "--quiet", "--device", "flex", "--resume",
+];
+
+fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--out", out, "--epochs", epochs];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(extra);
+    args
+}
+
+fn longer_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["train", "--out", out, "--epochs", epochs];
+    args.extend_from_slice(LONGER);
+    args
+}
+
+fn metrics_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_run_killed_at_random_moments_resumes_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = run.to_str().unwrap();
+    let epochs = "10";
+    // A fixed sequence of "random" kill delays (an LCG), spread over start-up, training,
+    // evaluation and checkpoint writes.
+    let mut state: u64 = 0x2545_f491;
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 4 && started.elapsed() < Duration::from_secs(240) {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(150 + (state >> 33) % 900);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_repsim"))
+            .args(longer_args(out, epochs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before the kill
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        // Whatever the moment, no half file: config and metrics parse, leftovers are only
+        // our recognisable temporaries.
+        if run.join("config.json").exists() {
+            serde_json::from_str::<serde_json::Value>(
+                &std::fs::read_to_string(run.join("config.json")).unwrap(),
+            )
+            .expect("config.json is whole");
+        }
+        if run.join("metrics.jsonl").exists() {
+            repsim_train::read_metrics(&run).expect("metrics.jsonl is whole");
+        }
+    }
+    assert!(kills >= 3, "the run finished after {kills} kills");
+    let finished = repsim(&longer_args(out, epochs));
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert_eq!(metrics_lines(&run), 10);
+    assert!(run.join("model.bpk").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("repsim-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_flags_and_directories_exit_2_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out = out.to_str().unwrap();
+    for (args, needle) in [
+        (train_args(out, "0", &[]), "epochs"),
+        (train_args(out, "2", &["--lr", "-1"]), "learning rate"),
+        (train_args(out, "2", &["--optimizer", "rmsprop"]), "rmsprop"),
+        (train_args(out, "2", &["--schedule", "linear"]), "schedule"),
+        (train_args(out, "2", &["--random-labels", "2"]), "random-label"),
+        (train_args(out, "2", &["--track", "every-epoch", "--probe-count", "5000"]), "test split"),
+    ] {
+        let o = repsim(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let o = repsim(&[
+        "train", "--out", out, "--model", "resnet", "--depth", "9", "--epochs", "1", "--quiet",
+        "--device", "flex",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    // A non-empty directory without --resume or --overwrite.
+    std::fs::create_dir_all(dir.path().join("full")).unwrap();
+    std::fs::write(dir.path().join("full").join("x"), b"x").unwrap();
+    let full = dir.path().join("full");
+    let o = repsim(&train_args(full.to_str().unwrap(), "1", &[]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+}
+
+#[test]
+fn track_gives_convergence_tables_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = run.to_str().unwrap();
+    let o = repsim(&train_args(out, "3", &["--track", "every-epoch", "--probe-count", "150", "--conv", "pool=2"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plot = dir.path().join("conv.png");
+    let o = repsim(&[
+        "track", out, "--metric", "svcca,linear_cka", "--plot", plot.to_str().unwrap(),
+        "--epoch", "3",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("first epoch at 0.9"), "{stdout}");
+    for name in ["conv_svcca.png", "conv_linear_cka.png", "conv_svcca_heatmap.png"] {
+        assert!(dir.path().join(name).is_file(), "{name} missing");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("track").join("convergence.json")).unwrap(),
+    )
+    .unwrap();
+    let table = &json["report"]["convergence"][0]["matrix"];
+    assert_eq!(table["cols"].as_array().unwrap().len(), 4); // epochs 0..=3
+    for row in table["values"].as_array().unwrap() {
+        let last = row.as_array().unwrap().last().unwrap().as_f64().unwrap();
+        assert!((last - 1.0).abs() < 1e-4, "final-epoch self-similarity {last}");
+    }
+    assert_eq!(json["matrices"][0]["parameters"]["epoch"], 3);
+    // A run without --track says so.
+    let plain = dir.path().join("plain");
+    let o = repsim(&train_args(plain.to_str().unwrap(), "1", &[]));
+    assert!(o.status.success());
+    let o = repsim(&["track", plain.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--track"));
+}
