@@ -6,7 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use repsim::experiments::{main_with, bottom_up, ExperimentArgs};
+use repsim::experiments::{bottom_up, main_with, ExperimentArgs};
 
 #[derive(Parser)]
 #[command(name = "bottom_up", about = "repsim experiment: bottom_up")]

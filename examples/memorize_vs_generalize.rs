@@ -9,7 +9,10 @@ use clap::Parser;
 use repsim::experiments::{main_with, memorize_vs_generalize, ExperimentArgs};
 
 #[derive(Parser)]
-#[command(name = "memorize_vs_generalize", about = "repsim experiment: memorize_vs_generalize")]
+#[command(
+    name = "memorize_vs_generalize",
+    about = "repsim experiment: memorize_vs_generalize"
+)]
 struct Args {
     #[command(flatten)]
     args: ExperimentArgs,

@@ -29,7 +29,11 @@ pub fn convergence_plot(table: &ConvergenceTable, title: &str) -> LinePlot {
         series,
         title,
         "epoch",
-        &format!("{} with epoch {}", repsim_viz::measure_title(&table.metric), table.final_epoch),
+        &format!(
+            "{} with epoch {}",
+            repsim_viz::measure_title(&table.metric),
+            table.final_epoch
+        ),
     );
     plot.colors = LineColors::Gradient(ColorMap::Viridis);
     plot.y_range = Some((0.0, 1.02));

@@ -10,16 +10,53 @@ use std::time::{Duration, Instant};
 use common::repsim;
 
 const SMALL: &[&str] = &[
-    "--model", "cnn", "--depth", "3", "--width", "8", "--data", "shapes", "--side", "16",
-    "--train-count", "1200", "--test-count", "200", "--batch-size", "32", "--seed", "3",
-    "--quiet", "--device", "flex",
+    "--model",
+    "cnn",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--data",
+    "shapes",
+    "--side",
+    "16",
+    "--train-count",
+    "1200",
+    "--test-count",
+    "200",
+    "--batch-size",
+    "32",
+    "--seed",
+    "3",
+    "--quiet",
+    "--device",
+    "flex",
 ];
 
 /// Long enough (about 0.3 s per epoch here) for kills to land in every phase of an epoch.
 const LONGER: &[&str] = &[
-    "--model", "cnn", "--depth", "3", "--width", "16", "--data", "shapes", "--side", "16",
-    "--train-count", "4000", "--test-count", "200", "--batch-size", "32", "--seed", "3",
-    "--quiet", "--device", "flex", "--resume",
+    "--model",
+    "cnn",
+    "--depth",
+    "3",
+    "--width",
+    "16",
+    "--data",
+    "shapes",
+    "--side",
+    "16",
+    "--train-count",
+    "4000",
+    "--test-count",
+    "200",
+    "--batch-size",
+    "32",
+    "--seed",
+    "3",
+    "--quiet",
+    "--device",
+    "flex",
+    "--resume",
 ];
 
 fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -53,7 +90,9 @@ fn a_run_killed_at_random_moments_resumes_every_time() {
     let mut kills = 0;
     let started = Instant::now();
     while kills < 4 && started.elapsed() < Duration::from_secs(240) {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(150 + (state >> 33) % 900);
         let mut child = Command::new(env!("CARGO_BIN_EXE_repsim"))
             .args(longer_args(out, epochs))
@@ -108,8 +147,18 @@ fn bad_flags_and_directories_exit_2_before_training() {
         (train_args(out, "2", &["--lr", "-1"]), "learning rate"),
         (train_args(out, "2", &["--optimizer", "rmsprop"]), "rmsprop"),
         (train_args(out, "2", &["--schedule", "linear"]), "schedule"),
-        (train_args(out, "2", &["--random-labels", "2"]), "random-label"),
-        (train_args(out, "2", &["--track", "every-epoch", "--probe-count", "5000"]), "test split"),
+        (
+            train_args(out, "2", &["--random-labels", "2"]),
+            "random-label",
+        ),
+        (
+            train_args(
+                out,
+                "2",
+                &["--track", "every-epoch", "--probe-count", "5000"],
+            ),
+            "test split",
+        ),
     ] {
         let o = repsim(&args);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -120,7 +169,12 @@ fn bad_flags_and_directories_exit_2_before_training() {
         "train", "--out", out, "--model", "resnet", "--depth", "9", "--epochs", "1", "--quiet",
         "--device", "flex",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // A non-empty directory without --resume or --overwrite.
     std::fs::create_dir_all(dir.path().join("full")).unwrap();
     std::fs::write(dir.path().join("full").join("x"), b"x").unwrap();
@@ -135,17 +189,38 @@ fn track_gives_convergence_tables_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let out = run.to_str().unwrap();
-    let o = repsim(&train_args(out, "3", &["--track", "every-epoch", "--probe-count", "150", "--conv", "pool=2"]));
+    let o = repsim(&train_args(
+        out,
+        "3",
+        &[
+            "--track",
+            "every-epoch",
+            "--probe-count",
+            "150",
+            "--conv",
+            "pool=2",
+        ],
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let plot = dir.path().join("conv.png");
     let o = repsim(&[
-        "track", out, "--metric", "svcca,linear_cka", "--plot", plot.to_str().unwrap(),
-        "--epoch", "3",
+        "track",
+        out,
+        "--metric",
+        "svcca,linear_cka",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--epoch",
+        "3",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("first epoch at 0.9"), "{stdout}");
-    for name in ["conv_svcca.png", "conv_linear_cka.png", "conv_svcca_heatmap.png"] {
+    for name in [
+        "conv_svcca.png",
+        "conv_linear_cka.png",
+        "conv_svcca_heatmap.png",
+    ] {
         assert!(dir.path().join(name).is_file(), "{name} missing");
     }
     let json: serde_json::Value = serde_json::from_str(
@@ -156,7 +231,10 @@ fn track_gives_convergence_tables_and_plots() {
     assert_eq!(table["cols"].as_array().unwrap().len(), 4); // epochs 0..=3
     for row in table["values"].as_array().unwrap() {
         let last = row.as_array().unwrap().last().unwrap().as_f64().unwrap();
-        assert!((last - 1.0).abs() < 1e-4, "final-epoch self-similarity {last}");
+        assert!(
+            (last - 1.0).abs() < 1e-4,
+            "final-epoch self-similarity {last}"
+        );
     }
     assert_eq!(json["matrices"][0]["parameters"]["epoch"], 3);
     // A run without --track says so.

@@ -16,6 +16,7 @@ fn smoke(out: &Path) -> ExperimentArgs {
         smoke: true,
         full: false,
         quiet: true,
+        config: None,
     }
 }
 
@@ -29,7 +30,10 @@ fn check_summary(out: &Path) {
     for entry in std::fs::read_dir(out).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".png") {
-            assert!(summary.contains(&format!("]({name})")), "summary.md does not show {name}");
+            assert!(
+                summary.contains(&format!("]({name})")),
+                "summary.md does not show {name}"
+            );
         }
     }
     assert!(summary.contains("Reproduce"));

@@ -1,6 +1,8 @@
 //! `repsim experiment NAME`: the experiments of `cargo run --example NAME`, with the same flags.
 
-use crate::experiments::{bottom_up, memorize_vs_generalize, wide_vs_deep, ExperimentArgs, ExperimentError};
+use crate::experiments::{
+    bottom_up, memorize_vs_generalize, wide_vs_deep, ExperimentArgs, ExperimentError,
+};
 
 use super::CliError;
 
@@ -19,11 +21,9 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
         "wide_vs_deep" => wide_vs_deep::run(&command.args),
         "bottom_up" => bottom_up::run(&command.args),
         "memorize_vs_generalize" => memorize_vs_generalize::run(&command.args),
-        other => {
-            return Err(CliError::Input(format!(
-                "unknown experiment {other:?}; use wide_vs_deep, bottom_up or memorize_vs_generalize"
-            )))
-        }
+        other => return Err(CliError::Input(format!(
+            "unknown experiment {other:?}; use wide_vs_deep, bottom_up or memorize_vs_generalize"
+        ))),
     };
     match result {
         Ok(summary) => {

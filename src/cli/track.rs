@@ -58,7 +58,10 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
             .into_iter()
             .map(|(l, e)| format!("{l}: {}", e.map_or("never".into(), |e| e.to_string())))
             .collect();
-        println!("  first epoch at 0.9 of the final value: {}", reached.join(", "));
+        println!(
+            "  first epoch at 0.9 of the final value: {}",
+            reached.join(", ")
+        );
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");

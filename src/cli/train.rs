@@ -174,7 +174,12 @@ pub fn optimizer_config(
             *n = nesterov;
             *w = weight_decay.unwrap_or(*w);
         }
-        OptimizerConfig::Adam { weight_decay: w, .. } | OptimizerConfig::AdamW { weight_decay: w, .. } => {
+        OptimizerConfig::Adam {
+            weight_decay: w, ..
+        }
+        | OptimizerConfig::AdamW {
+            weight_decay: w, ..
+        } => {
             if momentum.is_some() || nesterov {
                 return Err(CliError::Input(format!(
                     "--momentum and --nesterov apply to sgd, not {name}"
@@ -198,7 +203,12 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         let config = TrainConfig {
             model: spec,
             data: data.clone(),
-            optimizer: optimizer_config(&args.optimizer, args.momentum, args.nesterov, args.weight_decay)?,
+            optimizer: optimizer_config(
+                &args.optimizer,
+                args.momentum,
+                args.nesterov,
+                args.weight_decay,
+            )?,
             schedule: ScheduleConfig::parse(&args.schedule, args.warmup)?,
             lr: args.lr,
             epochs: args.epochs,
@@ -220,7 +230,11 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let mut options = RunOptions::new(selected.device.clone());
     options.resume = args.resume;
     options.overwrite = args.overwrite;
-    options.progress = if args.quiet { ProgressMode::Quiet } else { ProgressMode::Auto };
+    options.progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
     options.keep_last = args.keep_last;
     options.keep_epochs = args.keep_epochs.clone();
     options.track = track_epochs.map(|epochs| TrackOptions {

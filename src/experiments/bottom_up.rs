@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use repsim_model::{CellKind, ModelSpec, PlainCnnConfig, RecurrentConfig, ResNetConfig, RnnClassifierConfig};
+use repsim_model::{
+    CellKind, ModelSpec, PlainCnnConfig, RecurrentConfig, ResNetConfig, RnnClassifierConfig,
+};
 use repsim_similarity::{ConvMode, Metric};
 use repsim_train::{
     completed_run, train, ConvergenceTable, DataConfig, OptimizerConfig, ProgressMode, RunOptions,
@@ -49,16 +51,40 @@ impl BottomUpConfig {
     pub fn for_scale(scale: Scale) -> Self {
         match scale {
             Scale::Smoke => BottomUpConfig {
-                side: 16, train_count: 256, test_count: 128, epochs: 2, probe_count: 128, pool: 1,
-                cnn: (3, 8), resnet_depth: 8, lstm: (32, 2), reach: 0.9,
+                side: 16,
+                train_count: 256,
+                test_count: 128,
+                epochs: 2,
+                probe_count: 128,
+                pool: 1,
+                cnn: (3, 8),
+                resnet_depth: 8,
+                lstm: (32, 2),
+                reach: 0.9,
             },
             Scale::Default => BottomUpConfig {
-                side: 16, train_count: 3000, test_count: 600, epochs: 8, probe_count: 600, pool: 2,
-                cnn: (6, 16), resnet_depth: 14, lstm: (64, 3), reach: 0.9,
+                side: 16,
+                train_count: 10_000,
+                test_count: 1000,
+                epochs: 12,
+                probe_count: 1000,
+                pool: 2,
+                cnn: (6, 16),
+                resnet_depth: 14,
+                lstm: (64, 3),
+                reach: 0.9,
             },
             Scale::Full => BottomUpConfig {
-                side: 32, train_count: 50_000, test_count: 10_000, epochs: 60, probe_count: 2000, pool: 2,
-                cnn: (8, 64), resnet_depth: 56, lstm: (256, 4), reach: 0.9,
+                side: 32,
+                train_count: 50_000,
+                test_count: 10_000,
+                epochs: 60,
+                probe_count: 2000,
+                pool: 2,
+                cnn: (8, 64),
+                resnet_depth: 56,
+                lstm: (256, 4),
+                reach: 0.9,
             },
         }
     }
@@ -128,7 +154,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
 
 /// Runs the experiment; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = BottomUpConfig::for_scale(args.scale());
+    let config = args.config_or(BottomUpConfig::for_scale(args.scale()))?;
     let ctx = Context::new(args, "bottom_up")?;
     let data = DataConfig {
         dataset: args.data.clone(),
@@ -140,14 +166,34 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         data_seed: 0,
         window: 64,
     };
-    let side = if args.data.starts_with("cifar") { 32 } else { config.side };
+    let side = if args.data.starts_with("cifar") {
+        32
+    } else {
+        config.side
+    };
     let networks: Vec<(&str, ModelSpec, OptimizerConfig, f64)> = vec![
-        ("cnn", ModelSpec::Cnn(PlainCnnConfig::new().with_depth(config.cnn.0).with_width(config.cnn.1)), OptimizerConfig::sgd(), 0.05),
-        ("resnet", ModelSpec::Resnet(ResNetConfig::cifar(config.resnet_depth, 1, 10)), OptimizerConfig::sgd(), 0.05),
+        (
+            "cnn",
+            ModelSpec::Cnn(
+                PlainCnnConfig::new()
+                    .with_depth(config.cnn.0)
+                    .with_width(config.cnn.1),
+            ),
+            OptimizerConfig::sgd(),
+            0.05,
+        ),
+        (
+            "resnet",
+            ModelSpec::Resnet(ResNetConfig::cifar(config.resnet_depth, 1, 10)),
+            OptimizerConfig::sgd(),
+            0.05,
+        ),
         (
             "lstm",
             ModelSpec::RnnClassifier(RnnClassifierConfig::new(
-                RecurrentConfig::new(CellKind::Lstm, 3 * side).with_hidden(config.lstm.0).with_layers(config.lstm.1),
+                RecurrentConfig::new(CellKind::Lstm, 3 * side)
+                    .with_hidden(config.lstm.0)
+                    .with_layers(config.lstm.1),
             )),
             OptimizerConfig::adam(),
             2e-3,
@@ -169,17 +215,37 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         let dir = ctx.out.join("runs").join(name);
         let tracker = TrackerConfig::new(dir.join("track"))
             .with_measures(vec![Metric::Svcca, Metric::Pwcca, Metric::LinearCka])
-            .with_conv(if config.pool > 1 { ConvMode::Pool { size: config.pool } } else { ConvMode::Flatten });
-        let complete = completed_run(&tc, &dir).is_some() && dir.join("track").join("index.json").exists();
+            .with_conv(if config.pool > 1 {
+                ConvMode::Pool { size: config.pool }
+            } else {
+                ConvMode::Flatten
+            });
+        let complete =
+            completed_run(&tc, &dir).is_some() && dir.join("track").join("index.json").exists();
         let metrics = if complete {
-            println!("{name}: reusing the trained run in {} (same config)", dir.display());
+            println!(
+                "{name}: reusing the trained run in {} (same config)",
+                dir.display()
+            );
             repsim_train::read_metrics(&dir)?
         } else {
-            println!("{name}: training {} for {} epochs, tracking every layer", tc.model.name(), tc.epochs);
+            println!(
+                "{name}: training {} for {} epochs, tracking every layer",
+                tc.model.name(),
+                tc.epochs
+            );
             let mut options = RunOptions::new(ctx.device.clone());
             options.overwrite = true;
-            options.progress = if args.quiet { ProgressMode::Quiet } else { ProgressMode::Auto };
-            options.track = Some(TrackOptions { tracker: tracker.clone(), epochs: TrackEpochs::Every, probe_count: config.probe_count });
+            options.progress = if args.quiet {
+                ProgressMode::Quiet
+            } else {
+                ProgressMode::Auto
+            };
+            options.track = Some(TrackOptions {
+                tracker: tracker.clone(),
+                epochs: TrackEpochs::Every,
+                probe_count: config.probe_count,
+            });
             train(&tc, &dir, &options)?.metrics
         };
         trained.push((name.to_string(), tc, tracker, metrics));
@@ -206,7 +272,10 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         let stem = ctx.out.join(format!("convergence_{name}"));
         let title = format!("{name}: each layer vs its final representation");
         for path in crate::tracking::draw_convergence(&report.convergence, &stem, &title)? {
-            let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             figures.push(file);
         }
         results.push(NetworkResult {
@@ -222,11 +291,21 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         config: config.clone(),
         training: trained.iter().map(|t| t.1.clone()).collect(),
         networks: results,
-        provenance: ctx.provenance(train_seconds),
+        provenance: ctx.provenance(
+            train_seconds,
+            trained
+                .iter()
+                .map(|t| t.3.iter().map(|m| m.seconds).sum::<f64>())
+                .sum(),
+        ),
     };
     ctx.write_json("results.json", &results)?;
     let path = ctx.write_text("summary.md", &summary(&results, &figures))?;
-    println!("wall time: {:.0} s (training {:.0} s)", ctx.elapsed(), train_seconds);
+    println!(
+        "wall time: {:.0} s (training {:.0} s)",
+        ctx.elapsed(),
+        train_seconds
+    );
     Ok(path)
 }
 
@@ -237,15 +316,24 @@ fn summary(r: &BottomUpResults, figures: &[String]) -> String {
         "# bottom_up\n\nRaghu et al. 2017 (SVCCA, Fig. 4); Morcos et al. 2018 (PWCCA, RNNs). A plain CNN, a ResNet-{} and an LSTM \
          row-sequence classifier trained on `{}` ({} training / {} test images, {} px, {} epochs); the Tracker records every \
          block-level layer on {} test images at initialisation (epoch 0) and after every epoch (conv maps average-pooled to \
-         {} x {}). Each layer at each epoch is compared with itself at the last epoch. Device: {}. Wall time {:.0} s (training {:.0} s).\n\n\
+         {} x {}). Each layer at each epoch is compared with itself at the last epoch. Device: {}. Wall time of this run {:.0} s (training {:.0} s); \
+         the networks' own training and tracking time {:.0} s.\n\n\
          Bottom-up convergence means the first epoch at which a layer reaches {} of its final similarity grows with depth: \
          the rank correlation (Spearman) between layer index and that epoch is then positive.\n\n",
         c.resnet_depth, p.data, c.train_count, c.test_count, c.side, c.epochs, c.probe_count, c.pool, c.pool,
-        p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, c.reach
+        p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.models_training_seconds, c.reach
     );
     for n in &r.networks {
-        s.push_str(&format!("## {} (test accuracy {:.1}%)\n\n", n.name, 100.0 * n.test_accuracy));
-        let layers: Vec<String> = n.first_epoch.first().map(|(_, l)| l.iter().map(|(name, _)| name.clone()).collect()).unwrap_or_default();
+        s.push_str(&format!(
+            "## {} (test accuracy {:.1}%)\n\n",
+            n.name,
+            100.0 * n.test_accuracy
+        ));
+        let layers: Vec<String> = n
+            .first_epoch
+            .first()
+            .map(|(_, l)| l.iter().map(|(name, _)| name.clone()).collect())
+            .unwrap_or_default();
         let rows: Vec<Vec<String>> = layers
             .iter()
             .enumerate()
@@ -261,14 +349,34 @@ fn summary(r: &BottomUpResults, figures: &[String]) -> String {
         header.extend(n.first_epoch.iter().map(|(m, _)| m.as_str()));
         s.push_str(&markdown_table(&header, &rows));
         s.push_str("\nSpearman correlation of depth with the first epoch reaching the threshold: ");
-        let corr: Vec<String> = n.depth_order_correlation.iter().map(|(m, c)| format!("{m} {}", c.map_or("undefined".into(), |c| format!("{c:+.2}")))).collect();
+        let corr: Vec<String> = n
+            .depth_order_correlation
+            .iter()
+            .map(|(m, c)| {
+                format!(
+                    "{m} {}",
+                    c.map_or("undefined".into(), |c| format!("{c:+.2}"))
+                )
+            })
+            .collect();
         s.push_str(&corr.join(", "));
         s.push_str("\n\n");
-        for f in figures.iter().filter(|f| f.starts_with(&format!("convergence_{}_", n.name))) {
+        for f in figures
+            .iter()
+            .filter(|f| f.starts_with(&format!("convergence_{}_", n.name)))
+        {
             s.push_str(&format!("![{f}]({f})\n\n"));
         }
     }
-    s.push_str(&format!("Reproduce: `cargo run --example bottom_up -- --seed {}{}`.\n", p.seed, match p.scale { Scale::Smoke => " --smoke", Scale::Full => " --full", Scale::Default => "" }));
+    s.push_str(&format!(
+        "Reproduce: `cargo run --example bottom_up -- --seed {}{}`.\n",
+        p.seed,
+        match p.scale {
+            Scale::Smoke => " --smoke",
+            Scale::Full => " --full",
+            Scale::Default => "",
+        }
+    ));
     s
 }
 
@@ -278,7 +386,9 @@ mod tests {
 
     #[test]
     fn spearman_of_monotone_and_reversed_sequences() {
-        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 5.0, 6.0, 9.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!(
+            (spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 5.0, 6.0, 9.0]).unwrap() - 1.0).abs() < 1e-12
+        );
         assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
         assert!(spearman(&[1.0, 2.0, 3.0], &[1.0, 1.0, 1.0]).is_none());
     }

@@ -17,7 +17,10 @@ use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, LineColors, LinePlot, Series};
 use serde::{Deserialize, Serialize};
 
-use super::{derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result, Scale, TrainedRun};
+use super::{
+    derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result,
+    Scale, TrainedRun,
+};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,9 +47,36 @@ impl MemorizeConfig {
     /// The configuration of `scale`.
     pub fn for_scale(scale: Scale) -> Self {
         match scale {
-            Scale::Smoke => MemorizeConfig { group_size: 2, side: 16, train_count: 128, test_count: 256, epochs: 2, cnn: (3, 8), pool: 2, lr: 3e-3 },
-            Scale::Default => MemorizeConfig { group_size: 3, side: 16, train_count: 500, test_count: 1000, epochs: 40, cnn: (4, 32), pool: 2, lr: 2e-3 },
-            Scale::Full => MemorizeConfig { group_size: 5, side: 32, train_count: 10_000, test_count: 5000, epochs: 200, cnn: (8, 64), pool: 2, lr: 1e-3 },
+            Scale::Smoke => MemorizeConfig {
+                group_size: 2,
+                side: 16,
+                train_count: 128,
+                test_count: 256,
+                epochs: 2,
+                cnn: (3, 8),
+                pool: 2,
+                lr: 3e-3,
+            },
+            Scale::Default => MemorizeConfig {
+                group_size: 3,
+                side: 16,
+                train_count: 500,
+                test_count: 1000,
+                epochs: 80,
+                cnn: (4, 32),
+                pool: 2,
+                lr: 2e-3,
+            },
+            Scale::Full => MemorizeConfig {
+                group_size: 5,
+                side: 32,
+                train_count: 10_000,
+                test_count: 5000,
+                epochs: 200,
+                cnn: (8, 64),
+                pool: 2,
+                lr: 1e-3,
+            },
         }
     }
 }
@@ -85,16 +115,23 @@ pub struct MemorizeResults {
 
 /// Runs the experiment; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = MemorizeConfig::for_scale(args.scale());
+    let config = args.config_or(MemorizeConfig::for_scale(args.scale()))?;
     let ctx = Context::new(args, "memorize_vs_generalize")?;
     let train_started = Instant::now();
     let mut groups: Vec<(String, Vec<TrainedRun>)> = Vec::new();
     let mut training = Vec::new();
-    for (g, (label, fraction)) in [("true labels", 0.0), ("random labels", 1.0)].into_iter().enumerate() {
+    for (g, (label, fraction)) in [("true labels", 0.0), ("random labels", 1.0)]
+        .into_iter()
+        .enumerate()
+    {
         let mut runs = Vec::new();
         for k in 0..config.group_size {
             let tc = TrainConfig {
-                model: ModelSpec::Cnn(PlainCnnConfig::new().with_depth(config.cnn.0).with_width(config.cnn.1)),
+                model: ModelSpec::Cnn(
+                    PlainCnnConfig::new()
+                        .with_depth(config.cnn.0)
+                        .with_width(config.cnn.1),
+                ),
                 data: DataConfig {
                     dataset: args.data.clone(),
                     side: config.side,
@@ -123,7 +160,9 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
     // Activations of every network on the same test images (true labels are irrelevant here).
     let data = RunData::open(&training[0].data, training[0].seed)?;
     let RunData::Images(images) = &data else {
-        return Err(ExperimentError::Input("memorize_vs_generalize needs an image dataset".into()));
+        return Err(ExperimentError::Input(
+            "memorize_vs_generalize needs an image dataset".into(),
+        ));
     };
     let probe = ProbeSet::new(config.test_count, config.test_count, 1, None)?;
     let batch = probe
@@ -141,11 +180,16 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
             let mut layers = Vec::new();
             for (name, t) in acts.iter() {
                 layers.push(match t {
-                    repsim_model::ActivationTensor::Map(m) => conv_layer(name.clone(), m.clone(), mode)?,
+                    repsim_model::ActivationTensor::Map(m) => {
+                        conv_layer(name.clone(), m.clone(), mode)?
+                    }
                     other => {
                         let mut a = repsim_model::Activations::default();
                         a.push_sequence(name, other.clone());
-                        let (name, matrix) = a.into_matrices(TimeReduction::Last).pop().expect("one in, one out");
+                        let (name, matrix) = a
+                            .into_matrices(TimeReduction::Last)
+                            .pop()
+                            .expect("one in, one out");
                         Layer { name, matrix }
                     }
                 });
@@ -158,10 +202,15 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
             for j in i + 1..per_network.len() {
                 let mut distances = Vec::new();
                 for (a, b) in per_network[i].iter().zip(&per_network[j]) {
-                    let d = similarity_matrix(Metric::Pwcca, std::slice::from_ref(a), std::slice::from_ref(b), &options)
-                        .ok()
-                        .and_then(|m| m.values[0][0])
-                        .map(|v| 1.0 - v);
+                    let d = similarity_matrix(
+                        Metric::Pwcca,
+                        std::slice::from_ref(a),
+                        std::slice::from_ref(b),
+                        &options,
+                    )
+                    .ok()
+                    .and_then(|m| m.values[0][0])
+                    .map(|v| 1.0 - v);
                     distances.push(d);
                 }
                 pairs.push(((i, j), distances));
@@ -171,7 +220,8 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         for l in 0..names.len() {
             let v: Vec<f64> = pairs.iter().filter_map(|(_, d)| d[l]).collect();
             let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64)
+                .sqrt();
             mean.push(m);
             sd.push(s);
         }
@@ -186,23 +236,44 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         });
     }
 
-    // One plot: mean distance per layer for each group, with mean +- sd.
-    let mut series = Vec::new();
-    for g in &results {
-        let points = |f: &dyn Fn(usize) -> f64| (0..g.layers.len()).map(|l| (l as f64, f(l))).collect();
-        series.push(Series { name: format!("{} (mean)", g.group), points: points(&|l| g.mean[l]) });
-        series.push(Series { name: format!("{} (mean + sd)", g.group), points: points(&|l| g.mean[l] + g.sd[l]) });
-        series.push(Series { name: format!("{} (mean - sd)", g.group), points: points(&|l| g.mean[l] - g.sd[l]) });
-    }
-    let mut plot = LinePlot::new(series, "PWCCA distance between networks of one group", "layer", "PWCCA distance (1 - PWCCA)");
+    // One plot: the mean distance per layer of each group (the spread over pairs is in the
+    // summary's table: at most 0.02 here, too small to draw).
+    let series = results
+        .iter()
+        .map(|g| Series {
+            name: format!("{} ({} pairs)", g.group, g.pair_distances.len()),
+            points: (0..g.layers.len()).map(|l| (l as f64, g.mean[l])).collect(),
+        })
+        .collect();
+    let mut plot = LinePlot::new(
+        series,
+        "Mean PWCCA distance between the networks of a group",
+        "layer",
+        "PWCCA distance (1 - PWCCA)",
+    );
     plot.colors = LineColors::Legend;
     plot.x_tick_labels = Some(results[0].layers.clone());
     save(&plot, &ctx.out.join("pwcca_distance.png"))?;
 
-    let results = MemorizeResults { config: config.clone(), training, groups: results, provenance: ctx.provenance(train_seconds) };
+    let results = MemorizeResults {
+        config: config.clone(),
+        training,
+        groups: results,
+        provenance: ctx.provenance(
+            train_seconds,
+            groups
+                .iter()
+                .flat_map(|(_, runs)| runs.iter().map(TrainedRun::training_seconds))
+                .sum(),
+        ),
+    };
     ctx.write_json("results.json", &results)?;
     let path = ctx.write_text("summary.md", &summary(&results))?;
-    println!("wall time: {:.0} s (training {:.0} s)", ctx.elapsed(), train_seconds);
+    println!(
+        "wall time: {:.0} s (training {:.0} s)",
+        ctx.elapsed(),
+        train_seconds
+    );
     Ok(path)
 }
 
@@ -213,13 +284,23 @@ fn summary(r: &MemorizeResults) -> String {
         "# memorize_vs_generalize\n\nMorcos et al. 2018, Fig. 2-3. Two groups of {} CNNs (depth {}, width {}), one on true labels and one \
          on random labels, each trained from its own seed on the same {} `{}` images ({} px, no augmentation, Adam lr {}, {} epochs). \
          PWCCA distance (1 - PWCCA) between every pair within a group, per layer, on {} test images (conv maps average-pooled to {} x {}). \
-         Device: {}. Wall time {:.0} s (training {:.0} s).\n\n",
+         Device: {}. Wall time of this run {:.0} s (training {:.0} s); the models' own training time {:.0} s.\n\n",
         c.group_size, c.cnn.0, c.cnn.1, c.train_count, p.data, c.side, c.lr, c.epochs, c.test_count, c.pool, c.pool,
-        p.device, p.train_seconds + p.analysis_seconds, p.train_seconds
+        p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.models_training_seconds
     );
     for g in &r.groups {
-        let fmt = |v: &[f64]| v.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ");
-        s.push_str(&format!("- {}: train accuracy {}; test accuracy {}\n", g.group, fmt(&g.train_accuracy), fmt(&g.test_accuracy)));
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|a| format!("{:.1}%", 100.0 * a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s.push_str(&format!(
+            "- {}: train accuracy {}; test accuracy {}\n",
+            g.group,
+            fmt(&g.train_accuracy),
+            fmt(&g.test_accuracy)
+        ));
     }
     s.push('\n');
     let rows: Vec<Vec<String>> = r.groups[0]
@@ -235,9 +316,20 @@ fn summary(r: &MemorizeResults) -> String {
             row
         })
         .collect();
-    s.push_str(&markdown_table(&["layer", "true labels", "random labels", "random - true"], &rows));
+    s.push_str(&markdown_table(
+        &["layer", "true labels", "random labels", "random - true"],
+        &rows,
+    ));
     s.push_str("\nA positive last column means the memorising networks differ more from each other than the generalising ones at that layer.\n\n");
     s.push_str("![pwcca_distance.png](pwcca_distance.png)\n\n");
-    s.push_str(&format!("Reproduce: `cargo run --example memorize_vs_generalize -- --seed {}{}`.\n", p.seed, match p.scale { Scale::Smoke => " --smoke", Scale::Full => " --full", Scale::Default => "" }));
+    s.push_str(&format!(
+        "Reproduce: `cargo run --example memorize_vs_generalize -- --seed {}{}`.\n",
+        p.seed,
+        match p.scale {
+            Scale::Smoke => " --smoke",
+            Scale::Full => " --full",
+            Scale::Default => "",
+        }
+    ));
     s
 }

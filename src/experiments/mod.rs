@@ -52,6 +52,10 @@ pub struct ExperimentArgs {
     /// One line per epoch instead of progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// The experiment's configuration as JSON (the `config` object of a `results.json`),
+    /// instead of a scale's: any grid, data size or schedule.
+    #[arg(long, conflicts_with_all = ["smoke", "full"])]
+    pub config: Option<PathBuf>,
 }
 
 /// The three sizes of every experiment.
@@ -75,6 +79,24 @@ impl ExperimentArgs {
             Scale::Full
         } else {
             Scale::Default
+        }
+    }
+
+    /// The configuration: `--config FILE` when given, else `scale_default`.
+    pub fn config_or<T: serde::de::DeserializeOwned>(&self, scale_default: T) -> Result<T> {
+        match &self.config {
+            None => Ok(scale_default),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ExperimentError::Input(format!("{}: cannot read: {e}", path.display()))
+                })?;
+                serde_json::from_str(&text).map_err(|e| {
+                    ExperimentError::Input(format!(
+                        "{}: not a configuration of this experiment: {e}",
+                        path.display()
+                    ))
+                })
+            }
         }
     }
 
@@ -161,8 +183,11 @@ pub struct Provenance {
     pub seed: u64,
     /// The data.
     pub data: String,
-    /// Wall time of training (or of loading reused weights), seconds.
+    /// Wall time of training in this run (near 0 when every model was reused), seconds.
     pub train_seconds: f64,
+    /// The models' own training time, summed from their per-epoch metrics (what a run from
+    /// scratch spends training, whether or not this run reused them), seconds.
+    pub models_training_seconds: f64,
     /// Wall time of the analysis, seconds.
     pub analysis_seconds: f64,
 }
@@ -186,9 +211,8 @@ impl Context {
         let selected = select_device(args.device).map_err(|e| ExperimentError::Input(e.0))?;
         println!("device: {selected}");
         let out = args.out_dir(name);
-        std::fs::create_dir_all(&out).map_err(|e| {
-            ExperimentError::Input(format!("cannot create {}: {e}", out.display()))
-        })?;
+        std::fs::create_dir_all(&out)
+            .map_err(|e| ExperimentError::Input(format!("cannot create {}: {e}", out.display())))?;
         Ok(Context {
             device: selected.device.clone(),
             device_name: selected.to_string(),
@@ -203,7 +227,10 @@ impl Context {
     pub fn train_or_reuse(&self, name: &str, config: &TrainConfig) -> Result<TrainedRun> {
         let dir = self.out.join("runs").join(name);
         if let Some(metrics) = completed_run(config, &dir) {
-            println!("{name}: reusing the trained weights in {} (same config)", dir.display());
+            println!(
+                "{name}: reusing the trained weights in {} (same config)",
+                dir.display()
+            );
             return Ok(TrainedRun {
                 name: name.to_string(),
                 dir,
@@ -212,7 +239,11 @@ impl Context {
                 reused: true,
             });
         }
-        println!("{name}: training {} for {} epochs", config.model.name(), config.epochs);
+        println!(
+            "{name}: training {} for {} epochs",
+            config.model.name(),
+            config.epochs
+        );
         let mut options = RunOptions::new(self.device.clone());
         options.overwrite = true;
         options.progress = if self.args.quiet {
@@ -231,7 +262,7 @@ impl Context {
     }
 
     /// The provenance of this run, with the training and analysis times.
-    pub fn provenance(&self, train_seconds: f64) -> Provenance {
+    pub fn provenance(&self, train_seconds: f64, models_training_seconds: f64) -> Provenance {
         Provenance {
             repsim_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: git_commit(),
@@ -241,6 +272,7 @@ impl Context {
             seed: self.args.seed,
             data: self.args.data.clone(),
             train_seconds,
+            models_training_seconds,
             analysis_seconds: self.started.elapsed().as_secs_f64() - train_seconds,
         }
     }
@@ -281,14 +313,25 @@ pub struct TrainedRun {
 }
 
 impl TrainedRun {
+    /// Its training time, summed over its epochs' metrics.
+    pub fn training_seconds(&self) -> f64 {
+        self.metrics.iter().map(|m| m.seconds).sum()
+    }
+
     /// The last epoch's metrics.
     pub fn last(&self) -> &EpochMetrics {
-        self.metrics.last().expect("a trained run has at least one epoch")
+        self.metrics
+            .last()
+            .expect("a trained run has at least one epoch")
     }
 
     /// The trained network on `device`, in validation mode.
     pub fn load(&self, device: &Device) -> Result<AnyModel> {
-        load_any(&self.config.model, &self.dir.join(repsim_train::FINAL_WEIGHTS), device)
+        load_any(
+            &self.config.model,
+            &self.dir.join(repsim_train::FINAL_WEIGHTS),
+            device,
+        )
     }
 }
 
@@ -321,7 +364,10 @@ pub fn derived_seed(seed: u64, index: u64) -> u64 {
 }
 
 /// Runs an experiment's `main`: parses `ExperimentArgs`, runs, maps errors to exit codes.
-pub fn main_with(run: fn(&ExperimentArgs) -> Result<PathBuf>, args: &ExperimentArgs) -> std::process::ExitCode {
+pub fn main_with(
+    run: fn(&ExperimentArgs) -> Result<PathBuf>,
+    args: &ExperimentArgs,
+) -> std::process::ExitCode {
     match run(args) {
         Ok(summary) => {
             println!("results: {}", summary.display());
@@ -336,7 +382,11 @@ pub fn main_with(run: fn(&ExperimentArgs) -> Result<PathBuf>, args: &ExperimentA
 
 /// Markdown of a table: a header row and rows of cells.
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("| {} |\n|{}\n", header.join(" | "), " --- |".repeat(header.len()));
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        " --- |".repeat(header.len())
+    );
     for row in rows {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }

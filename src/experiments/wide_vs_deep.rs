@@ -19,13 +19,20 @@ use std::time::Instant;
 use burn::tensor::Device;
 use repsim_data::{ImageBatcher, ProbeSet};
 use repsim_model::{AnyModel, ModelSpec, Probe, ResNetConfig, TimeReduction};
-use repsim_similarity::{cka_from_grams, first_component, HsicEstimator, Layer, MinibatchCka, SimilarityMatrix};
+use repsim_similarity::{
+    cka_from_grams, first_component, HsicEstimator, Layer, MinibatchCka, SimilarityMatrix,
+};
 use repsim_train::datasets::RunData;
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
-use repsim_viz::{save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, LineColors, LinePlot, Series};
+use repsim_viz::{
+    save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, LineColors, LinePlot, Series,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result, Scale, TrainedRun};
+use super::{
+    derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result,
+    Scale, TrainedRun,
+};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +55,9 @@ pub struct WideVsDeepConfig {
     pub batch_size: usize,
     /// Peak learning rate (SGD, momentum 0.9, cosine).
     pub lr: f64,
+    /// Epochs of linear warm-up before the cosine (deep ResNets diverge without it: He et al.
+    /// 2016 warm ResNet-110 up too).
+    pub warmup_epochs: usize,
     /// Weight decay.
     pub weight_decay: f64,
     /// Layers compared: blocks or all.
@@ -60,6 +70,12 @@ pub struct WideVsDeepConfig {
     pub pc_examples: usize,
     /// The CKA threshold of the block-structure number.
     pub block_threshold: f64,
+    /// A block counts as block structure when it holds at least this share of the layers...
+    pub block_min_share: f64,
+    /// ... at least this many layers ...
+    pub block_min_layers: usize,
+    /// ... and its mean CKA inside exceeds its mean CKA with the other layers by this much.
+    pub block_min_contrast: f64,
 }
 
 impl WideVsDeepConfig {
@@ -77,29 +93,37 @@ impl WideVsDeepConfig {
                 epochs: 1,
                 batch_size: 64,
                 lr: 0.05,
+                warmup_epochs: 0,
                 weight_decay: 5e-4,
                 probe: "blocks".into(),
                 cka_batch: 256,
                 passes: 1,
                 pc_examples: 256,
                 block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
             },
             Scale::Default => WideVsDeepConfig {
                 depths: vec![8, 20, 38],
-                widths: vec![1, 2, 4],
-                second_seed: (38, 1),
+                widths: vec![1, 2],
+                second_seed: (38, 2),
                 side: 16,
-                train_count: 2000,
+                train_count: 1000,
                 test_count: 1024,
-                epochs: 8,
-                batch_size: 128,
+                epochs: 30,
+                batch_size: 64,
                 lr: 0.05,
+                warmup_epochs: 2,
                 weight_decay: 5e-4,
                 probe: "blocks".into(),
                 cka_batch: 256,
                 passes: 2,
                 pc_examples: 512,
                 block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
             },
             Scale::Full => WideVsDeepConfig {
                 depths: vec![20, 38, 56, 110],
@@ -111,12 +135,16 @@ impl WideVsDeepConfig {
                 epochs: 200,
                 batch_size: 128,
                 lr: 0.1,
+                warmup_epochs: 2,
                 weight_decay: 5e-4,
                 probe: "all".into(),
                 cka_batch: 256,
                 passes: 10,
                 pc_examples: 2000,
                 block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
             },
         }
     }
@@ -127,7 +155,9 @@ impl WideVsDeepConfig {
             return bad("wide_vs_deep needs at least one depth and one width".into());
         }
         if let Some(d) = self.depths.iter().find(|d| **d < 8 || (**d - 2) % 6 != 0) {
-            return bad(format!("depth {d} is not a CIFAR ResNet depth (6n+2, at least 8)"));
+            return bad(format!(
+                "depth {d} is not a CIFAR ResNet depth (6n+2, at least 8)"
+            ));
         }
         if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
             return bad(format!(
@@ -167,7 +197,14 @@ pub struct ModelResult {
     pub block: (usize, usize),
     /// The run's length over the number of layers.
     pub block_share: f64,
-    /// The same number with the first PC removed.
+    /// Mean CKA inside the block (off the diagonal) minus mean CKA between the block's layers
+    /// and the other layers: high for a block that stands apart, low for a smooth band.
+    pub block_contrast: f64,
+    /// Whether the block meets the config's share, length and contrast: block structure.
+    pub block_structure: bool,
+    /// The block share of the debiased CKA on the PC examples (the baseline of the next).
+    pub block_share_pc_examples: f64,
+    /// The block share with each layer's first PC removed (same examples and estimator).
     pub block_share_pc_removed: f64,
     /// Whether the weights were reused from an earlier run.
     pub reused: bool,
@@ -203,7 +240,13 @@ pub struct WideVsDeepResults {
     pub provenance: Provenance,
 }
 
-fn train_config(c: &WideVsDeepConfig, data: &str, depth: usize, width: usize, seed: u64) -> TrainConfig {
+fn train_config(
+    c: &WideVsDeepConfig,
+    data: &str,
+    depth: usize,
+    width: usize,
+    seed: u64,
+) -> TrainConfig {
     TrainConfig {
         model: ModelSpec::Resnet(ResNetConfig::cifar(depth, width, 10)),
         data: DataConfig {
@@ -221,12 +264,37 @@ fn train_config(c: &WideVsDeepConfig, data: &str, depth: usize, width: usize, se
             nesterov: false,
             weight_decay: c.weight_decay,
         },
-        schedule: ScheduleConfig::default(),
+        schedule: ScheduleConfig {
+            warmup_epochs: c.warmup_epochs,
+            ..ScheduleConfig::default()
+        },
         lr: c.lr,
         epochs: c.epochs,
         batch_size: c.batch_size,
         seed,
     }
+}
+
+/// Mean of the block's off-diagonal values minus the mean between the block's layers and the
+/// others (0 when the block spans every layer).
+pub fn block_contrast(matrix: &SimilarityMatrix, (start, len): (usize, usize)) -> f64 {
+    let n = matrix.rows.len();
+    let inside_range = start..start + len;
+    let (mut inside, mut outside) = (Vec::new(), Vec::new());
+    for i in inside_range.clone() {
+        for j in 0..n {
+            match (i == j, inside_range.contains(&j), matrix.values[i][j]) {
+                (true, _, _) | (_, _, None) => {}
+                (false, true, Some(v)) => inside.push(v),
+                (false, false, Some(v)) => outside.push(v),
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    if inside.is_empty() || outside.is_empty() {
+        return 0.0;
+    }
+    mean(&inside) - mean(&outside)
 }
 
 /// The longest run of consecutive layers whose pairwise values all exceed `threshold`, as
@@ -247,7 +315,11 @@ pub fn longest_block(matrix: &SimilarityMatrix, threshold: f64) -> (usize, usize
     best
 }
 
-fn layers_of(model: &AnyModel, images: burn::tensor::Tensor<4>, probe: &Probe) -> Result<Vec<Layer>> {
+fn layers_of(
+    model: &AnyModel,
+    images: burn::tensor::Tensor<4>,
+    probe: &Probe,
+) -> Result<Vec<Layer>> {
     let (_, activations) = model.forward_images(images, probe)?;
     Ok(activations
         .into_matrices(TimeReduction::Last)
@@ -276,17 +348,25 @@ impl Probing<'_> {
                 Some(b) => cka.update(&layers_a, &layers_of(b, images, &self.probe)?)?,
             }
         }
-        Ok(cka.finish()?.with_parameter("batch_size", self.probe_set.batches()[0].len()))
+        Ok(cka
+            .finish()?
+            .with_parameter("batch_size", self.probe_set.batches()[0].len()))
     }
 }
 
 /// CKA (unbiased HSIC) between every pair of Grams.
-fn cka_of_grams(names: &[String], grams: &[burn::tensor::Tensor<2>], n: usize, metric: &str) -> SimilarityMatrix {
+fn cka_of_grams(
+    names: &[String],
+    grams: &[burn::tensor::Tensor<2>],
+    n: usize,
+    metric: &str,
+) -> SimilarityMatrix {
     let l = grams.len();
     let mut values = vec![None; l * l];
     for i in 0..l {
         for j in i..l {
-            let v = cka_from_grams(grams[i].clone(), grams[j].clone(), HsicEstimator::Unbiased).ok();
+            let v =
+                cka_from_grams(grams[i].clone(), grams[j].clone(), HsicEstimator::Unbiased).ok();
             values[i * l + j] = v;
             values[j * l + i] = v;
         }
@@ -296,7 +376,7 @@ fn cka_of_grams(names: &[String], grams: &[burn::tensor::Tensor<2>], n: usize, m
 
 /// Runs the experiment; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = WideVsDeepConfig::for_scale(args.scale());
+    let config = args.config_or(WideVsDeepConfig::for_scale(args.scale()))?;
     run_with(args, &config)
 }
 
@@ -304,24 +384,35 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
 pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<PathBuf> {
     config.validate()?;
     let ctx = Context::new(args, "wide_vs_deep")?;
+    let scale = match &args.config {
+        Some(path) => format!("config {}", path.display()),
+        None => format!("{:?} scale", args.scale()),
+    };
     println!(
-        "wide_vs_deep ({:?} scale): ResNets of depths {:?} x widths {:?} on {} ({} train / {} test images, {} px), {} epochs",
-        args.scale(), config.depths, config.widths, args.data, config.train_count, config.test_count, config.side, config.epochs
+        "wide_vs_deep ({scale}): ResNets of depths {:?} x widths {:?} on {} ({} train / {} test images, {} px), {} epochs",
+        config.depths, config.widths, args.data, config.train_count, config.test_count, config.side, config.epochs
     );
     // Training (or reusing) every model of the grid, and the second seed.
     let train_started = Instant::now();
     let mut runs: Vec<TrainedRun> = Vec::new();
     let mut training = Vec::new();
-    for (i, &depth) in config.depths.iter().enumerate() {
-        for (j, &width) in config.widths.iter().enumerate() {
-            let seed = derived_seed(args.seed, (i * config.widths.len() + j) as u64);
+    // A model's seed follows from its (depth, width), so it stays the same when the grid changes.
+    for &depth in &config.depths {
+        for &width in &config.widths {
+            let seed = derived_seed(args.seed, (depth * 100 + width) as u64);
             let tc = train_config(config, &args.data, depth, width, seed);
             runs.push(ctx.train_or_reuse(&format!("resnet{depth}x{width}"), &tc)?);
             training.push(tc);
         }
     }
     let (sd, sw) = config.second_seed;
-    let second = train_config(config, &args.data, sd, sw, derived_seed(args.seed, 1000));
+    let second = train_config(
+        config,
+        &args.data,
+        sd,
+        sw,
+        derived_seed(args.seed, (100_000 + sd * 100 + sw) as u64),
+    );
     let second_run = ctx.train_or_reuse(&format!("resnet{sd}x{sw}-seed2"), &second)?;
     training.push(second);
     let train_seconds = train_started.elapsed().as_secs_f64();
@@ -329,10 +420,17 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
     // The probe set: the test split, normalised as in training.
     let data = RunData::open(&training[0].data, training[0].seed)?;
     let RunData::Images(images) = &data else {
-        return Err(ExperimentError::Input("wide_vs_deep needs an image dataset".into()));
+        return Err(ExperimentError::Input(
+            "wide_vs_deep needs an image dataset".into(),
+        ));
     };
     let probing = Probing {
-        probe_set: ProbeSet::new(config.test_count, config.cka_batch, config.passes, Some(args.seed))?,
+        probe_set: ProbeSet::new(
+            config.test_count,
+            config.cka_batch,
+            config.passes,
+            Some(args.seed),
+        )?,
         test: &images.test,
         batcher: images.batcher,
         device: ctx.device.clone(),
@@ -377,6 +475,8 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
         let cka_removed = cka_of_grams(&names, &removed, n, "linear_cka_debiased")
             .with_parameter("first_pc", "removed");
         let block = longest_block(&within, config.block_threshold);
+        let contrast = block_contrast(&within, block);
+        let block_before = longest_block(&cka_pc, config.block_threshold);
         let block_removed = longest_block(&cka_removed, config.block_threshold);
         let (depth, width) = match &run.config.model {
             ModelSpec::Resnet(c) => (c.depth, c.width),
@@ -396,16 +496,24 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
             first_pc_fraction: fractions,
             block,
             block_share: block.1 as f64 / l,
+            block_contrast: contrast,
+            block_structure: block.1 as f64 / l >= config.block_min_share
+                && block.1 >= config.block_min_layers
+                && contrast >= config.block_min_contrast,
+            block_share_pc_examples: block_before.1 as f64 / l,
             block_share_pc_removed: block_removed.1 as f64 / l,
             reused: run.reused,
         };
         println!(
-            "{}: test acc {:.1}%, block of {} / {} layers (share {:.2}; {:.2} with the first PC removed), analysed in {:.1} s",
+            "{}: test acc {:.1}%, block of {} / {} layers (share {:.2}, contrast {:.2}: {}; share {:.2} -> {:.2} with the first PC removed), analysed in {:.1} s",
             result.name,
             100.0 * result.test_accuracy,
             block.1,
             names.len(),
             result.block_share,
+            result.block_contrast,
+            if result.block_structure { "block structure" } else { "no block structure" },
+            result.block_share_pc_examples,
             result.block_share_pc_removed,
             started.elapsed().as_secs_f64()
         );
@@ -420,15 +528,26 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
         Some(i * config.widths.len() + j)
     };
     let last = |v: &Vec<usize>| *v.last().expect("validated non-empty");
-    let (d0, w0, dn, wn) = (config.depths[0], config.widths[0], last(&config.depths), last(&config.widths));
+    let (d0, w0, dn, wn) = (
+        config.depths[0],
+        config.widths[0],
+        last(&config.depths),
+        last(&config.widths),
+    );
     let mut cross = Vec::new();
     let mut compare = |label: &str, a: usize, b_model: &AnyModel, b_name: &str| -> Result<()> {
         let cka = probing.minibatch_cka(&loaded[a], Some(b_model))?;
         let diagonal_mean = (cka.rows == cka.cols).then(|| {
-            let d: Vec<f64> = (0..cka.rows.len()).filter_map(|i| cka.values[i][i]).collect();
+            let d: Vec<f64> = (0..cka.rows.len())
+                .filter_map(|i| cka.values[i][i])
+                .collect();
             d.iter().sum::<f64>() / d.len().max(1) as f64
         });
-        println!("{label}: minibatch CKA computed ({} x {} layers)", cka.rows.len(), cka.cols.len());
+        println!(
+            "{label}: minibatch CKA computed ({} x {} layers)",
+            cka.rows.len(),
+            cka.cols.len()
+        );
         cross.push(CrossResult {
             label: label.to_string(),
             model_a: models[a].name.clone(),
@@ -440,15 +559,28 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
     };
     if let Some(a) = index(sd, sw) {
         let model_b = second_run.load(&ctx.device)?;
-        compare("same architecture, two seeds", a, &model_b, &second_run.name)?;
+        compare(
+            "same architecture, two seeds",
+            a,
+            &model_b,
+            &second_run.name,
+        )?;
     }
     if let (Some(wide), Some(deep)) = (index(d0, wn), index(dn, w0)) {
         if wide != deep {
-            compare("wide vs deep", wide, &loaded[deep], &models[deep].name.clone())?;
+            compare(
+                "wide vs deep",
+                wide,
+                &loaded[deep],
+                &models[deep].name.clone(),
+            )?;
         }
     }
     if let Some(small) = index(d0, w0) {
-        for (label, other) in [("smallest vs deepest", index(dn, w0)), ("smallest vs widest", index(d0, wn))] {
+        for (label, other) in [
+            ("smallest vs deepest", index(dn, w0)),
+            ("smallest vs widest", index(d0, wn)),
+        ] {
             if let Some(other) = other.filter(|o| *o != small) {
                 compare(label, small, &loaded[other], &models[other].name.clone())?;
             }
@@ -462,35 +594,93 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
         training,
         models,
         cross,
-        provenance: ctx.provenance(train_seconds),
+        provenance: ctx.provenance(
+            train_seconds,
+            runs.iter()
+                .chain([&second_run])
+                .map(TrainedRun::training_seconds)
+                .sum(),
+        ),
     };
     ctx.write_json("results.json", &results)?;
     let summary = summary(&results, &figures);
     let path = ctx.write_text("summary.md", &summary)?;
-    println!("wall time: {:.0} s (training {:.0} s)", ctx.elapsed(), train_seconds);
+    println!(
+        "wall time: {:.0} s (training {:.0} s)",
+        ctx.elapsed(),
+        train_seconds
+    );
     Ok(path)
 }
 
-fn grid<'a>(config: &WideVsDeepConfig, panels: Vec<Option<GridPanel<'a>>>, title: &str) -> HeatmapGrid<'a> {
+fn grid<'a>(
+    config: &WideVsDeepConfig,
+    panels: Vec<Option<GridPanel<'a>>>,
+    title: &str,
+) -> HeatmapGrid<'a> {
     let mut grid = HeatmapGrid::new(panels, config.depths.len(), config.widths.len());
     grid.row_headers = config.depths.iter().map(|d| format!("depth {d}")).collect();
-    grid.col_headers = config.widths.iter().map(|w| format!("width x{w}")).collect();
+    grid.col_headers = config
+        .widths
+        .iter()
+        .map(|w| format!("width x{w}"))
+        .collect();
     grid.title = Some(title.to_string());
     grid.origin_lower = true;
     grid
 }
 
-fn draw(ctx: &Context, config: &WideVsDeepConfig, models: &[ModelResult], cross: &[CrossResult]) -> Result<Vec<(String, String)>> {
+fn draw(
+    ctx: &Context,
+    config: &WideVsDeepConfig,
+    models: &[ModelResult],
+    cross: &[CrossResult],
+) -> Result<Vec<(String, String)>> {
     let mut figures = Vec::new();
-    let caption = |m: &ModelResult| Some(format!("{:.0}% · block {}/{}", 100.0 * m.test_accuracy, m.block.1, m.within_cka.rows.len()));
-    let panels = models.iter().map(|m| Some(GridPanel { matrix: &m.within_cka, caption: caption(m) })).collect();
-    save(&grid(config, panels, "Minibatch CKA within each model"), &ctx.out.join("within_cka.png"))?;
+    let caption = |m: &ModelResult| {
+        Some(format!(
+            "{:.0}% · block {}/{} · contrast {:.2}",
+            100.0 * m.test_accuracy,
+            m.block.1,
+            m.within_cka.rows.len(),
+            m.block_contrast
+        ))
+    };
+    let panels = models
+        .iter()
+        .map(|m| {
+            Some(GridPanel {
+                matrix: &m.within_cka,
+                caption: caption(m),
+            })
+        })
+        .collect();
+    save(
+        &grid(config, panels, "Minibatch CKA within each model"),
+        &ctx.out.join("within_cka.png"),
+    )?;
     figures.push(("within_cka.png".into(), "Minibatch CKA between every pair of layers of each model (depth down, width across), as in Nguyen et al. 2021, Fig. 1. Captions: test accuracy and the longest block of layers with pairwise CKA above the threshold.".into()));
     let panels = models
         .iter()
-        .map(|m| Some(GridPanel { matrix: &m.cka_first_pc_removed, caption: Some(format!("block {}/{}", (m.block_share_pc_removed * m.within_cka.rows.len() as f64).round(), m.within_cka.rows.len())) }))
+        .map(|m| {
+            Some(GridPanel {
+                matrix: &m.cka_first_pc_removed,
+                caption: Some(format!(
+                    "block {}/{}",
+                    (m.block_share_pc_removed * m.within_cka.rows.len() as f64).round(),
+                    m.within_cka.rows.len()
+                )),
+            })
+        })
         .collect();
-    save(&grid(config, panels, "CKA with each layer's first principal component removed"), &ctx.out.join("within_cka_first_pc_removed.png"))?;
+    save(
+        &grid(
+            config,
+            panels,
+            "CKA with each layer's first principal component removed",
+        ),
+        &ctx.out.join("within_cka_first_pc_removed.png"),
+    )?;
     figures.push(("within_cka_first_pc_removed.png".into(), "Debiased CKA with each layer's first principal component projected out (Nguyen et al. 2021, Section 4).".into()));
     let series = models
         .iter()
@@ -498,15 +688,28 @@ fn draw(ctx: &Context, config: &WideVsDeepConfig, models: &[ModelResult], cross:
             let l = (m.first_pc_fraction.len().max(2) - 1) as f64;
             Series {
                 name: m.name.clone(),
-                points: m.first_pc_fraction.iter().enumerate().map(|(i, f)| (i as f64 / l, *f)).collect(),
+                points: m
+                    .first_pc_fraction
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (i as f64 / l, *f))
+                    .collect(),
             }
         })
         .collect();
-    let mut plot = LinePlot::new(series, "Variance explained by each layer's first principal component", "relative depth (layer index / last layer)", "fraction of variance");
+    let mut plot = LinePlot::new(
+        series,
+        "Variance explained by each layer's first principal component",
+        "relative depth (layer index / last layer)",
+        "fraction of variance",
+    );
     plot.colors = LineColors::Legend;
     plot.y_range = Some((0.0, 1.0));
     save(&plot, &ctx.out.join("first_pc_fraction.png"))?;
-    figures.push(("first_pc_fraction.png".into(), "The share of each layer's variance on its first principal component, per model.".into()));
+    figures.push((
+        "first_pc_fraction.png".into(),
+        "The share of each layer's variance on its first principal component, per model.".into(),
+    ));
     for c in cross {
         let file = format!("cross_{}.png", c.label.replace([' ', ','], "_"));
         let options = HeatmapOptions {
@@ -528,40 +731,79 @@ fn summary(r: &WideVsDeepResults, figures: &[(String, String)]) -> String {
     let mut s = format!(
         "# wide_vs_deep\n\nNguyen, Raghu & Kornblith 2021, *Do Wide and Deep Networks Learn the Same Things?*\n\n\
          CIFAR-layout ResNets of depths {:?} and widths {:?}, trained on `{}` ({} training / {} test images, {} px) \
-         for {} epochs (SGD, momentum 0.9, weight decay {}, peak lr {}, cosine, batch {}). \
+         for {} epochs (SGD, momentum 0.9, weight decay {}, peak lr {} after {} epochs of linear warm-up, cosine, batch {}). \
          Within-model similarity is minibatch CKA (unbiased HSIC per batch of {}, {} shuffled passes over the {} test images). \
-         Device: {}. Wall time {:.0} s (training {:.0} s, analysis {:.0} s).\n\n",
-        c.depths, c.widths, p.data, c.train_count, c.test_count, c.side, c.epochs, c.weight_decay, c.lr, c.batch_size,
-        c.cka_batch, c.passes, c.test_count, p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.analysis_seconds
+         Device: {}. Wall time of this run {:.0} s (training {:.0} s, analysis {:.0} s); the models' own training time, \
+         summed from their metrics, {:.0} s.\n\n",
+        c.depths, c.widths, p.data, c.train_count, c.test_count, c.side, c.epochs, c.weight_decay, c.lr, c.warmup_epochs, c.batch_size,
+        c.cka_batch, c.passes, c.test_count, p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.analysis_seconds,
+        p.models_training_seconds
     );
     s.push_str(&format!(
-        "**Block-structure number**: the longest run of consecutive probed layers whose pairwise CKA all exceed {}, \
-         and its share of the model's layers. Adjacent residual-block outputs are often similar, so a short run is \
-         expected everywhere; the paper's block structure is a run covering a large part of the network.\n\n",
-        c.block_threshold
+        "**Block-structure number**: the *block* is the longest run of consecutive probed layers whose pairwise CKA all exceed {}; \
+         its *share* is its length over the model's layers, and its *contrast* the mean CKA inside it minus the mean CKA between its \
+         layers and the others. Adjacent residual-block outputs are often similar, so a short run is expected everywhere, and a deep \
+         narrow network can show a long smooth band of similar layers that does not stand apart; a model is counted as showing \
+         **block structure** when its block holds at least {:.0}% of the layers and {} layers, with a contrast of at least {}.\n\n",
+        c.block_threshold, 100.0 * c.block_min_share, c.block_min_layers, c.block_min_contrast
     ));
     let rows: Vec<Vec<String>> = r
         .models
         .iter()
         .map(|m| {
             let inside: Vec<f64> = m.first_pc_fraction[m.block.0..m.block.0 + m.block.1].to_vec();
-            let outside: Vec<f64> = m.first_pc_fraction.iter().enumerate().filter(|(i, _)| *i < m.block.0 || *i >= m.block.0 + m.block.1).map(|(_, v)| *v).collect();
-            let mean = |v: &[f64]| if v.is_empty() { "-".to_string() } else { format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64) };
+            let outside: Vec<f64> = m
+                .first_pc_fraction
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < m.block.0 || *i >= m.block.0 + m.block.1)
+                .map(|(_, v)| *v)
+                .collect();
+            let mean = |v: &[f64]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
+                }
+            };
             vec![
                 m.name.clone(),
                 format!("{}", m.parameters),
                 format!("{:.1}%", 100.0 * m.test_accuracy),
                 format!("{:.1}%", 100.0 * m.train_accuracy),
-                format!("{} of {} ({}..{})", m.block.1, m.within_cka.rows.len(), m.within_cka.rows[m.block.0], m.within_cka.rows[m.block.0 + m.block.1 - 1]),
+                format!(
+                    "{} of {} ({}..{})",
+                    m.block.1,
+                    m.within_cka.rows.len(),
+                    m.within_cka.rows[m.block.0],
+                    m.within_cka.rows[m.block.0 + m.block.1 - 1]
+                ),
                 format!("{:.2}", m.block_share),
-                format!("{:.2}", m.block_share_pc_removed),
+                format!("{:.2}", m.block_contrast),
+                (if m.block_structure { "yes" } else { "no" }).to_string(),
+                format!(
+                    "{:.2} -> {:.2}",
+                    m.block_share_pc_examples, m.block_share_pc_removed
+                ),
                 mean(&inside),
                 mean(&outside),
             ]
         })
         .collect();
     s.push_str(&markdown_table(
-        &["model", "parameters", "test acc", "train acc", "block (layers)", "block share", "share, 1st PC removed", "1st-PC variance in block", "outside"],
+        &[
+            "model",
+            "parameters",
+            "test acc",
+            "train acc",
+            "block (layers)",
+            "share",
+            "contrast",
+            "block structure",
+            "share, 1st PC removed (debiased CKA, PC examples)",
+            "1st-PC variance in block",
+            "outside",
+        ],
         &rows,
     ));
     s.push('\n');
@@ -571,7 +813,9 @@ fn summary(r: &WideVsDeepResults, figures: &[(String, String)]) -> String {
             c.label,
             c.model_a,
             c.model_b,
-            c.diagonal_mean.map_or(String::new(), |d| format!(", mean CKA of corresponding layers {d:.3}"))
+            c.diagonal_mean.map_or(String::new(), |d| format!(
+                ", mean CKA of corresponding layers {d:.3}"
+            ))
         ));
     }
     s.push('\n');
@@ -596,9 +840,18 @@ mod tests {
     #[test]
     fn the_longest_block_is_found() {
         let names: Vec<String> = (0..5).map(|i| format!("l{i}")).collect();
-        let v = |i: usize, j: usize| if i == j || (1..4).contains(&i) && (1..4).contains(&j) { 0.95 } else { 0.5 };
+        let v = |i: usize, j: usize| {
+            if i == j || (1..4).contains(&i) && (1..4).contains(&j) {
+                0.95
+            } else {
+                0.5
+            }
+        };
         let values = (0..25).map(|k| Some(v(k / 5, k % 5))).collect();
         let m = SimilarityMatrix::from_row_major("x", names.clone(), names, values, 10);
         assert_eq!(longest_block(&m, 0.9), (1, 3));
+        // Inside: 0.95 (6 off-diagonal cells); with the other two layers: 0.5.
+        assert!((block_contrast(&m, (1, 3)) - 0.45).abs() < 1e-12);
+        assert_eq!(block_contrast(&m, (0, 5)), 0.0);
     }
 }

@@ -58,9 +58,9 @@ pub use cca::{
     PwccaConvention, SvdReduction,
 };
 pub use conv::{conv_layer, ConvMode};
-pub use example_space::example_space_coordinates;
 pub use covariance_stream::CovarianceAccumulator;
 pub use error::{Result, SimilarityError};
+pub use example_space::{centred_gram, coordinates_from_centred_gram, example_space_coordinates};
 pub use files::{read_activations, HostLayer};
 pub use hsic::{biased_hsic, unbiased_hsic, HsicEstimator};
 pub use kernel_cka::{cka_from_grams, rbf_cka, rbf_cka_debiased, rbf_cka_matrix};

@@ -51,14 +51,24 @@ pub fn first_component(layer: &Layer, iterations: usize) -> Result<FirstComponen
         });
     }
     // Power iteration from a fixed start (deterministic), normalised at every step.
-    let ramp: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 * 0.618_034).fract()).collect();
-    let mut v = Tensor::<2>::from_data(burn::tensor::TensorData::new(ramp, [n, 1]), (&device, precision));
+    let ramp: Vec<f64> = (0..n)
+        .map(|i| 1.0 + (i as f64 * 0.618_034).fract())
+        .collect();
+    let mut v = Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(ramp, [n, 1]),
+        (&device, precision),
+    );
     for _ in 0..iterations.max(1) {
         let w = gram.clone().matmul(v);
         let norm = w.clone().square().sum().sqrt().add_scalar(1e-300);
         v = w.div(norm.reshape([1, 1]));
     }
-    let lambda = read_back(v.clone().transpose().matmul(gram.clone().matmul(v.clone())).reshape([1]))?[0];
+    let lambda = read_back(
+        v.clone()
+            .transpose()
+            .matmul(gram.clone().matmul(v.clone()))
+            .reshape([1]),
+    )?[0];
     let projector = Tensor::<2>::eye(n, &device)
         .cast(precision)
         .sub(v.clone().matmul(v.transpose()));
@@ -91,13 +101,28 @@ mod tests {
         let centred = x.clone().sub(x.clone().mean_dim(0));
         let variances = read_back(centred.square().sum_dim(0).reshape([10])).unwrap();
         let share = variances[0] / variances.iter().sum::<f64>();
-        assert!((first.explained - share).abs() < 0.03, "{} vs {share}", first.explained);
+        assert!(
+            (first.explained - share).abs() < 0.03,
+            "{} vs {share}",
+            first.explained
+        );
         // With the first component removed, what remains is the other 9 columns' structure.
         let rest = Layer::new("rest", x.narrow(1, 1, 9)).unwrap();
         let rest_gram = first_component(&rest, 50).unwrap().gram;
-        let cka = cka_from_grams(first.gram_without_first.clone(), rest_gram, HsicEstimator::Biased).unwrap();
-        assert!(cka > 0.95, "CKA of the PC-removed layer with the other columns: {cka}");
+        let cka = cka_from_grams(
+            first.gram_without_first.clone(),
+            rest_gram,
+            HsicEstimator::Biased,
+        )
+        .unwrap();
+        assert!(
+            cka > 0.95,
+            "CKA of the PC-removed layer with the other columns: {cka}"
+        );
         let constant = Layer::new("c", Tensor::<2>::ones([8, 3], &device)).unwrap();
-        assert!(matches!(first_component(&constant, 10), Err(SimilarityError::ZeroVariance { .. })));
+        assert!(matches!(
+            first_component(&constant, 10),
+            Err(SimilarityError::ZeroVariance { .. })
+        ));
     }
 }

@@ -160,7 +160,10 @@ fn verify(checkpoints: &Path, epoch: usize) -> Result<Checkpoint> {
     if state.epoch != epoch {
         return Err(TrainError::file(
             dir.join(STATE),
-            format!("names epoch {} inside the checkpoint of epoch {epoch}", state.epoch),
+            format!(
+                "names epoch {} inside the checkpoint of epoch {epoch}",
+                state.epoch
+            ),
         ));
     }
     Ok(Checkpoint { dir, state })
@@ -197,7 +200,11 @@ pub fn prune(checkpoints: &Path, keep_last: usize, keep_epochs: &[usize]) -> Res
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::file(&dir, e))?;
     }
     let newest = epochs.first().copied().unwrap_or(0);
-    for entry in std::fs::read_dir(checkpoints).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(checkpoints)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(epoch) = name
             .strip_prefix("epoch-")
@@ -205,8 +212,7 @@ pub fn prune(checkpoints: &Path, keep_last: usize, keep_epochs: &[usize]) -> Res
         else {
             continue;
         };
-        if entry.path().is_dir() && epoch < newest && !manifest_path(checkpoints, epoch).exists()
-        {
+        if entry.path().is_dir() && epoch < newest && !manifest_path(checkpoints, epoch).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -211,7 +211,9 @@ impl TrainConfig {
     /// Checks every value that can be checked without building the model or opening the data.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
-            return Err(TrainError::BadConfig("epochs must be at least 1, got 0".into()));
+            return Err(TrainError::BadConfig(
+                "epochs must be at least 1, got 0".into(),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(TrainError::BadConfig(format!(
@@ -220,7 +222,9 @@ impl TrainConfig {
             )));
         }
         if self.batch_size == 0 {
-            return Err(TrainError::BadConfig("the batch size must be at least 1, got 0".into()));
+            return Err(TrainError::BadConfig(
+                "the batch size must be at least 1, got 0".into(),
+            ));
         }
         let fraction = self.data.random_labels;
         if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
@@ -280,7 +284,11 @@ pub fn first_difference(
             }
             _ if a == b => None,
             _ => Some((
-                if path.is_empty() { "(root)".into() } else { path.to_string() },
+                if path.is_empty() {
+                    "(root)".into()
+                } else {
+                    path.to_string()
+                },
                 a.to_string(),
                 b.to_string(),
             )),

@@ -169,9 +169,8 @@ impl RunData {
         let window = config.window;
         let (train, test) = match config.dataset.strip_prefix("text=") {
             None => {
-                let chars = |count: Option<usize>, default: usize| {
-                    count.unwrap_or(default) * window + 1
-                };
+                let chars =
+                    |count: Option<usize>, default: usize| count.unwrap_or(default) * window + 1;
                 (
                     TextCorpus::synthetic(
                         Split::Train,
@@ -309,9 +308,9 @@ impl RunData {
         let len = self.test_len();
         let device = device.clone();
         let source = self.test_source();
-        (0..len)
-            .step_by(batch_size.max(1))
-            .map(move |start| source.batch((start..(start + batch_size).min(len)).collect(), &device))
+        (0..len).step_by(batch_size.max(1)).map(move |start| {
+            source.batch((start..(start + batch_size).min(len)).collect(), &device)
+        })
     }
 
     fn source(&self) -> Source {

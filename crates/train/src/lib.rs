@@ -39,6 +39,6 @@ pub use progress::ProgressMode;
 pub use schedule::{ScheduleConfig, ScheduleKind};
 pub use tracker::{ConvergenceTable, TrackIndex, TrackReport, Tracker, TrackerConfig};
 pub use trainer::{
-    completed_run, fit_model_to_data, read_metrics, train, RunOptions, RunRecord, TrackEpochs, TrackOptions, TrainSummary,
-    FINAL_WEIGHTS,
+    completed_run, fit_model_to_data, read_metrics, train, RunOptions, RunRecord, TrackEpochs,
+    TrackOptions, TrainSummary, FINAL_WEIGHTS,
 };

@@ -70,14 +70,19 @@ impl ScheduleConfig {
         };
         let (name, rest) = text.split_once('=').unwrap_or((text, ""));
         let (args, gamma) = match rest.split_once(':') {
-            Some((a, g)) => (a, g.parse::<f64>().map_err(|_| bad("gamma is not a number"))?),
+            Some((a, g)) => (
+                a,
+                g.parse::<f64>().map_err(|_| bad("gamma is not a number"))?,
+            ),
             None => (rest, 0.1),
         };
         let kind = match name {
             "constant" if rest.is_empty() => ScheduleKind::Constant,
             "cosine" if rest.is_empty() => ScheduleKind::Cosine { min_lr: 0.0 },
             "step" => ScheduleKind::Step {
-                every: args.parse().map_err(|_| bad("step needs a number of epochs"))?,
+                every: args
+                    .parse()
+                    .map_err(|_| bad("step needs a number of epochs"))?,
                 gamma,
             },
             "multistep" => ScheduleKind::MultiStep {
@@ -107,7 +112,9 @@ impl ScheduleConfig {
         match &self.kind {
             ScheduleKind::Step { every, gamma } => {
                 if *every == 0 {
-                    return Err(TrainError::BadConfig("step schedule: every must be >= 1".into()));
+                    return Err(TrainError::BadConfig(
+                        "step schedule: every must be >= 1".into(),
+                    ));
                 }
                 check_gamma(*gamma)
             }
@@ -195,15 +202,29 @@ mod tests {
         assert_eq!(m.lr_at(19, 10, 10, 1.0), 1.0);
         assert!((m.lr_at(20, 10, 10, 1.0) - 0.1).abs() < 1e-12);
         assert!((m.lr_at(55, 10, 10, 1.0) - 0.01).abs() < 1e-12);
-        assert_eq!(ScheduleConfig::parse("constant", 0).unwrap().lr_at(7, 1, 2, 2.0), 2.0);
+        assert_eq!(
+            ScheduleConfig::parse("constant", 0)
+                .unwrap()
+                .lr_at(7, 1, 2, 2.0),
+            2.0
+        );
     }
 
     #[test]
     fn bad_schedules_are_refused() {
         assert!(ScheduleConfig::parse("linear", 0).is_err());
         assert!(ScheduleConfig::parse("step=x", 0).is_err());
-        assert!(ScheduleConfig::parse("cosine", 5).unwrap().validate(5).is_err());
-        assert!(ScheduleConfig::parse("multistep=5,2", 0).unwrap().validate(9).is_err());
-        assert!(ScheduleConfig::parse("step=2:1.5", 0).unwrap().validate(9).is_err());
+        assert!(ScheduleConfig::parse("cosine", 5)
+            .unwrap()
+            .validate(5)
+            .is_err());
+        assert!(ScheduleConfig::parse("multistep=5,2", 0)
+            .unwrap()
+            .validate(9)
+            .is_err());
+        assert!(ScheduleConfig::parse("step=2:1.5", 0)
+            .unwrap()
+            .validate(9)
+            .is_err());
     }
 }

@@ -11,10 +11,11 @@
 //! statistics, no autodiff; never a clone of the training model, whose batch-norm state burn
 //! shares between clones) on a fixed probe set, and writes what the measures need to
 //! `DIR/epoch-000e.npz`: a layer with fewer features than probe examples as it is, a wider one
-//! as its example-space coordinates ([`example_space_coordinates`]: `n x rank`, which keep CKA,
-//! SVCCA and Procrustes exactly). Memory does not grow with the number of observations; disk
-//! grows by at most `4 n min(n, D)` bytes per layer per observation (`DIR/index.json` records
-//! the figure).
+//! as its centred Gram `Xc Xc^T` (`n x n`: one matmul, no decomposition while training). When
+//! read back, a Gram becomes the layer's example-space coordinates
+//! ([`coordinates_from_centred_gram`]: `n x rank`, which keep CKA, SVCCA and Procrustes
+//! exactly). Memory does not grow with the number of observations; disk grows by at most
+//! `4 n min(n, D)` bytes per layer per observation (`DIR/index.json` records the figure).
 //!
 //! The convergence table follows Raghu et al. 2017 (SVCCA, Fig. 4) and Morcos et al. 2018
 //! (PWCCA): for each layer `l` and observed epoch `t`, `s(A_l(t), A_l(T))` with `T` the last
@@ -27,8 +28,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use repsim_model::{ActivationTensor, Activations, Probe, TimeReduction};
 use repsim_similarity::files::{read_activations, write_npz};
 use repsim_similarity::{
-    conv_layer, example_space_coordinates, similarity_matrix, ConvMode, HostLayer, Layer, Metric,
-    MetricOptions, SimilarityMatrix,
+    centred_gram, conv_layer, coordinates_from_centred_gram, similarity_matrix, ConvMode,
+    HostLayer, Layer, Metric, MetricOptions, SimilarityMatrix,
 };
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +103,7 @@ pub struct TrackIndex {
     /// Probe examples (rows per layer).
     pub n_examples: usize,
     /// Each layer's features before storage (a layer with at least `n_examples` is stored as
-    /// example-space coordinates).
+    /// its centred Gram).
     pub features: BTreeMap<String, usize>,
     /// Bytes one observation takes on disk (the latest).
     pub bytes_per_observation: u64,
@@ -241,7 +242,13 @@ impl Tracker {
 
     /// Drops observations after `epoch` (a resumed run observes them again).
     pub fn forget_after(&mut self, epoch: usize) -> Result<()> {
-        let later: Vec<usize> = self.index.epochs.iter().copied().filter(|e| *e > epoch).collect();
+        let later: Vec<usize> = self
+            .index
+            .epochs
+            .iter()
+            .copied()
+            .filter(|e| *e > epoch)
+            .collect();
         if later.is_empty() {
             return Ok(());
         }
@@ -299,11 +306,16 @@ impl Tracker {
                 name: name.clone(),
                 matrix: Tensor::cat(matrices, 0),
             };
-            self.index.features.insert(name.clone(), layer.num_features());
-            let compact = example_space_coordinates(&layer)?;
-            let [rows, cols] = compact.matrix.dims();
-            let values = compact
-                .matrix
+            self.index
+                .features
+                .insert(name.clone(), layer.num_features());
+            let stored_matrix = if layer.num_features() >= layer.num_examples() {
+                centred_gram(&layer, burn::tensor::DType::F32)
+            } else {
+                layer.matrix
+            };
+            let [rows, cols] = stored_matrix.dims();
+            let values = stored_matrix
                 .try_into_vec_as::<f32>()
                 .map_err(|e| TrainError::Failed(format!("reading layer `{name}` back: {e:?}")))?;
             if values.iter().any(|v| !v.is_finite()) {
@@ -336,7 +348,9 @@ impl Tracker {
         let mut layers = Vec::new();
         for (name, tensor) in activations.iter() {
             let layer = match tensor {
-                ActivationTensor::Map(map) => conv_layer(name.clone(), map.clone(), self.config.conv)?,
+                ActivationTensor::Map(map) => {
+                    conv_layer(name.clone(), map.clone(), self.config.conv)?
+                }
                 other => {
                     let mut single = Activations::default();
                     single.push_sequence(name, other.clone());
@@ -363,16 +377,35 @@ impl Tracker {
             .layers
             .iter()
             .map(|name| {
-                let host = by_name.remove(name).ok_or_else(|| {
-                    TrainError::file(&path, format!("has no layer `{name}`"))
-                })?;
+                let host = by_name
+                    .remove(name)
+                    .ok_or_else(|| TrainError::file(&path, format!("has no layer `{name}`")))?;
                 let shape = [host.num_examples(), host.num_features()];
-                Ok(Layer {
-                    name: name.clone(),
-                    matrix: Tensor::from_data(TensorData::new(host.values, shape), &self.config.device),
-                })
+                let matrix =
+                    Tensor::from_data(TensorData::new(host.values, shape), &self.config.device);
+                if self.is_gram(name) {
+                    Ok(coordinates_from_centred_gram(
+                        name,
+                        matrix,
+                        &self.config.device,
+                    )?)
+                } else {
+                    Ok(Layer {
+                        name: name.clone(),
+                        matrix,
+                    })
+                }
             })
             .collect()
+    }
+
+    /// Whether `layer` is stored as its centred Gram (it has at least as many features as
+    /// probe examples).
+    fn is_gram(&self, layer: &str) -> bool {
+        self.index
+            .features
+            .get(layer)
+            .is_some_and(|f| *f >= self.index.n_examples)
     }
 
     /// Why `metric` is undefined for `layer` as stored, if it is.
@@ -409,8 +442,10 @@ impl Tracker {
         if let Some(reason) = self.undefined_reason(metric, layer) {
             return Err(TrainError::BadConfig(reason));
         }
-        Ok(similarity_matrix(metric, &over_epochs, &over_epochs, &self.config.options)?
-            .with_parameter("layer", layer))
+        Ok(
+            similarity_matrix(metric, &over_epochs, &over_epochs, &self.config.options)?
+                .with_parameter("layer", layer),
+        )
     }
 
     /// Every layer vs every layer at one observed epoch.
@@ -422,8 +457,10 @@ impl Tracker {
             )));
         }
         let layers = self.load_epoch(epoch)?;
-        Ok(similarity_matrix(metric, &layers, &layers, &self.config.options)?
-            .with_parameter("epoch", epoch))
+        Ok(
+            similarity_matrix(metric, &layers, &layers, &self.config.options)?
+                .with_parameter("epoch", epoch),
+        )
     }
 
     /// The convergence tables of every configured measure. A cell that cannot be computed is

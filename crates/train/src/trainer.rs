@@ -15,7 +15,9 @@ use burn::tensor::{Device, Tensor};
 use repsim_model::{load_weights, save_weights, ModelSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{newest_complete, prune, save_checkpoint, CheckpointState, MODEL, OPTIMIZER};
+use crate::checkpoint::{
+    newest_complete, prune, save_checkpoint, CheckpointState, MODEL, OPTIMIZER,
+};
 use crate::config::{first_difference, TrainConfig};
 use crate::datasets::{Batch, RunData};
 use crate::durable::{read_json, remove_stale_temporaries, write_bytes, write_json};
@@ -149,6 +151,7 @@ pub const FINAL_WEIGHTS: &str = "model.bpk";
 /// `resume` or `overwrite`), not writable, or the config is invalid.
 pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<TrainSummary> {
     config.validate()?;
+    let _lock = RunLock::acquire(out)?;
     let plan = prepare_run_dir(config, out, options)?;
     let data = RunData::open(&config.data, config.seed)?;
     check_model_fits_data(&config.model, &data)?;
@@ -174,6 +177,79 @@ pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<T
             plan,
         },
     )
+}
+
+/// `RUN.lock` beside the run directory, holding the PID of the process training into it: a
+/// second process is refused while the first lives; a lock left by a killed process is taken
+/// over. Removed when the guard drops.
+struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    fn acquire(out: &Path) -> Result<Self> {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| TrainError::RunDir {
+            path: out.to_path_buf(),
+            message: format!("cannot create its parent directory: {e}"),
+        })?;
+        let path = parent.join(format!(".{name}.lock"));
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    let _ = write!(file, "{}", std::process::id());
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if alive {
+                        return Err(TrainError::RunDir {
+                            path: out.to_path_buf(),
+                            message: format!(
+                                "another process (PID {}) is training into it ({})",
+                                holder.trim(),
+                                path.display()
+                            ),
+                        });
+                    }
+                    // Left by a process that no longer runs: take it over.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => {
+                    return Err(TrainError::RunDir {
+                        path: out.to_path_buf(),
+                        message: format!("cannot create the lock {}: {e}", path.display()),
+                    })
+                }
+            }
+        }
+        Err(TrainError::RunDir {
+            path: out.to_path_buf(),
+            message: format!("cannot take the lock {}", path.display()),
+        })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Whether `out` is an existing run to resume.
@@ -203,7 +279,8 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
         if options.resume && config_path.exists() {
             let record: RunRecord = read_json(&config_path)?;
             let (run, now) = (
-                serde_json::to_value(&record.config).map_err(|e| TrainError::Failed(e.to_string()))?,
+                serde_json::to_value(&record.config)
+                    .map_err(|e| TrainError::Failed(e.to_string()))?,
                 serde_json::to_value(config).map_err(|e| TrainError::Failed(e.to_string()))?,
             );
             if let Some((field, run, now)) = first_difference(&run, &now) {
@@ -218,7 +295,13 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
             plan.resume_from = checkpoint;
             plan.warnings = warnings;
         } else if options.overwrite {
-            for name in ["checkpoints", "track", "metrics.jsonl", "config.json", FINAL_WEIGHTS] {
+            for name in [
+                "checkpoints",
+                "track",
+                "metrics.jsonl",
+                "config.json",
+                FINAL_WEIGHTS,
+            ] {
                 let path = out.join(name);
                 let removed = if path.is_dir() {
                     std::fs::remove_dir_all(&path)
@@ -227,7 +310,8 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
                 } else {
                     Ok(())
                 };
-                removed.map_err(|e| run_dir_error(format!("cannot clear {}: {e}", path.display())))?;
+                removed
+                    .map_err(|e| run_dir_error(format!("cannot clear {}: {e}", path.display())))?;
             }
         } else if !options.resume {
             return Err(run_dir_error(
@@ -239,7 +323,9 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
         .map_err(|e| run_dir_error(format!("cannot create: {e}")))?;
     // Writable? Find out now, not after the first epoch.
     write_bytes(&out.join(".write-test"), b"")
-        .and_then(|_| std::fs::remove_file(out.join(".write-test")).map_err(|e| TrainError::file(out, e)))
+        .and_then(|_| {
+            std::fs::remove_file(out.join(".write-test")).map_err(|e| TrainError::file(out, e))
+        })
         .map_err(|e| run_dir_error(format!("is not writable: {e}")))?;
     remove_stale_temporaries(out);
     Ok(plan)
@@ -263,9 +349,15 @@ pub fn fit_model_to_data(model: &mut ModelSpec, data: &RunData) -> Vec<String> {
         (ModelSpec::SvccaCnn(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
         (ModelSpec::RnnClassifier(c), RunData::Images(d)) => {
             set("classes", &mut c.classes, classes);
-            set("features per step", &mut c.recurrent.input_size, 3 * d.image_size.1);
+            set(
+                "features per step",
+                &mut c.recurrent.input_size,
+                3 * d.image_size.1,
+            );
         }
-        (ModelSpec::RnnLanguageModel(c), RunData::Text(_)) => set("vocabulary", &mut c.vocab, classes),
+        (ModelSpec::RnnLanguageModel(c), RunData::Text(_)) => {
+            set("vocabulary", &mut c.vocab, classes)
+        }
         _ => {}
     }
     changes
@@ -376,17 +468,22 @@ impl Loop<'_> {
         let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
         let eval_loss = CrossEntropyLossConfig::new().init(&device);
         let steps_per_epoch = steps_per_epoch(data.train_len(), config.batch_size);
-        let last_epoch = options.stop_after.unwrap_or(config.epochs).min(config.epochs);
+        let last_epoch = options
+            .stop_after
+            .unwrap_or(config.epochs)
+            .min(config.epochs);
         for epoch in first_epoch..=last_epoch {
             let started = Instant::now();
             train_device.seed(crate::datasets::epoch_seed(config.seed, epoch, 0x4445_5649));
-            let progress = EpochProgress::new(options.progress, epoch, config.epochs, steps_per_epoch);
+            let progress =
+                EpochProgress::new(options.progress, epoch, config.epochs, steps_per_epoch);
             let batches = data.train_batches(config.seed, epoch, config.batch_size, &train_device);
             let mut pending = Pending {
                 losses: Vec::new(),
                 correct: Vec::new(),
             };
-            let (mut loss_sum, mut correct_sum, mut seen, mut targets_seen) = (0.0, 0.0, 0usize, 0usize);
+            let (mut loss_sum, mut correct_sum, mut seen, mut targets_seen) =
+                (0.0, 0.0, 0usize, 0usize);
             let mut step_in_epoch = 0usize;
             let mut lr = config.lr;
             for batch in batches {
@@ -520,7 +617,12 @@ pub fn steps_per_epoch(len: usize, batch_size: usize) -> usize {
 }
 
 /// Reads back the pending sums; a non-finite loss names its step.
-fn read_pending(pending: &mut Pending, epoch: usize, step_in_epoch: usize, count: usize) -> Result<(f64, f64)> {
+fn read_pending(
+    pending: &mut Pending,
+    epoch: usize,
+    step_in_epoch: usize,
+    count: usize,
+) -> Result<(f64, f64)> {
     if pending.losses.is_empty() {
         return Ok((0.0, 0.0));
     }
@@ -555,7 +657,11 @@ fn evaluate<M: Network>(
         let Batch { inputs, targets } = batch?;
         let m = targets.dims()[0];
         let logits = eval.logits(inputs)?;
-        losses.push(loss_fn.forward(logits.clone(), targets.clone()).mul_scalar(m as f64));
+        losses.push(
+            loss_fn
+                .forward(logits.clone(), targets.clone())
+                .mul_scalar(m as f64),
+        );
         corrects.push(logits.argmax(1).reshape([m]).equal(targets).float().sum());
         total += m;
     }
@@ -627,7 +733,10 @@ mod tests {
 
     #[test]
     fn track_epochs_parse() {
-        assert_eq!(TrackEpochs::parse("every-epoch").unwrap(), TrackEpochs::Every);
+        assert_eq!(
+            TrackEpochs::parse("every-epoch").unwrap(),
+            TrackEpochs::Every
+        );
         let these = TrackEpochs::parse("0,1,4").unwrap();
         assert!(these.contains(4, 9) && these.contains(9, 9) && !these.contains(5, 9));
         assert!(TrackEpochs::parse("1,x").is_err());

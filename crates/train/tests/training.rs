@@ -77,11 +77,20 @@ fn weights(spec: &ModelSpec, path: &Path) -> Vec<f32> {
 fn a_small_cnn_learns_shapes_well_above_chance_and_runs_are_bitwise_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(3000, 4);
-    c.model = ModelSpec::Cnn(PlainCnnConfig::new().with_depth(4).with_width(16).with_classes(10));
+    c.model = ModelSpec::Cnn(
+        PlainCnnConfig::new()
+            .with_depth(4)
+            .with_width(16)
+            .with_classes(10),
+    );
     let first = train(&c, &dir.path().join("a"), &options()).unwrap();
     let last = first.metrics.last().unwrap();
     assert_eq!(first.metrics.len(), 4);
-    assert!(last.test_accuracy > 0.3, "test accuracy {} (chance 0.1)", last.test_accuracy);
+    assert!(
+        last.test_accuracy > 0.3,
+        "test accuracy {} (chance 0.1)",
+        last.test_accuracy
+    );
     assert!(first.metrics[3].train_loss < first.metrics[0].train_loss);
     // metrics.jsonl has one line per epoch.
     let lines = repsim_train::read_metrics(&dir.path().join("a")).unwrap();
@@ -151,7 +160,11 @@ fn a_corrupt_newest_checkpoint_is_skipped_with_a_warning() {
     resume.resume = true;
     let summary = train(&c, &run, &resume).unwrap();
     assert_eq!(summary.resumed_from, Some(1));
-    assert!(summary.warnings.iter().any(|w| w.contains("epoch 2")), "{:?}", summary.warnings);
+    assert!(
+        summary.warnings.iter().any(|w| w.contains("epoch 2")),
+        "{:?}",
+        summary.warnings
+    );
     assert_eq!(summary.metrics.len(), 3);
 }
 
@@ -172,7 +185,9 @@ fn a_diverging_run_stops_naming_the_epoch_and_step_and_keeps_its_checkpoint() {
 fn bad_values_fail_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(300, 0);
-    assert!(train(&c, &dir.path().join("a"), &options()).unwrap_err().is_bad_input());
+    assert!(train(&c, &dir.path().join("a"), &options())
+        .unwrap_err()
+        .is_bad_input());
     c.epochs = 1;
     let mut o = options();
     o.track = Some(TrackOptions {
@@ -181,18 +196,28 @@ fn bad_values_fail_before_training() {
         probe_count: 301,
     });
     let err = train(&c, &dir.path().join("b"), &o).unwrap_err();
-    assert!(err.to_string().contains("larger than the test split"), "{err}");
+    assert!(
+        err.to_string().contains("larger than the test split"),
+        "{err}"
+    );
     assert!(err.is_bad_input());
     // A file where the run directory should be.
     std::fs::write(dir.path().join("file"), b"x").unwrap();
-    assert!(train(&c, &dir.path().join("file"), &options()).unwrap_err().is_bad_input());
+    assert!(train(&c, &dir.path().join("file"), &options())
+        .unwrap_err()
+        .is_bad_input());
 }
 
 #[test]
 fn random_labels_are_memorised_while_test_accuracy_stays_near_chance() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(200, 25);
-    c.model = ModelSpec::Cnn(PlainCnnConfig::new().with_depth(3).with_width(16).with_classes(10));
+    c.model = ModelSpec::Cnn(
+        PlainCnnConfig::new()
+            .with_depth(3)
+            .with_width(16)
+            .with_classes(10),
+    );
     c.data.random_labels = 1.0;
     c.data.augment = false;
     c.optimizer = OptimizerConfig::adam();
@@ -200,8 +225,16 @@ fn random_labels_are_memorised_while_test_accuracy_stays_near_chance() {
     c.batch_size = 50;
     let summary = train(&c, &dir.path().join("run"), &options()).unwrap();
     let last = summary.metrics.last().unwrap();
-    assert!(last.train_accuracy > 0.3, "train accuracy {} on random labels", last.train_accuracy);
-    assert!(last.test_accuracy < 0.2, "test accuracy {} on true labels", last.test_accuracy);
+    assert!(
+        last.train_accuracy > 0.3,
+        "train accuracy {} on random labels",
+        last.train_accuracy
+    );
+    assert!(
+        last.test_accuracy < 0.2,
+        "test accuracy {} on true labels",
+        last.test_accuracy
+    );
 }
 
 #[test]
@@ -212,17 +245,22 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     let mut o = options();
     o.keep_epochs = vec![1, 2, 3];
     o.track = Some(TrackOptions {
-        tracker: TrackerConfig::new(run.join("track"))
-            .with_measures(vec![Metric::Svcca, Metric::LinearCka, Metric::Pwcca]),
+        tracker: TrackerConfig::new(run.join("track")).with_measures(vec![
+            Metric::Svcca,
+            Metric::LinearCka,
+            Metric::Pwcca,
+        ]),
         epochs: TrackEpochs::Every,
         probe_count: 200,
     });
     train(&c, &run, &o).unwrap();
-    let mut tracker = repsim_train::Tracker::open(
-        TrackerConfig::new(run.join("track"))
-            .with_measures(vec![Metric::Svcca, Metric::LinearCka, Metric::Pwcca]),
-    )
-    .unwrap();
+    let mut tracker =
+        repsim_train::Tracker::open(TrackerConfig::new(run.join("track")).with_measures(vec![
+            Metric::Svcca,
+            Metric::LinearCka,
+            Metric::Pwcca,
+        ]))
+        .unwrap();
     let report = tracker.finish().unwrap();
     assert_eq!(report.index.epochs, vec![0, 1, 2, 3]);
     let layers = report.index.layers.clone();
@@ -231,7 +269,11 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
         assert_eq!(table.matrix.shape(), (layers.len(), 4));
         for (layer, row) in layers.iter().zip(&table.matrix.values) {
             if let Some(last) = row[3] {
-                assert!((last - 1.0).abs() < 1e-4, "{} of {layer} with itself: {last}", table.metric);
+                assert!(
+                    (last - 1.0).abs() < 1e-4,
+                    "{} of {layer} with itself: {last}",
+                    table.metric
+                );
             }
         }
     }
@@ -240,11 +282,19 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     let pwcca = &report.convergence[2];
     assert!(pwcca.matrix.values.iter().any(|r| r[1].is_none()));
     assert!(pwcca.matrix.values.iter().any(|r| r[1].is_some()));
-    assert!(report.warnings.iter().any(|w| w.contains("pwcca")), "{:?}", report.warnings);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("pwcca")),
+        "{:?}",
+        report.warnings
+    );
 
     // Direct: epoch-1 and epoch-3 weights, probed on the same 200 test images.
     let data = RunData::open(&c.data, c.seed).unwrap();
-    let probe = data.test_batches(200, &Device::flex()).next().unwrap().unwrap();
+    let probe = data
+        .test_batches(200, &Device::flex())
+        .next()
+        .unwrap()
+        .unwrap();
     let probe_images = match &probe.inputs {
         Inputs::Images(x) => x.clone(),
         _ => unreachable!(),
@@ -268,10 +318,19 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
         assert_eq!(&a1[i].0, layer);
         let direct_cka = linear_cka(&a1[i].1, &a3[i].1).unwrap();
         let tracked = report.convergence[1].matrix.values[i][1].unwrap();
-        assert!((direct_cka - tracked).abs() < 1e-4, "{layer}: CKA {direct_cka} vs tracked {tracked}");
+        assert!(
+            (direct_cka - tracked).abs() < 1e-4,
+            "{layer}: CKA {direct_cka} vs tracked {tracked}"
+        );
         let direct_svcca = svcca(&a1[i].1, &a3[i].1, SvdReduction::default());
-        if let (Ok(direct), Some(tracked)) = (direct_svcca, report.convergence[0].matrix.values[i][1]) {
-            assert!((direct.mean - tracked).abs() < 1e-3, "{layer}: SVCCA {} vs tracked {tracked}", direct.mean);
+        if let (Ok(direct), Some(tracked)) =
+            (direct_svcca, report.convergence[0].matrix.values[i][1])
+        {
+            assert!(
+                (direct.mean - tracked).abs() < 1e-3,
+                "{layer}: SVCCA {} vs tracked {tracked}",
+                direct.mean
+            );
         }
     }
     // The layer x layer matrix at an epoch and one layer's epoch x epoch matrix.
@@ -279,4 +338,19 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     assert_eq!(lxl.shape(), (layers.len(), layers.len()));
     let exe = tracker.epoch_matrix(&layers[0], Metric::LinearCka).unwrap();
     assert_eq!(exe.shape(), (4, 4));
+}
+
+#[test]
+fn a_second_process_training_into_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // A lock held by a live process (this one, as a stand-in for another).
+    let lock = dir.path().join(".run.lock");
+    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    let err = train(&config(300, 1), &run, &options()).unwrap_err();
+    assert!(err.to_string().contains("another process"), "{err}");
+    // A lock left by a process that no longer runs is taken over, and removed at the end.
+    std::fs::write(&lock, "4194304").unwrap();
+    train(&config(300, 1), &run, &options()).unwrap();
+    assert!(!lock.exists());
 }

@@ -107,6 +107,18 @@ impl LinePlot {
     }
 }
 
+/// A tick value as short text: plotters' tick positions carry rounding error (0.1 * 3 is
+/// 0.30000000000000004), so at most 4 decimals, trailing zeros dropped.
+fn tick_text(x: f64) -> String {
+    let text = format!("{x:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
+}
+
 fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -212,7 +224,7 @@ impl Figure for LinePlot {
             if named_ticks {
                 String::new()
             } else {
-                format!("{x}")
+                tick_text(*x)
             }
         };
         let mut mesh = chart.configure_mesh();
@@ -437,5 +449,16 @@ impl Figure for BarChart {
                 .map_err(VizError::draw)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tick_tests {
+    #[test]
+    fn tick_text_hides_rounding_error() {
+        assert_eq!(super::tick_text(0.1 * 3.0), "0.3");
+        assert_eq!(super::tick_text(2.0), "2");
+        assert_eq!(super::tick_text(-0.00001), "0");
+        assert_eq!(super::tick_text(0.125), "0.125");
     }
 }
