@@ -245,3 +245,74 @@ fn track_gives_convergence_tables_and_plots() {
     assert_ne!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--track"));
 }
+
+#[test]
+fn compare_probes_two_run_directories_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (run, seed) in [(&a, "1"), (&b, "2")] {
+        let mut args = train_args(run.to_str().unwrap(), "1", &[]);
+        let at = args.iter().position(|v| *v == "--seed").unwrap();
+        args[at + 1] = seed;
+        let o = repsim(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let json = dir.path().join("c.json");
+    let o = repsim(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--count",
+        "120",
+        "--metric",
+        "linear_cka,minibatch_cka",
+        "--batch-size",
+        "60",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["meta"]["n_examples"], 120);
+    for result in doc["results"].as_array().unwrap() {
+        let rows = result["rows"].as_array().unwrap();
+        assert_eq!(rows[0], "layer1");
+        for row in result["values"].as_array().unwrap() {
+            for v in row.as_array().unwrap() {
+                let v = v.as_f64().unwrap();
+                assert!((0.0..=1.0 + 1e-6).contains(&v), "{v}");
+            }
+        }
+    }
+    // A run compared with itself: unit diagonal.
+    let o = repsim(&[
+        "compare",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--count",
+        "50",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let values = &doc["results"][0]["values"];
+    for i in 0..values.as_array().unwrap().len() {
+        assert!((values[i][i].as_f64().unwrap() - 1.0).abs() < 1e-4);
+    }
+    // Too many examples, or a run and a file: exit 2 with the reason.
+    let o = repsim(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--count",
+        "5000",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("larger than the test split"));
+    let o = repsim(&["compare", a.to_str().unwrap(), json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a run directory"));
+}

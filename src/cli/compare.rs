@@ -17,10 +17,18 @@ use crate::device::{select_device, DeviceChoice};
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// Activations of model A: a .npy file, a .npz archive (one array per layer) or a
-    /// directory of .npy files. Examples on dim 0, in the same order as B.
+    /// directory of .npy files. Examples on dim 0, in the same order as B. Or a run directory
+    /// of `repsim train` (config.json, model.bpk): its model is probed on the first --count
+    /// test images of the data it was trained on.
     pub a: PathBuf,
-    /// Activations of model B (may be the same as A).
+    /// Activations of model B (may be the same as A), or a second run directory.
     pub b: PathBuf,
+    /// Run directories: test images probed (the first N of the test split, both models).
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Run directories: which layers (blocks, all, or names=a,b,c).
+    #[arg(long, default_value = "blocks")]
+    pub probe: String,
     /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
     /// minibatch_cka, cca, svcca, pwcca, procrustes.
     #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
@@ -98,21 +106,27 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     eprintln!("device: {selected}");
 
     let started = Instant::now();
-    // A and B are read on two threads: reading is bound by memory copies and checksums.
     let same_input = same_file(&args.a, &args.b);
-    let (host_a, host_b) = std::thread::scope(|scope| {
-        let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
-        let a = load(&args.a);
-        let b = b.map(|handle| {
-            handle.join().unwrap_or_else(|_| {
-                Err(CliError::Failure(format!(
-                    "reading {} failed",
-                    args.b.display()
-                )))
-            })
-        });
-        (a, b)
-    });
+    let (host_a, host_b) = if is_run_dir(&args.a) || is_run_dir(&args.b) {
+        let probe: repsim_model::Probe = args.probe.parse()?;
+        let (a, b) = load_runs(&args.a, &args.b, args.count, &probe, &selected.device)?;
+        (Ok(a), (!same_input).then_some(Ok(b)))
+    } else {
+        // A and B are read on two threads: reading is bound by memory copies and checksums.
+        std::thread::scope(|scope| {
+            let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
+            let a = load(&args.a);
+            let b = b.map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(CliError::Failure(format!(
+                        "reading {} failed",
+                        args.b.display()
+                    )))
+                })
+            });
+            (a, b)
+        })
+    };
     let host_a = host_a?;
     let host_b = host_b.transpose()?;
     let n = host_a[0].num_examples();
@@ -237,6 +251,133 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
     Ok(read_activations(path)?)
+}
+
+/// Whether `path` is a run directory of `repsim train`.
+fn is_run_dir(path: &Path) -> bool {
+    path.is_dir() && path.join("config.json").is_file()
+}
+
+/// The activations of two runs' final models on the first `count` images of their common test
+/// split, computed in memory. Both must have been trained on the same test data.
+fn load_runs(
+    a: &Path,
+    b: &Path,
+    count: usize,
+    probe: &repsim_model::Probe,
+    device: &burn::tensor::Device,
+) -> Result<(Vec<HostLayer>, Vec<HostLayer>), CliError> {
+    use repsim_train::{durable::read_json, RunRecord};
+    for path in [a, b] {
+        if !is_run_dir(path) {
+            return Err(CliError::Input(format!(
+                "{} is not a run directory of `repsim train` (no config.json): compare two run directories, or two activation files",
+                path.display()
+            )));
+        }
+        if !path.join(repsim_train::FINAL_WEIGHTS).is_file() {
+            return Err(CliError::Input(format!(
+                "{} has no final weights ({}) yet: let the run finish (or resume it)",
+                path.display(),
+                repsim_train::FINAL_WEIGHTS
+            )));
+        }
+    }
+    let (record_a, record_b): (RunRecord, RunRecord) = (
+        read_json(&a.join("config.json"))?,
+        read_json(&b.join("config.json"))?,
+    );
+    let (da, db) = (&record_a.config.data, &record_b.config.data);
+    let fields = [
+        ("dataset", da.dataset != db.dataset),
+        ("side", da.side != db.side),
+        ("data_seed", da.data_seed != db.data_seed),
+    ];
+    if let Some((field, _)) = fields.iter().find(|(_, differs)| *differs) {
+        return Err(CliError::Input(format!(
+            "{} and {} were trained on different data (`{field}` differs): their test images are not the same examples",
+            a.display(),
+            b.display()
+        )));
+    }
+    if count < 2 {
+        return Err(CliError::Input(format!(
+            "--count must be at least 2, got {count}"
+        )));
+    }
+    let probe_one = |dir: &Path, record: &RunRecord| -> Result<Vec<HostLayer>, CliError> {
+        let data = repsim_train::datasets::RunData::open(&record.config.data, record.config.seed)?;
+        if count > data.test_len() {
+            return Err(CliError::Input(format!(
+                "--count {count} is larger than the test split of {} ({} images)",
+                dir.display(),
+                data.test_len()
+            )));
+        }
+        let model = crate::experiments::load_any(
+            &record.config.model,
+            &dir.join(repsim_train::FINAL_WEIGHTS),
+            device,
+        )
+        .map_err(|e| CliError::Input(e.to_string()))?;
+        let mut layers: Vec<HostLayer> = Vec::new();
+        let mut seen = 0;
+        for batch in data.test_batches(100, device) {
+            if seen >= count {
+                break;
+            }
+            let batch = batch?;
+            let take = (count - seen).min(batch.inputs.len());
+            let images = match batch.inputs.narrow(0, take) {
+                repsim_train::Inputs::Images(x) => x,
+                repsim_train::Inputs::Tokens(_) => return Err(CliError::Input(format!(
+                    "{}: comparing language-model runs is not supported; use the Tracker's tables",
+                    dir.display()
+                ))),
+            };
+            let (_, activations) = model.forward_images(images, probe)?;
+            for (i, (name, tensor)) in activations.iter().enumerate() {
+                let (shape, values) = match tensor {
+                    repsim_model::ActivationTensor::Sequence(_) => {
+                        let mut single = repsim_model::Activations::default();
+                        single.push_sequence(name, tensor.clone());
+                        let (_, m) = single
+                            .into_matrices(repsim_model::TimeReduction::Last)
+                            .pop()
+                            .expect("one activation in, one out");
+                        (m.dims().to_vec(), m.try_into_vec_as::<f32>())
+                    }
+                    repsim_model::ActivationTensor::Map(t) => {
+                        (t.dims().to_vec(), t.clone().try_into_vec_as::<f32>())
+                    }
+                    repsim_model::ActivationTensor::Vector(t) => {
+                        (t.dims().to_vec(), t.clone().try_into_vec_as::<f32>())
+                    }
+                };
+                let values = values
+                    .map_err(|e| CliError::Failure(format!("reading `{name}` back: {e:?}")))?;
+                if seen == 0 {
+                    layers.push(HostLayer {
+                        name: name.clone(),
+                        shape: shape.clone(),
+                        values,
+                        stored_dtype: "f32",
+                    });
+                } else {
+                    layers[i].shape[0] += shape[0];
+                    layers[i].values.extend(values);
+                }
+            }
+            seen += take;
+        }
+        Ok(layers)
+    };
+    eprintln!(
+        "probing {} and {} on the first {count} test images",
+        a.display(),
+        b.display()
+    );
+    Ok((probe_one(a, &record_a)?, probe_one(b, &record_b)?))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -21,9 +21,11 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
         "wide_vs_deep" => wide_vs_deep::run(&command.args),
         "bottom_up" => bottom_up::run(&command.args),
         "memorize_vs_generalize" => memorize_vs_generalize::run(&command.args),
-        other => return Err(CliError::Input(format!(
+        other => {
+            return Err(CliError::Input(format!(
             "unknown experiment {other:?}; use wide_vs_deep, bottom_up or memorize_vs_generalize"
-        ))),
+        )))
+        }
     };
     match result {
         Ok(summary) => {

@@ -354,3 +354,36 @@ fn a_second_process_training_into_the_same_directory_is_refused() {
     train(&config(300, 1), &run, &options()).unwrap();
     assert!(!lock.exists());
 }
+
+#[test]
+fn a_character_language_model_trains_on_the_built_in_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(300, 2);
+    c.model = ModelSpec::RnnLanguageModel(
+        repsim_model::RnnLanguageModelConfig::new(1)
+            .with_hidden(48)
+            .with_layers(1),
+    );
+    c.data.dataset = "text".into();
+    c.data.test_count = Some(40);
+    c.optimizer = OptimizerConfig::adam();
+    c.lr = 3e-3;
+    let data = RunData::open(&c.data, c.seed).unwrap();
+    repsim_train::fit_model_to_data(&mut c.model, &data);
+    let summary = train(&c, &dir.path().join("lm"), &options()).unwrap();
+    let (first, last) = (&summary.metrics[0], summary.metrics.last().unwrap());
+    let perplexity = last
+        .test_perplexity
+        .expect("a language model reports perplexity");
+    assert!(
+        perplexity.is_finite() && perplexity < data.num_classes() as f64,
+        "perplexity {perplexity}"
+    );
+    assert!(last.train_loss < first.train_loss + 1e-9);
+    // An image model on text is refused before training.
+    let mut wrong = c.clone();
+    wrong.model = small_cnn();
+    assert!(train(&wrong, &dir.path().join("x"), &options())
+        .unwrap_err()
+        .is_bad_input());
+}
