@@ -59,17 +59,25 @@ const LONGER: &[&str] = &[
     "--resume",
 ];
 
-fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `repsim train --out OUT --epochs EPOCHS` with `base` and `extra` flags.
+fn args_with<'a>(
+    base: &[&'a str],
+    out: &'a str,
+    epochs: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec!["train", "--out", out, "--epochs", epochs];
-    args.extend_from_slice(SMALL);
+    args.extend_from_slice(base);
     args.extend_from_slice(extra);
     args
 }
 
+fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    args_with(SMALL, out, epochs, extra)
+}
+
 fn longer_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    let mut args = vec!["train", "--out", out, "--epochs", epochs];
-    args.extend_from_slice(LONGER);
-    args
+    args_with(LONGER, out, epochs, &[])
 }
 
 fn metrics_lines(run: &Path) -> usize {

@@ -330,23 +330,23 @@ fn load_runs(
             let take = (count - seen).min(batch.inputs.len());
             let images = match batch.inputs.narrow(0, take) {
                 repsim_train::Inputs::Images(x) => x,
-                repsim_train::Inputs::Tokens(_) => return Err(CliError::Input(format!(
+                repsim_train::Inputs::Tokens(_) => {
+                    return Err(CliError::Input(format!(
                     "{}: comparing language-model runs is not supported; use the Tracker's tables",
                     dir.display()
-                ))),
+                )))
+                }
             };
             let (_, activations) = model.forward_images(images, probe)?;
             for (i, (name, tensor)) in activations.iter().enumerate() {
                 let (shape, values) = match tensor {
                     repsim_model::ActivationTensor::Sequence(_) => {
-                        let mut single = repsim_model::Activations::default();
-                        single.push_sequence(name, tensor.clone());
-                        let (_, m) = single
-                            .into_matrices(repsim_model::TimeReduction::Last)
-                            .pop()
-                            .expect("one activation in, one out");
+                        let m = tensor
+                            .clone()
+                            .into_matrix(repsim_model::TimeReduction::Last);
                         (m.dims().to_vec(), m.try_into_vec_as::<f32>())
                     }
+                    // Maps keep their (N, C, H, W) shape, for --conv.
                     repsim_model::ActivationTensor::Map(t) => {
                         (t.dims().to_vec(), t.clone().try_into_vec_as::<f32>())
                     }

@@ -43,7 +43,7 @@ enum Command {
     Train(train::TrainArgs),
     /// The convergence tables and plots of a run trained with --track.
     Track(track::TrackArgs),
-    /// Run an experiment: wide_vs_deep, bottom_up or memorize_vs_generalize.
+    /// Run an experiment: wide_vs_deep, bottom_up, memorize_vs_generalize or resnet_depths.
     Experiment(experiment::ExperimentCommandArgs),
     /// List the wgpu adapters and the device `auto` picks.
     Devices,

@@ -183,15 +183,10 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
                     repsim_model::ActivationTensor::Map(m) => {
                         conv_layer(name.clone(), m.clone(), mode)?
                     }
-                    other => {
-                        let mut a = repsim_model::Activations::default();
-                        a.push_sequence(name, other.clone());
-                        let (name, matrix) = a
-                            .into_matrices(TimeReduction::Last)
-                            .pop()
-                            .expect("one in, one out");
-                        Layer { name, matrix }
-                    }
+                    other => Layer {
+                        name: name.clone(),
+                        matrix: other.clone().into_matrix(TimeReduction::Last),
+                    },
                 });
             }
             per_network.push(layers);

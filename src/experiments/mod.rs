@@ -5,6 +5,7 @@
 //! | [`wide_vs_deep`] | Nguyen, Raghu & Kornblith 2021 | block structure in wide and deep ResNets |
 //! | [`bottom_up`] | Raghu et al. 2017 (Fig. 4); Morcos et al. 2018 | do layers converge bottom-up? |
 //! | [`memorize_vs_generalize`] | Morcos et al. 2018 (Fig. 2-3) | are generalising networks more alike than memorising ones? |
+//! | [`resnet_depths`] | the blog post this project started from | ResNet-50 vs ResNet-101 and ResNet-152, every block |
 //!
 //! Each has a serde config with three scales (`--smoke` for CI, the default for a 2-core CPU,
 //! `--full` for a GPU), is run by `cargo run --example NAME` and by `repsim experiment NAME`
@@ -14,6 +15,7 @@
 
 pub mod bottom_up;
 pub mod memorize_vs_generalize;
+pub mod resnet_depths;
 pub mod wide_vs_deep;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +58,15 @@ pub struct ExperimentArgs {
     /// instead of a scale's: any grid, data size or schedule.
     #[arg(long, conflicts_with_all = ["smoke", "full"])]
     pub config: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-50 weights (.safetensors state dict).
+    #[arg(long)]
+    pub weights50: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-101 weights.
+    #[arg(long)]
+    pub weights101: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-152 weights.
+    #[arg(long)]
+    pub weights152: Option<PathBuf>,
 }
 
 /// The three sizes of every experiment.
@@ -208,6 +219,12 @@ pub struct Context {
 impl Context {
     /// Selects the device, prints it, creates the output directory.
     pub fn new(args: &ExperimentArgs, name: &str) -> Result<Self> {
+        let weights = [&args.weights50, &args.weights101, &args.weights152];
+        if name != "resnet_depths" && weights.iter().any(|w| w.is_some()) {
+            return Err(ExperimentError::Input(format!(
+                "--weights50/101/152 belong to resnet_depths, not {name}"
+            )));
+        }
         let selected = select_device(args.device).map_err(|e| ExperimentError::Input(e.0))?;
         println!("device: {selected}");
         let out = args.out_dir(name);

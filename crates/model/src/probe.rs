@@ -54,6 +54,26 @@ pub enum ActivationTensor {
 }
 
 impl ActivationTensor {
+    /// This activation as an (examples, features) matrix: a map or vector flattened past dim 0,
+    /// a sequence reduced over time by `time`.
+    pub fn into_matrix(self, time: TimeReduction) -> Tensor<2> {
+        match self {
+            ActivationTensor::Map(t) => {
+                let [n, c, h, w] = t.dims();
+                t.reshape([n, c * h * w])
+            }
+            ActivationTensor::Vector(t) => t,
+            ActivationTensor::Sequence(t) => {
+                let [n, steps, f] = t.dims();
+                match time {
+                    TimeReduction::Last => t.slice([0..n, steps - 1..steps, 0..f]).reshape([n, f]),
+                    TimeReduction::Mean => t.mean_dim(1).reshape([n, f]),
+                    TimeReduction::Steps => t.reshape([n * steps, f]),
+                }
+            }
+        }
+    }
+
     /// The shape.
     pub fn dims(&self) -> Vec<usize> {
         match self {
@@ -127,26 +147,7 @@ impl Activations {
     pub fn into_matrices(self, time: TimeReduction) -> Vec<(String, Tensor<2>)> {
         self.entries
             .into_iter()
-            .map(|(name, t)| {
-                let matrix = match t {
-                    ActivationTensor::Map(t) => {
-                        let [n, c, h, w] = t.dims();
-                        t.reshape([n, c * h * w])
-                    }
-                    ActivationTensor::Vector(t) => t,
-                    ActivationTensor::Sequence(t) => {
-                        let [n, steps, f] = t.dims();
-                        match time {
-                            TimeReduction::Last => {
-                                t.slice([0..n, steps - 1..steps, 0..f]).reshape([n, f])
-                            }
-                            TimeReduction::Mean => t.mean_dim(1).reshape([n, f]),
-                            TimeReduction::Steps => t.reshape([n * steps, f]),
-                        }
-                    }
-                };
-                (name, matrix)
-            })
+            .map(|(name, t)| (name, t.into_matrix(time)))
             .collect()
     }
 

@@ -351,15 +351,10 @@ impl Tracker {
                 ActivationTensor::Map(map) => {
                     conv_layer(name.clone(), map.clone(), self.config.conv)?
                 }
-                other => {
-                    let mut single = Activations::default();
-                    single.push_sequence(name, other.clone());
-                    let (name, matrix) = single
-                        .into_matrices(self.config.time)
-                        .pop()
-                        .expect("one activation in, one out");
-                    Layer { name, matrix }
-                }
+                other => Layer {
+                    name: name.clone(),
+                    matrix: other.clone().into_matrix(self.config.time),
+                },
             };
             layers.push(layer);
         }

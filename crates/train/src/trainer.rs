@@ -165,6 +165,9 @@ pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<T
         }
     }
     let train_device = options.device.clone().autodiff();
+    // burn's RNG is process-global: two trainings in one process (threads, parallel tests)
+    // must not interleave between the seed and the initialisation.
+    let init_guard = INITIALISATION.lock().unwrap_or_else(|e| e.into_inner());
     train_device.seed(config.seed);
     let model = config.model.init(&train_device)?;
     visit_network(
@@ -175,6 +178,7 @@ pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<T
             options,
             data: &data,
             plan,
+            init_guard: Some(init_guard),
         },
     )
 }
@@ -385,7 +389,11 @@ fn check_model_fits_data(model: &ModelSpec, data: &RunData) -> Result<()> {
     Ok(())
 }
 
+/// Held from seeding burn's RNG until every parameter is initialised.
+static INITIALISATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Loop<'a> {
+    init_guard: Option<std::sync::MutexGuard<'static, ()>>,
     config: &'a TrainConfig,
     out: &'a Path,
     options: &'a RunOptions,
@@ -412,6 +420,7 @@ const SYNC_EVERY: usize = 8;
 impl Loop<'_> {
     fn run<M: Network>(self, mut model: M) -> Result<TrainSummary> {
         let Loop {
+            init_guard,
             config,
             out,
             options,
@@ -419,6 +428,7 @@ impl Loop<'_> {
             plan,
         } = self;
         force_initialisation(&model);
+        drop(init_guard);
         let parameters = repsim_model::count_parameters(&model);
         let device = options.device.clone();
         let train_device = device.clone().autodiff();
