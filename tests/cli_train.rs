@@ -33,32 +33,6 @@ const SMALL: &[&str] = &[
     "flex",
 ];
 
-/// Long enough (about 0.3 s per epoch here) for kills to land in every phase of an epoch.
-const LONGER: &[&str] = &[
-    "--model",
-    "cnn",
-    "--depth",
-    "3",
-    "--width",
-    "16",
-    "--data",
-    "shapes",
-    "--side",
-    "16",
-    "--train-count",
-    "4000",
-    "--test-count",
-    "200",
-    "--batch-size",
-    "32",
-    "--seed",
-    "3",
-    "--quiet",
-    "--device",
-    "flex",
-    "--resume",
-];
-
 /// `repsim train --out OUT --epochs EPOCHS` with `base` and `extra` flags.
 fn args_with<'a>(
     base: &[&'a str],
@@ -76,8 +50,15 @@ fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a s
     args_with(SMALL, out, epochs, extra)
 }
 
+/// SMALL with `--resume`, width 16 and 4,000 training images: long enough (about 0.3 s per
+/// epoch here) for kills to land in every phase of an epoch.
 fn longer_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    args_with(LONGER, out, epochs, &[])
+    let mut args = args_with(SMALL, out, epochs, &["--resume"]);
+    for (flag, value) in [("--width", "16"), ("--train-count", "4000")] {
+        let at = args.iter().position(|a| *a == flag).expect("SMALL sets it");
+        args[at + 1] = value;
+    }
+    args
 }
 
 fn metrics_lines(run: &Path) -> usize {
