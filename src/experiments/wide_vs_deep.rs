@@ -225,6 +225,74 @@ pub struct CrossResult {
     pub diagonal_mean: Option<f64>,
 }
 
+/// Per-class test accuracy of two models (Nguyen et al. 2021, Section 6: wide and deep models
+/// of equal overall accuracy differ systematically on some classes).
+#[derive(Debug, Clone, Serialize)]
+pub struct PerClassResult {
+    /// The wide model.
+    pub wide: String,
+    /// The deep model.
+    pub deep: String,
+    /// (class, test images, wide accuracy, deep accuracy).
+    pub classes: Vec<(String, usize, f64, f64)>,
+}
+
+/// Per-class test accuracy of two models on the whole probe split.
+fn per_class_accuracy(
+    probing: &Probing,
+    images: &repsim_train::datasets::ImageData,
+    (wide_name, wide): (&str, &AnyModel),
+    (deep_name, deep): (&str, &AnyModel),
+) -> Result<PerClassResult> {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    let classes = images.classes.len();
+    let (mut total, mut right_wide, mut right_deep) = (
+        vec![0usize; classes],
+        vec![0usize; classes],
+        vec![0usize; classes],
+    );
+    let n = probing.test.len();
+    for start in (0..n).step_by(256) {
+        let items = probing
+            .test
+            .get_many((start..(start + 256).min(n)).collect())
+            .map_err(|e| ExperimentError::Failure(format!("reading the test split: {e}")))?;
+        let labels: Vec<usize> = items.iter().map(|i| i.label).collect();
+        let batch = probing.batcher.batch(items, &probing.device);
+        let predict = |model: &AnyModel| -> Result<Vec<i64>> {
+            let (logits, _) = model.forward_images(batch.images.clone(), &Probe::None)?;
+            logits
+                .argmax(1)
+                .try_into_vec_as::<i64>()
+                .map_err(|e| ExperimentError::Failure(format!("reading predictions back: {e:?}")))
+        };
+        let (pw, pd) = (predict(wide)?, predict(deep)?);
+        for (k, &label) in labels.iter().enumerate() {
+            if label < classes {
+                total[label] += 1;
+                right_wide[label] += usize::from(pw[k] == label as i64);
+                right_deep[label] += usize::from(pd[k] == label as i64);
+            }
+        }
+    }
+    let rate = |right: usize, all: usize| right as f64 / all.max(1) as f64;
+    Ok(PerClassResult {
+        wide: wide_name.to_string(),
+        deep: deep_name.to_string(),
+        classes: (0..classes)
+            .map(|c| {
+                (
+                    images.classes[c].clone(),
+                    total[c],
+                    rate(right_wide[c], total[c]),
+                    rate(right_deep[c], total[c]),
+                )
+            })
+            .collect(),
+    })
+}
+
 /// Everything the experiment measured, with its provenance.
 #[derive(Debug, Clone, Serialize)]
 pub struct WideVsDeepResults {
@@ -236,6 +304,9 @@ pub struct WideVsDeepResults {
     pub models: Vec<ModelResult>,
     /// Cross-model comparisons.
     pub cross: Vec<CrossResult>,
+    /// Per-class test accuracy of the wide and the deep model of similar accuracy (the paper's
+    /// Section 6).
+    pub per_class: Option<PerClassResult>,
     /// How the results were made.
     pub provenance: Provenance,
 }
@@ -566,15 +637,30 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
             &second_run.name,
         )?;
     }
-    if let (Some(wide), Some(deep)) = (index(d0, wn), index(dn, w0)) {
-        if wide != deep {
-            compare(
-                "wide vs deep",
-                wide,
-                &loaded[deep],
-                &models[deep].name.clone(),
-            )?;
-        }
+    // Wide vs deep of similar accuracy: among pairs of a wider-and-shallower model and a
+    // narrower-and-deeper one, the pair whose test accuracies are closest.
+    let wide_deep = (0..models.len())
+        .flat_map(|w| (0..models.len()).map(move |d| (w, d)))
+        .filter(|&(w, d)| models[w].width > models[d].width && models[w].depth < models[d].depth)
+        .min_by(|a, b| {
+            let gap =
+                |(w, d): (usize, usize)| (models[w].test_accuracy - models[d].test_accuracy).abs();
+            gap(*a).total_cmp(&gap(*b))
+        });
+    let mut per_class = None;
+    if let Some((wide, deep)) = wide_deep {
+        compare(
+            "wide vs deep",
+            wide,
+            &loaded[deep],
+            &models[deep].name.clone(),
+        )?;
+        per_class = Some(per_class_accuracy(
+            &probing,
+            images,
+            (&models[wide].name, &loaded[wide]),
+            (&models[deep].name, &loaded[deep]),
+        )?);
     }
     if let Some(small) = index(d0, w0) {
         for (label, other) in [
@@ -594,6 +680,7 @@ pub fn run_with(args: &ExperimentArgs, config: &WideVsDeepConfig) -> Result<Path
         training,
         models,
         cross,
+        per_class,
         provenance: ctx.provenance(
             train_seconds,
             runs.iter()
@@ -819,6 +906,38 @@ fn summary(r: &WideVsDeepResults, figures: &[(String, String)]) -> String {
         ));
     }
     s.push('\n');
+    if let Some(pc) = &r.per_class {
+        s.push_str(&format!(
+            "**Per class** (the paper's Section 6), {} (wide) vs {} (deep), the pair of a wider-shallower and a narrower-deeper model \
+             with the closest test accuracy. With one seed each and about a hundred test images per class, differences under about \
+             10 points are within noise; the paper averages many seeds.\n\n",
+            pc.wide, pc.deep
+        ));
+        let rows: Vec<Vec<String>> = pc
+            .classes
+            .iter()
+            .map(|(name, n, w, d)| {
+                vec![
+                    name.clone(),
+                    n.to_string(),
+                    format!("{:.1}%", 100.0 * w),
+                    format!("{:.1}%", 100.0 * d),
+                    format!("{:+.1}", 100.0 * (w - d)),
+                ]
+            })
+            .collect();
+        s.push_str(&markdown_table(
+            &[
+                "class",
+                "test images",
+                "wide",
+                "deep",
+                "wide - deep (points)",
+            ],
+            &rows,
+        ));
+        s.push('\n');
+    }
     for (file, caption) in figures {
         s.push_str(&format!("![{file}]({file})\n\n*{caption}*\n\n"));
     }
