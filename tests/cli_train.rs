@@ -291,6 +291,31 @@ fn compare_probes_two_run_directories_in_memory() {
     for i in 0..values.as_array().unwrap().len() {
         assert!((values[i][i].as_f64().unwrap() - 1.0).abs() < 1e-4);
     }
+    // The runs' weight files, with the architecture and data given by flags.
+    let (wa, wb) = (a.join("model.bpk"), b.join("model.bpk"));
+    let weights = |extra: &[&str]| {
+        let mut args = vec![
+            "compare",
+            wa.to_str().unwrap(),
+            wb.to_str().unwrap(),
+            "--count",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        repsim(&args)
+    };
+    let o = weights(&[
+        "--model", "cnn", "--depth", "3", "--width", "8", "--side", "16",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("layer1"));
+    let o = weights(&["--model", "resnet", "--depth", "8", "--side", "16"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Too many examples, or a run and a file: exit 2 with the reason.
     let o = repsim(&[
         "compare",

@@ -90,13 +90,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
             dataset.len()
         )));
     }
-    let stats = match args.data.data.parse::<DataSpec>()? {
-        DataSpec::Cifar10(_) => ChannelStats::CIFAR10,
-        DataSpec::Cifar100(..) => ChannelStats::CIFAR100,
-        // The training split's statistics, as a model trained on it was normalised with.
-        DataSpec::Shapes => ChannelStats::compute(&args.data.open(Split::Train)?, Some(2000))?,
-        DataSpec::Folder(_) => ChannelStats::compute(&dataset, Some(2000))?,
-    };
+    let stats = training_stats(&args.data, &dataset)?;
 
     device.seed(args.seed);
     let mut model = spec.init(&device)?;
@@ -136,16 +130,52 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
 
     let started = Instant::now();
-    let batcher = ImageBatcher::new(stats);
+    let layers = probe_images(
+        &model,
+        &dataset,
+        ImageBatcher::new(stats),
+        args.count,
+        args.batch_size,
+        &probe,
+        time,
+        &device,
+    )?;
+    eprintln!(
+        "{}: {} layers of {} examples in {:.2} s",
+        spec.name(),
+        layers.len(),
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
+    super::compare::write_via_temporary(&args.out, |temporary| {
+        Ok(repsim_similarity::files::write_npz(temporary, &layers)?)
+    })?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The activations of `model` on the first `count` items of `dataset`, in batches of
+/// `batch_size`, gathered on the host (one entry per probed layer, examples first).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn probe_images(
+    model: &AnyModel,
+    dataset: &impl Dataset<repsim_data::ImageItem>,
+    batcher: ImageBatcher,
+    count: usize,
+    batch_size: usize,
+    probe: &Probe,
+    time: TimeReduction,
+    device: &burn::tensor::Device,
+) -> Result<Vec<HostLayer>, CliError> {
     let mut layers: Vec<HostLayer> = Vec::new();
     let mut start = 0;
-    while start < args.count {
-        let end = (start + args.batch_size).min(args.count);
+    while start < count {
+        let end = (start + batch_size.max(1)).min(count);
         let items = dataset
             .get_many((start..end).collect())
             .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
-        let batch = batcher.batch(items, &device);
-        let (_, activations) = model.forward_images(batch.images, &probe)?;
+        let batch = batcher.batch(items, device);
+        let (_, activations) = model.forward_images(batch.images, probe)?;
         for (k, (name, tensor)) in activations.iter().enumerate() {
             let (shape, values) = host_values(tensor, time)?;
             if start == 0 {
@@ -162,18 +192,21 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         }
         start = end;
     }
-    eprintln!(
-        "{}: {} layers of {} examples in {:.2} s",
-        spec.name(),
-        layers.len(),
-        args.count,
-        started.elapsed().as_secs_f64()
-    );
-    super::compare::write_via_temporary(&args.out, |temporary| {
-        Ok(repsim_similarity::files::write_npz(temporary, &layers)?)
-    })?;
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    Ok(layers)
+}
+
+/// The normalisation a model trained on `data` saw: CIFAR's published statistics, or the
+/// training split's own (shapes; the folder itself for an image folder).
+pub(crate) fn training_stats(
+    data: &DataArgs,
+    dataset: &repsim_data::AnyImageDataset,
+) -> Result<ChannelStats, CliError> {
+    Ok(match data.data.parse::<DataSpec>()? {
+        DataSpec::Cifar10(_) => ChannelStats::CIFAR10,
+        DataSpec::Cifar100(..) => ChannelStats::CIFAR100,
+        DataSpec::Shapes => ChannelStats::compute(&data.open(Split::Train)?, Some(2000))?,
+        DataSpec::Folder(_) => ChannelStats::compute(dataset, Some(2000))?,
+    })
 }
 
 /// An activation's shape and values on the host; sequences are reduced over time first.

@@ -21,14 +21,22 @@ pub struct CompareArgs {
     /// of `repsim train` (config.json, model.bpk): its model is probed on the first --count
     /// test images of the data it was trained on.
     pub a: PathBuf,
-    /// Activations of model B (may be the same as A), or a second run directory.
+    /// Activations of model B (may be the same as A), or a second run directory. A and B may
+    /// also be two weight files (.bpk) of the architecture given by --model, --depth, ...,
+    /// probed on the first --count test images of --data.
     pub b: PathBuf,
     /// Run directories: test images probed (the first N of the test split, both models).
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
-    /// Run directories: which layers (blocks, all, or names=a,b,c).
+    /// Run directories and weight files: which layers (blocks, all, or names=a,b,c).
     #[arg(long, default_value = "blocks")]
     pub probe: String,
+    /// Weight files (.bpk from `repsim train` or `save_weights`): the architecture of both.
+    #[command(flatten)]
+    pub model: super::describe::ModelArgs,
+    /// Weight files: the data whose first --count test images both models see.
+    #[command(flatten)]
+    pub data: super::data::DataArgs,
     /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
     /// minibatch_cka, cca, svcca, pwcca, procrustes.
     #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
@@ -107,7 +115,11 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
 
     let started = Instant::now();
     let same_input = same_file(&args.a, &args.b);
-    let (host_a, host_b) = if is_run_dir(&args.a) || is_run_dir(&args.b) {
+    let (host_a, host_b) = if is_weights(&args.a) || is_weights(&args.b) {
+        let probe: repsim_model::Probe = args.probe.parse()?;
+        let (a, b) = load_weight_files(&args, &probe, &selected.device)?;
+        (Ok(a), (!same_input).then_some(Ok(b)))
+    } else if is_run_dir(&args.a) || is_run_dir(&args.b) {
         let probe: repsim_model::Probe = args.probe.parse()?;
         let (a, b) = load_runs(&args.a, &args.b, args.count, &probe, &selected.device)?;
         (Ok(a), (!same_input).then_some(Ok(b)))
@@ -251,6 +263,65 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
     Ok(read_activations(path)?)
+}
+
+/// Whether `path` names a burnpack weight file.
+fn is_weights(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some("bpk")
+}
+
+/// The activations of two weight files of the architecture of `args.model` on the first
+/// `args.count` test images of `args.data`.
+fn load_weight_files(
+    args: &CompareArgs,
+    probe: &repsim_model::Probe,
+    device: &burn::tensor::Device,
+) -> Result<(Vec<HostLayer>, Vec<HostLayer>), CliError> {
+    for path in [&args.a, &args.b] {
+        if !is_weights(path) {
+            return Err(CliError::Input(format!(
+                "{} is not a weight file (.bpk): compare two weight files, two run directories, or two activation files",
+                path.display()
+            )));
+        }
+        if !path.is_file() {
+            return Err(CliError::Input(format!("{}: no such file", path.display())));
+        }
+    }
+    let spec = args.model.spec()?;
+    let dataset = args.data.open(repsim_data::Split::Test)?;
+    if args.count < 2 || args.count > burn::data::dataset::Dataset::len(&dataset) {
+        return Err(CliError::Input(format!(
+            "--count must be 2 to {} (the test split of {}), got {}",
+            burn::data::dataset::Dataset::len(&dataset),
+            args.data.data,
+            args.count
+        )));
+    }
+    let stats = super::activations::training_stats(&args.data, &dataset)?;
+    let probe_one = |path: &Path| -> Result<Vec<HostLayer>, CliError> {
+        let model = crate::experiments::load_any(&spec, path, device)
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        super::activations::probe_images(
+            &model,
+            &dataset,
+            repsim_data::ImageBatcher::new(stats),
+            args.count,
+            100,
+            probe,
+            repsim_model::TimeReduction::Last,
+            device,
+        )
+    };
+    eprintln!(
+        "probing {} and {} ({}) on the first {} test images of {}",
+        args.a.display(),
+        args.b.display(),
+        spec.name(),
+        args.count,
+        args.data.data
+    );
+    Ok((probe_one(&args.a)?, probe_one(&args.b)?))
 }
 
 /// Whether `path` is a run directory of `repsim train`.
