@@ -22,6 +22,7 @@ pub fn convergence_plot(table: &ConvergenceTable, title: &str) -> LinePlot {
                 .zip(row)
                 .filter_map(|(e, v)| v.map(|v| (*e as f64, v)))
                 .collect(),
+            band: None,
         })
         .filter(|s| !s.points.is_empty())
         .collect();

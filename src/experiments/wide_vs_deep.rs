@@ -781,6 +781,7 @@ fn draw(
                     .enumerate()
                     .map(|(i, f)| (i as f64 / l, *f))
                     .collect(),
+                band: None,
             }
         })
         .collect();

@@ -14,6 +14,10 @@ pub struct Series {
     pub name: String,
     /// The points, in drawing order.
     pub points: Vec<(f64, f64)>,
+    /// A shaded band around the line: (low, high) at each point's x (the spread over seeds or
+    /// pairs, say); `None` draws none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Vec<(f64, f64)>>,
 }
 
 /// How lines are told apart.
@@ -83,11 +87,14 @@ impl LinePlot {
         if let Some(r) = self.y_range {
             return r;
         }
-        let (lo, hi) = min_max(
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1)),
-        );
+        let (lo, hi) = min_max(self.series.iter().flat_map(|s| {
+            s.points.iter().map(|p| p.1).chain(
+                s.band
+                    .iter()
+                    .flatten()
+                    .flat_map(|(low, high)| [*low, *high]),
+            )
+        }));
         if lo >= 0.0 && hi <= 1.0 {
             return (0.0, 1.0);
         }
@@ -274,6 +281,32 @@ impl Figure for LinePlot {
         };
         for (i, series) in self.series.iter().enumerate() {
             let color = self.color(i);
+            if let Some(band) = series
+                .band
+                .as_ref()
+                .filter(|b| b.len() == series.points.len())
+            {
+                let outline: Vec<(f64, f64)> = series
+                    .points
+                    .iter()
+                    .zip(band)
+                    .map(|(p, b)| (p.0, b.1))
+                    .chain(
+                        series
+                            .points
+                            .iter()
+                            .zip(band)
+                            .rev()
+                            .map(|(p, b)| (p.0, b.0)),
+                    )
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.22).filled(),
+                    )))
+                    .map_err(VizError::draw)?;
+            }
             let style = color.stroke_width((1.6 * pt).round().max(1.0) as u32);
             let drawn = chart
                 .draw_series(LineSeries::new(series.points.iter().copied(), style))

@@ -242,6 +242,11 @@ fn curves_and_bars_render() {
     let series = (0..6)
         .map(|layer| Series {
             name: format!("layer{layer}"),
+            band: (layer == 0).then(|| {
+                (0..10)
+                    .map(|e| (0.05 * e as f64, 0.1 + 0.05 * e as f64))
+                    .collect()
+            }),
             points: (0..10)
                 .map(|e| {
                     (
@@ -325,6 +330,7 @@ fn bad_inputs_are_clear_errors() {
         vec![Series {
             name: "s".into(),
             points: vec![(0.0, f64::INFINITY)],
+            band: None,
         }],
         "t",
         "x",
