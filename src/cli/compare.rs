@@ -391,57 +391,22 @@ fn load_runs(
             device,
         )
         .map_err(|e| CliError::Input(e.to_string()))?;
-        let mut layers: Vec<HostLayer> = Vec::new();
-        let mut seen = 0;
-        for batch in data.test_batches(100, device) {
-            if seen >= count {
-                break;
-            }
-            let batch = batch?;
-            let take = (count - seen).min(batch.inputs.len());
-            let images = match batch.inputs.narrow(0, take) {
-                repsim_train::Inputs::Images(x) => x,
-                repsim_train::Inputs::Tokens(_) => {
-                    return Err(CliError::Input(format!(
-                    "{}: comparing language-model runs is not supported; use the Tracker's tables",
-                    dir.display()
-                )))
-                }
-            };
-            let (_, activations) = model.forward_images(images, probe)?;
-            for (i, (name, tensor)) in activations.iter().enumerate() {
-                let (shape, values) = match tensor {
-                    repsim_model::ActivationTensor::Sequence(_) => {
-                        let m = tensor
-                            .clone()
-                            .into_matrix(repsim_model::TimeReduction::Last);
-                        (m.dims().to_vec(), m.try_into_vec_as::<f32>())
-                    }
-                    // Maps keep their (N, C, H, W) shape, for --conv.
-                    repsim_model::ActivationTensor::Map(t) => {
-                        (t.dims().to_vec(), t.clone().try_into_vec_as::<f32>())
-                    }
-                    repsim_model::ActivationTensor::Vector(t) => {
-                        (t.dims().to_vec(), t.clone().try_into_vec_as::<f32>())
-                    }
-                };
-                let values = values
-                    .map_err(|e| CliError::Failure(format!("reading `{name}` back: {e:?}")))?;
-                if seen == 0 {
-                    layers.push(HostLayer {
-                        name: name.clone(),
-                        shape: shape.clone(),
-                        values,
-                        stored_dtype: "f32",
-                    });
-                } else {
-                    layers[i].shape[0] += shape[0];
-                    layers[i].values.extend(values);
-                }
-            }
-            seen += take;
-        }
-        Ok(layers)
+        let repsim_train::datasets::RunData::Images(images) = &data else {
+            return Err(CliError::Input(format!(
+                "{}: comparing language-model runs is not supported; use the Tracker's tables",
+                dir.display()
+            )));
+        };
+        super::activations::probe_images(
+            &model,
+            &*images.test,
+            images.batcher,
+            count,
+            100,
+            probe,
+            repsim_model::TimeReduction::Last,
+            device,
+        )
     };
     eprintln!(
         "probing {} and {} on the first {count} test images",

@@ -363,6 +363,21 @@ pub fn load_any(spec: &ModelSpec, path: &Path, device: &Device) -> Result<AnyMod
     })
 }
 
+/// The probed layers of an image model on `images`, as (examples x features) matrices
+/// (sequences: the last step).
+pub fn layers_of(
+    model: &AnyModel,
+    images: burn::tensor::Tensor<4>,
+    probe: &repsim_model::Probe,
+) -> Result<Vec<repsim_similarity::Layer>> {
+    let (_, activations) = model.forward_images(images, probe)?;
+    Ok(activations
+        .into_matrices(repsim_model::TimeReduction::Last)
+        .into_iter()
+        .map(|(name, matrix)| repsim_similarity::Layer { name, matrix })
+        .collect())
+}
+
 /// The commit of the current git checkout, if there is one.
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")

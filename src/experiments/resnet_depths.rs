@@ -13,17 +13,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use repsim_data::ProbeSet;
-use repsim_model::{
-    import_torchvision_resnet, AnyModel, ModelSpec, Probe, ResNetConfig, Stem, TimeReduction,
-};
-use repsim_similarity::{Layer, MinibatchCka, SimilarityMatrix};
+use repsim_model::{import_torchvision_resnet, AnyModel, ModelSpec, Probe, ResNetConfig, Stem};
+use repsim_similarity::{MinibatchCka, SimilarityMatrix};
 use repsim_train::datasets::RunData;
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, Heatmap, HeatmapOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    derived_seed, Context, ExperimentArgs, ExperimentError, Provenance, Result, Scale, TrainedRun,
+    derived_seed, layers_of, Context, ExperimentArgs, ExperimentError, Provenance, Result, Scale,
+    TrainedRun,
 };
 
 /// The experiment's configuration.
@@ -112,7 +111,7 @@ pub struct ComparisonResult {
     pub model_b: String,
     /// Minibatch CKA, every probed layer of A x every probed layer of B.
     pub cka: SimilarityMatrix,
-    /// Wall time of this comparison (forward passes and CKA), seconds.
+    /// Wall time of this comparison (its model's forward passes and CKA updates), seconds.
     pub seconds: f64,
 }
 
@@ -129,19 +128,6 @@ pub struct ResnetDepthsResults {
     pub cka_seconds: f64,
     /// Provenance (training time separately).
     pub provenance: Provenance,
-}
-
-fn layers_of(
-    model: &AnyModel,
-    images: burn::tensor::Tensor<4>,
-    probe: &Probe,
-) -> Result<Vec<Layer>> {
-    let (_, activations) = model.forward_images(images, probe)?;
-    Ok(activations
-        .into_matrices(TimeReduction::Last)
-        .into_iter()
-        .map(|(name, matrix)| Layer { name, matrix })
-        .collect())
 }
 
 /// Runs the experiment; returns the path of `summary.md`.
@@ -241,17 +227,28 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
     let probe: Probe = config.probe.parse()?;
     let mut comparisons = Vec::new();
     let mut figures = Vec::new();
-    for (k, other) in models.iter().enumerate().skip(1) {
-        let started = Instant::now();
-        let mut cka = MinibatchCka::new();
-        for batch in probe_set.iter(&*images.test, &images.batcher, &ctx.device) {
-            let x = batch?.images;
-            let a = layers_of(&models[0], x.clone(), &probe)?;
-            let b = layers_of(other, x, &probe)?;
+    // One pass over the probe batches: the first model's layers are computed once per batch and
+    // compared with every other model's. A comparison's seconds: its model's forward passes and
+    // its CKA updates (the shared forward of the first model is in the CKA part's total).
+    let mut accumulators: Vec<(MinibatchCka, f64)> = (1..models.len())
+        .map(|_| (MinibatchCka::new(), 0.0))
+        .collect();
+    for batch in probe_set.iter(&*images.test, &images.batcher, &ctx.device) {
+        let x = batch?.images;
+        let a = layers_of(&models[0], x.clone(), &probe)?;
+        for (other, (cka, seconds)) in models[1..].iter().zip(accumulators.iter_mut()) {
+            let started = Instant::now();
+            let b = layers_of(other, x.clone(), &probe)?;
             cka.update(&a, &b)?;
+            *seconds += started.elapsed().as_secs_f64();
         }
+    }
+    for (k, (cka, seconds)) in accumulators
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (i + 1, c))
+    {
         let matrix = cka.finish()?.with_parameter("batch_size", config.cka_batch);
-        let seconds = started.elapsed().as_secs_f64();
         println!(
             "{} vs {}: {} x {} layers, minibatch CKA in {seconds:.1} s",
             networks[0].name,

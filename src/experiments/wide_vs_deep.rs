@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use repsim_data::{ImageBatcher, ProbeSet};
-use repsim_model::{AnyModel, ModelSpec, Probe, ResNetConfig, TimeReduction};
+use repsim_model::{AnyModel, ModelSpec, Probe, ResNetConfig};
 use repsim_similarity::{
-    cka_from_grams, first_component, HsicEstimator, Layer, MinibatchCka, SimilarityMatrix,
+    cka_from_grams, first_component, HsicEstimator, MinibatchCka, SimilarityMatrix,
 };
 use repsim_train::datasets::RunData;
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
@@ -30,8 +30,8 @@ use repsim_viz::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result,
-    Scale, TrainedRun,
+    derived_seed, layers_of, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance,
+    Result, Scale, TrainedRun,
 };
 
 /// The experiment's configuration.
@@ -384,19 +384,6 @@ pub fn longest_block(matrix: &SimilarityMatrix, threshold: f64) -> (usize, usize
         }
     }
     best
-}
-
-fn layers_of(
-    model: &AnyModel,
-    images: burn::tensor::Tensor<4>,
-    probe: &Probe,
-) -> Result<Vec<Layer>> {
-    let (_, activations) = model.forward_images(images, probe)?;
-    Ok(activations
-        .into_matrices(TimeReduction::Last)
-        .into_iter()
-        .map(|(name, matrix)| Layer { name, matrix })
-        .collect())
 }
 
 struct Probing<'a> {
