@@ -451,5 +451,10 @@ fn svcca_and_procrustes_handle_layers_wider_than_the_examples() {
         );
         assert!(value(&doc, metric, 0, 1).is_some());
     }
-    assert_rejected(&["compare", w, w, "--metric", "cca"], "impractical");
+    // 3000 features over 60 examples: the first thing wrong is too few examples, not the width.
+    assert_rejected(
+        &["compare", w, w, "--metric", "cca"],
+        "needs more examples than features",
+    );
+    assert_rejected(&["compare", w, w, "--metric", "pwcca"], "--conv pool=K");
 }

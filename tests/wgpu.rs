@@ -41,6 +41,27 @@ fn load(name: &str, device: &Device) -> burn::tensor::Tensor<2> {
         .matrix
 }
 
+/// Conditioning runs on the GPU path too: a tiny scale or a large offset does not change CKA.
+#[test]
+fn tiny_and_offset_layers_on_wgpu() {
+    let Some(device) = wgpu_device() else { return };
+    let x = load("kornblith_demo_x.npy", &device);
+    let y = load("kornblith_demo_y.npy", &device);
+    for (what, x) in [
+        ("x * 1e-20", x.clone().mul_scalar(1e-20)),
+        ("x + 1e4", x.clone().add_scalar(1e4)),
+        ("x * 1e20", x.mul_scalar(1e20)),
+    ] {
+        let linear = linear_cka(&x, &y).unwrap();
+        assert!(
+            (linear - 0.557613).abs() < 1e-4,
+            "linear CKA of {what}: {linear}"
+        );
+        let rbf = rbf_cka(&x, &y, 0.5).unwrap();
+        assert!((rbf - 0.654831).abs() < 2e-4, "RBF CKA of {what}: {rbf}");
+    }
+}
+
 #[test]
 fn reference_values_and_flex_agreement_on_wgpu() {
     let Some(device) = wgpu_device() else { return };

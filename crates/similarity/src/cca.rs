@@ -38,6 +38,7 @@ use std::str::FromStr;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::conditioning::{check_enough_examples, scale_to_unit};
 use crate::covariance::{
     cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
 };
@@ -201,6 +202,21 @@ pub(crate) fn check_shape(
     features: usize,
     measure: CcaMeasure,
 ) -> Result<()> {
+    if measure.needs_more_examples_than_features() && n <= features {
+        return Err(SimilarityError::InvalidParameter {
+            name: "layer shape",
+            message: format!(
+                "layer `{}` has {} features but only {} examples: {} needs more examples than \
+                 features. Use svcca (it reduces each layer to its top singular directions), a CKA \
+                 metric, average-pooled conv maps (--conv pool=K), spatial-as-samples for a \
+                 conv layer (--conv spatial), or more examples",
+                name,
+                features,
+                n,
+                measure.name()
+            ),
+        });
+    }
     // SVCCA and Procrustes decompose min(n, D)-sized matrices (see `example_space`), the
     // others D x D ones.
     let decomposed = match measure {
@@ -217,20 +233,6 @@ pub(crate) fn check_shape(
                  procrustes, or use a CKA metric",
                 name,
                 features,
-                measure.name()
-            ),
-        });
-    }
-    if measure.needs_more_examples_than_features() && n <= features {
-        return Err(SimilarityError::InvalidParameter {
-            name: "layer shape",
-            message: format!(
-                "layer `{}` has {} features but only {} examples: {} needs more examples than \
-                 features. Use svcca (it reduces each layer to its top singular directions), \
-                 spatial-as-samples for a conv layer (--conv spatial), or more examples",
-                name,
-                features,
-                n,
                 measure.name()
             ),
         });
@@ -355,24 +357,34 @@ fn pwcca_value(
             host_values(u.transpose().matmul(whitening).matmul(scatter))?
         }
         PwccaConvention::Google => {
-            // P^T x = R^{-T} (u^T Cxx + n m m^T), R^T R = u^T Cxx u + n m m^T.
+            // The directions (x - m) u + m of the authors' code, one per canonical pair. A
+            // rank-deficient layer has r = min(rank x, rank y) canonical pairs, fewer than its
+            // D features: the first r columns of u and, as numpy's broadcasting of the authors'
+            // `+ mean` would have it, the first r means (r = D for full-rank layers, the
+            // authors' case). The centred part is orthogonal to 1, so with m_r those r means
+            // G = u_r^T Cxx u_r + n m_r m_r^T and (directions)^T x = u_r^T Cxx + n m_r m^T;
+            // P^T x = R^{-T} (directions)^T x with R^T R = G.
             let n = x.stats.n as f64;
+            let r = rhos.len().min(k);
+            let u_r = u.clone().narrow(1, 0, r);
             let m = host_matrix(x.stats.mean.clone(), d, 1);
-            let mean_outer = m.clone().matmul(m.transpose()).mul_scalar(n); // D x D
-            let u_t = u.clone().transpose();
-            // The directions (x - m) u + 1 m^T: the centred part is orthogonal to 1, so
-            // G = u^T Cxx u + n m m^T and (directions)^T x = u^T Cxx + n m m^T.
-            let directions_gram = u_t.clone().matmul(scatter.clone()).matmul(u.clone());
-            let gram = host_values(directions_gram.add(mean_outer.clone()))?;
-            let rhs = host_values(u_t.matmul(scatter).add(mean_outer))?;
-            let r = cholesky_upper(&gram, k).ok_or_else(|| SimilarityError::InvalidParameter {
-                name: "PWCCA directions",
-                message: format!(
-                    "the canonical directions of layer `{}` are linearly dependent",
+            let m_r = m.clone().narrow(0, 0, r);
+            let u_t = u_r.clone().transpose();
+            let directions_gram = u_t.clone().matmul(scatter.clone()).matmul(u_r);
+            let mean_gram = m_r.clone().matmul(m_r.clone().transpose()).mul_scalar(n);
+            let gram = host_values(directions_gram.add(mean_gram))?;
+            let rhs = host_values(
+                u_t.matmul(scatter)
+                    .add(m_r.matmul(m.transpose()).mul_scalar(n)),
+            )?;
+            let factor = cholesky_upper(&gram, r).ok_or_else(|| {
+                SimilarityError::CellUndefined(format!(
+                    "the {r} canonical directions of layer `{}` are numerically dependent (PWCCA, \
+                     google convention); the textbook convention has no such limit",
                     x.stats.name
-                ),
+                ))
             })?;
-            solve_upper_transposed(&r, &rhs, k, d)
+            solve_upper_transposed(&factor, &rhs, r, d)
         }
     };
     let weights: Vec<f64> = (0..rhos.len())
@@ -437,10 +449,29 @@ pub fn cca_family_matrix(
         reduction.check()?;
     }
     check_same_examples(layers_a.iter().chain(layers_b))?;
+    for layer in layers_a.iter().chain(layers_b) {
+        check_enough_examples(layer, measure.name())?;
+    }
+    // Exact power-of-two scaling keeps every float32 product in range (see
+    // `crate::conditioning`); the measures are scale-invariant.
+    let symmetric = std::ptr::eq(layers_a, layers_b);
+    let scaled_a = layers_a
+        .iter()
+        .map(scale_to_unit)
+        .collect::<Result<Vec<_>>>()?;
+    let scaled_b_owned;
+    let (layers_a, layers_b): (&[Layer], &[Layer]) = if symmetric {
+        (&scaled_a, &scaled_a)
+    } else {
+        scaled_b_owned = layers_b
+            .iter()
+            .map(scale_to_unit)
+            .collect::<Result<Vec<_>>>()?;
+        (&scaled_a, &scaled_b_owned)
+    };
     if uses_example_space(measure, layers_a.iter().chain(layers_b)) {
         return example_space_matrix(measure, layers_a, layers_b);
     }
-    let symmetric = std::ptr::eq(layers_a, layers_b);
     let prepared_a = layers_a
         .iter()
         .map(|l| prepare(l, measure))
@@ -498,7 +529,21 @@ pub(crate) fn matrix_from_prepared(
                 values[i * lb + j] = values[j * lb + i];
                 continue;
             }
-            values[i * lb + j] = pair_value(measure, &prepared_a[i], &prepared_b[j], cross(i, j)?)?;
+            // A cell that cannot be computed is left undefined with a warning naming both
+            // layers; the rest of the matrix goes on. Bad input (NaN, overflow) still stops.
+            let cell =
+                cross(i, j).and_then(|c| pair_value(measure, &prepared_a[i], &prepared_b[j], c));
+            values[i * lb + j] = match cell {
+                Ok(value) => value,
+                Err(e) if e.is_cell_failure() => {
+                    warnings.push(format!(
+                        "`{}` x `{}`: {e}; the cell is undefined",
+                        prepared_a[i].stats.name, prepared_b[j].stats.name
+                    ));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
         }
     }
     let precision = format!("{:?}", prepared_a[0].stats.precision).to_lowercase();
@@ -821,11 +866,40 @@ mod tests {
     }
 
     #[test]
+    fn pwcca_google_uses_the_canonical_directions_of_a_rank_deficient_layer() {
+        // 40 features of rank 24 (as ReLU networks often give): min(rank) = 24 directions.
+        let device = Device::flex();
+        let x = random_matrix(300, 24, 21, &device).matmul(random_matrix(24, 40, 22, &device));
+        let y = x
+            .clone()
+            .matmul(random_matrix(40, 50, 23, &device))
+            .add(random_matrix(300, 50, 24, &device).mul_scalar(4.0));
+        let (a, b) = (
+            [Layer::new("x", x.clone()).unwrap()],
+            [
+                Layer::new("y", y.clone()).unwrap(),
+                Layer::new("x_again", x.clone()).unwrap(),
+            ],
+        );
+        for convention in [PwccaConvention::Google, PwccaConvention::Textbook] {
+            let m = cca_family_matrix(CcaMeasure::Pwcca(convention), &a, &b).unwrap();
+            let value = m.values[0][0].expect("defined");
+            assert!(value > 0.0 && value <= 1.0, "{convention}: {value}");
+            let itself = m.values[0][1].expect("defined");
+            assert!((itself - 1.0).abs() < 1e-6, "{convention}: {itself}");
+        }
+    }
+
+    #[test]
     fn layers_too_wide_to_decompose_are_refused_at_once() {
         let device = Device::flex();
+        let many = random_matrix(MAX_CCA_FEATURES + 8, MAX_CCA_FEATURES + 1, 1, &device);
+        let err = cca(&many, &many).unwrap_err().to_string();
+        assert!(err.contains("impractical") && err.contains("2049"), "{err}");
+        // With fewer examples than features, that is what is said first.
         let x = random_matrix(4, MAX_CCA_FEATURES + 1, 1, &device);
         let err = cca(&x, &x).unwrap_err().to_string();
-        assert!(err.contains("impractical") && err.contains("2049"), "{err}");
+        assert!(err.contains("more examples than features"), "{err}");
         // SVCCA decomposes min(n, D): 4 examples of a wide layer are fine, in example space.
         let itself = svcca(&x, &x, SvdReduction::Keep(0.99)).unwrap();
         assert!((itself.mean - 1.0).abs() < 1e-9, "{itself:?}");

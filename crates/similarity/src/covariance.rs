@@ -238,8 +238,13 @@ impl CovarianceLayer {
     pub fn new(layer: &Layer) -> Result<Self> {
         let dtype = statistics_dtype(&layer.matrix.device());
         let x = layer.matrix.clone().cast(dtype);
-        let mean_row = x.clone().mean_dim(0);
-        let centred = x.sub(mean_row.clone());
+        // Two centring passes: the second removes the rounding of the first mean, which
+        // matters in f32 for layers whose offset dwarfs their spread.
+        let first_mean = x.clone().mean_dim(0);
+        let centred = x.sub(first_mean.clone());
+        let correction = centred.clone().mean_dim(0);
+        let centred = centred.sub(correction.clone());
+        let mean_row = first_mean.add(correction);
         let scatter = to_host_f64(centred.clone().transpose().matmul(centred.clone()))?;
         let mean = host_values(to_host_f64(mean_row)?)?;
         let mut stats =

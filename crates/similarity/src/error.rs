@@ -74,6 +74,11 @@ pub enum SimilarityError {
     #[error("cannot merge accumulators: {0}")]
     MergeMismatch(String),
 
+    /// One cell of a matrix (one pair of layers) cannot be computed, though its inputs are
+    /// fine: matrices leave the cell undefined with this as a warning.
+    #[error("{0}")]
+    CellUndefined(String),
+
     /// Reading a result back from the device failed.
     #[error("reading a result back from the device failed: {0}")]
     Readback(String),
@@ -84,6 +89,20 @@ pub enum SimilarityError {
 }
 
 impl SimilarityError {
+    /// Whether the error concerns one pair of layers only (a numerically singular
+    /// decomposition), so a matrix can leave that cell undefined and go on, rather than bad
+    /// input or a device failure, which stop the computation.
+    pub fn is_cell_failure(&self) -> bool {
+        matches!(
+            self,
+            SimilarityError::CellUndefined(_)
+                | SimilarityError::InvalidParameter {
+                    name: "decomposition",
+                    ..
+                }
+        )
+    }
+
     /// A file error for `path`.
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         SimilarityError::File {

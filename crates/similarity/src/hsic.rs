@@ -27,12 +27,11 @@ pub enum HsicEstimator {
 }
 
 impl HsicEstimator {
-    /// The fewest examples the estimator is defined for.
+    /// The fewest examples repsim computes the estimator for: 4 for both. The biased one is
+    /// defined from 2, but with 2 or 3 examples every pair of layers looks alike (CKA 1.0 for
+    /// any two layers of 2 examples), so it is refused rather than reported.
     pub fn min_examples(self) -> usize {
-        match self {
-            HsicEstimator::Biased => 2,
-            HsicEstimator::Unbiased => 4,
-        }
+        crate::conditioning::MIN_EXAMPLES
     }
 
     /// Centres a Gram matrix the way this estimator needs: `H K H` or U-centring.

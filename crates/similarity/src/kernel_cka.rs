@@ -12,12 +12,14 @@
 //! `sigma = t * sqrt(median squared distance)`. RBF Grams are `n x n`: memory is `O(n^2)` per
 //! layer, so use the minibatch or linear measures for tens of thousands of examples.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
+use crate::conditioning::centred_and_scaled;
+use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::gram::rbf_gram;
 use crate::hsic::HsicEstimator;
-use crate::layer::{check_min_examples, check_same_examples, read_back, Layer};
+use crate::layer::{check_min_examples, check_same_examples, read_back, read_sums, Layer};
 use crate::linear_cka::{estimator_name, single_value, DefinedLayers};
 use crate::matrix::SimilarityMatrix;
 
@@ -35,12 +37,12 @@ pub fn cka_from_grams(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> R
     }
     let kc = estimator.center(k);
     let lc = estimator.center(l);
-    let parts = vec![
-        kc.clone().mul(lc.clone()).sum(),
-        kc.clone().square().sum(),
-        lc.square().sum(),
-    ];
-    let v = read_back(Tensor::cat(parts, 0))?;
+    let rows = |t: Tensor<2>| t.sum_dim(1).reshape([n]);
+    let v = read_sums(vec![
+        rows(kc.clone().mul(lc.clone())),
+        rows(kc.clone().square()),
+        rows(lc.square()),
+    ])?;
     for (value, name) in [(v[1], "k"), (v[2], "l")] {
         if !value.is_finite() {
             return Err(SimilarityError::NonFinite {
@@ -99,9 +101,28 @@ fn centred_rbf_row(
     estimator: HsicEstimator,
 ) -> Result<Option<Tensor<2>>> {
     let n = layer.num_examples();
-    match rbf_gram(layer, threshold) {
+    // Centred and scaled (RBF CKA with a median bandwidth is invariant to both), then on the
+    // flex CPU backend in f64: the n^2-long sums of the Grams' products are where float32 loses
+    // digits at large n. GPUs stay in f32 (wgpu's f64 sort and exp are not reliable where
+    // they exist at all).
+    let conditioned = centred_and_scaled(layer);
+    let device = conditioned.matrix.device();
+    let dtype = if device == Device::flex() {
+        statistics_dtype(&device)
+    } else {
+        burn::tensor::DType::F32
+    };
+    let conditioned = Layer {
+        name: conditioned.name,
+        matrix: conditioned.matrix.cast(dtype),
+    };
+    match rbf_gram(&conditioned, threshold) {
         Ok(gram) => Ok(Some(estimator.center(gram).reshape([1, n * n]))),
         Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
+        // Conditioning spreads a NaN over the layer: find it in the original.
+        Err(SimilarityError::NonFinite { .. } | SimilarityError::Overflow { .. }) => {
+            Err(crate::layer::explain_non_finite(layer, 0))
+        }
         Err(e) => Err(e),
     }
 }

@@ -140,11 +140,34 @@ pub(crate) fn explain_non_finite(layer: &Layer, example_offset: usize) -> Simila
     }
 }
 
+/// Sums of long reductions, read back in one go: each part is a vector of partial sums
+/// (e.g. the row sums of an `n x n` product), added up on the host in f64, so an `n^2`-long
+/// sum is never accumulated in one float32 register.
+pub(crate) fn read_sums(parts: Vec<Tensor<1>>) -> Result<Vec<f64>> {
+    let lengths: Vec<usize> = parts.iter().map(|p| p.dims()[0]).collect();
+    let values = read_back(Tensor::cat(parts, 0))?;
+    let mut sums = Vec::with_capacity(lengths.len());
+    let mut start = 0;
+    for len in lengths {
+        sums.push(pairwise_sum(&values[start..start + len]));
+        start += len;
+    }
+    Ok(sums)
+}
+
+/// Pairwise (cascade) summation in f64.
+fn pairwise_sum(values: &[f64]) -> f64 {
+    if values.len() <= 64 {
+        return values.iter().sum();
+    }
+    let (a, b) = values.split_at(values.len() / 2);
+    pairwise_sum(a) + pairwise_sum(b)
+}
+
 /// Reads a device tensor back as `f64`s.
 pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f64>> {
     tensor
-        .try_into_vec_as::<f32>()
-        .map(|v| v.into_iter().map(f64::from).collect())
+        .try_into_vec_as::<f64>()
         .map_err(|e| SimilarityError::Readback(format!("{e:?}")))
 }
 

@@ -7,6 +7,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`conditioning`] | centring and scaling a layer before float32 work; at least 4 examples |
 //! | [`gram`] | linear and RBF Gram matrices |
 //! | [`centering`] | `H K H` and U-centring |
 //! | [`hsic`] | biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC |
@@ -35,6 +36,7 @@
 
 pub mod cca;
 pub mod centering;
+pub mod conditioning;
 pub mod conv;
 pub mod covariance;
 pub mod covariance_stream;

@@ -22,15 +22,14 @@
 
 use burn::tensor::Tensor;
 
+use crate::conditioning::centred_and_scaled;
 use crate::error::{Result, SimilarityError};
 use crate::gram::linear_gram;
 use crate::hsic::HsicEstimator;
-use crate::layer::{check_min_examples, check_same_examples, explain_non_finite, read_back, Layer};
+use crate::layer::{
+    check_min_examples, check_same_examples, explain_non_finite, read_back, read_sums, Layer,
+};
 use crate::matrix::SimilarityMatrix;
-
-/// Relative size below which a layer's centred activations count as zero: in f32, a layer
-/// whose spread is 1e-5 of its magnitude carries no usable variance.
-pub(crate) const ZERO_VARIANCE_RATIO: f64 = 1e-10;
 
 /// How a layer's Gram matrix is represented.
 enum Representation {
@@ -49,9 +48,11 @@ struct LinearSummary {
 }
 
 impl LinearSummary {
+    /// The summary of `layer`, centred and scaled first ([`crate::conditioning`]): linear CKA
+    /// is invariant to both, and float32 Grams of raw activations are not.
     fn new(layer: &Layer) -> Self {
         let n = layer.num_examples();
-        let centred = layer.matrix.clone().sub(layer.matrix.clone().mean_dim(0));
+        let centred = centred_and_scaled(layer).matrix;
         let sq_norms = centred.clone().square().sum_dim(1).reshape([n]);
         let representation = if layer.num_features() < n {
             Representation::Features(centred)
@@ -65,14 +66,19 @@ impl LinearSummary {
         }
     }
 
-    /// `<K_self, K_other>`, the Frobenius inner product of the two centred Grams.
+    /// `<K_self, K_other>`, the Frobenius inner product of the two centred Grams, as partial
+    /// sums (one per row) for [`read_sums`] to add up in f64.
     fn gram_inner(&self, other: &LinearSummary) -> Tensor<1> {
         use Representation::*;
+        let rows = |t: Tensor<2>| {
+            let r = t.dims()[0];
+            t.sum_dim(1).reshape([r])
+        };
         match (&self.representation, &other.representation) {
-            (Features(x), Features(y)) => x.clone().transpose().matmul(y.clone()).square().sum(),
-            (Gram(k), Gram(l)) => k.clone().mul(l.clone()).sum(),
+            (Features(x), Features(y)) => rows(x.clone().transpose().matmul(y.clone()).square()),
+            (Gram(k), Gram(l)) => rows(k.clone().mul(l.clone())),
             (Features(x), Gram(k)) | (Gram(k), Features(x)) => {
-                k.clone().matmul(x.clone()).mul(x.clone()).sum()
+                rows(k.clone().matmul(x.clone()).mul(x.clone()))
             }
         }
     }
@@ -169,17 +175,16 @@ fn linear_cka_matrix_and_defined(
     };
     let (la, lb) = (summaries_a.len(), summaries_b.len());
 
-    // Per-layer scalars: <K, K>, sum(d), ||d||^2 and the raw magnitude sum(X^2), in one read.
-    let per_layer = |layers: &[Layer], summaries: &[LinearSummary]| -> Result<Vec<[f64; 4]>> {
-        let mut parts = Vec::with_capacity(4 * layers.len());
-        for (layer, s) in layers.iter().zip(summaries) {
+    // Per-layer scalars: <K, K>, sum(d) and ||d||^2, in one read.
+    let per_layer = |layers: &[Layer], summaries: &[LinearSummary]| -> Result<Vec<[f64; 3]>> {
+        let mut parts = Vec::with_capacity(3 * layers.len());
+        for s in summaries {
             parts.push(s.gram_inner(s));
-            parts.push(s.sq_norms.clone().sum());
-            parts.push(s.sq_norms.clone().square().sum());
-            parts.push(layer.matrix.clone().square().sum());
+            parts.push(s.sq_norms.clone());
+            parts.push(s.sq_norms.clone().square());
         }
-        let values = read_back(Tensor::cat(parts, 0))?;
-        let rows: Vec<[f64; 4]> = values.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let values = read_sums(parts)?;
+        let rows: Vec<[f64; 3]> = values.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
         for (layer, row) in layers.iter().zip(&rows) {
             if row.iter().any(|v| !v.is_finite()) {
                 return Err(explain_non_finite(layer, 0));
@@ -207,7 +212,7 @@ fn linear_cka_matrix_and_defined(
             inner_parts.push(summaries_a[i].gram_inner(&summaries_b[j]));
         }
     }
-    let inner = read_back(Tensor::cat(inner_parts, 0))?;
+    let inner = read_sums(inner_parts)?;
     let stack =
         |s: &[LinearSummary]| Tensor::stack::<2>(s.iter().map(|s| s.sq_norms.clone()).collect(), 0);
     let norms_dot = read_back(stack(&summaries_a).matmul(stack(summaries_b).transpose()))?;
@@ -220,10 +225,12 @@ fn linear_cka_matrix_and_defined(
                 + sum_a * sum_b / ((nf - 1.0) * (nf - 2.0))
         }
     };
-    let self_hsic = |s: &[f64; 4]| debias(s[0], s[2], s[1], s[1]);
+    let self_hsic = |s: &[f64; 3]| debias(s[0], s[2], s[1], s[1]);
     let mut warnings = Vec::new();
-    let defined = |name: &str, s: &[f64; 4], warnings: &mut Vec<String>| {
-        let zero_variance = s[1] <= ZERO_VARIANCE_RATIO * s[3] || self_hsic(s) <= 0.0;
+    // Conditioning zeroes every feature that is constant in the data, so a layer without
+    // variance has exactly zero squared norms.
+    let defined = |name: &str, s: &[f64; 3], warnings: &mut Vec<String>| {
+        let zero_variance = s[1] <= 0.0 || self_hsic(s) <= 0.0;
         if zero_variance {
             warnings.push(format!(
                 "layer `{name}` has zero variance across the {n} examples: its cells are undefined"

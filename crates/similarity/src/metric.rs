@@ -66,13 +66,10 @@ impl Metric {
         }
     }
 
-    /// The fewest examples the metric is defined for.
+    /// The fewest examples repsim computes the metric for: 4 for every metric (with 2 or 3
+    /// examples any two layers look alike: two points always lie on a line).
     pub fn min_examples(self) -> usize {
-        match self {
-            Metric::LinearCka | Metric::RbfCka => 2,
-            Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes => 2,
-            _ => 4,
-        }
+        crate::conditioning::MIN_EXAMPLES
     }
 }
 

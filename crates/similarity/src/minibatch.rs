@@ -38,14 +38,10 @@
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::conditioning::centre_and_scale;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
-
-/// A layer whose centred Gram trace is below this fraction of its raw Gram trace is taken as
-/// having zero variance: its spread is below 1e-3 of its magnitude, where f32 Grams of the
-/// raw activations are dominated by rounding.
-pub const MINIBATCH_ZERO_VARIANCE_RATIO: f64 = 1e-6;
 
 /// The serialisable sums of a minibatch CKA accumulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +56,8 @@ pub struct MinibatchCkaState {
     pub hsic_aa: Vec<f64>,
     /// `sum_b HSIC_1(L_b, L_b)` per layer of B.
     pub hsic_bb: Vec<f64>,
-    /// `sum_b trace(K_b)` of the raw Grams of A (to detect zero variance).
+    /// `sum_b trace(K_b)` of A's batch Grams; batches are centred before their Grams (see
+    /// [`crate::conditioning`]), so this equals `centred_trace_aa` up to rounding.
     pub trace_aa: Vec<f64>,
     /// `sum_b trace(Kc_b)` of the centred Grams of A.
     pub centred_trace_aa: Vec<f64>,
@@ -221,13 +218,17 @@ impl MinibatchCka {
                 self_b,
                 rows_a.traces.clone(),
                 rows_b_ref.traces.clone(),
+                rows_a.scales.clone(),
+                rows_b_ref.scales.clone(),
             ],
             0,
         ))?;
         let (cross, rest) = values.split_at(la * lb);
         let (self_a, rest) = rest.split_at(la);
-        let (self_b, traces) = rest.split_at(lb);
-        let (traces_a, traces_b) = traces.split_at(2 * la);
+        let (self_b, rest) = rest.split_at(lb);
+        let (traces_a, rest) = rest.split_at(2 * la);
+        let (traces_b, scales) = rest.split_at(2 * lb);
+        let (scales_a, scales_b) = scales.split_at(la);
 
         // A NaN or infinity anywhere in a layer's batch makes its self term non-finite.
         for (i, v) in self_a.iter().enumerate() {
@@ -243,6 +244,17 @@ impl MinibatchCka {
         if let Some(k) = cross.iter().position(|v| !v.is_finite()) {
             return Err(explain_non_finite(&layers_a[k / lb], offset));
         }
+        let cross: Vec<f64> = (0..la * lb)
+            .map(|k| unscale(cross[k], scales_a[k / lb], scales_b[k % lb]))
+            .collect();
+        let self_a: Vec<f64> = (0..la)
+            .map(|i| unscale(self_a[i], scales_a[i], scales_a[i]))
+            .collect();
+        let self_b: Vec<f64> = (0..lb)
+            .map(|j| unscale(self_b[j], scales_b[j], scales_b[j]))
+            .collect();
+        // Traces scale with s^2: unscale them as an HSIC term with a unit partner.
+        let unscale_trace = |t: f64, s: f64| unscale(t, s, 1.0);
 
         let state = self.state.get_or_insert_with(|| MinibatchCkaState {
             hsic_ab: vec![0.0; la * lb],
@@ -258,16 +270,16 @@ impl MinibatchCka {
             n_batches: 0,
         });
         let norm = (m * (m - 3)) as f64;
-        add_scaled(&mut state.hsic_ab, cross, norm);
-        add_scaled(&mut state.hsic_aa, self_a, norm);
-        add_scaled(&mut state.hsic_bb, self_b, norm);
+        add_scaled(&mut state.hsic_ab, &cross, norm);
+        add_scaled(&mut state.hsic_aa, &self_a, norm);
+        add_scaled(&mut state.hsic_bb, &self_b, norm);
         for i in 0..la {
-            state.trace_aa[i] += traces_a[2 * i];
-            state.centred_trace_aa[i] += traces_a[2 * i + 1];
+            state.trace_aa[i] += unscale_trace(traces_a[2 * i], scales_a[i]);
+            state.centred_trace_aa[i] += unscale_trace(traces_a[2 * i + 1], scales_a[i]);
         }
         for j in 0..lb {
-            state.trace_bb[j] += traces_b[2 * j];
-            state.centred_trace_bb[j] += traces_b[2 * j + 1];
+            state.trace_bb[j] += unscale_trace(traces_b[2 * j], scales_b[j]);
+            state.centred_trace_bb[j] += unscale_trace(traces_b[2 * j + 1], scales_b[j]);
         }
         state.n_examples += m;
         state.n_batches += 1;
@@ -318,11 +330,17 @@ impl MinibatchCka {
                 .iter()
                 .enumerate()
                 .map(|(i, name)| {
-                    let ok = hsic[i] > 0.0 && centred[i] > MINIBATCH_ZERO_VARIANCE_RATIO * trace[i];
-                    if !ok && !warnings.iter().any(|w: &String| w.contains(&format!("`{name}`"))) {
+                    // Batches are centred with constant features zeroed before their Grams,
+                    // so a layer without variance has centred traces of exactly 0.
+                    let ok = hsic[i] > 0.0 && centred[i] > 0.0 && trace[i] >= 0.0;
+                    if !ok
+                        && !warnings
+                            .iter()
+                            .any(|w: &String| w.contains(&format!("`{name}`")))
+                    {
                         warnings.push(format!(
-                            "layer `{name}` has zero variance across the examples (or a spread \
-                             below 1e-3 of its magnitude, unmeasurable in f32): its cells are undefined"
+                            "layer `{name}` has zero variance across the examples: its cells are \
+                             undefined"
                         ));
                     }
                     ok
@@ -401,18 +419,44 @@ struct BatchRows {
     features: Tensor<2>,
     /// `2 L`: `trace(K), trace(Kc)` per layer.
     traces: Tensor<1>,
+    /// `L`: the factor each layer's centred batch was scaled by (0 when constant); the HSIC
+    /// terms are unscaled on the host in f64.
+    scales: Tensor<1>,
 }
 
 impl BatchRows {
+    /// Each layer's batch is centred and scaled first ([`crate::conditioning`]): float32 Grams
+    /// of raw activations lose everything for layers of tiny scale or large offset.
     fn new(layers: &[Layer], constants: &BatchConstants) -> Self {
-        let (rows, traces): (Vec<_>, Vec<_>) = layers
-            .iter()
-            .map(|l| gram_row_masked(&l.matrix, constants.blocks, &constants.off_diagonal))
-            .unzip();
+        let mut rows = Vec::with_capacity(layers.len());
+        let mut traces = Vec::with_capacity(layers.len());
+        let mut scales = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let (conditioned, scale) = centre_and_scale(layer);
+            let (row, trace) = gram_row_masked(
+                &conditioned.matrix,
+                constants.blocks,
+                &constants.off_diagonal,
+            );
+            rows.push(row);
+            traces.push(trace);
+            scales.push(scale);
+        }
         BatchRows {
             features: Tensor::cat(rows, 0),
             traces: Tensor::cat(traces, 0),
+            scales: Tensor::cat(scales, 0),
         }
+    }
+}
+
+/// `value / (s_a^2 s_b^2)`: an HSIC term of layers scaled by `s_a` and `s_b`, unscaled; 0 when
+/// either layer was constant in the batch (scale 0).
+fn unscale(value: f64, scale_a: f64, scale_b: f64) -> f64 {
+    if scale_a == 0.0 || scale_b == 0.0 {
+        0.0
+    } else {
+        value / (scale_a * scale_a) / (scale_b * scale_b)
     }
 }
 

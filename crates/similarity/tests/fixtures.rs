@@ -77,6 +77,28 @@ fn svcca_mnist_logits_linear_cka() {
     );
 }
 
+/// RBF CKA at n = 10,000 (10^8 kernel entries): the float64 value of
+/// `simref.rbf_cka(x, y, 0.5[, unbiased=True])`, to 1e-5 (issue "Trust": float32 sums of
+/// 10^8 products were 1.8e-4 off).
+#[test]
+fn svcca_mnist_logits_rbf_cka_at_ten_thousand_examples() {
+    let device = Device::flex();
+    let a = fixture("svcca_mnist_model0_layer4.npy", &device);
+    let b = fixture("svcca_mnist_model1_layer4.npy", &device);
+    assert_close(
+        "RBF CKA n=10000",
+        rbf_cka(&a, &b, 0.5).unwrap(),
+        0.6163033065,
+        1e-5,
+    );
+    assert_close(
+        "debiased RBF CKA n=10000",
+        repsim_similarity::rbf_cka_debiased(&a, &b, 0.5).unwrap(),
+        0.6157851836,
+        1e-5,
+    );
+}
+
 #[test]
 fn svcca_svhn_fc_linear_and_debiased() {
     let device = Device::flex();
