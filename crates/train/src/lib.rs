@@ -14,10 +14,13 @@
 //! | [`metrics`] | one `metrics.jsonl` line per epoch |
 //! | [`progress`] | indicatif progress bars |
 //! | [`tracker`] | [`Tracker`]: layers during training; convergence tables (Raghu et al. 2017) |
+//! | `burn_train` | (feature `burn-train`) the Tracker inside burn-train's `SupervisedTraining` |
 //!
 //! A run directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, the final weights
 //! `model.bpk` and, with tracking, `track/`.
 
+#[cfg(feature = "burn-train")]
+pub mod burn_train;
 pub mod checkpoint;
 pub mod config;
 pub mod datasets;
