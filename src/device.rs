@@ -18,6 +18,41 @@ use std::sync::Mutex;
 use burn::tensor::wgpu::{wgpu, WgpuBackend};
 use burn::tensor::{Device, DeviceKind};
 
+/// Gives Mesa's Vulkan drivers a runtime directory on a headless machine.
+///
+/// Without `XDG_RUNTIME_DIR`, every adapter probe prints `error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment` (libwayland, loaded by Mesa's window-system code), which reads
+/// like repsim's own error. When it is unset or not a directory, it is pointed at a private
+/// directory under the temporary directory. Call it at the start of `main`, before any thread
+/// runs (it sets an environment variable); [`probe`] also calls it, once.
+pub fn quiet_headless_vulkan() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let valid = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|d| std::path::Path::new(&d).is_dir())
+            .unwrap_or(false);
+        if valid {
+            return;
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let dir = std::env::temp_dir().join(format!("repsim-runtime-{user}"));
+        let created = std::fs::create_dir_all(&dir).is_ok() && {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+            }
+            #[cfg(not(unix))]
+            {
+                true
+            }
+        };
+        if created {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    });
+}
+
 /// Which device to run on, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum DeviceChoice {
@@ -192,6 +227,7 @@ static SELECTIONS: Mutex<Vec<(DeviceChoice, SelectedDevice)>> = Mutex::new(Vec::
 
 /// The adapters of one graphics API, in wgpu's enumeration order.
 fn probe(api: wgpu::Backend) -> Vec<wgpu::AdapterInfo> {
+    quiet_headless_vulkan();
     let backends = wgpu::Backends::from(api);
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,

@@ -127,6 +127,20 @@ fn describe_refuses_bad_models() {
         &["describe", "--model", "resnet18", "--input", "16"],
         "at least 32",
     );
+    rejected(
+        &["describe", "--model", "resnet", "--probe", "names="],
+        "names=",
+    );
+    // About 360 GB of parameters: refused from the estimate, before any allocation.
+    rejected(
+        &["describe", "--model", "cnn", "--width", "100000"],
+        "parameters",
+    );
+    // Activations of a 4096 x 4096 input to ResNet-152: refused with the estimate.
+    rejected(
+        &["describe", "--model", "resnet152", "--input", "4096"],
+        "activation floats per example",
+    );
 }
 
 #[test]

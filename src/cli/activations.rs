@@ -71,13 +71,13 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
             "--count and --batch-size must be at least 1".into(),
         ));
     }
-    if args.out.extension().and_then(|e| e.to_str()) != Some("npz") {
-        return Err(CliError::Input(format!(
-            "{}: the output must be a .npz file",
-            args.out.display()
-        )));
-    }
-    super::compare::check_writable(&args.out)?;
+    let inputs: Vec<&std::path::Path> = args
+        .weights
+        .iter()
+        .chain(args.torchvision.iter())
+        .map(|p| p.as_path())
+        .collect();
+    super::output::check_output(&args.out, "--out", &["npz"], &inputs)?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
     let device = selected.device.clone();
@@ -92,6 +92,8 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
     let stats = training_stats(&args.data, &dataset)?;
 
+    let (height, width) = repsim_data::ImageDataset::image_size(&dataset);
+    super::memory::check_model_fits(&spec, height.max(width), args.batch_size, false)?;
     device.seed(args.seed);
     let mut model = spec.init(&device)?;
     if let Some(path) = &args.weights {
@@ -147,7 +149,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         args.count,
         started.elapsed().as_secs_f64()
     );
-    super::compare::write_via_temporary(&args.out, |temporary| {
+    super::output::write_via_temporary(&args.out, |temporary| {
         Ok(repsim_similarity::files::write_npz(temporary, &layers)?)
     })?;
     eprintln!("wrote {}", args.out.display());

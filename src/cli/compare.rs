@@ -90,7 +90,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         )));
     }
     if let Some(json) = &args.json {
-        check_writable(json)?;
+        super::output::check_output(json, "--json", &["json"], &[&args.a, &args.b])?;
     }
     if let Some(plot) = &args.plot {
         repsim_viz::check_output_path(plot)?;
@@ -246,7 +246,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
             },
             "results": results,
         });
-        write_atomically(path, &document)?;
+        super::output::write_json(path, &document)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
@@ -421,56 +421,4 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
-}
-
-/// Fails early, before any computation, when the JSON file cannot be created.
-pub(crate) fn check_writable(path: &Path) -> Result<(), CliError> {
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        return Err(CliError::Input(format!(
-            "{}: the directory {} does not exist",
-            path.display(),
-            dir.display()
-        )));
-    }
-    if path.is_dir() {
-        return Err(CliError::Input(format!(
-            "{}: is a directory",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Writes the JSON to a temporary file beside `path` and renames it into place, so a failed
-/// run never leaves a half-written file.
-pub(crate) fn write_atomically(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
-    write_via_temporary(path, |temporary| {
-        let file = std::fs::File::create(temporary)
-            .map_err(|e| CliError::Input(format!("{}: cannot write: {e}", path.display())))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file), document)
-            .map_err(|e| CliError::Input(format!("{}: cannot write: {e}", path.display())))
-    })
-}
-
-/// Runs `write` on a temporary file beside `path`, then renames it into place; on failure the
-/// temporary file is removed, so no half-written output is ever left behind.
-pub(crate) fn write_via_temporary(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    let fail = |e: &dyn std::fmt::Display| {
-        CliError::Input(format!("{}: cannot write: {e}", path.display()))
-    };
-    let temporary = tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(|e| fail(&e))?;
-    write(temporary.path())?;
-    temporary.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
 }

@@ -157,7 +157,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
     let spec = args.model.spec()?;
     let probe: Probe = args.probe.parse()?;
     if let Some(json) = &args.json {
-        super::compare::check_writable(json)?;
+        super::output::check_output(json, "--json", &["json"], &[])?;
     }
     let side = args.input.unwrap_or(match &spec {
         ModelSpec::Resnet(c) if c.plan()?.stem == Stem::ImageNet => 224,
@@ -168,6 +168,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
             "--input must be 1 to 4096, got {side}"
         )));
     }
+    super::memory::check_model_fits(&spec, side, 1, false)?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
     let model = spec.init(&selected.device)?;
@@ -177,7 +178,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
     if let Some(path) = &args.json {
         let value =
             serde_json::to_value(&description).map_err(|e| CliError::Failure(e.to_string()))?;
-        super::compare::write_atomically(path, &value)?;
+        super::output::write_json(path, &value)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -8,6 +8,8 @@ pub mod compare;
 pub mod data;
 pub mod describe;
 pub mod experiment;
+mod memory;
+mod output;
 pub mod plot;
 mod table;
 pub mod track;
@@ -78,6 +80,7 @@ impl From<repsim_similarity::SimilarityError> for CliError {
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
+    crate::device::quiet_headless_vulkan();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),

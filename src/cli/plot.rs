@@ -121,8 +121,15 @@ pub fn draw_results(
         })
     };
     let (row_title, col_title) = (short(&titles.0), short(&titles.1));
+    let several = matrices.len() > 1;
     let heatmap = |m: &SimilarityMatrix, path: &Path| -> Result<(), CliError> {
         let mut options = style.options(m.rows.len(), m.cols.len())?;
+        // One file per measure: each title names its measure, even with a common --title.
+        if several {
+            if let Some(title) = &options.title {
+                options.title = Some(format!("{title} · {}", measure_title(&m.metric)));
+            }
+        }
         options.row_title = row_title.clone();
         options.col_title = col_title.clone();
         if let (Some(a), Some(b)) = (&row_title, &col_title) {

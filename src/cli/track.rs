@@ -77,11 +77,12 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
         .json
         .clone()
         .unwrap_or_else(|| args.run.join("track").join("convergence.json"));
+    super::output::check_output(&json_path, "--json", &["json"], &[])?;
     let value = serde_json::json!({
         "report": report,
         "matrices": extra,
     });
-    super::compare::write_atomically(&json_path, &value)?;
+    super::output::write_json(&json_path, &value)?;
     println!("wrote {}", json_path.display());
     if let Some(plot) = &args.plot {
         let title = format!("{}: convergence", args.run.display());

@@ -227,6 +227,12 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     }
     drop(opened);
     let config = config_for(spec)?;
+    // Images: the data's side; sequences: rows of a side x side image, text: 64 steps.
+    let input = match &config.model {
+        repsim_model::ModelSpec::RnnLanguageModel(_) => 64,
+        _ => args.data.side,
+    };
+    super::memory::check_model_fits(&config.model, input, args.batch_size, true)?;
     let mut options = RunOptions::new(selected.device.clone());
     options.resume = args.resume;
     options.overwrite = args.overwrite;

@@ -400,6 +400,7 @@ pub fn main_with(
     run: fn(&ExperimentArgs) -> Result<PathBuf>,
     args: &ExperimentArgs,
 ) -> std::process::ExitCode {
+    crate::device::quiet_headless_vulkan();
     match run(args) {
         Ok(summary) => {
             println!("results: {}", summary.display());

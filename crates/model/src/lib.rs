@@ -17,6 +17,7 @@
 
 mod cnn;
 mod error;
+mod memory;
 mod params;
 mod probe;
 mod resnet;
@@ -26,6 +27,7 @@ mod zoo;
 
 pub use cnn::{ConvLayer, PlainCnn, PlainCnnConfig, SvccaConvNet, SvccaConvNetConfig};
 pub use error::ModelError;
+pub use memory::{estimate_memory, MemoryEstimate};
 pub use params::count_parameters;
 pub use probe::{ActivationTensor, Activations, Probe, Recorder, TimeReduction};
 pub use resnet::{

@@ -28,13 +28,21 @@ impl std::str::FromStr for Probe {
             "blocks" => Ok(Probe::Blocks),
             "all" => Ok(Probe::All),
             "none" => Ok(Probe::None),
-            other if other.starts_with("names=") => Ok(Probe::Names(
-                other["names=".len()..]
+            other if other.starts_with("names=") => {
+                let names: Vec<String> = other["names=".len()..]
                     .split(',')
                     .map(|n| n.trim().to_string())
                     .filter(|n| !n.is_empty())
-                    .collect(),
-            )),
+                    .collect();
+                if names.is_empty() {
+                    return Err(crate::ModelError::BadConfig(
+                        "names= lists no layer: give at least one name (names=a,b,c; see \
+                         `repsim describe` for a model's layer names)"
+                            .into(),
+                    ));
+                }
+                Ok(Probe::Names(names))
+            }
             other => Err(crate::ModelError::BadConfig(format!(
                 "unknown probe {other:?}; use blocks, all, or names=a,b,c"
             ))),
@@ -271,6 +279,8 @@ mod tests {
             Probe::Names(vec!["stem".into(), "pool".into()])
         );
         assert!("every".parse::<Probe>().is_err());
+        assert!("names=".parse::<Probe>().is_err());
+        assert!("names= , ".parse::<Probe>().is_err());
         assert_eq!(
             "steps".parse::<TimeReduction>().unwrap(),
             TimeReduction::Steps

@@ -54,9 +54,12 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M, ModelErro
     if !path.is_file() {
         return Err(weights_error(path, "no such file"));
     }
+    // Validation off: misfits come back in the result, and `check_applied` names them
+    // (burn-store's own message is a Debug dump of every tensor).
     let mut store = BurnpackStore::from_file(path)
         .auto_extension(false)
-        .allow_partial(true);
+        .allow_partial(true)
+        .validate(false);
     let result = model
         .load_from(&mut store)
         .map_err(|e| weights_error(path, e))?;
@@ -80,9 +83,15 @@ fn check_applied(
         return Err(weights_error(
             path,
             format!(
-                "{} tensors {misfit}: {:?}",
+                "{} tensors {misfit}{missing_hint} {}",
                 result.errors.len(),
-                result.errors.iter().take(3).collect::<Vec<_>>()
+                result
+                    .errors
+                    .iter()
+                    .take(3)
+                    .map(describe_misfit)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         ));
     }
@@ -103,6 +112,28 @@ fn check_applied(
         ));
     }
     Ok(())
+}
+
+/// `tensor `conv1.weight`: the model has shape [16, 3, 3, 3], the file [32, 3, 3, 3]`.
+fn describe_misfit(error: &burn::store::ApplyError) -> String {
+    use burn::store::ApplyError;
+    match error {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "tensor `{path}`: the model has shape {:?}, the file {:?}",
+            expected.as_slice(),
+            found.as_slice()
+        ),
+        ApplyError::DTypeMismatch {
+            path,
+            expected,
+            found,
+        } => format!("tensor `{path}`: the model has dtype {expected:?}, the file {found:?}"),
+        other => other.to_string(),
+    }
 }
 
 /// What an import took from a file.

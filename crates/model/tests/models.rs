@@ -399,6 +399,15 @@ fn weights_round_trip_gives_identical_outputs() {
     let other = ResNetConfig::cifar(14, 1, 10).init(&device()).unwrap();
     let err = load_weights(other, &path).unwrap_err().to_string();
     assert!(err.contains("resnet8.bpk"), "{err}");
+    // Another width: the tensor, the model's shape and the file's, not a Debug dump.
+    let wider = ResNetConfig::cifar(8, 2, 10).init(&device()).unwrap();
+    let err = load_weights(wider, &path).unwrap_err().to_string();
+    assert!(
+        err.contains("tensor `")
+            && err.contains("the model has shape [")
+            && !err.contains("ShapeMismatch"),
+        "{err}"
+    );
     let err = load_weights(
         config.init(&device()).unwrap(),
         &dir.path().join("missing.bpk"),

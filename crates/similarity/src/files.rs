@@ -81,6 +81,13 @@ pub fn read_activations(path: &Path) -> Result<Vec<HostLayer>> {
         .map_err(|e| SimilarityError::file(path, format!("cannot read: {e}")))?;
     let layers = if metadata.is_dir() {
         read_directory(path)?
+    } else if !metadata.is_file() {
+        // A FIFO would block forever, a device never end.
+        return Err(SimilarityError::file(
+            path,
+            "not a regular file (a FIFO, socket or device): activations are read from files or \
+             directories",
+        ));
     } else {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
             Some(ext) if ext == "npz" => read_npz(path)?,
@@ -115,11 +122,15 @@ pub fn read_activations(path: &Path) -> Result<Vec<HostLayer>> {
 pub fn read_npy(path: &Path) -> Result<HostLayer> {
     let file =
         File::open(path).map_err(|e| SimilarityError::file(path, format!("cannot open: {e}")))?;
+    let size = file
+        .metadata()
+        .map_err(|e| SimilarityError::file(path, format!("cannot read: {e}")))?
+        .len();
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "layer".into());
-    read_npy_stream(BufReader::new(file), name)
+    read_npy_stream(BufReader::new(file), name, size)
         .map_err(|message| SimilarityError::file(path, message))
 }
 
@@ -168,7 +179,11 @@ fn read_npz(path: &Path) -> Result<Vec<HostLayer>> {
             ));
         };
         let name = name.to_string();
-        let layer = read_npy_stream(entry, name).map_err(|message| {
+        // The entry's declared size bounds the data; deflate cannot expand more than ~1032:1,
+        // so a forged declared size is caught by the compressed size.
+        let declared = entry.size();
+        let bound = declared.min(entry.compressed_size().saturating_mul(1032).max(1 << 16));
+        let layer = read_npy_stream(entry, name, bound).map_err(|message| {
             SimilarityError::file(path, format!("array `{entry_name}`: {message}"))
         })?;
         layers.push(layer);
@@ -176,8 +191,14 @@ fn read_npz(path: &Path) -> Result<Vec<HostLayer>> {
     Ok(layers)
 }
 
-/// Parses a `.npy` stream: header by `npyz`, then the data in one read.
-fn read_npy_stream(mut reader: impl Read, name: String) -> std::result::Result<HostLayer, String> {
+/// Parses a `.npy` stream of at most `size` bytes: header by `npyz`, then the data in one
+/// read. The declared shape is checked against `size` and the machine's memory before any
+/// allocation, so a forged header is an error, not an abort.
+fn read_npy_stream(
+    mut reader: impl Read,
+    name: String,
+    size: u64,
+) -> std::result::Result<HostLayer, String> {
     let header =
         NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a valid .npy file: {e}"))?;
     let (is_f64, little_endian) = match header.dtype() {
@@ -201,7 +222,11 @@ fn read_npy_stream(mut reader: impl Read, name: String) -> std::result::Result<H
             ))
         }
     };
-    let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+    let shape: Vec<usize> = header
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("dimension {d} is too large")))
+        .collect::<std::result::Result<_, _>>()?;
     if shape.len() < 2 {
         return Err(format!(
             "array of shape {shape:?} has rank {}: activations need rank >= 2 (examples x features)",
@@ -211,7 +236,31 @@ fn read_npy_stream(mut reader: impl Read, name: String) -> std::result::Result<H
     if shape.contains(&0) {
         return Err(format!("array of shape {shape:?} is empty"));
     }
-    let count: usize = shape.iter().product();
+    let item_bytes = if is_f64 { 8 } else { 4 };
+    let data_bytes = shape
+        .iter()
+        .try_fold(item_bytes, |total: usize, &d| total.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} overflows: a forged or corrupt header"))?;
+    if data_bytes as u64 > size {
+        return Err(format!(
+            "the header declares shape {shape:?} ({}) but the data holds at most {}: \
+             truncated, or a forged header",
+            human_bytes(data_bytes as u64),
+            human_bytes(size)
+        ));
+    }
+    // f64 files are read whole, then converted: 1.5x the f32 size at the peak.
+    let needed = data_bytes as u64 + if is_f64 { data_bytes as u64 / 2 } else { 0 };
+    if let Some(available) = available_memory() {
+        if needed > available {
+            return Err(format!(
+                "shape {shape:?} needs {} of memory, but {} is available",
+                human_bytes(needed),
+                human_bytes(available)
+            ));
+        }
+    }
+    let count = data_bytes / item_bytes;
     let mut values = if is_f64 {
         let mut bytes = vec![0u8; count * 8];
         read_data(&mut reader, &mut bytes, &shape)?;
@@ -236,6 +285,28 @@ fn read_npy_stream(mut reader: impl Read, name: String) -> std::result::Result<H
         values,
         stored_dtype: if is_f64 { "f64" } else { "f32" },
     })
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes (Linux), else `None`.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `1.5 GB`, `340 MB`, `12 kB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB", b / 1e3)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 fn read_data(
@@ -458,6 +529,61 @@ mod tests {
         // [[0, 1, 2], [3, 4, 5]] stored column-major is 0 3 1 4 2 5.
         let c = fortran_to_c_order(&[0.0, 3.0, 1.0, 4.0, 2.0, 5.0], &[2, 3]);
         assert_eq!(c, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn forged_headers_are_errors_before_any_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = |shape: &str| {
+            let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let mut text = dict.into_bytes();
+            while (10 + text.len() + 1) % 64 != 0 {
+                text.push(b' ');
+            }
+            text.push(b'\n');
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend((text.len() as u16).to_le_bytes());
+            bytes.extend(text);
+            bytes.extend([0u8; 64]);
+            bytes
+        };
+        for (shape, needle) in [
+            ("(1000000000000, 1000000)", "forged header"),
+            ("(4294967296, 4294967296, 4294967296)", "overflows"),
+        ] {
+            let path = dir.path().join("forged.npy");
+            std::fs::write(&path, header(shape)).unwrap();
+            let err = read_activations(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("forged.npy") && err.contains(needle),
+                "{shape}: {err}"
+            );
+            // The same inside an .npz archive.
+            let npz = dir.path().join("forged.npz");
+            let mut zip = zip::ZipWriter::new(File::create(&npz).unwrap());
+            zip.start_file("layer.npy", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut zip, &header(shape)).unwrap();
+            zip.finish().unwrap();
+            let err = read_activations(&npz).unwrap_err().to_string();
+            assert!(
+                err.contains("layer.npy") && err.contains(needle),
+                "{shape}: {err}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_instead_of_read_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("acts.npy");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.map(|s| s.success()).unwrap_or(false) {
+            return; // no mkfifo on this machine
+        }
+        let err = read_activations(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub struct SimilarityMatrix {
     /// The measure's parameters (threshold, batch size, estimator, ...).
     #[serde(default)]
     pub parameters: BTreeMap<String, serde_json::Value>,
-    /// Number of examples the measure saw.
+    /// Number of examples the measure saw (0 when not recorded, e.g. a hand-made matrix).
+    #[serde(default)]
     pub n_examples: usize,
     /// Layer names of model A (one per row).
     pub rows: Vec<String>,

@@ -363,7 +363,7 @@ pub fn measure_title(metric: &str) -> String {
         "cca" => "Mean CCA".into(),
         "svcca" => "SVCCA".into(),
         "pwcca" => "PWCCA".into(),
-        "procrustes" => "Procrustes distance".into(),
+        "procrustes" => "Procrustes distance (0 = same)".into(),
         other => other.to_string(),
     }
 }

@@ -19,18 +19,6 @@ pub struct Results {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Document {
-    Full {
-        #[serde(default)]
-        meta: Option<Meta>,
-        results: Vec<SimilarityMatrix>,
-    },
-    Many(Vec<SimilarityMatrix>),
-    One(Box<SimilarityMatrix>),
-}
-
-#[derive(Deserialize)]
 struct Meta {
     a: Option<String>,
     b: Option<String>,
@@ -55,32 +43,71 @@ pub fn parse_results(text: &str, path: &Path) -> Result<Results, VizError> {
         });
     }
     // Parse as a plain value first, so syntax errors carry their line and column.
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| VizError::Json {
+    let json_error = |message: String| VizError::Json {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        let hint = if ["NaN", "Infinity"].iter().any(|t| text.contains(t)) {
+            " (JSON has no NaN or Infinity: write null for an undefined cell)"
+        } else {
+            ""
+        };
+        json_error(format!("{e}{hint}"))
     })?;
-    let document: Document = serde_json::from_value(value).map_err(|_| VizError::Json {
-        path: path.to_path_buf(),
-        message: "expected {\"results\": [...]} as `repsim compare --json` writes, an array of \
-                  similarity matrices, or one matrix (with metric, rows, cols, values)"
-            .into(),
-    })?;
-    let results = match document {
-        Document::Full { meta, results } => Results {
-            matrices: results,
-            model_a: meta.as_ref().and_then(|m| m.a.clone()),
-            model_b: meta.and_then(|m| m.b),
-        },
-        Document::Many(matrices) => Results {
-            matrices,
+    // Each matrix on its own, so a refusal names the matrix and the field.
+    let matrix = |value: &serde_json::Value, at: String| -> Result<SimilarityMatrix, VizError> {
+        let matrix: SimilarityMatrix =
+            serde_json::from_value(value.clone()).map_err(|e| json_error(format!("{at}: {e}")))?;
+        if matrix.values.len() != matrix.rows.len()
+            || matrix.values.iter().any(|r| r.len() != matrix.cols.len())
+        {
+            return Err(json_error(format!(
+                "{at}: `values` must be {} rows of {} values (one per entry of `rows` and `cols`)",
+                matrix.rows.len(),
+                matrix.cols.len()
+            )));
+        }
+        Ok(matrix)
+    };
+    let many = |items: &[serde_json::Value], what: &str| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| matrix(v, format!("{what}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let results = match &value {
+        serde_json::Value::Object(object) if object.contains_key("results") => {
+            let items = object["results"].as_array().ok_or_else(|| {
+                json_error("`results` must be an array of similarity matrices".into())
+            })?;
+            let meta: Option<Meta> = object
+                .get("meta")
+                .and_then(|m| serde_json::from_value(m.clone()).ok());
+            Results {
+                matrices: many(items, "results")?,
+                model_a: meta.as_ref().and_then(|m| m.a.clone()),
+                model_b: meta.and_then(|m| m.b),
+            }
+        }
+        serde_json::Value::Array(items) => Results {
+            matrices: many(items, "matrix")?,
             model_a: None,
             model_b: None,
         },
-        Document::One(matrix) => Results {
-            matrices: vec![*matrix],
+        serde_json::Value::Object(_) => Results {
+            matrices: vec![matrix(&value, "the matrix".into())?],
             model_a: None,
             model_b: None,
         },
+        _ => {
+            return Err(json_error(
+                "expected {\"results\": [...]} as `repsim compare --json` writes, an array of \
+                 similarity matrices, or one matrix (with metric, rows, cols, values)"
+                    .into(),
+            ))
+        }
     };
     if results.matrices.is_empty() {
         return Err(VizError::Empty(format!(
@@ -97,6 +124,37 @@ mod tests {
 
     const MATRIX: &str = r#"{"metric": "linear_cka", "parameters": {}, "n_examples": 10,
         "rows": ["a", "b"], "cols": ["c"], "values": [[0.5], [null]], "warnings": []}"#;
+
+    #[test]
+    fn a_hand_made_matrix_needs_only_metric_rows_cols_values() {
+        let text = r#"{"results": [{"metric": "m", "rows": ["a"], "cols": ["b", "c"],
+            "values": [[0.5, null]]}]}"#;
+        let results = parse_results(text, Path::new("hand.json")).unwrap();
+        assert_eq!(results.matrices[0].n_examples, 0);
+        let missing = r#"{"results": [{"metric": "m", "cols": ["b"], "values": [[0.5]]}]}"#;
+        let err = parse_results(missing, Path::new("hand.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("results[0]") && err.contains("rows"), "{err}");
+        let nan = r#"{"metric": "m", "rows": ["a"], "cols": ["b"], "values": [[NaN]]}"#;
+        let err = parse_results(nan, Path::new("hand.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("null"), "{err}");
+        let text_value = r#"{"metric": "m", "rows": ["a"], "cols": ["b"], "values": [["x"]]}"#;
+        let err = parse_results(text_value, Path::new("hand.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the matrix") && err.contains("string"),
+            "{err}"
+        );
+        let ragged = r#"{"metric": "m", "rows": ["a"], "cols": ["b", "c"], "values": [[1.0]]}"#;
+        let err = parse_results(ragged, Path::new("hand.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("values"), "{err}");
+    }
 
     #[test]
     fn reads_all_three_shapes() {
