@@ -12,6 +12,10 @@
 //!
 //! For each layer, once per batch:
 //!
+//! 0. The batch is shifted by its first example and scaled to a largest absolute value of 1
+//!    ([`crate::conditioning::shift_and_scale_batch`]; HSIC is invariant to the shift, and
+//!    the scale is undone on the host in f64), so tiny, huge or offset activations keep their
+//!    digits in float32.
 //! 1. The Gram `X X^T`, by default in one matmul. Optionally only its lower block triangle:
 //!    with `k` row blocks of `b = m / k` examples, panel `a` is `X[a] X[0..=a]^T`
 //!    (`b x (a+1) b`), a matmul of row views, `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for
@@ -38,7 +42,7 @@
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::conditioning::centre_and_scale;
+use crate::conditioning::shift_and_scale_batch;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
@@ -425,14 +429,15 @@ struct BatchRows {
 }
 
 impl BatchRows {
-    /// Each layer's batch is centred and scaled first ([`crate::conditioning`]): float32 Grams
-    /// of raw activations lose everything for layers of tiny scale or large offset.
+    /// Each layer's batch is shifted by its first example and scaled first
+    /// ([`crate::conditioning::shift_and_scale_batch`]): float32 Grams of raw activations lose
+    /// everything for layers of tiny scale or large offset.
     fn new(layers: &[Layer], constants: &BatchConstants) -> Self {
         let mut rows = Vec::with_capacity(layers.len());
         let mut traces = Vec::with_capacity(layers.len());
         let mut scales = Vec::with_capacity(layers.len());
         for layer in layers {
-            let (conditioned, scale) = centre_and_scale(layer);
+            let (conditioned, scale) = shift_and_scale_batch(layer);
             let (row, trace) = gram_row_masked(
                 &conditioned.matrix,
                 constants.blocks,

@@ -44,6 +44,12 @@ pub fn write_via(path: &Path, write_temporary: impl FnOnce(&Path) -> Result<()>)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| TrainError::file(path, format!("cannot sync: {e}")))
         })
+        .and_then(|_| match std::fs::metadata(path) {
+            // A replaced file keeps its mode (the temporary has the umask default).
+            Ok(previous) => std::fs::set_permissions(&temporary, previous.permissions())
+                .map_err(|e| TrainError::file(path, format!("cannot set the mode: {e}"))),
+            Err(_) => Ok(()),
+        })
         .and_then(|_| {
             std::fs::rename(&temporary, path)
                 .map_err(|e| TrainError::file(path, format!("cannot move into place: {e}")))

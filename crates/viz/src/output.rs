@@ -237,6 +237,10 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), VizError
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        // A replaced figure keeps its mode (the temporary has the umask default).
+        if let Ok(previous) = std::fs::metadata(path) {
+            std::fs::set_permissions(&temporary, previous.permissions())?;
+        }
         std::fs::rename(&temporary, path)
     })();
     if let Err(e) = result {
