@@ -182,6 +182,62 @@ fn data_prints_balance_and_writes_a_preview() {
 }
 
 #[test]
+fn the_svcca_conv_net_is_built_for_the_images_side() {
+    let o = repsim(&["describe", "--model", "svcca-cnn", "--side", "16"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("[1, 3, 16, 16]"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("svcca16.npz");
+    let o = repsim(&[
+        "activations",
+        "--model",
+        "svcca-cnn",
+        "--data",
+        "shapes",
+        "--side",
+        "16",
+        "--count",
+        "8",
+        "--out",
+        npz.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn activations_with_time_steps_writes_a_file_compare_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("steps.npz");
+    let out_str = out.to_str().unwrap();
+    let o = repsim(&[
+        "activations",
+        "--model",
+        "lstm",
+        "--hidden",
+        "16",
+        "--layers",
+        "2",
+        "--data",
+        "shapes",
+        "--count",
+        "8",
+        "--time",
+        "steps",
+        "--out",
+        out_str,
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("left out") && err.contains("logits"), "{err}");
+    let o = repsim(&["compare", out_str, out_str, "--metric", "linear_cka"]);
+    let (table, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(table.contains("lstm.layer1"), "{table}");
+}
+
+#[test]
 fn activations_then_compare_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.npz");

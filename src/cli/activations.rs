@@ -93,6 +93,11 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let stats = training_stats(&args.data, &dataset)?;
 
     let (height, width) = repsim_data::ImageDataset::image_size(&dataset);
+    // The SVCCA conv net's classifier depends on the image side: build it for the data's.
+    let mut spec = spec;
+    if let ModelSpec::SvccaCnn(c) = &mut spec {
+        c.side = height;
+    }
     super::memory::check_model_fits(&spec, height.max(width), args.batch_size, false)?;
     device.seed(args.seed);
     let mut model = spec.init(&device)?;
@@ -142,6 +147,11 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         time,
         &device,
     )?;
+    let layers = if time == TimeReduction::Steps {
+        keep_step_layers(layers, args.count)?
+    } else {
+        layers
+    };
     eprintln!(
         "{}: {} layers of {} examples in {:.2} s",
         spec.name(),
@@ -195,6 +205,32 @@ pub(crate) fn probe_images(
         start = end;
     }
     Ok(layers)
+}
+
+/// With `--time steps` the sequence layers hold one row per example and step, the others one
+/// per example; a file mixing them could not be compared (every layer of a file must hold the
+/// same rows). Keeps the per-step layers and says which were left out.
+fn keep_step_layers(layers: Vec<HostLayer>, count: usize) -> Result<Vec<HostLayer>, CliError> {
+    let (steps, per_example): (Vec<HostLayer>, Vec<HostLayer>) =
+        layers.into_iter().partition(|l| l.shape[0] != count);
+    if steps.is_empty() {
+        return Err(CliError::Input(
+            "--time steps: the probed layers have no time steps (only recurrent layers do); \
+             use --time last or mean"
+                .into(),
+        ));
+    }
+    if !per_example.is_empty() {
+        let names: Vec<&str> = per_example.iter().map(|l| l.name.as_str()).collect();
+        eprintln!(
+            "--time steps: kept the {} layers with one row per example and step ({} rows); left \
+             out {} (one row per example), which a file of per-step rows cannot hold",
+            steps.len(),
+            steps[0].shape[0],
+            names.join(", ")
+        );
+    }
+    Ok(steps)
 }
 
 /// The normalisation a model trained on `data` saw: CIFAR's published statistics, or the

@@ -138,34 +138,39 @@ pub struct DescribeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Input side in pixels (images) or steps (sequences); default 32, or 224 for the
-    /// ImageNet stem.
-    #[arg(long)]
-    pub input: Option<usize>,
+    /// ImageNet stem. `--side`, as in `activations`, `data` and `train` (`--input` is kept as
+    /// an alias).
+    #[arg(long, visible_alias = "input")]
+    pub side: Option<usize>,
     /// Which layers: blocks, all, or names=a,b,c.
     #[arg(long, default_value = "blocks")]
     pub probe: String,
     /// Also write the description as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Device: auto, flex, wgpu or vulkan.
-    #[arg(long, env = "REPSIM_DEVICE", default_value = "flex", value_parser = parse_device)]
+    /// Device: auto, flex, wgpu or vulkan (default auto, as every other command).
+    #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
 }
 
 /// Runs `repsim describe`.
 pub fn run(args: DescribeArgs) -> Result<(), CliError> {
-    let spec = args.model.spec()?;
+    let mut spec = args.model.spec()?;
+    // The SVCCA conv net's classifier depends on the image side: build it for --side.
+    if let (ModelSpec::SvccaCnn(c), Some(side)) = (&mut spec, args.side) {
+        c.side = side;
+    }
     let probe: Probe = args.probe.parse()?;
     if let Some(json) = &args.json {
         super::output::check_output(json, "--json", &["json"], &[])?;
     }
-    let side = args.input.unwrap_or(match &spec {
+    let side = args.side.unwrap_or(match &spec {
         ModelSpec::Resnet(c) if c.plan()?.stem == Stem::ImageNet => 224,
         _ => 32,
     });
     if side == 0 || side > 4096 {
         return Err(CliError::Input(format!(
-            "--input must be 1 to 4096, got {side}"
+            "--side must be 1 to 4096, got {side}"
         )));
     }
     super::memory::check_model_fits(&spec, side, 1, false)?;

@@ -212,7 +212,9 @@ fn check_image_size(spec: &ModelSpec, h: usize, w: usize) -> Result<(), ModelErr
     if let ModelSpec::SvccaCnn(c) = spec {
         if h != c.side || w != c.side {
             return Err(ModelError::BadInput(format!(
-                "the SVCCA conv net was built for {0} x {0} images, got {h} x {w}",
+                "the SVCCA conv net was built for {0} x {0} images, got {h} x {w}: build it for \
+                 the images' side (`SvccaConvNetConfig::new().with_side({h})`; the command line \
+                 does so from --side or the data)",
                 c.side
             )));
         }

@@ -350,7 +350,10 @@ pub fn fit_model_to_data(model: &mut ModelSpec, data: &RunData) -> Vec<String> {
     match (model, data) {
         (ModelSpec::Resnet(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
         (ModelSpec::Cnn(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
-        (ModelSpec::SvccaCnn(c), RunData::Images(_)) => set("classes", &mut c.classes, classes),
+        (ModelSpec::SvccaCnn(c), RunData::Images(d)) => {
+            set("classes", &mut c.classes, classes);
+            set("image side", &mut c.side, d.image_size.0);
+        }
         (ModelSpec::RnnClassifier(c), RunData::Images(d)) => {
             set("classes", &mut c.classes, classes);
             set(
