@@ -184,6 +184,14 @@ pub fn draw_results(
         return Ok(written);
     }
     let mut grid = HeatmapGrid::auto(matrices);
+    grid.row_title = Some(match &row_title {
+        Some(a) => format!("layers of {a}"),
+        None => "layers (rows)".into(),
+    });
+    grid.col_title = Some(match &col_title {
+        Some(b) => format!("layers of {b}"),
+        None => "layers (columns)".into(),
+    });
     let options = style.options(1, 1)?;
     grid.colormap = options.colormap;
     grid.range = options.range;

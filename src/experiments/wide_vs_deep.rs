@@ -701,6 +701,8 @@ fn grid<'a>(
         .collect();
     grid.title = Some(title.to_string());
     grid.origin_lower = true;
+    grid.row_title = Some("layer".into());
+    grid.col_title = Some("layer".into());
     grid
 }
 

@@ -41,7 +41,17 @@ pub struct HeatmapGrid<'a> {
     pub origin_lower: bool,
     /// Physical size; `None` gives about 2.2 inches per panel.
     pub size: Option<FigureSize>,
+    /// Layer names beside the outer panels: row names left of the first column, column names
+    /// below the lowest panel of each column (thinned to fit; default on).
+    pub layer_labels: bool,
+    /// Axis title of the rows (e.g. "layers of a.npz"), left of the grid.
+    pub row_title: Option<String>,
+    /// Axis title of the columns, below the grid.
+    pub col_title: Option<String>,
 }
+
+/// Longest layer label, in characters (longer names are cut in the middle).
+const LABEL_CHARS: usize = 17;
 
 impl<'a> HeatmapGrid<'a> {
     /// A grid of `rows` x `cols` with the papers' defaults (magma, [0, 1]).
@@ -57,6 +67,9 @@ impl<'a> HeatmapGrid<'a> {
             range: None,
             origin_lower: false,
             size: None,
+            layer_labels: true,
+            row_title: None,
+            col_title: None,
         }
     }
 
@@ -83,11 +96,62 @@ impl<'a> HeatmapGrid<'a> {
     }
 }
 
+impl HeatmapGrid<'_> {
+    /// Row names left of `rect` (`rows`) and column names below it, rotated (`cols`), thinned
+    /// so that they do not overlap, in the order the cells are drawn.
+    #[allow(clippy::too_many_arguments)]
+    fn draw_layer_labels<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        matrix: &SimilarityMatrix,
+        rect: Rect,
+        (rows, cols): (bool, bool),
+        font: &TextStyle,
+        label_h: f64,
+        pt: f64,
+    ) -> Result<(), VizError> {
+        let (n_rows, n_cols) = (matrix.rows.len(), matrix.cols.len());
+        if rows && n_rows > 0 {
+            let cell = (rect.bottom - rect.top) / n_rows as f64;
+            let step = paint::label_step(n_rows, rect.bottom - rect.top, label_h, None);
+            for (i, name) in matrix.rows.iter().enumerate().step_by(step) {
+                let slot = if self.origin_lower { n_rows - 1 - i } else { i };
+                let y = rect.top + (slot as f64 + 0.5) * cell;
+                paint::draw_text(
+                    area,
+                    &paint::shorten(name, LABEL_CHARS),
+                    font,
+                    (rect.left - 2.0 * pt, y),
+                    (HPos::Right, VPos::Center),
+                    false,
+                )?;
+            }
+        }
+        if cols && n_cols > 0 {
+            let cell = (rect.right - rect.left) / n_cols as f64;
+            let step = paint::label_step(n_cols, rect.right - rect.left, label_h, None);
+            for (j, name) in matrix.cols.iter().enumerate().step_by(step) {
+                let x = rect.left + (j as f64 + 0.5) * cell;
+                paint::draw_text(
+                    area,
+                    &paint::shorten(name, LABEL_CHARS),
+                    font,
+                    (x, rect.bottom + 2.0 * pt),
+                    (HPos::Right, VPos::Center),
+                    true,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Figure for HeatmapGrid<'_> {
     fn size(&self) -> FigureSize {
         self.size.unwrap_or_else(|| {
-            let w = 1.2 + 2.2 * self.cols as f64 + 1.0;
-            let h = 0.9 + 2.35 * self.rows as f64;
+            let labels = if self.layer_labels { 0.7 } else { 0.0 };
+            let w = 1.2 + 2.2 * self.cols as f64 + 1.0 + labels;
+            let h = 0.9 + 2.35 * self.rows as f64 + labels;
             FigureSize::new(w, h, 150.0)
         })
     }
@@ -173,13 +237,44 @@ impl Figure for HeatmapGrid<'_> {
         if !self.row_headers.is_empty() {
             left += header_h + 6.0 * pt;
         }
+        // Room for layer names and axis titles around the outer panels.
+        let label_font = paint::font(6.5 * pt, false);
+        let axis_font = paint::font(8.0 * pt, false);
+        let axis_h = paint::text_size(area, "Ag", &axis_font)?.1;
+        let label_h = paint::text_size(area, "Ag", &label_font)?.1;
+        let widest = |names: &mut dyn Iterator<Item = &String>| -> Result<f64, VizError> {
+            let mut widest: f64 = 0.0;
+            for name in names {
+                let shown = paint::shorten(name, LABEL_CHARS);
+                widest = widest.max(paint::text_size(area, &shown, &label_font)?.0);
+            }
+            Ok(widest)
+        };
+        let (row_label_w, col_label_h) = if self.layer_labels {
+            (
+                widest(&mut self.matrices().flat_map(|m| m.rows.iter()))? + 3.0 * pt,
+                widest(&mut self.matrices().flat_map(|m| m.cols.iter()))? + 3.0 * pt,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        if self.row_title.is_some() {
+            left += axis_h + 4.0 * pt;
+        }
+        let row_axis_x = left - axis_h / 2.0 - 2.0 * pt;
+        left += row_label_w;
         let colorbar_space = 12.0 * pt
             + 11.0 * pt
             + 6.0 * pt
             + paint::text_size(area, "0.00", &colorbar_font)?.0
             + pad;
         let right = width - colorbar_space;
-        let bottom = height - pad;
+        let mut bottom = height - pad;
+        if self.col_title.is_some() {
+            bottom -= axis_h + 4.0 * pt;
+        }
+        let col_axis_y = bottom + 2.0 * pt;
+        bottom -= col_label_h;
         let captions = self.panels.iter().flatten().any(|p| p.caption.is_some());
         let caption_h = if captions {
             paint::text_size(area, "Ag", &caption_font)?.1 + 3.0 * pt
@@ -223,6 +318,22 @@ impl Figure for HeatmapGrid<'_> {
                 range,
                 self.origin_lower,
             )?;
+            if self.layer_labels {
+                let lowest_in_column = (r + 1..self.rows).all(|below| {
+                    self.panels
+                        .get(below * self.cols + c)
+                        .is_none_or(Option::is_none)
+                });
+                self.draw_layer_labels(
+                    area,
+                    panel.matrix,
+                    rect,
+                    (c == 0, lowest_in_column),
+                    &label_font,
+                    label_h,
+                    pt,
+                )?;
+            }
             if let Some(caption) = &panel.caption {
                 paint::draw_text(
                     area,
@@ -254,6 +365,29 @@ impl Figure for HeatmapGrid<'_> {
                 (pad + header_h / 2.0, y),
                 (HPos::Center, VPos::Center),
                 true,
+            )?;
+        }
+
+        let grid_top = top + caption_h;
+        let grid_bottom = top + (self.rows - 1) as f64 * slot_h + caption_h + side;
+        if let Some(title) = &self.row_title {
+            paint::draw_text(
+                area,
+                title,
+                &axis_font,
+                (row_axis_x, (grid_top + grid_bottom) / 2.0),
+                (HPos::Center, VPos::Center),
+                true,
+            )?;
+        }
+        if let Some(title) = &self.col_title {
+            paint::draw_text(
+                area,
+                title,
+                &axis_font,
+                ((left + right) / 2.0, col_axis_y),
+                (HPos::Center, VPos::Top),
+                false,
             )?;
         }
 

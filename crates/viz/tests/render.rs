@@ -196,6 +196,50 @@ fn three_hundred_layers_render_with_thinned_labels() {
 }
 
 #[test]
+fn grid_labels_the_outer_panels_with_layer_names_and_axis_titles() {
+    let names = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| format!("{prefix}.b{i}.out"))
+            .collect::<Vec<_>>()
+    };
+    let m = SimilarityMatrix {
+        metric: "linear_cka".into(),
+        parameters: Default::default(),
+        n_examples: 10,
+        rows: names("stage1", 6),
+        cols: names("stage2", 5),
+        values: vec![vec![Some(0.5); 5]; 6],
+        warnings: vec![],
+    };
+    let panels = (0..4)
+        .map(|_| {
+            Some(GridPanel {
+                matrix: &m,
+                caption: None,
+            })
+        })
+        .collect();
+    let mut grid = HeatmapGrid::new(panels, 2, 2);
+    grid.row_title = Some("layers of A".into());
+    grid.col_title = Some("layers of B".into());
+    let svg = render_svg(&grid).unwrap();
+    for text in [
+        "stage1.b0.out",
+        "stage2.b4.out",
+        "layers of A",
+        "layers of B",
+    ] {
+        assert!(svg.contains(text), "{text} missing");
+    }
+    if let Ok(dir) = std::env::var("REPSIM_RENDER_DIR") {
+        std::fs::write(format!("{dir}/grid_labels.png"), render_png(&grid).unwrap()).unwrap();
+    }
+    // Without layer labels, no layer name is drawn.
+    grid.layer_labels = false;
+    assert!(!render_svg(&grid).unwrap().contains("stage1.b0.out"));
+}
+
+#[test]
 fn grid_shares_one_scale_and_draws_every_panel() {
     let a = known();
     let b = matrix(
