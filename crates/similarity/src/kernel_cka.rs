@@ -12,10 +12,9 @@
 //! `sigma = t * sqrt(median squared distance)`. RBF Grams are `n x n`: memory is `O(n^2)` per
 //! layer, so use the minibatch or linear measures for tens of thousands of examples.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 use crate::conditioning::centred_and_scaled;
-use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::gram::rbf_gram;
 use crate::hsic::HsicEstimator;
@@ -101,21 +100,10 @@ fn centred_rbf_row(
     estimator: HsicEstimator,
 ) -> Result<Option<Tensor<2>>> {
     let n = layer.num_examples();
-    // Centred and scaled (RBF CKA with a median bandwidth is invariant to both), then on the
-    // flex CPU backend in f64: the n^2-long sums of the Grams' products are where float32 loses
-    // digits at large n. GPUs stay in f32 (wgpu's f64 sort and exp are not reliable where
-    // they exist at all).
+    // Centred and scaled: RBF CKA with a median bandwidth is invariant to both, and the f32
+    // distances keep their digits. The n^2-long sums are split by rows below
+    // (`cross_inner_products`), the other place float32 loses digits at large n.
     let conditioned = centred_and_scaled(layer);
-    let device = conditioned.matrix.device();
-    let dtype = if device == Device::flex() {
-        statistics_dtype(&device)
-    } else {
-        burn::tensor::DType::F32
-    };
-    let conditioned = Layer {
-        name: conditioned.name,
-        matrix: conditioned.matrix.cast(dtype),
-    };
     match rbf_gram(&conditioned, threshold) {
         Ok(gram) => Ok(Some(estimator.center(gram).reshape([1, n * n]))),
         Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
@@ -192,9 +180,9 @@ fn rbf_cka_matrix_and_defined(
         } else {
             stack(&rows_b, &ib)
         };
-        let self_a = read_back(a.clone().square().sum_dim(1))?;
-        let self_b = read_back(b.clone().square().sum_dim(1))?;
-        let cross = read_back(a.matmul(b.transpose()))?;
+        let self_a = self_inner_products(a.clone(), n)?;
+        let self_b = self_inner_products(b.clone(), n)?;
+        let cross = cross_inner_products(a, b, n)?;
         for (p, &i) in ia.iter().enumerate() {
             for (q, &j) in ib.iter().enumerate() {
                 let value = cross[p * ib.len() + q] / (self_a[p] * self_b[q]).sqrt();
@@ -223,6 +211,31 @@ fn rbf_cka_matrix_and_defined(
         cols: rows_b.iter().map(Option::is_some).collect(),
     };
     Ok((matrix, defined))
+}
+
+/// `<A_p, B_q>` for every pair of the stacked, flattened `n x n` matrices (rows of `a`,
+/// `La x n^2`, and of `b`, `Lb x n^2`), row-major `La x Lb`. The `n^2`-long sums are split by
+/// matrix row: one batched matmul gives `n` partial products per pair on the device, and they
+/// are added up in f64 on the host, so no float32 register accumulates more than `n` terms.
+fn cross_inner_products(a: Tensor<2>, b: Tensor<2>, n: usize) -> Result<Vec<f64>> {
+    let (la, lb) = (a.dims()[0], b.dims()[0]);
+    let a_rows = a.reshape([la, n, n]).swap_dims(0, 1); // n x La x n
+    let b_rows = b.reshape([lb, n, n]).swap_dims(0, 1).swap_dims(1, 2); // n x n x Lb
+    let partial = read_back(a_rows.matmul(b_rows))?; // n x La x Lb
+    let mut sums = vec![0f64; la * lb];
+    for chunk in partial.chunks_exact(la * lb) {
+        sums.iter_mut().zip(chunk).for_each(|(s, v)| *s += v);
+    }
+    Ok(sums)
+}
+
+/// `<A_p, A_p>` for every stacked, flattened `n x n` matrix: row sums of squares on the
+/// device, added up in f64 on the host.
+fn self_inner_products(a: Tensor<2>, n: usize) -> Result<Vec<f64>> {
+    let la = a.dims()[0];
+    let rows = a.square().reshape([la, n, n]).sum_dim(2).reshape([la * n]);
+    let values = read_back(rows)?;
+    Ok(values.chunks_exact(n).map(|c| c.iter().sum()).collect())
 }
 
 #[cfg(test)]
