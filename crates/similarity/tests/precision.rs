@@ -309,3 +309,71 @@ fn minibatch_accumulator_is_scale_safe_across_batches() {
     let b = cka_plain.finish().unwrap().values[0][0].unwrap();
     assert!((a - b).abs() < 1e-5, "{a} vs {b}");
 }
+
+/// Linear CKA, biased and debiased, at n = 50,000 (the feature-space path, whose sums run over
+/// n), against float64 from the features: `<K, L> = ||Xc^T Yc||_F^2` and Song et al.'s
+/// debiasing from the centred rows' squared norms.
+#[test]
+fn linear_cka_at_fifty_thousand_examples_matches_float64() {
+    const BIG_N: usize = 50_000;
+    const DX: usize = 8;
+    const DY: usize = 6;
+    let mut rng = SplitMix64::new(99);
+    let g: Vec<f32> = (0..BIG_N * DX).map(|_| rng.normal() as f32).collect();
+    let y: Vec<f32> = (0..BIG_N)
+        .flat_map(|i| {
+            let row: Vec<f32> = (0..DY)
+                .map(|j| (g[i * DX + j] as f64 + 1.5 * rng.normal()) as f32)
+                .collect();
+            row
+        })
+        .collect();
+    let x = transformed(&g, 1e-20, 0.0);
+    let x_off = transformed(&g, 1.0, 1e3);
+    for x in [&x, &x_off] {
+        let xs = centred(&to_f64(x, BIG_N));
+        let ys = centred(&to_f64(&y, BIG_N));
+        let cross = |a: &[Vec<f64>], b: &[Vec<f64>]| -> f64 {
+            let (da, db) = (a[0].len(), b[0].len());
+            let mut m = vec![0f64; da * db];
+            for (ra, rb) in a.iter().zip(b) {
+                for p in 0..da {
+                    for q in 0..db {
+                        m[p * db + q] += ra[p] * rb[q];
+                    }
+                }
+            }
+            m.iter().map(|v| v * v).sum()
+        };
+        let norms = |a: &[Vec<f64>]| {
+            a.iter()
+                .map(|r| r.iter().map(|v| v * v).sum())
+                .collect::<Vec<f64>>()
+        };
+        let (kl, kk, ll) = (cross(&xs, &ys), cross(&xs, &xs), cross(&ys, &ys));
+        let (dx, dy) = (norms(&xs), norms(&ys));
+        let nf = BIG_N as f64;
+        let debias = |inner: f64, a: &[f64], b: &[f64]| {
+            let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+            let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+            inner - (1.0 + 2.0 / (nf - 2.0)) * dot + sa * sb / ((nf - 1.0) * (nf - 2.0))
+        };
+        let biased = kl / (kk * ll).sqrt();
+        let debiased = debias(kl, &dx, &dy) / (debias(kk, &dx, &dx) * debias(ll, &dy, &dy)).sqrt();
+        let a = [layer("x", x, BIG_N)];
+        let b = [layer("y", &y, BIG_N)];
+        for (metric, want) in [
+            (Metric::LinearCka, biased),
+            (Metric::LinearCkaDebiased, debiased),
+        ] {
+            let got = similarity_matrix(metric, &a, &b, &MetricOptions::default())
+                .unwrap()
+                .values[0][0]
+                .unwrap();
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{metric} at n = 50,000: {got} vs f64 {want}"
+            );
+        }
+    }
+}
