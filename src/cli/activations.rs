@@ -181,6 +181,7 @@ pub(crate) fn probe_images(
 ) -> Result<Vec<HostLayer>, CliError> {
     let mut layers: Vec<HostLayer> = Vec::new();
     let mut start = 0;
+    let bar = super::progress::bar(count as u64, "probing");
     while start < count {
         let end = (start + batch_size.max(1)).min(count);
         let items = dataset
@@ -203,7 +204,9 @@ pub(crate) fn probe_images(
             }
         }
         start = end;
+        bar.set_position(end as u64);
     }
+    bar.finish_and_clear();
     Ok(layers)
 }
 

@@ -208,7 +208,19 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         pwcca_convention,
     };
     let t = Instant::now();
-    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref, &options)?;
+    let spinner = super::progress::spinner(&format!(
+        "computing {} on {} x {} layers",
+        metrics
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        layers_a.len(),
+        layers_b_ref.len()
+    ));
+    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref, &options);
+    spinner.finish_and_clear();
+    let results = results?;
     eprintln!(
         "{}: {:.3} s",
         metrics

@@ -11,6 +11,7 @@ pub mod experiment;
 mod memory;
 mod output;
 pub mod plot;
+mod progress;
 mod table;
 pub mod track;
 pub mod train;
