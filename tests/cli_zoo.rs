@@ -493,3 +493,81 @@ fn cifar_and_image_folders_through_the_cli() {
     std::fs::write(images.join("dogs").join("bad.png"), b"no").unwrap();
     rejected(&["data", "--data", &spec], "bad.png");
 }
+
+/// SIGTERM while `activations` writes its file: the temporary is removed, nothing is left
+/// behind, the exit code is 130. The write of ~330 MB takes long enough to be caught.
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.npz");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args([
+            "activations",
+            "--model",
+            "resnet",
+            "--depth",
+            "8",
+            "--probe",
+            "all",
+            "--data",
+            "shapes",
+            "--side",
+            "32",
+            "--count",
+            "256",
+            "--out",
+        ])
+        .arg(&out)
+        .env("REPSIM_DEVICE", "flex")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The probing is over when stderr says how long it took; the write starts right after.
+    let stderr = child.stderr.take().unwrap();
+    let probed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = probed.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("examples in") {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut caught = false;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if !probed.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            continue;
+        }
+        let temporary = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".repsim-tmp-"));
+        if temporary {
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            caught = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        caught,
+        "the write finished before a temporary was seen: make it bigger"
+    );
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
