@@ -377,3 +377,41 @@ fn linear_cka_at_fifty_thousand_examples_matches_float64() {
         }
     }
 }
+
+/// The cases the trust issue reported, with `y = g` (so every CKA is 1): `g + 3000` gave RBF
+/// CKA 0.2355, `g * 1e-12` linear CKA 1.0376, `g * 1e-15` debiased CKA 35.38, and `g * 1e-20`
+/// or `g + 1e4` "zero variance".
+#[test]
+fn the_reported_cases_give_one() {
+    let mut rng = SplitMix64::new(2024);
+    let g: Vec<f32> = (0..N * D).map(|_| rng.normal() as f32).collect();
+    let cases = [
+        (1.0, 3000.0),
+        (1.0, 1e3),
+        (1e-12, 0.0),
+        (1e-15, 0.0),
+        (1e-20, 0.0),
+        (1.0, 1e4),
+    ];
+    for (scale, offset) in cases {
+        let x = transformed(&g, scale, offset);
+        // The rounding of g near the offset is part of x; y holds the same rounded values
+        // shifted back, so the true value is exactly 1.
+        let y: Vec<f32> = x
+            .iter()
+            .map(|v| ((*v as f64 - offset) / scale) as f32)
+            .collect();
+        for metric in [
+            Metric::LinearCka,
+            Metric::LinearCkaDebiased,
+            Metric::RbfCka,
+            Metric::RbfCkaDebiased,
+        ] {
+            let value = repsim_value(metric, &x, &y).unwrap();
+            assert!(
+                (value - 1.0).abs() < 1e-5,
+                "{metric} of g*{scale:e}+{offset:e} with g: {value}"
+            );
+        }
+    }
+}
