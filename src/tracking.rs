@@ -38,6 +38,7 @@ pub fn convergence_plot(table: &ConvergenceTable, title: &str) -> LinePlot {
     );
     plot.colors = LineColors::Gradient(ColorMap::Viridis);
     plot.y_range = Some((0.0, 1.02));
+    plot.x_integer = true;
     plot
 }
 

@@ -49,6 +49,9 @@ pub struct LinePlot {
     pub x_tick_labels: Option<Vec<String>>,
     /// Physical size; `None` is 6.5 x 4.2 inches at 150 DPI.
     pub size: Option<FigureSize>,
+    /// The x values are whole numbers (epochs): ticks only at integers.
+    #[serde(default)]
+    pub x_integer: bool,
 }
 
 impl LinePlot {
@@ -62,6 +65,7 @@ impl LinePlot {
             colors: LineColors::Legend,
             y_range: None,
             x_tick_labels: None,
+            x_integer: false,
             size: None,
         }
     }
@@ -227,14 +231,19 @@ impl Figure for LinePlot {
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(VizError::draw)?;
         let named_ticks = !tick_names.is_empty();
+        let integer = self.x_integer;
         let formatter = move |x: &f64| -> String {
-            if named_ticks {
+            if named_ticks || (integer && x.fract().abs() > 1e-9) {
                 String::new()
             } else {
                 tick_text(*x)
             }
         };
         let mut mesh = chart.configure_mesh();
+        if integer {
+            // At most one tick per whole number.
+            mesh.x_labels(((x1 - x0).round() as usize + 1).clamp(2, 12));
+        }
         mesh.x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .axis_desc_style(paint::font(9.5 * pt, false))
@@ -493,5 +502,35 @@ mod tick_tests {
         assert_eq!(super::tick_text(2.0), "2");
         assert_eq!(super::tick_text(-0.00001), "0");
         assert_eq!(super::tick_text(0.125), "0.125");
+    }
+}
+
+#[cfg(test)]
+mod integer_ticks {
+    use super::*;
+
+    #[test]
+    fn whole_number_axes_tick_only_whole_numbers() {
+        let series = vec![Series {
+            name: "a".into(),
+            points: vec![(1.0, 0.5), (2.0, 0.7), (3.0, 1.0)],
+            band: None,
+        }];
+        let mut plot = LinePlot::new(series, "t", "epoch", "v");
+        plot.x_integer = true;
+        let svg = crate::render_svg(&plot).unwrap();
+        // SVG text nodes hold one tick label per line.
+        let labels: Vec<&str> = svg.lines().map(str::trim).collect();
+        for fraction in ["1.2", "1.4", "2.5"] {
+            assert!(!labels.contains(&fraction), "{fraction} drawn");
+        }
+        assert!(labels.contains(&"2"), "no tick at epoch 2");
+        if let Ok(dir) = std::env::var("REPSIM_RENDER_DIR") {
+            std::fs::write(
+                format!("{dir}/integer_ticks.png"),
+                crate::render_png(&plot).unwrap(),
+            )
+            .unwrap();
+        }
     }
 }
