@@ -12,7 +12,8 @@ checks that both matrices agree with a float64 numpy run, and prints the median 
 ratio, and where repsim's time goes (the phase timings it prints on stderr).
 
 usage: benches/minibatch_cka_vs_numpy.py [--reps 5] [--data DIR] [--device flex] [--repsim PATH]
-Needs numpy. Builds the repsim binary with `cargo build` (the dev profile, dependencies at
+Needs numpy; also times the same math in PyTorch (benches/cka_torch.py) when torch is
+installed. Builds the repsim binary with `cargo build` (the dev profile, dependencies at
 opt-level 3) unless --repsim names one.
 """
 import argparse
@@ -91,6 +92,15 @@ def main():
     numpy_cmd = [sys.executable, str(baseline), str(a_path), str(b_path), "--batch", "256",
                  "--dtype", "float32", "--json", str(out / "numpy32.json")]
 
+    # The same math in PyTorch, when it is installed (CPU, torch's default threads).
+    try:
+        import torch  # noqa: F401
+        torch_cmd = [sys.executable, str(ROOT / "benches" / "cka_torch.py"), str(a_path), str(b_path),
+                     "--batch", "256", "--json", str(out / "torch.json")]
+    except ImportError:
+        torch_cmd = None
+        print("PyTorch is not installed (pip install torch): skipping its side of the comparison")
+
     # Reference in float64 (once, not timed against).
     subprocess.run([sys.executable, str(baseline), str(a_path), str(b_path), "--batch", "256",
                     "--dtype", "float64", "--json", str(out / "numpy64.json")], check=True, capture_output=True)
@@ -98,8 +108,15 @@ def main():
     # Warm the page cache and both programs once, then alternate.
     timed(repsim_cmd)
     timed(numpy_cmd)
+    if torch_cmd:
+        timed(torch_cmd)
     repsim_times, numpy_times, numpy_inner, phases = [], [], [], []
+    torch_times, torch_inner = [], []
     for _ in range(args.reps):
+        if torch_cmd:
+            t, done = timed(torch_cmd)
+            torch_times.append(t)
+            torch_inner.append(float(done.stdout.strip().splitlines()[-1]))
         t, done = timed(repsim_cmd)
         repsim_times.append(t)
         loaded = re.search(r"loaded .* in ([0-9.]+) s", done.stderr)
@@ -127,6 +144,15 @@ def main():
     print(f"repsim phases (median): load {med(x[0] for x in phases):.2f} s, "
           f"minibatch CKA {med(x[1] for x in phases):.2f} s")
     print(f"ratio numpy / repsim (whole process): {med(numpy_times) / med(repsim_times):.2f}x")
+    if torch_cmd:
+        tm = np.array(json.load(open(out / "torch.json"))["values"])
+        torch_agree = np.abs(tm - np64).max() < 1e-4
+        agree = agree and torch_agree
+        print(f"max |torch - numpy float64| = {np.abs(tm - np64).max():.2e} (agree: {torch_agree})")
+        print(f"PyTorch {torch.__version__}, whole process, median of {args.reps}: {med(torch_times):.2f} s "
+              f"(min {min(torch_times):.2f}, max {max(torch_times):.2f}); its own timing of the "
+              f"computation {med(torch_inner):.2f} s")
+        print(f"ratio torch / repsim (whole process): {med(torch_times) / med(repsim_times):.2f}x")
     if not agree:
         sys.exit("the matrices disagree")
 
