@@ -489,7 +489,12 @@ fn gram_row_masked(
         .map(|a| {
             let rows = x.clone().narrow(0, a * b, b);
             let upto = x.clone().narrow(0, 0, (a + 1) * b);
-            rows.matmul(upto.transpose())
+            if blocks == 1 {
+                // The full Gram: split-K where the shape calls for it (see `gram::gram`).
+                crate::gram::gram(rows)
+            } else {
+                rows.matmul(upto.transpose())
+            }
         })
         .collect();
 
