@@ -42,7 +42,7 @@ impl ExampleSpaceLayer {
         let centred = x.clone().sub(x.mean_dim(0));
         let gram_side = d >= n;
         let product = if gram_side {
-            centred.clone().matmul(centred.clone().transpose())
+            crate::gram::gram(centred.clone())
         } else {
             centred.clone().transpose().matmul(centred.clone())
         };
@@ -90,7 +90,7 @@ impl ExampleSpaceLayer {
 pub fn centred_gram(layer: &Layer, precision: DType) -> Tensor<2> {
     let x = layer.matrix.clone().cast(precision);
     let centred = x.clone().sub(x.mean_dim(0));
-    centred.clone().matmul(centred.transpose())
+    crate::gram::gram(centred)
 }
 
 /// Example-space coordinates `U_r diag(sqrt(lambda_r))` (`n x r`, float32, on `device`) of a

@@ -57,7 +57,7 @@ impl LinearSummary {
         let representation = if layer.num_features() < n {
             Representation::Features(centred)
         } else {
-            Representation::Gram(linear_gram(centred))
+            Representation::Gram(crate::gram::gram(centred))
         };
         LinearSummary {
             name: layer.name.clone(),
