@@ -24,7 +24,7 @@ use burn::tensor::Tensor;
 
 use crate::conditioning::centred_and_scaled;
 use crate::error::{Result, SimilarityError};
-use crate::gram::linear_gram;
+use crate::gram::gram;
 use crate::hsic::HsicEstimator;
 use crate::layer::{
     check_min_examples, check_same_examples, explain_non_finite, read_back, read_sums, Layer,
@@ -57,7 +57,7 @@ impl LinearSummary {
         let representation = if layer.num_features() < n {
             Representation::Features(centred)
         } else {
-            Representation::Gram(crate::gram::gram(centred))
+            Representation::Gram(gram(centred))
         };
         LinearSummary {
             name: layer.name.clone(),
@@ -301,6 +301,7 @@ pub(crate) fn estimator_name(estimator: HsicEstimator) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gram::linear_gram;
     use crate::testing::{orthogonal, random_matrix};
     use burn::tensor::Device;
 
