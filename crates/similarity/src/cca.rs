@@ -38,13 +38,13 @@ use std::str::FromStr;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::conditioning::{check_enough_examples, scale_to_unit};
+use crate::conditioning::{scale_to_unit, MIN_EXAMPLES};
 use crate::covariance::{
     cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
 };
 use crate::error::{Result, SimilarityError};
 use crate::example_space::{self, svcca_correlations, ExampleSpaceLayer};
-use crate::layer::{check_same_examples, Layer};
+use crate::layer::{check_min_examples, check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
 
 /// Whose PWCCA weights to compute (see the module docs).
@@ -450,7 +450,7 @@ pub fn cca_family_matrix(
     }
     check_same_examples(layers_a.iter().chain(layers_b))?;
     for layer in layers_a.iter().chain(layers_b) {
-        check_enough_examples(layer, measure.name())?;
+        check_min_examples(layer, MIN_EXAMPLES, measure.name())?;
     }
     // Exact power-of-two scaling keeps every float32 product in range (see
     // `crate::conditioning`); the measures are scale-invariant.

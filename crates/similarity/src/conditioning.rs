@@ -22,7 +22,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::error::{Result, SimilarityError};
+use crate::error::Result;
 use crate::layer::{read_back, Layer};
 
 /// Centring passes: each multiplies the leftover offset by about the relative rounding of a
@@ -37,7 +37,6 @@ const CENTRING_PASSES: usize = 3;
 /// original layer ([`crate::layer::explain_non_finite`]).
 pub fn centre_and_scale(layer: &Layer) -> (Layer, Tensor<1>) {
     let x = layer.matrix.clone();
-    let [_, d] = x.dims();
     let range = x.clone().max_dim(0).sub(x.clone().min_dim(0)); // 1 x D, exactly 0 if constant
     let varies = range.greater_elem(0.0).float(); // 1 x D
     let mut centred = x;
@@ -49,7 +48,6 @@ pub fn centre_and_scale(layer: &Layer) -> (Layer, Tensor<1>) {
     let any = spread.clone().greater_elem(0.0).float();
     let scale = any.div(spread.clamp_min(f32::MIN_POSITIVE as f64));
     let scaled = centred.mul(scale.clone().reshape([1, 1]));
-    debug_assert_eq!(scaled.dims()[1], d);
     (
         Layer {
             name: layer.name.clone(),
@@ -117,23 +115,8 @@ pub fn scale_to_unit(layer: &Layer) -> Result<Layer> {
     })
 }
 
-/// Refuses fewer than 4 examples for every measure: with 2 or 3 examples every pair of
-/// layers looks alike (two points always lie on a line: CKA 1.0), and the unbiased HSIC
-/// divides by `n - 3`.
-pub(crate) fn check_enough_examples(layer: &Layer, measure: &'static str) -> Result<()> {
-    let n = layer.num_examples();
-    if n < MIN_EXAMPLES {
-        return Err(SimilarityError::TooFewExamples {
-            estimator: measure,
-            needed: MIN_EXAMPLES,
-            layer: layer.name.clone(),
-            n,
-        });
-    }
-    Ok(())
-}
-
-/// The fewest examples any measure accepts.
+/// The fewest examples any measure accepts: with 2 or 3 examples every pair of layers looks
+/// alike (two points always lie on a line: CKA 1.0), and the unbiased HSIC divides by `n - 3`.
 pub const MIN_EXAMPLES: usize = 4;
 
 #[cfg(test)]
