@@ -192,8 +192,22 @@ pub fn similarity_matrices(
                 check_shape(&layer.name, layer.num_examples(), layer.num_features(), m)?;
             }
         }
+        // Exact power-of-two scaling, as `cca_family_matrix` does on its own path (see
+        // `crate::conditioning`): every measure of the family is scale-invariant.
+        let scale = |layers: &[Layer]| {
+            layers
+                .iter()
+                .map(crate::conditioning::scale_to_unit)
+                .collect::<Result<Vec<_>>>()
+        };
+        let scaled_a = scale(layers_a)?;
+        let scaled_b = if std::ptr::eq(layers_a, layers_b) {
+            None
+        } else {
+            Some(scale(layers_b)?)
+        };
         let mut accumulator = CovarianceAccumulator::new();
-        accumulator.update(layers_a, layers_b)?;
+        accumulator.update(&scaled_a, scaled_b.as_deref().unwrap_or(&scaled_a))?;
         Some(accumulator)
     } else {
         None

@@ -415,3 +415,31 @@ fn the_reported_cases_give_one() {
         }
     }
 }
+
+/// The CCA family through `similarity_matrices` with several CCA measures at once (shared
+/// covariance statistics) gives the values of the measures one by one, at any scale.
+#[test]
+fn shared_cca_statistics_are_scale_safe_too() {
+    let (g, y) = base_data(13);
+    let metrics = [
+        Metric::Cca,
+        Metric::Svcca,
+        Metric::Pwcca,
+        Metric::Procrustes,
+    ];
+    let options = MetricOptions::default();
+    for scale in [1e-30, 1.0, 1e30] {
+        let x = transformed(&g, scale, 0.0);
+        let a = [layer("x", &x, N)];
+        let b = [layer("y", &y, N)];
+        let together = repsim_similarity::similarity_matrices(&metrics, &a, &b, &options).unwrap();
+        for (metric, shared) in metrics.iter().zip(&together) {
+            let alone = repsim_value(*metric, &g, &y).unwrap();
+            let value = shared.values[0][0].expect("defined");
+            assert!(
+                (value - alone).abs() < 1e-5,
+                "{metric} at scale {scale:e}: {value} vs {alone}"
+            );
+        }
+    }
+}
