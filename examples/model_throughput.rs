@@ -74,6 +74,7 @@ fn time_pass(
 }
 
 fn main() -> std::process::ExitCode {
+    repsim::allocator::keep_freed_memory();
     let args = Args::parse();
     let run = || -> Result<(), String> {
         let selected = select_device(args.device).map_err(|e| e.0)?;

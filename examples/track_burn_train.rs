@@ -63,6 +63,7 @@ struct Args {
 const PROBE_COUNT: usize = 500;
 
 fn main() -> ExitCode {
+    repsim::allocator::keep_freed_memory();
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -49,6 +49,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> std::process::ExitCode {
+    repsim::allocator::keep_freed_memory();
     let args = Args::parse();
     let selected = match select_device(args.device) {
         Ok(s) => s,

@@ -8,6 +8,7 @@
 //! This crate is the facade: it re-exports the workspace crates and owns device selection
 //! ([`device`]) and the `repsim` command line ([`cli`]).
 
+pub mod allocator;
 pub mod cli;
 pub mod device;
 pub mod experiments;

@@ -82,6 +82,7 @@ impl From<repsim_similarity::SimilarityError> for CliError {
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     crate::device::quiet_headless_vulkan();
+    crate::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),

@@ -401,6 +401,7 @@ pub fn main_with(
     args: &ExperimentArgs,
 ) -> std::process::ExitCode {
     crate::device::quiet_headless_vulkan();
+    crate::allocator::keep_freed_memory();
     match run(args) {
         Ok(summary) => {
             println!("results: {}", summary.display());
