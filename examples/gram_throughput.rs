@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use burn::tensor::{Tensor, TensorData};
 use repsim::device::{select_device, DeviceChoice};
+use repsim::similarity::gram::{gram, stacked_grams};
 use repsim::similarity::minibatch::{gram_phase_flops, gram_row};
 use repsim::similarity::testing::random_values;
 
@@ -128,6 +129,35 @@ fn main() -> std::process::ExitCode {
                 rate,
                 100.0 * rate / raw_rate,
                 full / t
+            );
+        }
+        // Four layers of this width: their Grams one by one (`gram::gram`, split-K where it
+        // applies) against one stacked call (`gram::stacked_grams`, the stack's copy included).
+        let layers = 4;
+        let one_by_one = time(&|r| {
+            let mut check = 0.0;
+            for l in 0..layers {
+                let x = inputs[(r + l) % inputs.len()].clone();
+                check += gram(x).sum().into_scalar::<f32>();
+            }
+            check
+        });
+        let stacked = time(&|r| {
+            let xs = (0..layers)
+                .map(|l| inputs[(r + l) % inputs.len()].clone())
+                .collect();
+            stacked_grams(Tensor::stack(xs, 0))
+                .sum()
+                .into_scalar::<f32>()
+        });
+        let flops = layers as f64 * raw_flops;
+        for (name, t) in [("4 Grams", one_by_one), ("4 stacked", stacked)] {
+            println!(
+                "{d:>6} {name:>14} {:>11.2} {:>16.1} {:>10.0}% {:>10.2}x",
+                t * 1e3,
+                flops / t / 1e9,
+                100.0 * flops / t / 1e9 / raw_rate,
+                one_by_one / t
             );
         }
     }

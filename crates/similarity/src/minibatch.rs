@@ -42,8 +42,9 @@
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::conditioning::shift_and_scale_batch;
+use crate::conditioning::{shift_and_scale_batch, shift_and_scale_stacked};
 use crate::error::{Result, SimilarityError};
+use crate::gram::stacked_grams;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
 
@@ -431,28 +432,60 @@ struct BatchRows {
 impl BatchRows {
     /// Each layer's batch is shifted by its first example and scaled first
     /// ([`crate::conditioning::shift_and_scale_batch`]): float32 Grams of raw activations lose
-    /// everything for layers of tiny scale or large offset.
+    /// everything for layers of tiny scale or large offset. With full Grams (one row block),
+    /// layers of the same width are stacked, conditioned and multiplied together
+    /// ([`crate::gram::stacked_grams`]), so that every core has products of its own.
     fn new(layers: &[Layer], constants: &BatchConstants) -> Self {
-        let mut rows = Vec::with_capacity(layers.len());
-        let mut traces = Vec::with_capacity(layers.len());
-        let mut scales = Vec::with_capacity(layers.len());
-        for layer in layers {
-            let (conditioned, scale) = shift_and_scale_batch(layer);
-            let (row, trace) = gram_row_masked(
-                &conditioned.matrix,
-                constants.blocks,
-                &constants.off_diagonal,
-            );
-            rows.push(row);
-            traces.push(trace);
-            scales.push(scale);
+        let count = layers.len();
+        let mut rows: Vec<Option<Tensor<2>>> = vec![None; count];
+        let mut traces: Vec<Option<Tensor<1>>> = vec![None; count];
+        let mut scales: Vec<Option<Tensor<1>>> = vec![None; count];
+        let m = constants.m;
+        let groups = if constants.blocks == 1 {
+            equal_width_groups(layers, |d| crate::gram::stacks_well(m, d))
+        } else {
+            (0..count).map(|i| vec![i]).collect()
+        };
+        for group in groups {
+            if let [i] = group[..] {
+                let (conditioned, scale) = shift_and_scale_batch(&layers[i]);
+                let panels = gram_panels(&conditioned.matrix, constants.blocks);
+                let (row, trace) =
+                    row_from_panels(panels, constants.blocks, &constants.off_diagonal);
+                (rows[i], traces[i], scales[i]) = (Some(row), Some(trace), Some(scale));
+                continue;
+            }
+            let stack = Tensor::stack(group.iter().map(|&i| layers[i].matrix.clone()).collect(), 0);
+            let (conditioned, group_scales) = shift_and_scale_stacked(stack);
+            let grams = stacked_grams(conditioned);
+            for (k, &i) in group.iter().enumerate() {
+                let gram = grams.clone().narrow(0, k, 1).reshape([m, m]);
+                let (row, trace) = row_from_panels(vec![gram], 1, &constants.off_diagonal);
+                rows[i] = Some(row);
+                traces[i] = Some(trace);
+                scales[i] = Some(group_scales.clone().narrow(0, k, 1));
+            }
         }
         BatchRows {
-            features: Tensor::cat(rows, 0),
-            traces: Tensor::cat(traces, 0),
-            scales: Tensor::cat(scales, 0),
+            features: Tensor::cat(rows.into_iter().flatten().collect(), 0),
+            traces: Tensor::cat(traces.into_iter().flatten().collect(), 0),
+            scales: Tensor::cat(scales.into_iter().flatten().collect(), 0),
         }
     }
+}
+
+/// The layers' indices grouped by feature width, in order of first appearance; a layer whose
+/// width does not `stack` is a group of its own.
+fn equal_width_groups(layers: &[Layer], stack: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let width = layer.matrix.dims()[1];
+        match groups.iter_mut().find(|(w, _)| *w == width && stack(width)) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((width, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
 }
 
 /// `value / (s_a^2 s_b^2)`: an HSIC term of layers scaled by `s_a` and `s_b`, unscaled; 0 when
@@ -480,12 +513,14 @@ fn gram_row_masked(
     blocks: usize,
     off_diagonal: &Tensor<2, Bool>,
 ) -> (Tensor<2>, Tensor<1>) {
-    let m = x.dims()[0];
-    let b = m / blocks;
-    let device = x.device();
+    row_from_panels(gram_panels(x, blocks), blocks, off_diagonal)
+}
 
-    // Panels of the lower block triangle: panel a = X[a] X[0..=a]^T, b x (a+1) b.
-    let panels: Vec<Tensor<2>> = (0..blocks)
+/// The panels of the Gram's lower block triangle with `blocks` row blocks of `b` examples:
+/// panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`); one panel, the full Gram, for one block.
+fn gram_panels(x: &Tensor<2>, blocks: usize) -> Vec<Tensor<2>> {
+    let b = x.dims()[0] / blocks;
+    (0..blocks)
         .map(|a| {
             let rows = x.clone().narrow(0, a * b, b);
             let upto = x.clone().narrow(0, 0, (a + 1) * b);
@@ -496,7 +531,19 @@ fn gram_row_masked(
                 rows.matmul(upto.transpose())
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A layer's row `[weighted centred Gram blocks, d, sum d]` and `[trace(K), trace(Kc)]` from
+/// its Gram panels ([`gram_panels`]).
+fn row_from_panels(
+    panels: Vec<Tensor<2>>,
+    blocks: usize,
+    off_diagonal: &Tensor<2, Bool>,
+) -> (Tensor<2>, Tensor<1>) {
+    let b = panels[0].dims()[0];
+    let m = b * blocks;
+    let device = panels[0].device();
 
     // Row sums of the full Gram: each panel's row sums, plus the column sums of the blocks
     // below the diagonal (the transposed upper triangle).
