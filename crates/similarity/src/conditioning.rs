@@ -63,6 +63,8 @@ pub fn centre_and_scale(layer: &Layer) -> (Layer, Tensor<1>) {
 /// result is scaled to a largest absolute value of 1. A batch is constant exactly when every
 /// example equals the first, i.e. when the difference is all zero: it gets scale 0. Three
 /// memory passes over the batch instead of about ten, which matters next to a batch Gram.
+/// Minibatch CKA uses it only for the batches whose raw Gram fails its float32 check (see
+/// `minibatch`): even three passes over every layer took a third of its benchmark's time.
 pub fn shift_and_scale_batch(layer: &Layer) -> (Layer, Tensor<1>) {
     let x = layer.matrix.clone();
     let shifted = x.clone().sub(x.narrow(0, 0, 1));
@@ -77,19 +79,6 @@ pub fn shift_and_scale_batch(layer: &Layer) -> (Layer, Tensor<1>) {
         },
         scale,
     )
-}
-
-/// [`shift_and_scale_batch`] for `g` layers of the same width stacked as `x` (`g x m x d`), in
-/// the same three passes over the stack: each layer is shifted by its own first example and
-/// scaled to a largest absolute value of 1 (scale 0 when it is constant). Returns the stack and
-/// the `g` scales; each layer's values equal [`shift_and_scale_batch`]'s bit for bit.
-pub fn shift_and_scale_stacked(x: Tensor<3>) -> (Tensor<3>, Tensor<1>) {
-    let g = x.dims()[0];
-    let shifted = x.clone().sub(x.narrow(1, 0, 1));
-    let spread = shifted.clone().max_abs_dims(&[1, 2]); // g x 1 x 1
-    let varies = spread.clone().greater_elem(0.0).float();
-    let scale = varies.div(spread.clamp_min(f32::MIN_POSITIVE as f64));
-    (shifted.mul(scale.clone()), scale.reshape([g]))
 }
 
 /// [`centre_and_scale`]'s layer only.

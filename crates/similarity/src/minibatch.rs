@@ -12,14 +12,19 @@
 //!
 //! For each layer, once per batch:
 //!
-//! 0. The batch is shifted by its first example and scaled to a largest absolute value of 1
-//!    ([`crate::conditioning::shift_and_scale_batch`]; HSIC is invariant to the shift, and
-//!    the scale is undone on the host in f64), so tiny, huge or offset activations keep their
-//!    digits in float32.
-//! 1. The Gram `X X^T`, by default in one matmul. Optionally only its lower block triangle:
-//!    with `k` row blocks of `b = m / k` examples, panel `a` is `X[a] X[0..=a]^T`
-//!    (`b x (a+1) b`), a matmul of row views, `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for
-//!    `k = 4`). On flex the narrow panels run at under half the rate of one square matmul, so
+//! 0. The Gram of the raw batch is checked for float32 trouble with one read-back per side
+//!    (`trace(K)`, `sum(K)`; see `BatchRows::new`): a layer with a large offset, tiny or huge
+//!    values, a constant batch or a non-finite value is conditioned first
+//!    ([`crate::conditioning::shift_and_scale_batch`]: shifted by its first example and scaled
+//!    to a largest absolute value of 1; HSIC is invariant to the shift) and its Gram computed
+//!    again. Ordinary layers keep their raw Gram, multiplied by an exact power of four. The
+//!    scales are undone on the host in f64, so tiny, huge or offset activations keep their
+//!    digits.
+//! 1. The Gram `X X^T`, by default in one matmul (split along the features for wide layers,
+//!    [`crate::gram::gram`]; layers of equal width stacked, [`crate::gram::stacked_grams`]).
+//!    Optionally only its lower block triangle: with `k` row blocks of `b = m / k` examples,
+//!    panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row views, `(k+1) / (2k)`
+//!    of the full Gram's FLOPs (5/8 for `k = 4`). On flex the narrow panels run at under half the rate of one square matmul, so
 //!    the full Gram is faster there (see `default_triangle_blocks`).
 //! 2. Row sums `r = K 1` are gathered from the panels (row sums, plus column sums of the
 //!    blocks below the diagonal), and the panels are double-centred in place of the Gram:
@@ -42,7 +47,7 @@
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::conditioning::{shift_and_scale_batch, shift_and_scale_stacked};
+use crate::conditioning::shift_and_scale_batch;
 use crate::error::{Result, SimilarityError};
 use crate::gram::stacked_grams;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
@@ -188,11 +193,11 @@ impl MinibatchCka {
             _ => BatchConstants::new(m, blocks, &device),
         };
         let constants = &*self.batch_constants.insert(constants);
-        let rows_a = BatchRows::new(layers_a, constants);
+        let rows_a = BatchRows::new(layers_a, constants)?;
         let rows_b = if symmetric {
             None
         } else {
-            Some(BatchRows::new(layers_b, constants))
+            Some(BatchRows::new(layers_b, constants)?)
         };
         let rows_b_ref = rows_b.as_ref().unwrap_or(&rows_a);
 
@@ -429,49 +434,131 @@ struct BatchRows {
     scales: Tensor<1>,
 }
 
+/// The largest `trace(K) / trace(Kc)` of a raw batch Gram that minibatch CKA centres as it is
+/// (see [`BatchRows::new`]). The ratio is `sum ||x_i||^2 / sum ||x_i - mean||^2`: about 1.5 for
+/// ReLU features, and the factor by which float32 rounding of `K` is magnified in `Kc`.
+pub const RAW_GRAM_MAX_OFFSET_RATIO: f64 = 64.0;
+
+/// The range of mean squared activations `trace(K) / (m d)` whose products float32 holds with
+/// all their digits, as powers of two: outside it, a batch is conditioned first.
+const RAW_GRAM_MAGNITUDE_EXPONENTS: std::ops::RangeInclusive<i32> = -80..=80;
+
 impl BatchRows {
-    /// Each layer's batch is shifted by its first example and scaled first
-    /// ([`crate::conditioning::shift_and_scale_batch`]): float32 Grams of raw activations lose
-    /// everything for layers of tiny scale or large offset. With full Grams (one row block),
-    /// layers of the same width are stacked, conditioned and multiplied together
-    /// ([`crate::gram::stacked_grams`]), so that every core has products of its own.
-    fn new(layers: &[Layer], constants: &BatchConstants) -> Self {
-        let count = layers.len();
-        let mut rows: Vec<Option<Tensor<2>>> = vec![None; count];
-        let mut traces: Vec<Option<Tensor<1>>> = vec![None; count];
-        let mut scales: Vec<Option<Tensor<1>>> = vec![None; count];
+    /// With full Grams (one row block), each layer's Gram is computed from its raw batch first,
+    /// layers of the same width stacked into one batched matmul
+    /// ([`crate::gram::stacked_grams`]), so that every core has products of its own. One
+    /// read-back of `trace(K)` and `sum(K)` per layer then checks that float32 kept the Gram's
+    /// digits: finite, mean squared activation within `2^-80..2^80`, and an offset small
+    /// enough that centring loses little (`trace(K) <= 64 trace(Kc)`, with
+    /// `trace(Kc) = trace(K) - sum(K) / m`). Such a Gram is multiplied by an exact power of four
+    /// to a mean diagonal near 1. A layer failing the check (a large offset, tiny or huge
+    /// values, a constant batch) is computed again from its conditioned batch
+    /// ([`crate::conditioning::shift_and_scale_batch`]: shifted by its first example and
+    /// scaled), as every layer was before; conditioning every batch took a third of the
+    /// benchmark's time, three memory passes over every layer. With several row blocks every
+    /// layer is conditioned first.
+    fn new(layers: &[Layer], constants: &BatchConstants) -> Result<Self> {
+        if constants.blocks != 1 {
+            return Ok(Self::from_rows(
+                layers
+                    .iter()
+                    .map(|layer| Self::conditioned_row(layer, constants))
+                    .collect(),
+            ));
+        }
         let m = constants.m;
-        let groups = if constants.blocks == 1 {
-            equal_width_groups(layers, |d| crate::gram::stacks_well(m, d))
-        } else {
-            (0..count).map(|i| vec![i]).collect()
-        };
-        for group in groups {
+        let mut grams: Vec<Option<Tensor<2>>> = vec![None; layers.len()];
+        for group in equal_width_groups(layers, |d| crate::gram::stacks_well(m, d)) {
             if let [i] = group[..] {
-                let (conditioned, scale) = shift_and_scale_batch(&layers[i]);
-                let panels = gram_panels(&conditioned.matrix, constants.blocks);
-                let (row, trace) =
-                    row_from_panels(panels, constants.blocks, &constants.off_diagonal);
-                (rows[i], traces[i], scales[i]) = (Some(row), Some(trace), Some(scale));
+                grams[i] = Some(crate::gram::gram(layers[i].matrix.clone()));
                 continue;
             }
             let stack = Tensor::stack(group.iter().map(|&i| layers[i].matrix.clone()).collect(), 0);
-            let (conditioned, group_scales) = shift_and_scale_stacked(stack);
-            let grams = stacked_grams(conditioned);
+            let stacked = stacked_grams(stack);
             for (k, &i) in group.iter().enumerate() {
-                let gram = grams.clone().narrow(0, k, 1).reshape([m, m]);
-                let (row, trace) = row_from_panels(vec![gram], 1, &constants.off_diagonal);
-                rows[i] = Some(row);
-                traces[i] = Some(trace);
-                scales[i] = Some(group_scales.clone().narrow(0, k, 1));
+                grams[i] = Some(stacked.clone().narrow(0, k, 1).reshape([m, m]));
             }
         }
+        let grams: Vec<Tensor<2>> = grams.into_iter().flatten().collect();
+        let sums = grams
+            .iter()
+            .flat_map(|gram| {
+                [
+                    gram.clone()
+                        .mask_fill(constants.off_diagonal.clone(), 0.0)
+                        .sum(),
+                    gram.clone().sum(),
+                ]
+            })
+            .collect();
+        let sums = read_back(Tensor::cat(sums, 0))?;
+        let rows = grams
+            .into_iter()
+            .zip(layers)
+            .enumerate()
+            .map(|(i, (gram, layer))| {
+                let width = layer.matrix.dims()[1];
+                match raw_gram_scale_exponent(sums[2 * i], sums[2 * i + 1], m, width) {
+                    Some(j) => {
+                        // K 4^j: exact, and the HSIC terms are unscaled by (2^j)^2 per side.
+                        let gram = gram.mul_scalar(2f64.powi(2 * j));
+                        let (row, trace) = row_from_panels(vec![gram], 1, &constants.off_diagonal);
+                        let scale = Tensor::<1>::from_floats([2f32.powi(j)], &constants.device);
+                        (row, trace, scale)
+                    }
+                    None => Self::conditioned_row(layer, constants),
+                }
+            })
+            .collect();
+        Ok(Self::from_rows(rows))
+    }
+
+    /// A layer's row from its conditioned batch (shifted by its first example, scaled).
+    fn conditioned_row(
+        layer: &Layer,
+        constants: &BatchConstants,
+    ) -> (Tensor<2>, Tensor<1>, Tensor<1>) {
+        let (conditioned, scale) = shift_and_scale_batch(layer);
+        let panels = gram_panels(&conditioned.matrix, constants.blocks);
+        let (row, trace) = row_from_panels(panels, constants.blocks, &constants.off_diagonal);
+        (row, trace, scale)
+    }
+
+    fn from_rows(rows: Vec<(Tensor<2>, Tensor<1>, Tensor<1>)>) -> Self {
+        let mut features = Vec::with_capacity(rows.len());
+        let mut traces = Vec::with_capacity(rows.len());
+        let mut scales = Vec::with_capacity(rows.len());
+        for (row, trace, scale) in rows {
+            features.push(row);
+            traces.push(trace);
+            scales.push(scale);
+        }
         BatchRows {
-            features: Tensor::cat(rows.into_iter().flatten().collect(), 0),
-            traces: Tensor::cat(traces.into_iter().flatten().collect(), 0),
-            scales: Tensor::cat(scales.into_iter().flatten().collect(), 0),
+            features: Tensor::cat(features, 0),
+            traces: Tensor::cat(traces, 0),
+            scales: Tensor::cat(scales, 0),
         }
     }
+}
+
+/// For a raw batch Gram of `m` examples and `width` features with `trace(K) = trace` and
+/// `sum(K) = total`: the exponent `j` such that `4^j K` has a mean diagonal near 1, or `None`
+/// when float32 may have lost its digits and the batch has to be conditioned first (see
+/// [`BatchRows::new`]).
+fn raw_gram_scale_exponent(trace: f64, total: f64, m: usize, width: usize) -> Option<i32> {
+    if !(trace.is_finite() && total.is_finite() && trace > 0.0) {
+        return None;
+    }
+    let centred_trace = trace - total / m as f64;
+    if !(centred_trace > 0.0 && trace <= RAW_GRAM_MAX_OFFSET_RATIO * centred_trace) {
+        return None;
+    }
+    let mean_square = trace / (m * width) as f64;
+    if !RAW_GRAM_MAGNITUDE_EXPONENTS.contains(&(mean_square.log2().floor() as i32)) {
+        return None;
+    }
+    let mean_diagonal = trace / m as f64;
+    Some((-mean_diagonal.log2() / 2.0).round() as i32)
 }
 
 /// The layers' indices grouped by feature width, in order of first appearance; a layer whose
@@ -648,6 +735,101 @@ mod tests {
                         "k={blocks} [{i}][{j}] {got} vs {want}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_grams_are_taken_only_where_float32_kept_their_digits() {
+        // m = 4, 10 features: trace 40, sum 40 -> trace(Kc) = 30, ratio 1.33, mean diagonal 10.
+        assert_eq!(raw_gram_scale_exponent(40.0, 40.0, 4, 10), Some(-2));
+        // An offset: trace(Kc) = 100 - 396 / 4 = 1, ratio 100 > 64.
+        assert_eq!(raw_gram_scale_exponent(100.0, 396.0, 4, 10), None);
+        // Constant (trace(Kc) = 0), zero, non-finite.
+        assert_eq!(raw_gram_scale_exponent(40.0, 160.0, 4, 10), None);
+        assert_eq!(raw_gram_scale_exponent(0.0, 0.0, 4, 10), None);
+        assert_eq!(raw_gram_scale_exponent(f64::INFINITY, 1.0, 4, 10), None);
+        assert_eq!(raw_gram_scale_exponent(40.0, f64::NAN, 4, 10), None);
+        // Mean squares of 2^-105 and 2^96: conditioned first.
+        assert_eq!(raw_gram_scale_exponent(1e-30, 0.0, 4, 10), None);
+        assert_eq!(raw_gram_scale_exponent(1e30, 0.0, 4, 10), None);
+    }
+
+    /// Song et al.'s unbiased HSIC of two batches, in f64 on the host.
+    fn unbiased_hsic64(x: &[f64], y: &[f64], m: usize) -> f64 {
+        let gram = |v: &[f64]| -> Vec<f64> {
+            let d = v.len() / m;
+            let mut k = vec![0.0; m * m];
+            for i in 0..m {
+                for j in 0..m {
+                    if i != j {
+                        k[i * m + j] = (0..d).map(|f| v[i * d + f] * v[j * d + f]).sum();
+                    }
+                }
+            }
+            k
+        };
+        let (k, l) = (gram(x), gram(y));
+        let trace: f64 = (0..m * m).map(|e| k[e] * l[e]).sum();
+        let (sum_k, sum_l): (f64, f64) = (k.iter().sum(), l.iter().sum());
+        let ones_kl_ones: f64 = (0..m)
+            .map(|i| {
+                let ki: f64 = (0..m).map(|j| k[i * m + j]).sum();
+                let li: f64 = (0..m).map(|j| l[i * m + j]).sum();
+                ki * li
+            })
+            .sum();
+        let mf = m as f64;
+        (trace + sum_k * sum_l / ((mf - 1.0) * (mf - 2.0)) - 2.0 / (mf - 2.0) * ones_kl_ones)
+            / (mf * (mf - 3.0))
+    }
+
+    #[test]
+    fn batches_of_different_scales_and_paths_sum_like_float64() {
+        // Layer l2 (offset 2, trace(K)/trace(Kc) about 5) takes the raw-Gram path; batch 1 is
+        // scaled by 100 (another power-of-four exponent) and batch 2 shifted by 1e4 (which
+        // sends every layer through the conditioned path). The sums must weigh the batches
+        // as float64 does.
+        let device = Device::flex();
+        let a = layers(96, 5, &device);
+        let b = layers(96, 6, &device);
+        let m = 32;
+        let mut cka = MinibatchCka::new();
+        let mut hsic = vec![0.0; 3 * 3 + 3 + 3];
+        for s in 0..3 {
+            let batch_a: Vec<Layer> = a
+                .iter()
+                .map(|l| {
+                    let rows = l.rows(s * m, m);
+                    let matrix = match s {
+                        1 => rows.matrix.mul_scalar(100.0),
+                        2 => rows.matrix.add_scalar(1e4),
+                        _ => rows.matrix,
+                    };
+                    Layer::new(&l.name, matrix).unwrap()
+                })
+                .collect();
+            let batch_b: Vec<Layer> = b.iter().map(|l| l.rows(s * m, m)).collect();
+            cka.update(&batch_a, &batch_b).unwrap();
+            let host = |l: &Layer| read_back(l.matrix.clone()).unwrap();
+            let (xs, ys): (Vec<_>, Vec<_>) = (
+                batch_a.iter().map(host).collect(),
+                batch_b.iter().map(host).collect(),
+            );
+            for i in 0..3 {
+                for j in 0..3 {
+                    hsic[i * 3 + j] += unbiased_hsic64(&xs[i], &ys[j], m);
+                }
+                hsic[9 + i] += unbiased_hsic64(&xs[i], &xs[i], m);
+                hsic[12 + i] += unbiased_hsic64(&ys[i], &ys[i], m);
+            }
+        }
+        let got = cka.finish().unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = hsic[i * 3 + j] / (hsic[9 + i] * hsic[12 + j]).sqrt();
+                let value = got.values[i][j].unwrap();
+                assert!((value - want).abs() < 1e-5, "[{i}][{j}] {value} vs {want}");
             }
         }
     }
