@@ -15,15 +15,26 @@ pub fn linear_gram(x: Tensor<2>) -> Tensor<2> {
     x.clone().matmul(x.transpose())
 }
 
-/// `X X^T` as a split-K product when the shape calls for it: with few rows and many features
-/// (a minibatch of a wide layer), the feature axis is cut into `c` chunks put on the batch axis,
-/// one batched matmul gives the `c` partial Grams `X_c X_c^T`, and they are summed. A plain
-/// matmul of a `256 x 16384` layer keeps the cores on one narrow output; the chunks give every
-/// core its own product. Measured on flex, 2 cores, `m = 256`, the minibatch Gram phase
-/// (`minibatch::gram_row`) with and without it in one run: 5.3 against 8.6 ms at 8,192
-/// features, 7.1-8.4 against 16.3 ms at 16,384; no gain at 4,096 and below, where it is not
-/// used. Exact up to float32 summation order.
+/// `X X^T`, by the fastest path for the device: on flex (an `f32` tensor in host memory),
+/// faer's lower-triangular product read in place ([`crate::host_gram::flex_gram`]); on every
+/// other device (and for flex views it cannot read in place) the burn-op path
+/// [`device_gram`]. Both are exact up to float32 summation order, and tested to agree.
 pub fn gram(x: Tensor<2>) -> Tensor<2> {
+    match crate::host_gram::flex_gram(&x) {
+        Some(k) => k,
+        None => device_gram(x),
+    }
+}
+
+/// `X X^T` as burn tensor ops, as a split-K product when the shape calls for it: with few rows
+/// and many features (a minibatch of a wide layer), the feature axis is cut into `c` chunks put
+/// on the batch axis, one batched matmul gives the `c` partial Grams `X_c X_c^T`, and they are
+/// summed. A plain matmul of a `256 x 16384` layer keeps the cores on one narrow output; the
+/// chunks give every core its own product. Measured on flex, 2 cores, `m = 256`, the minibatch
+/// Gram phase (`minibatch::gram_row`) with and without it in one run: 5.3 against 8.6 ms at
+/// 8,192 features, 7.1-8.4 against 16.3 ms at 16,384; no gain at 4,096 and below, where it is
+/// not used. Exact up to float32 summation order. This is what [`gram`] runs on wgpu.
+pub fn device_gram(x: Tensor<2>) -> Tensor<2> {
     let [m, d] = x.dims();
     let chunks = split_k_chunks(m, d);
     if chunks <= 1 {
@@ -68,17 +79,19 @@ pub fn stacked_grams(x: Tensor<3>) -> Tensor<3> {
     x.clone().matmul(x.swap_dims(1, 2))
 }
 
-/// Whether layers of `m x d` are better stacked ([`stacked_grams`]) than multiplied one by one
-/// ([`gram`]): when [`gram`] would not split them.
-pub fn stacks_well(m: usize, d: usize) -> bool {
-    split_k_chunks(m, d) <= 1
+/// Whether layers of `m x d` like `x` are better stacked ([`stacked_grams`]) than multiplied
+/// one by one ([`gram`]): never where [`gram`] takes the host path (faer's product is parallel
+/// within one Gram and does half the FLOPs), else when [`device_gram`] would not split them.
+pub fn stacks_well(x: &Tensor<2>) -> bool {
+    let [m, d] = x.dims();
+    !crate::host_gram::takes(x) && split_k_chunks(m, d) <= 1
 }
 
 /// Squared Euclidean distances `d2_ij = ||x_i - x_j||^2 = K_ii + K_jj - 2 K_ij`, from the
 /// linear Gram; clamped at 0 against rounding.
 pub fn squared_distances(x: Tensor<2>) -> Tensor<2> {
     let norms = x.clone().square().sum_dim(1); // n x 1
-    let gram = linear_gram(x);
+    let gram = gram(x);
     gram.mul_scalar(-2.0)
         .add(norms.clone())
         .add(norms.transpose())
@@ -141,7 +154,7 @@ mod tests {
                 || std::thread::available_parallelism().map_or(1, |t| t.get()) < 2
         );
         let x = crate::testing::random_matrix(m, d, 3, &Device::flex());
-        let split = read_back(gram(x.clone())).unwrap();
+        let split = read_back(device_gram(x.clone())).unwrap();
         let plain = read_back(linear_gram(x)).unwrap();
         for (a, b) in split.iter().zip(&plain) {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
@@ -174,9 +187,14 @@ mod tests {
                 }
             }
         }
+        // flex reads a layer in place (faer), so nothing is stacked there.
+        let flex = |d| crate::testing::random_matrix(256, d, 1, &device);
+        assert!(!stacks_well(&flex(1024)), "flex: host Gram per layer");
+        // A view the host path cannot read (a transposed copy's view) goes by the shape.
+        let strided = |d| crate::testing::random_matrix(d, 256, 2, &device).transpose();
         if std::thread::available_parallelism().map_or(1, |t| t.get()) == 2 {
-            assert!(stacks_well(256, 4096) && stacks_well(256, 1024));
-            assert!(!stacks_well(256, 8192), "split-K per layer");
+            assert!(stacks_well(&strided(4096)) && stacks_well(&strided(1024)));
+            assert!(!stacks_well(&strided(8192)), "split-K per layer");
         }
     }
 

@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | [`conditioning`] | centring and scaling a layer before float32 work; at least 4 examples |
 //! | [`gram`] | linear and RBF Gram matrices |
+//! | [`host_gram`] | the flex-only linear Gram: faer's triangular product on the tensor's storage |
 //! | [`centering`] | `H K H` and U-centring |
 //! | [`hsic`] | biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC |
 //! | [`linear_cka`] | linear CKA, biased and debiased, one pair or a whole matrix |
@@ -44,6 +45,7 @@ pub mod error;
 pub mod example_space;
 pub mod files;
 pub mod gram;
+pub mod host_gram;
 pub mod hsic;
 pub mod kernel_cka;
 pub mod layer;

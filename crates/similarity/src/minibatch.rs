@@ -468,7 +468,7 @@ impl BatchRows {
         }
         let m = constants.m;
         let mut grams: Vec<Option<Tensor<2>>> = vec![None; layers.len()];
-        for group in equal_width_groups(layers, |d| crate::gram::stacks_well(m, d)) {
+        for group in equal_width_groups(layers, |layer| crate::gram::stacks_well(layer)) {
             if let [i] = group[..] {
                 grams[i] = Some(crate::gram::gram(layers[i].matrix.clone()));
                 continue;
@@ -563,11 +563,17 @@ fn raw_gram_scale_exponent(trace: f64, total: f64, m: usize, width: usize) -> Op
 
 /// The layers' indices grouped by feature width, in order of first appearance; a layer whose
 /// width does not `stack` is a group of its own.
-fn equal_width_groups(layers: &[Layer], stack: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
+fn equal_width_groups(
+    layers: &[Layer],
+    stack: impl Fn(&Tensor<2>) -> bool,
+) -> Vec<Vec<usize>> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let width = layer.matrix.dims()[1];
-        match groups.iter_mut().find(|(w, _)| *w == width && stack(width)) {
+        match groups
+            .iter_mut()
+            .find(|(w, _)| *w == width && stack(&layer.matrix))
+        {
             Some((_, members)) => members.push(i),
             None => groups.push((width, vec![i])),
         }
@@ -592,6 +598,14 @@ pub fn gram_row(x: &Tensor<2>, blocks: usize) -> (Tensor<2>, Tensor<1>) {
     let b = x.dims()[0] / blocks;
     let off_diagonal = Tensor::<2, Bool>::diag_mask([b, b], 0, &x.device());
     gram_row_masked(x, blocks, &off_diagonal)
+}
+
+/// The Gram phase's row (as [`gram_row`] with one block) from a layer's full Gram `K`
+/// (`m x m`), however it was computed: benchmarks time the Gram paths through it.
+pub fn gram_row_from_gram(gram: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
+    let m = gram.dims()[0];
+    let off_diagonal = Tensor::<2, Bool>::diag_mask([m, m], 0, &gram.device());
+    row_from_panels(vec![gram], 1, &off_diagonal)
 }
 
 /// [`gram_row`] with the `b x b` off-diagonal mask given.
