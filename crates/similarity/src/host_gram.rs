@@ -28,7 +28,10 @@ pub fn flex_gram(x: &Tensor<2>) -> Option<Tensor<2>> {
     let x_host = MatRef::from_row_major_slice_with_stride(values, rows, cols, view.row_stride);
 
     let mut out = vec![0.0f32; rows * rows];
-    lower_gram(x_host, MatMut::from_row_major_slice_mut(&mut out, rows, rows));
+    lower_gram(
+        x_host,
+        MatMut::from_row_major_slice_mut(&mut out, rows, rows),
+    );
     mirror_lower_to_upper(&mut out, rows);
     Some(Tensor::from_data(
         TensorData::new(out, [rows, rows]),

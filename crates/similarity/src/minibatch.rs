@@ -468,7 +468,7 @@ impl BatchRows {
         }
         let m = constants.m;
         let mut grams: Vec<Option<Tensor<2>>> = vec![None; layers.len()];
-        for group in equal_width_groups(layers, |layer| crate::gram::stacks_well(layer)) {
+        for group in equal_width_groups(layers, crate::gram::stacks_well) {
             if let [i] = group[..] {
                 grams[i] = Some(crate::gram::gram(layers[i].matrix.clone()));
                 continue;
@@ -563,10 +563,7 @@ fn raw_gram_scale_exponent(trace: f64, total: f64, m: usize, width: usize) -> Op
 
 /// The layers' indices grouped by feature width, in order of first appearance; a layer whose
 /// width does not `stack` is a group of its own.
-fn equal_width_groups(
-    layers: &[Layer],
-    stack: impl Fn(&Tensor<2>) -> bool,
-) -> Vec<Vec<usize>> {
+fn equal_width_groups(layers: &[Layer], stack: impl Fn(&Tensor<2>) -> bool) -> Vec<Vec<usize>> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let width = layer.matrix.dims()[1];
@@ -729,6 +726,48 @@ mod tests {
             )
             .unwrap(),
         ]
+    }
+
+    /// The same values as `layer`, as a transposed view: flex's host Gram cannot read it in
+    /// place, so its Grams take the burn-op path (`gram::device_gram`).
+    fn strided_copy(layer: &Layer) -> Layer {
+        let transposed_storage = layer.matrix.clone().transpose().into_data();
+        let [d, n] = [layer.num_features(), layer.num_examples()];
+        let stored = Tensor::<2>::from_data(transposed_storage, &layer.matrix.device());
+        assert_eq!(stored.dims(), [d, n]);
+        // Not `Layer::new`: its reshape would make the view contiguous again.
+        Layer {
+            name: layer.name.clone(),
+            matrix: stored.transpose(),
+        }
+    }
+
+    #[test]
+    fn host_and_burn_op_gram_paths_give_the_same_matrix() {
+        let device = Device::flex();
+        let (a, b) = (layers(96, 21, &device), layers(96, 22, &device));
+        assert!(crate::host_gram::takes(&a[2].rows(0, 32).matrix));
+        assert!(!crate::host_gram::takes(
+            &strided_copy(&a[2]).rows(0, 32).matrix
+        ));
+        let run = |a: &[Layer], b: &[Layer]| {
+            let mut cka = MinibatchCka::new();
+            for s in 0..3 {
+                let batch = |side: &[Layer]| side.iter().map(|l| l.rows(s * 32, 32)).collect();
+                let (ba, bb): (Vec<Layer>, Vec<Layer>) = (batch(a), batch(b));
+                cka.update(&ba, &bb).unwrap();
+            }
+            cka.finish().unwrap()
+        };
+        let host = run(&a, &b);
+        let strided = |side: &[Layer]| side.iter().map(strided_copy).collect::<Vec<_>>();
+        let burn_ops = run(&strided(&a), &strided(&b));
+        for (row_h, row_b) in host.values.iter().zip(&burn_ops.values) {
+            for (h, o) in row_h.iter().zip(row_b) {
+                let (h, o) = (h.unwrap(), o.unwrap());
+                assert!((h - o).abs() < 1e-6, "host {h} vs burn ops {o}");
+            }
+        }
     }
 
     #[test]
