@@ -20,12 +20,14 @@
 //!    again. Ordinary layers keep their raw Gram, multiplied by an exact power of four. The
 //!    scales are undone on the host in f64, so tiny, huge or offset activations keep their
 //!    digits.
-//! 1. The Gram `X X^T`, by default in one matmul (split along the features for wide layers,
-//!    [`crate::gram::gram`]; layers of equal width stacked, [`crate::gram::stacked_grams`]).
-//!    Optionally only its lower block triangle: with `k` row blocks of `b = m / k` examples,
-//!    panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row views, `(k+1) / (2k)`
-//!    of the full Gram's FLOPs (5/8 for `k = 4`). On flex the narrow panels run at under half the rate of one square matmul, so
-//!    the full Gram is faster there (see `default_triangle_blocks`).
+//! 1. The Gram `X X^T` ([`crate::gram::gram`]): on flex by faer's lower-triangular product on
+//!    the batch's storage ([`crate::host_gram`]); elsewhere in one burn matmul (split along the
+//!    features for wide layers; layers of equal width stacked, [`crate::gram::stacked_grams`]).
+//!    Optionally only its lower block triangle in burn ops: with `k` row blocks of `b = m / k`
+//!    examples, panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row views,
+//!    `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for `k = 4`). On flex the narrow panels run
+//!    at under half the rate of one square matmul, so the full Gram is faster there (see
+//!    `default_triangle_blocks`).
 //! 2. Row sums `r = K 1` are gathered from the panels (row sums, plus column sums of the
 //!    blocks below the diagonal), and the panels are double-centred in place of the Gram:
 //!    `Kc = K - r 1^T / m - 1 r^T / m + sum(r) / m^2`. The unbiased HSIC is unchanged by this
