@@ -437,7 +437,7 @@ struct BatchRows {
 }
 
 /// The largest `trace(K) / trace(Kc)` of a raw batch Gram that minibatch CKA centres as it is
-/// (see [`BatchRows::new`]). The ratio is `sum ||x_i||^2 / sum ||x_i - mean||^2`: about 1.5 for
+/// (see the module docs, step 0). The ratio is `sum ||x_i||^2 / sum ||x_i - mean||^2`: about 1.5 for
 /// ReLU features, and the factor by which float32 rounding of `K` is magnified in `Kc`.
 pub const RAW_GRAM_MAX_OFFSET_RATIO: f64 = 64.0;
 
