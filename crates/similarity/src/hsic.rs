@@ -77,26 +77,6 @@ mod tests {
     use crate::layer::read_back;
     use burn::tensor::{Device, TensorData};
 
-    /// Unbiased HSIC by the explicit formula of Song et al. (2012), in f64 on the host.
-    fn song_formula(k: &[f64], l: &[f64], n: usize) -> f64 {
-        let zero_diag = |m: &[f64]| {
-            let mut m = m.to_vec();
-            for i in 0..n {
-                m[i * n + i] = 0.0;
-            }
-            m
-        };
-        let (k, l) = (zero_diag(k), zero_diag(l));
-        let trace_kl: f64 = (0..n * n).map(|i| k[i] * l[i]).sum();
-        let sum_k: f64 = k.iter().sum();
-        let sum_l: f64 = l.iter().sum();
-        let row = |m: &[f64], i: usize| m[i * n..(i + 1) * n].iter().sum::<f64>();
-        let ones_kl_ones: f64 = (0..n).map(|i| row(&k, i) * row(&l, i)).sum();
-        let nf = n as f64;
-        (trace_kl + sum_k * sum_l / ((nf - 1.0) * (nf - 2.0)) - 2.0 / (nf - 2.0) * ones_kl_ones)
-            / (nf * (nf - 3.0))
-    }
-
     #[test]
     fn unbiased_hsic_matches_the_explicit_formula() {
         let device = Device::flex();
@@ -111,7 +91,8 @@ mod tests {
         let y = Tensor::<2>::from_data(TensorData::new(ys, [n, 2]), &device);
         let (k, l) = (linear_gram(x), linear_gram(y));
         let got = read_back(unbiased_hsic(k.clone(), l.clone())).unwrap()[0];
-        let want = song_formula(&read_back(k).unwrap(), &read_back(l).unwrap(), n);
+        let want =
+            crate::testing::song_unbiased_hsic(&read_back(k).unwrap(), &read_back(l).unwrap(), n);
         assert!(
             (got - want).abs() < 1e-4 * want.abs().max(1.0),
             "{got} vs {want}"

@@ -810,33 +810,15 @@ mod tests {
         assert_eq!(raw_gram_scale_exponent(1e30, 0.0, 4, 10), None);
     }
 
-    /// Song et al.'s unbiased HSIC of two batches, in f64 on the host.
+    /// Song et al.'s unbiased HSIC of two batches of `m` examples, in f64 on the host.
     fn unbiased_hsic64(x: &[f64], y: &[f64], m: usize) -> f64 {
         let gram = |v: &[f64]| -> Vec<f64> {
             let d = v.len() / m;
-            let mut k = vec![0.0; m * m];
-            for i in 0..m {
-                for j in 0..m {
-                    if i != j {
-                        k[i * m + j] = (0..d).map(|f| v[i * d + f] * v[j * d + f]).sum();
-                    }
-                }
-            }
-            k
+            (0..m * m)
+                .map(|e| (0..d).map(|f| v[e / m * d + f] * v[e % m * d + f]).sum())
+                .collect()
         };
-        let (k, l) = (gram(x), gram(y));
-        let trace: f64 = (0..m * m).map(|e| k[e] * l[e]).sum();
-        let (sum_k, sum_l): (f64, f64) = (k.iter().sum(), l.iter().sum());
-        let ones_kl_ones: f64 = (0..m)
-            .map(|i| {
-                let ki: f64 = (0..m).map(|j| k[i * m + j]).sum();
-                let li: f64 = (0..m).map(|j| l[i * m + j]).sum();
-                ki * li
-            })
-            .sum();
-        let mf = m as f64;
-        (trace + sum_k * sum_l / ((mf - 1.0) * (mf - 2.0)) - 2.0 / (mf - 2.0) * ones_kl_ones)
-            / (mf * (mf - 3.0))
+        crate::testing::song_unbiased_hsic(&gram(x), &gram(y), m)
     }
 
     #[test]
