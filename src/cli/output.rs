@@ -1,26 +1,19 @@
 //! Output files of the command line: nothing lost, nothing clobbered, nothing left behind.
 //!
 //! - [`check_output`] runs before any computation: the extension matches what is written, the
-//!   output is not one of the inputs, its directory exists and is writable (a temporary is
+//!   output is not one of the inputs nor inside an input directory (a run directory's own
+//!   files, an activation directory), its directory exists and is writable (a temporary is
 //!   created and removed there), and stale temporaries of dead repsim processes are removed.
-//! - [`write_via_temporary`] writes `DIR/.NAME.repsim-tmp-PID`, flushes and fsyncs it, gives
-//!   it the mode of the file it replaces (else the umask default), renames it over `NAME` and
-//!   fsyncs the directory; any error removes the temporary and names the output, not the
+//! - [`write_json`] and [`with_signal_cleanup`] write through repsim's one atomic writer ([`repsim_durable`]:
+//!   `DIR/.NAME.repsim-tmp-PID-K`, flushed, fsynced, given the replaced file's mode, renamed,
+//!   the directory fsynced); any error removes the temporary and names the output, not the
 //!   temporary. Ctrl-C and SIGTERM remove the temporaries in flight before exiting; a SIGKILL
 //!   leaves one, which the next run in that directory removes.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use super::CliError;
-
-/// The infix of repsim's temporary files: `.NAME.repsim-tmp-PID`.
-const TEMPORARY_TAG: &str = ".repsim-tmp-";
-
-/// Temporaries being written by this process, removed by the signal handler.
-static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+use crate::error::Error as CliError;
 
 /// Removes the temporaries in flight and exits on Ctrl-C or SIGTERM (installed once).
 fn install_signal_cleanup() {
@@ -28,85 +21,16 @@ fn install_signal_cleanup() {
     INSTALLED.call_once(|| {
         // If another handler is already installed (an embedding program), keep it.
         let _ = ctrlc::set_handler(|| {
-            let paths = IN_FLIGHT.lock().map(|p| p.clone()).unwrap_or_default();
-            for path in paths {
-                let _ = std::fs::remove_file(path);
-            }
+            repsim_durable::remove_in_flight();
             eprintln!("interrupted: no output was written");
             std::process::exit(130);
         });
     });
 }
 
-fn register(path: &Path) {
-    install_signal_cleanup();
-    if let Ok(mut paths) = IN_FLIGHT.lock() {
-        paths.push(path.to_path_buf());
-    }
-}
-
-fn unregister(path: &Path) {
-    if let Ok(mut paths) = IN_FLIGHT.lock() {
-        paths.retain(|p| p != path);
-    }
-}
-
 /// The directory `path` is written in.
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into())
-}
-
-/// This process's temporary for `path`.
-fn temporary_for(path: &Path) -> PathBuf {
-    parent_dir(path).join(format!(
-        ".{}{TEMPORARY_TAG}{}",
-        file_name(path),
-        std::process::id()
-    ))
-}
-
-/// Whether a process with this id runs (Linux: `/proc/PID`; elsewhere assumed alive, so
-/// nothing of a running process is ever removed).
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
-}
-
-/// Removes `.NAME.repsim-tmp-PID` files beside `path` whose process is gone.
-fn remove_stale_temporaries(path: &Path) {
-    let prefix = format!(".{}{TEMPORARY_TAG}", file_name(path));
-    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(&prefix)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_alive(pid) {
-            if std::fs::remove_file(entry.path()).is_ok() {
-                eprintln!(
-                    "removed {}, left by an interrupted run",
-                    entry.path().display()
-                );
-            }
-        }
-    }
+    repsim_durable::parent_dir(path)
 }
 
 /// Whether two paths name the same file (same device and inode where both exist).
@@ -124,9 +48,18 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Whether `path` would be written inside the directory `dir` (symbolic links resolved).
+fn inside_dir(path: &Path, dir: &Path) -> bool {
+    let (Ok(parent), Ok(dir)) = (parent_dir(path).canonicalize(), dir.canonicalize()) else {
+        return false;
+    };
+    parent.starts_with(dir)
+}
+
 /// Checks an output path before any work: `flag` names it in messages (`--json`), its
 /// extension must be one of `extensions` (lower case, without the dot; empty: any), it must
-/// not be any of `inputs`, and its directory must exist and be writable.
+/// not be any of `inputs` nor inside an input that is a directory (a run directory, a folder
+/// of `.npy` files), and its directory must exist and be writable.
 pub(crate) fn check_output(
     path: &Path,
     flag: &str,
@@ -153,6 +86,13 @@ pub(crate) fn check_output(
                 path.display()
             )));
         }
+        if input.is_dir() && inside_dir(path, input) {
+            return Err(CliError::Input(format!(
+                "{flag} {}: that is inside the input directory {}; refusing to write there (write it elsewhere)",
+                path.display(),
+                input.display()
+            )));
+        }
     }
     let dir = parent_dir(path);
     if !dir.is_dir() {
@@ -168,17 +108,19 @@ pub(crate) fn check_output(
             path.display()
         )));
     }
-    remove_stale_temporaries(path);
-    // Writable? Create this run's temporary now (and remove it): a read-only directory is
-    // found before the computation, not after.
-    let temporary = temporary_for(path);
-    match OpenOptions::new()
+    for removed in repsim_durable::remove_stale_temporaries(&dir) {
+        eprintln!("removed {}, left by an interrupted run", removed.display());
+    }
+    // Writable? Create a temporary now (and remove it): a read-only directory is found before
+    // the computation, not after.
+    let probe = repsim_durable::temporary_path(path);
+    match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&temporary)
+        .open(&probe)
     {
         Ok(_) => {
-            let _ = std::fs::remove_file(&temporary);
+            let _ = std::fs::remove_file(&probe);
             Ok(())
         }
         Err(e) => Err(CliError::Input(format!(
@@ -189,65 +131,25 @@ pub(crate) fn check_output(
     }
 }
 
-/// Runs `write` on a temporary beside `path`, makes it durable and renames it into place; on
-/// failure the temporary is removed and the previous `path`, if any, is untouched.
-pub(crate) fn write_via_temporary(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    let fail = |e: &dyn std::fmt::Display| {
-        CliError::Failure(format!("{}: cannot write: {e}", path.display()))
-    };
-    let temporary = temporary_for(path);
-    register(&temporary);
-    let result = (|| {
-        // Created here (not by `write`) so that it exists and is ours: `create_new` refuses a
-        // leftover of a process that reused this id.
-        let _ = std::fs::remove_file(&temporary);
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .map_err(|e| fail(&e))?;
-        write(&temporary)?;
-        let file = File::open(&temporary).map_err(|e| fail(&e))?;
-        file.sync_all().map_err(|e| fail(&e))?;
-        if let Ok(previous) = std::fs::metadata(path) {
-            std::fs::set_permissions(&temporary, previous.permissions()).map_err(|e| fail(&e))?;
-        }
-        std::fs::rename(&temporary, path).map_err(|e| fail(&e))?;
-        if let Ok(dir) = File::open(parent_dir(path)) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    unregister(&temporary);
-    result
+/// Runs `write` (which writes through repsim's atomic writer) with the Ctrl-C and SIGTERM
+/// cleanup installed.
+pub(crate) fn with_signal_cleanup<T>(write: impl FnOnce() -> T) -> T {
+    install_signal_cleanup();
+    write()
 }
 
-/// Writes `document` as pretty JSON through [`write_via_temporary`]; every write error,
-/// including the final flush (a full disk), fails the command.
+/// Writes `document` as pretty JSON (and a final newline) through the atomic writer; every
+/// write error, the final flush's included (a full disk), fails the command.
 pub(crate) fn write_json(path: &Path, document: &serde_json::Value) -> Result<(), CliError> {
-    write_via_temporary(path, |temporary| {
-        OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(temporary)
-            .and_then(|file| json_into(file, document))
-            .map_err(|e| CliError::Failure(format!("{}: cannot write: {e}", path.display())))
-    })
+    install_signal_cleanup();
+    repsim_durable::write_with(path, |w| json_into(w, document))?;
+    Ok(())
 }
 
-/// Pretty JSON into `file`, flushed (the buffered tail is where a full disk shows) and synced.
-fn json_into(file: File, document: &serde_json::Value) -> std::io::Result<()> {
-    let mut writer = BufWriter::new(file);
-    serde_json::to_writer_pretty(&mut writer, document)?;
-    writer.write_all(b"\n")?;
-    let file = writer.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+/// Pretty JSON and a newline into `writer`.
+fn json_into(writer: &mut dyn Write, document: &serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *writer, document)?;
+    writer.write_all(b"\n")
 }
 
 #[cfg(test)]
@@ -264,6 +166,43 @@ mod tests {
         let err = check_output(&dir.path().join("x.npy"), "--json", &["json"], &[]).unwrap_err();
         assert!(matches!(err, CliError::Input(ref m) if m.contains(".json")));
         check_output(&dir.path().join("x.json"), "--json", &["json"], &[&input]).unwrap();
+    }
+
+    #[test]
+    fn refuses_an_output_inside_an_input_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(run.join("track")).unwrap();
+        std::fs::write(run.join("config.json"), b"{}").unwrap();
+        for inside in [
+            run.join("config.json"),
+            run.join("new.json"),
+            run.join("track/x.json"),
+        ] {
+            let err = check_output(&inside, "--json", &["json"], &[&run]).unwrap_err();
+            assert!(
+                matches!(err, CliError::Input(ref m) if m.contains("inside the input directory")),
+                "{err:?}"
+            );
+        }
+        // Through a symbolic link to the run, too.
+        std::os::unix::fs::symlink(&run, dir.path().join("link")).unwrap();
+        let err = check_output(
+            &dir.path().join("link/config.json"),
+            "--json",
+            &["json"],
+            &[&run],
+        )
+        .unwrap_err();
+        assert!(matches!(err, CliError::Input(_)));
+        check_output(
+            &dir.path().join("beside.json"),
+            "--json",
+            &["json"],
+            &[&run],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(run.join("config.json")).unwrap(), b"{}");
     }
 
     #[test]
@@ -284,36 +223,33 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_keeps_the_previous_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.json");
-        std::fs::write(&path, b"previous").unwrap();
-        let err = write_via_temporary(&path, |_| Err(CliError::Failure("disk full".into())));
-        assert!(err.is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"previous");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
     fn stale_temporaries_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acts.npz");
         // PID 4194304 is above Linux's pid_max: no such process.
         let stale = dir.path().join(".acts.npz.repsim-tmp-4194304");
+        let old_style = dir.path().join(".acts.npz.4194304.partial");
         std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&old_style, b"half").unwrap();
         check_output(&path, "--out", &["npz"], &[]).unwrap();
-        assert!(!stale.exists());
+        assert!(!stale.exists() && !old_style.exists());
     }
 
     #[test]
     fn a_full_disk_fails_the_write_even_when_everything_fits_the_buffer() {
         // /dev/full accepts the open and fails every write with ENOSPC: a small document sits
-        // in the BufWriter until the flush, where the error must not be dropped.
+        // in the buffer until the flush, where the error must not be dropped.
         if !Path::new("/dev/full").exists() {
             return;
         }
-        let file = OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let err = json_into(file, &serde_json::json!({"a": 1})).unwrap_err();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut writer = std::io::BufWriter::new(file);
+        let err = json_into(&mut writer, &serde_json::json!({"a": 1}))
+            .and_then(|_| writer.flush())
+            .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(28), "{err}"); // ENOSPC
     }
 }

@@ -1,7 +1,7 @@
 //! Saving and loading weights in burn's own burnpack format (through burn-store), and
 //! importing torchvision ResNet weights from a `.safetensors` file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{
@@ -17,35 +17,26 @@ fn weights_error(path: &Path, message: impl std::fmt::Display) -> ModelError {
     }
 }
 
-/// Saves `model`'s parameters and batch-norm statistics to `path` (burnpack format). The file
-/// is written beside `path` and renamed into place, so a failure leaves nothing half-written.
+/// Saves `model`'s parameters and batch-norm statistics to `path` (burnpack format), through
+/// repsim's atomic writer (a temporary beside `path`, fsynced and renamed into place), so a
+/// failure or a kill leaves the previous file or nothing, never half a file.
 pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<(), ModelError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = repsim_durable::parent_dir(path);
     if !dir.is_dir() {
         return Err(weights_error(
             path,
             format!("the directory {} does not exist", dir.display()),
         ));
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
-    let mut store = BurnpackStore::from_file(&temporary)
-        .auto_extension(false)
-        .overwrite(true);
-    let saved = model
-        .save_into(&mut store)
-        .map_err(|e| weights_error(path, e))
-        .and_then(|_| std::fs::rename(&temporary, path).map_err(|e| weights_error(path, e)));
-    if saved.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    saved
+    repsim_durable::write_via(path, |temporary| {
+        let mut store = BurnpackStore::from_file(temporary)
+            .auto_extension(false)
+            .overwrite(true);
+        model.save_into(&mut store).map_err(|e| ModelError::Write {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    })
 }
 
 /// Loads weights saved by [`save_weights`] into `model`, which must have the same

@@ -86,6 +86,19 @@ pub enum SimilarityError {
     /// A problem with an activation file or directory.
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+
+    /// A file could not be written (a full disk, a read-only directory).
+    #[error("{}: {message}", path.display())]
+    Write { path: PathBuf, message: String },
+}
+
+impl From<repsim_durable::DurableError> for SimilarityError {
+    fn from(e: repsim_durable::DurableError) -> Self {
+        SimilarityError::Write {
+            path: e.path,
+            message: e.message,
+        }
+    }
 }
 
 impl SimilarityError {
@@ -100,6 +113,15 @@ impl SimilarityError {
                     name: "decomposition",
                     ..
                 }
+        )
+    }
+
+    /// Whether the user can fix it by changing the input (a file, a layer, a parameter: exit
+    /// code 2), rather than a failure of the device (exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(
+            self,
+            SimilarityError::Readback(_) | SimilarityError::Write { .. }
         )
     }
 

@@ -11,7 +11,7 @@
 //! the precision every measure computes in.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -370,29 +370,86 @@ fn fortran_to_c_order(values: &[f32], shape: &[usize]) -> Vec<f32> {
 }
 
 /// Writes layers as an uncompressed `.npz` (f32), the format `np.load` reads; used by tests,
-/// benchmarks and users exporting activations from burn.
+/// benchmarks and users exporting activations from burn. Written atomically (repsim's one
+/// writer, `repsim_durable`): a failure or a kill leaves the previous file or none.
 pub fn write_npz(path: &Path, layers: &[HostLayer]) -> Result<()> {
-    let file = File::create(path)
+    repsim_durable::write_via(path, |temporary| write_npz_into(temporary, path, layers))
+}
+
+/// The `.npz` archive of `layers` into the file `file` (messages name `path`).
+fn write_npz_into(file: &Path, path: &Path, layers: &[HostLayer]) -> Result<()> {
+    let file = File::create(file)
         .map_err(|e| SimilarityError::file(path, format!("cannot create: {e}")))?;
-    let mut archive = npyz_writer(file);
+    let mut archive = zip::ZipWriter::new(std::io::BufWriter::new(QuietAfterError::new(file)));
     for layer in layers {
         write_npz_entry(&mut archive, layer).map_err(|e| SimilarityError::file(path, e))?;
     }
     archive
         .finish()
+        .and_then(|mut out| out.flush().map_err(zip::result::ZipError::Io))
         .map_err(|e| SimilarityError::file(path, format!("cannot finish archive: {e}")))?;
     Ok(())
 }
 
-fn npyz_writer(file: File) -> zip::ZipWriter<std::io::BufWriter<File>> {
-    zip::ZipWriter::new(std::io::BufWriter::new(file))
+/// The file under an `.npz` writer: its first error is returned, and after that it accepts
+/// and discards everything. The zip writer finishes the archive when dropped and prints that
+/// second failure to stderr (zip 9, without a newline, glued to the caller's message): on a
+/// full disk, the caller has already reported the first error, and the file is removed.
+struct QuietAfterError {
+    file: File,
+    failed: bool,
 }
 
-fn write_npz_entry(
-    archive: &mut zip::ZipWriter<std::io::BufWriter<File>>,
-    layer: &HostLayer,
-) -> std::result::Result<(), String> {
-    use std::io::Write;
+impl QuietAfterError {
+    fn new(file: File) -> Self {
+        QuietAfterError {
+            file,
+            failed: false,
+        }
+    }
+
+    fn check<T>(&mut self, result: std::io::Result<T>, otherwise: T) -> std::io::Result<T> {
+        if self.failed {
+            return Ok(otherwise);
+        }
+        result.inspect_err(|_| self.failed = true)
+    }
+}
+
+impl std::io::Write for QuietAfterError {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = if self.failed {
+            Ok(0)
+        } else {
+            self.file.write(buf)
+        };
+        self.check(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = if self.failed {
+            Ok(())
+        } else {
+            self.file.flush()
+        };
+        self.check(result, ())
+    }
+}
+
+impl std::io::Seek for QuietAfterError {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let result = if self.failed {
+            Ok(0)
+        } else {
+            self.file.seek(to)
+        };
+        self.check(result, 0)
+    }
+}
+
+type NpzWriter = zip::ZipWriter<std::io::BufWriter<QuietAfterError>>;
+
+fn write_npz_entry(archive: &mut NpzWriter, layer: &HostLayer) -> std::result::Result<(), String> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(layer.values.len() * 4 > u32::MAX as usize / 2);
@@ -416,12 +473,10 @@ pub fn write_npy_bytes(out: &mut impl std::io::Write, layer: &HostLayer) -> std:
     writer.finish()
 }
 
-/// Writes one layer as a `.npy` file (f32).
+/// Writes one layer as a `.npy` file (f32), atomically (see [`write_npz`]).
 pub fn write_npy(path: &Path, layer: &HostLayer) -> Result<()> {
-    let file = File::create(path)
-        .map_err(|e| SimilarityError::file(path, format!("cannot create: {e}")))?;
-    let mut out = std::io::BufWriter::new(file);
-    write_npy_bytes(&mut out, layer).map_err(|e| SimilarityError::file(path, e.to_string()))
+    repsim_durable::write_with(path, |mut out| write_npy_bytes(&mut out, layer))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -436,6 +491,37 @@ mod tests {
             values: (0..count).map(|i| i as f32 * 0.5).collect(),
             stored_dtype: "f32",
         }
+    }
+
+    /// On a full disk, `write_npz` returns the error and nothing else is printed: the zip
+    /// writer, dropped after the error, used to print its own second failure to stderr,
+    /// glued to the caller's message. The writing happens in a child process (this test
+    /// binary, filtered to this test) so that its stderr can be read.
+    #[test]
+    fn a_full_disk_gives_an_error_and_no_message_of_the_zip_writer() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        if std::env::var_os("REPSIM_NPZ_TO_DEV_FULL").is_some() {
+            let layers = [layer("a", &[64, 512]), layer("b", &[64, 64])];
+            let full = Path::new("/dev/full");
+            let e = write_npz_into(full, full, &layers).unwrap_err();
+            assert!(e.to_string().contains("/dev/full"), "{e}");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "files::tests::a_full_disk_gives_an_error_and_no_message_of_the_zip_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("REPSIM_NPZ_TO_DEV_FULL", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("ZipWriter"), "{stderr}");
     }
 
     #[test]

@@ -47,6 +47,15 @@ pub enum TrainError {
         /// The loss read back.
         value: f64,
     },
+    /// The weights or the test loss became NaN or infinite during an epoch (seen after its
+    /// last step, before anything of it is saved).
+    #[error("the training diverged in epoch {epoch}: {what}; stopped before saving it, the last complete checkpoint is kept (lower the learning rate or add warm-up)")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// What is non-finite.
+        what: String,
+    },
     /// A model error (bad architecture, weights that do not fit).
     #[error(transparent)]
     Model(#[from] repsim_model::ModelError),
@@ -59,6 +68,15 @@ pub enum TrainError {
     /// Something failed while computing (a device read-back, a thread).
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<repsim_durable::DurableError> for TrainError {
+    fn from(e: repsim_durable::DurableError) -> Self {
+        TrainError::File {
+            path: e.path,
+            message: e.message,
+        }
+    }
 }
 
 impl TrainError {
@@ -78,10 +96,11 @@ impl TrainError {
             | TrainError::RunDir { .. }
             | TrainError::ConfigMismatch { .. }
             | TrainError::Data(_) => true,
-            TrainError::Model(e) => !matches!(e, repsim_model::ModelError::Weights { .. }),
+            TrainError::Model(e) => e.is_bad_input(),
             TrainError::Similarity(_)
             | TrainError::File { .. }
             | TrainError::NonFiniteLoss { .. }
+            | TrainError::Diverged { .. }
             | TrainError::Failed(_) => false,
         }
     }

@@ -5,9 +5,17 @@ use std::path::PathBuf;
 /// What went wrong while reading results or drawing them.
 #[derive(Debug, thiserror::Error)]
 pub enum VizError {
-    /// A file could not be read or written.
+    /// A file could not be read, or an output path cannot be used (no such directory).
     #[error("{path}: {message}")]
     Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A figure could not be written (a full disk, a read-only directory).
+    #[error("{path}: cannot write: {message}")]
+    Write {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
@@ -43,7 +51,22 @@ pub enum VizError {
     Draw(String),
 }
 
+impl From<repsim_durable::DurableError> for VizError {
+    fn from(e: repsim_durable::DurableError) -> Self {
+        VizError::Write {
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 impl VizError {
+    /// Whether the user can fix it by changing the input (a file, a matrix, an option: exit
+    /// code 2), rather than a failure while drawing or writing (exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, VizError::Write { .. } | VizError::Draw(_))
+    }
+
     pub(crate) fn draw(e: impl std::fmt::Display) -> Self {
         VizError::Draw(e.to_string())
     }

@@ -1,8 +1,7 @@
 //! Turning a [`Figure`] into a PNG or SVG file: the size and DPI, the embedded font, the
 //! format chosen by the file's extension, and atomic writes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -180,7 +179,7 @@ pub fn save(figure: &impl Figure, path: &Path) -> Result<(), VizError> {
 /// Checks, before any work, that `path` has a known extension and can be created.
 pub fn check_output_path(path: &Path) -> Result<ImageFormat, VizError> {
     let format = ImageFormat::from_path(path)?;
-    let dir = parent_dir(path);
+    let dir = repsim_durable::parent_dir(path);
     if !dir.is_dir() {
         return Err(VizError::Io {
             path: path.to_path_buf(),
@@ -194,13 +193,6 @@ pub fn check_output_path(path: &Path) -> Result<ImageFormat, VizError> {
         });
     }
     Ok(format)
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 fn encode_png(rgb: &[u8], width: u32, height: u32, dpi: f64) -> Result<Vec<u8>, VizError> {
@@ -223,31 +215,7 @@ fn encode_png(rgb: &[u8], width: u32, height: u32, dpi: f64) -> Result<Vec<u8>, 
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), VizError> {
-    let io_error = |e: std::io::Error| VizError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let dir = parent_dir(path);
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "figure".into());
-    let temporary = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        // A replaced figure keeps its mode (the temporary has the umask default).
-        if let Ok(previous) = std::fs::metadata(path) {
-            std::fs::set_permissions(&temporary, previous.permissions())?;
-        }
-        std::fs::rename(&temporary, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(io_error(e));
-    }
-    Ok(())
+    repsim_durable::write_bytes(path, bytes).map_err(VizError::from)
 }
 
 #[cfg(test)]
