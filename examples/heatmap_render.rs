@@ -27,7 +27,7 @@ fn matrix(n: usize) -> SimilarityMatrix {
     SimilarityMatrix {
         metric: "linear_cka".into(),
         parameters: Default::default(),
-        n_examples: 10_000,
+        n_examples: Some(10_000),
         rows: names.clone(),
         cols: names,
         values: (0..n)

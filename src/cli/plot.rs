@@ -6,16 +6,10 @@ use std::path::{Path, PathBuf};
 use repsim_similarity::SimilarityMatrix;
 use repsim_viz::{
     check_output_path, measure_title, read_results, save, ColorMap, Heatmap, HeatmapGrid,
-    HeatmapOptions, VizError,
+    HeatmapOptions,
 };
 
-use super::CliError;
-
-impl From<VizError> for CliError {
-    fn from(e: VizError) -> Self {
-        CliError::Input(e.to_string())
-    }
-}
+use crate::error::Error as CliError;
 
 /// Arguments of `repsim plot`.
 #[derive(Debug, clap::Args)]
@@ -138,9 +132,11 @@ pub fn draw_results(
             } else {
                 format!("{a} vs {b}")
             };
+            let examples = m
+                .n_examples
+                .map_or(String::new(), |n| format!(" · {n} examples"));
             options.subtitle = Some(format!(
-                "{models} · {} examples · {} x {} layers",
-                m.n_examples,
+                "{models}{examples} · {} x {} layers",
                 m.rows.len(),
                 m.cols.len()
             ));
@@ -202,16 +198,18 @@ pub fn draw_results(
             (Some(a), _) => a.clone(),
             _ => String::new(),
         };
-        let n = matrices[0].n_examples;
+        let examples = matrices[0]
+            .n_examples
+            .map_or(String::new(), |n| format!(" ({n} examples)"));
         let measures = matrices
             .iter()
             .map(|m| measure_title(&m.metric))
             .collect::<Vec<_>>()
             .join(", ");
         if models.is_empty() {
-            format!("{measures} ({n} examples)")
+            format!("{measures}{examples}")
         } else {
-            format!("{models} ({n} examples)")
+            format!("{models}{examples}")
         }
     }));
     let mut size = repsim_viz::Figure::size(&grid);

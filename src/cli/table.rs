@@ -14,10 +14,10 @@ const MAX_CELL_WIDTH: usize = 24;
 /// The matrix as an aligned table, or a summary line when it is too big to read.
 pub fn render(matrix: &SimilarityMatrix) -> String {
     let (rows, cols) = matrix.shape();
-    let mut out = format!(
-        "{} ({} examples, {rows} x {cols} layers)\n",
-        matrix.metric, matrix.n_examples
-    );
+    let examples = matrix
+        .n_examples
+        .map_or(String::new(), |n| format!("{n} examples, "));
+    let mut out = format!("{} ({examples}{rows} x {cols} layers)\n", matrix.metric);
     if rows > MAX_TABLE_ROWS || cols > MAX_TABLE_COLS {
         let defined: Vec<f64> = matrix.values.iter().flatten().flatten().copied().collect();
         let (min, max) = defined

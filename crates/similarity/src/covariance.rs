@@ -5,7 +5,7 @@
 //! function of `n`, the means, `Cxx = Xc^T Xc`, `Cyy` and `Cxy = Xc^T Yc`. The `n`-sized work
 //! (centring and these matmuls) runs on the layers' device, in f64 where the device supports
 //! it (flex does, wgpu does not); the `D x D` results are then decomposed on the host in f64
-//! (burn's `linalg::svd`, which runs on the host, and a small Cholesky here).
+//! (faer's SVD, and a small Cholesky here).
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
@@ -75,25 +75,12 @@ pub(crate) fn host_values(tensor: Tensor<2>) -> Result<Vec<f64>> {
         .map_err(|e| SimilarityError::Readback(format!("{e:?}")))
 }
 
-/// Singular value decomposition of a small host matrix, `(U, s, V^T)`, reduced.
-///
-/// burn's `linalg::svd` (Golub-Kahan with implicit QR) is fast but panics when its QR
-/// iteration does not converge, which happens for (near-)identity matrices with repeated
-/// singular values, e.g. CCA of a layer with itself. Such a failure is caught and the matrix is
-/// decomposed again by one-sided Jacobi ([`jacobi_svd`]), slower but robust.
+/// Singular value decomposition of a small host matrix, `(U, s, V^T)`, reduced (`k = min(m,
+/// n)` singular values, descending), by faer's SVD in f64. faer's divide-and-conquer SVD does
+/// not panic on repeated singular values (burn 0.22.1's `linalg::svd` does: its QR iteration
+/// fails to converge on near-identity matrices, e.g. CCA of a layer with itself); a failure
+/// comes back as an error naming `what`.
 pub(crate) fn svd(matrix: Tensor<2>, what: &str) -> Result<(Tensor<2>, Vec<f64>, Tensor<2>)> {
-    quiet_svd_panics();
-    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        burn::linalg::svd::<2, 1>(matrix.clone(), 100)
-    }));
-    if let Ok((u, s, vt)) = attempt {
-        let s = s
-            .try_into_vec_as::<f64>()
-            .map_err(|e| SimilarityError::Readback(format!("{e:?}")))?;
-        if s.iter().all(|v| v.is_finite()) {
-            return Ok((u, s, vt));
-        }
-    }
     let [m, n] = matrix.dims();
     let values = host_values(matrix)?;
     if values.iter().any(|v| !v.is_finite()) {
@@ -102,107 +89,27 @@ pub(crate) fn svd(matrix: Tensor<2>, what: &str) -> Result<(Tensor<2>, Vec<f64>,
             message: format!("{what} has non-finite entries"),
         });
     }
-    let (u, s, vt, k) = jacobi_svd(&values, m, n);
-    Ok((host_matrix(u, m, k), s, host_matrix(vt, k, n)))
-}
-
-/// Keeps the panic message of burn's SVD out of the output: that panic is caught and handled
-/// by [`svd`]. Every other panic is reported by the previous hook as usual.
-fn quiet_svd_panics() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !message.starts_with("SVD fallback failed") {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// One-sided Jacobi SVD (Hestenes 1958) of a row-major `m x n` matrix: `(U m x k, s, V^T k x n,
-/// k)` with `k = min(m, n)`, singular values descending.
-pub(crate) fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
-    if m < n {
-        // svd(A^T) = V S U^T.
-        let at: Vec<f64> = (0..n * m).map(|i| a[(i % m) * n + i / m]).collect();
-        let (u, s, vt, k) = jacobi_svd(&at, n, m);
-        let transpose = |x: &[f64], rows: usize, cols: usize| -> Vec<f64> {
-            (0..rows * cols)
-                .map(|i| x[(i % rows) * cols + i / rows])
-                .collect()
-        };
-        return (transpose(&vt, k, m), s, transpose(&u, n, k), k);
-    }
-    // Columns of A and of V, stored contiguously.
-    let mut cols: Vec<Vec<f64>> = (0..n)
-        .map(|j| (0..m).map(|i| a[i * n + j]).collect())
-        .collect();
-    let mut v: Vec<Vec<f64>> = (0..n)
-        .map(|j| (0..n).map(|i| f64::from(u8::from(i == j))).collect())
-        .collect();
-    for _sweep in 0..60 {
-        let mut rotated = false;
-        for p in 0..n {
-            for q in p + 1..n {
-                let (alpha, beta, gamma) = cols[p]
-                    .iter()
-                    .zip(&cols[q])
-                    .fold((0.0, 0.0, 0.0), |(a, b, g), (x, y)| {
-                        (a + x * x, b + y * y, g + x * y)
-                    });
-                if gamma.abs() <= 1e-15 * (alpha * beta).sqrt() || gamma == 0.0 {
-                    continue;
-                }
-                rotated = true;
-                let zeta = (beta - alpha) / (2.0 * gamma);
-                let t = zeta.signum() / (zeta.abs() + (1.0 + zeta * zeta).sqrt());
-                let c = 1.0 / (1.0 + t * t).sqrt();
-                let s = c * t;
-                for vectors in [&mut cols, &mut v] {
-                    let (left, right) = vectors.split_at_mut(q);
-                    for (x, y) in left[p].iter_mut().zip(right[0].iter_mut()) {
-                        let (xp, yq) = (*x, *y);
-                        *x = c * xp - s * yq;
-                        *y = s * xp + c * yq;
-                    }
-                }
-            }
-        }
-        if !rotated {
-            break;
-        }
-    }
-    let norms: Vec<f64> = cols
-        .iter()
-        .map(|c| c.iter().map(|x| x * x).sum::<f64>().sqrt())
-        .collect();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| norms[j].total_cmp(&norms[i]));
-    let k = n;
-    let mut u = vec![0.0; m * k];
-    let mut vt = vec![0.0; k * n];
-    let mut s = Vec::with_capacity(k);
-    for (rank, &j) in order.iter().enumerate() {
-        s.push(norms[j]);
-        for i in 0..m {
-            u[i * k + rank] = if norms[j] > 0.0 {
-                cols[j][i] / norms[j]
-            } else {
-                0.0
-            };
-        }
-        for i in 0..n {
-            vt[rank * n + i] = v[j][i];
-        }
-    }
-    (u, s, vt, k)
+    let a = faer::Mat::<f64>::from_fn(m, n, |i, j| values[i * n + j]);
+    let decomposition = a
+        .thin_svd()
+        .map_err(|e| SimilarityError::InvalidParameter {
+            name: "decomposition",
+            message: format!("the SVD of {what} did not converge ({e:?})"),
+        })?;
+    let k = m.min(n);
+    let (u, s, v) = (
+        decomposition.U(),
+        decomposition.S().column_vector(),
+        decomposition.V(),
+    );
+    let u_values: Vec<f64> = (0..m * k).map(|x| u[(x / k, x % k)]).collect();
+    let singular: Vec<f64> = (0..k).map(|r| s[r]).collect();
+    let vt_values: Vec<f64> = (0..k * n).map(|x| v[(x % n, x / n)]).collect();
+    Ok((
+        host_matrix(u_values, m, k),
+        singular,
+        host_matrix(vt_values, k, n),
+    ))
 }
 
 /// One layer's covariance statistics, computed once and shared by every pair it is in.
@@ -413,13 +320,16 @@ mod tests {
     }
 
     #[test]
-    fn jacobi_svd_reconstructs_tall_and_wide_matrices() {
+    fn svd_reconstructs_tall_and_wide_matrices() {
         for (m, n) in [(5, 3), (3, 5), (4, 4)] {
             let a: Vec<f64> = (0..m * n)
                 .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
                 .collect();
-            let (u, s, vt, k) = jacobi_svd(&a, m, n);
+            let (u, s, vt) = svd(host_matrix(a.clone(), m, n), "a test matrix").unwrap();
+            let k = m.min(n);
+            assert_eq!((u.dims(), vt.dims(), s.len()), ([m, k], [k, n], k));
             assert!(s.windows(2).all(|w| w[0] >= w[1]));
+            let (u, vt) = (host_values(u).unwrap(), host_values(vt).unwrap());
             for i in 0..m {
                 for j in 0..n {
                     let value: f64 = (0..k).map(|r| u[i * k + r] * s[r] * vt[r * n + j]).sum();
@@ -430,7 +340,18 @@ mod tests {
     }
 
     #[test]
-    fn svd_of_a_near_identity_falls_back_instead_of_panicking() {
+    fn svd_refuses_non_finite_entries_naming_the_matrix() {
+        let e = svd(
+            host_matrix(vec![1.0, f64::NAN, 0.0, 1.0], 2, 2),
+            "X^T Y of `a`",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("X^T Y of `a`"), "{e}");
+    }
+
+    #[test]
+    fn svd_of_a_near_identity_with_repeated_values_does_not_fail() {
         let d = 9;
         let values: Vec<f64> = (0..d * d)
             .map(|i| {

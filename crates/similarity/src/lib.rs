@@ -15,8 +15,7 @@
 //! | [`linear_cka`] | linear CKA, biased and debiased, one pair or a whole matrix |
 //! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
 //! | [`covariance`] | covariance statistics the CCA family is computed from |
-//! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance |
-//! | [`example_space`] | SVCCA and Procrustes for layers with more features than examples |
+//! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance; `cca::params` (the measures' parameters), `cca::example_space` (SVCCA and Procrustes for layers with more features than examples) |
 //! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
 //! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
@@ -42,7 +41,6 @@ pub mod conv;
 pub mod covariance;
 pub mod covariance_stream;
 pub mod error;
-pub mod example_space;
 pub mod files;
 pub mod gram;
 pub mod host_gram;
@@ -57,6 +55,7 @@ pub mod principal;
 #[doc(hidden)]
 pub mod testing;
 
+pub use cca::example_space;
 pub use cca::{
     cca, cca_family_matrix, procrustes_distance, pwcca, svcca, CcaMeasure, CcaResult,
     PwccaConvention, SvdReduction,

@@ -15,9 +15,10 @@ pub struct SimilarityMatrix {
     /// The measure's parameters (threshold, batch size, estimator, ...).
     #[serde(default)]
     pub parameters: BTreeMap<String, serde_json::Value>,
-    /// Number of examples the measure saw (0 when not recorded, e.g. a hand-made matrix).
-    #[serde(default)]
-    pub n_examples: usize,
+    /// Number of examples the measure saw; `None` when unknown (a hand-made matrix), and then
+    /// left out of the JSON and of the drawings, never shown as 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_examples: Option<usize>,
     /// Layer names of model A (one per row).
     pub rows: Vec<String>,
     /// Layer names of model B (one per column).
@@ -51,7 +52,7 @@ impl SimilarityMatrix {
         SimilarityMatrix {
             metric: metric.into(),
             parameters: BTreeMap::new(),
-            n_examples,
+            n_examples: Some(n_examples),
             rows,
             cols,
             values,

@@ -186,12 +186,14 @@ pub fn similarity_matrices(
             > 1;
     // With `shared`, every CCA metric reads these statistics: one pass over the data, after
     // every measure's shape requirements are checked.
-    let statistics = if shared {
-        for m in metrics.iter().filter_map(|m| cca_measure(*m)) {
-            for layer in layers_a.iter().chain(layers_b) {
-                check_shape(&layer.name, layer.num_examples(), layer.num_features(), m)?;
-            }
+    // Every CCA measure's shape requirements are checked before any is computed: a PWCCA
+    // that cannot run must not wait for an SVCCA before it.
+    for m in metrics.iter().filter_map(|m| cca_measure(*m)) {
+        for layer in layers_a.iter().chain(layers_b) {
+            check_shape(&layer.name, layer.num_examples(), layer.num_features(), m)?;
         }
+    }
+    let statistics = if shared {
         // Exact power-of-two scaling, as `cca_family_matrix` does on its own path (see
         // `crate::conditioning`): every measure of the family is scale-invariant.
         let scale = |layers: &[Layer]| {

@@ -894,7 +894,7 @@ mod tests {
         let restored = MinibatchCka::from_state(serde_json::from_str(&json).unwrap());
         first.merge(&restored).unwrap();
         let (x, y) = (one.finish().unwrap(), first.finish().unwrap());
-        assert_eq!(y.n_examples, 96);
+        assert_eq!(y.n_examples, Some(96));
         for (rx, ry) in x.values.iter().zip(&y.values) {
             for (vx, vy) in rx.iter().zip(ry) {
                 assert!((vx.unwrap() - vy.unwrap()).abs() < 1e-9);

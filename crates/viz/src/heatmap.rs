@@ -77,7 +77,11 @@ impl<'a> Heatmap<'a> {
             return s.clone();
         }
         let m = self.matrix;
-        let mut parts = vec![format!("{} examples", m.n_examples)];
+        let mut parts: Vec<String> = m
+            .n_examples
+            .map(|n| format!("{n} examples"))
+            .into_iter()
+            .collect();
         parts.push(format!("{} x {} layers", m.rows.len(), m.cols.len()));
         parts.join(" · ")
     }

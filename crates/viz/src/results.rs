@@ -130,7 +130,7 @@ mod tests {
         let text = r#"{"results": [{"metric": "m", "rows": ["a"], "cols": ["b", "c"],
             "values": [[0.5, null]]}]}"#;
         let results = parse_results(text, Path::new("hand.json")).unwrap();
-        assert_eq!(results.matrices[0].n_examples, 0);
+        assert_eq!(results.matrices[0].n_examples, None);
         let missing = r#"{"results": [{"metric": "m", "cols": ["b"], "values": [[0.5]]}]}"#;
         let err = parse_results(missing, Path::new("hand.json"))
             .unwrap_err()

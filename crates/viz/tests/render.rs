@@ -15,7 +15,7 @@ fn matrix(values: Vec<Vec<Option<f64>>>, prefix: &str) -> SimilarityMatrix {
     SimilarityMatrix {
         metric: "linear_cka".into(),
         parameters: Default::default(),
-        n_examples: 500,
+        n_examples: Some(500),
         rows,
         cols,
         values,
@@ -205,7 +205,7 @@ fn grid_labels_the_outer_panels_with_layer_names_and_axis_titles() {
     let m = SimilarityMatrix {
         metric: "linear_cka".into(),
         parameters: Default::default(),
-        n_examples: 10,
+        n_examples: Some(10),
         rows: names("stage1", 6),
         cols: names("stage2", 5),
         values: vec![vec![Some(0.5); 5]; 6],
@@ -319,7 +319,7 @@ fn bad_inputs_are_clear_errors() {
     let empty = SimilarityMatrix {
         metric: "linear_cka".into(),
         parameters: Default::default(),
-        n_examples: 0,
+        n_examples: None,
         rows: vec![],
         cols: vec![],
         values: vec![],

@@ -32,153 +32,21 @@
 //!   `2 - 2 sum(svd(Cxy)) / sqrt(tr Cxx tr Cyy)`. A distance: 0 for identical
 //!   representations up to rotation, at most 2.
 
-use std::fmt;
-use std::str::FromStr;
+pub mod example_space;
+pub mod params;
+
+pub use params::{CcaMeasure, CcaResult, PwccaConvention, SvdReduction, MAX_CCA_FEATURES};
 
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
 use crate::conditioning::{scale_to_unit, MIN_EXAMPLES};
 use crate::covariance::{
     cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
 };
 use crate::error::{Result, SimilarityError};
-use crate::example_space::{self, svcca_correlations, ExampleSpaceLayer};
 use crate::layer::{check_min_examples, check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
-
-/// Whose PWCCA weights to compute (see the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PwccaConvention {
-    /// As the SVCCA authors' reference code computes it.
-    #[default]
-    Google,
-    /// Projections of the canonical variates on the centred features.
-    Textbook,
-}
-
-impl FromStr for PwccaConvention {
-    type Err = SimilarityError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "google" => Ok(PwccaConvention::Google),
-            "textbook" => Ok(PwccaConvention::Textbook),
-            other => Err(SimilarityError::InvalidParameter {
-                name: "PWCCA convention",
-                message: format!("unknown convention `{other}`; choose google or textbook"),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for PwccaConvention {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PwccaConvention::Google => "google",
-            PwccaConvention::Textbook => "textbook",
-        })
-    }
-}
-
-/// How SVCCA reduces each side before CCA.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SvdReduction {
-    /// The fewest top singular directions explaining this fraction of the variance.
-    Keep(f64),
-    /// This many top singular directions (or all, if the layer has fewer).
-    Dims(usize),
-}
-
-impl Default for SvdReduction {
-    fn default() -> Self {
-        SvdReduction::Keep(0.99)
-    }
-}
-
-impl SvdReduction {
-    /// The number of directions kept from descending eigenvalues (of `Xc^T Xc`), at most
-    /// `rank`. `Keep(t)` keeps `k` with `k - 1` the first index where the cumulative variance
-    /// fraction reaches `t` (numpy's `searchsorted(cumsum / total, t) + 1`).
-    pub fn kept(self, eigenvalues: &[f64], rank: usize) -> usize {
-        let k = match self {
-            SvdReduction::Dims(k) => k,
-            SvdReduction::Keep(fraction) => {
-                let total: f64 = eigenvalues.iter().sum();
-                let mut cumulative = 0.0;
-                let mut k = eigenvalues.len();
-                for (i, v) in eigenvalues.iter().enumerate() {
-                    cumulative += v;
-                    if cumulative / total >= fraction {
-                        k = i + 1;
-                        break;
-                    }
-                }
-                k
-            }
-        };
-        k.clamp(1, rank.max(1))
-    }
-
-    fn check(self) -> Result<()> {
-        match self {
-            SvdReduction::Keep(f) if !(f > 0.0 && f <= 1.0) => {
-                Err(SimilarityError::InvalidParameter {
-                    name: "SVD keep fraction",
-                    message: format!("must be in (0, 1], got {f}"),
-                })
-            }
-            SvdReduction::Dims(0) => Err(SimilarityError::InvalidParameter {
-                name: "SVD dimensions",
-                message: "must be at least 1".into(),
-            }),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Canonical correlations of two layers and their mean.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CcaResult {
-    /// The canonical correlations, descending, in [0, 1].
-    pub rhos: Vec<f64>,
-    /// Their mean.
-    pub mean: f64,
-    /// Dimensions of each side the correlations were computed in (the SVD-kept ones for SVCCA,
-    /// the ranks for CCA).
-    pub dims: (usize, usize),
-}
-
-/// A measure of the CCA family with its parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum CcaMeasure {
-    /// Mean canonical correlation.
-    Cca,
-    /// Mean canonical correlation after SVD reduction.
-    Svcca(SvdReduction),
-    /// Projection-weighted mean canonical correlation.
-    Pwcca(PwccaConvention),
-    /// Orthogonal Procrustes distance.
-    Procrustes,
-}
-
-impl CcaMeasure {
-    /// The CLI name of the measure.
-    pub fn name(self) -> &'static str {
-        match self {
-            CcaMeasure::Cca => "cca",
-            CcaMeasure::Svcca(_) => "svcca",
-            CcaMeasure::Pwcca(_) => "pwcca",
-            CcaMeasure::Procrustes => "procrustes",
-        }
-    }
-
-    fn needs_more_examples_than_features(self) -> bool {
-        matches!(self, CcaMeasure::Cca | CcaMeasure::Pwcca(_))
-    }
-}
+use example_space::{svcca_correlations, ExampleSpaceLayer};
 
 /// One layer's statistics plus what the measure derives from them once per layer.
 pub(crate) struct PreparedLayer {
@@ -188,11 +56,6 @@ pub(crate) struct PreparedLayer {
     /// Dimensions after reduction (rank for CCA, kept for SVCCA).
     dims: usize,
 }
-
-/// Largest number of features the CCA family decomposes: its `D x D` eigen-decompositions run
-/// on the host (burn's `linalg::svd`, `O(D^3)`: 0.23 s at 512, about 15 s at 2048, minutes
-/// beyond), so wider layers are refused with a clear error instead of running for hours.
-pub const MAX_CCA_FEATURES: usize = 2048;
 
 /// Refuses layers the measure cannot handle: too wide to decompose, or (CCA, PWCCA) with no
 /// more examples than features.
@@ -912,5 +775,126 @@ mod tests {
         let err = cca(&x, &x).unwrap_err().to_string();
         assert!(err.contains("svcca"), "{err}");
         assert!(svcca(&x, &x, SvdReduction::Keep(0.99)).is_ok());
+    }
+}
+
+/// The example-space path against the feature-space measures of this module (here, so that
+/// `example_space` never imports its parent).
+#[cfg(test)]
+mod example_space_tests {
+    use super::example_space::*;
+    use super::{cca_family_matrix, procrustes_distance, svcca, CcaMeasure, SvdReduction};
+    use crate::layer::Layer;
+    use crate::testing::{orthogonal, random_matrix};
+    use burn::tensor::Device;
+
+    #[test]
+    fn example_space_agrees_with_feature_space() {
+        // Narrow layers (D < n), where both paths apply.
+        let device = Device::flex();
+        let x = Layer::new("x", random_matrix(50, 8, 1, &device)).unwrap();
+        let y = Layer::new(
+            "y",
+            random_matrix(50, 6, 2, &device).add(x.matrix.clone().narrow(1, 0, 6)),
+        )
+        .unwrap();
+        let (ex, ey) = (
+            ExampleSpaceLayer::new(&x).unwrap(),
+            ExampleSpaceLayer::new(&y).unwrap(),
+        );
+        let reduction = SvdReduction::Keep(0.9);
+        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+        let example = mean(svcca_correlations(&ex, &ey, reduction).unwrap());
+        let feature = svcca(&x.matrix, &y.matrix, reduction).unwrap().mean;
+        assert!((example - feature).abs() < 1e-9, "{example} vs {feature}");
+        let (p_example, p_feature) = (
+            procrustes(&ex, &ey).unwrap(),
+            procrustes_distance(&x.matrix, &y.matrix).unwrap(),
+        );
+        assert!(
+            (p_example - p_feature).abs() < 1e-9,
+            "{p_example} vs {p_feature}"
+        );
+    }
+
+    #[test]
+    fn wide_layers_take_the_example_space_path_and_agree_with_the_scatter() {
+        // 40 examples of 120 and 90 features: the matrix takes the Gram path; the scatter
+        // (feature-space) path is still exact at these widths, so both must agree.
+        let device = Device::flex();
+        let x = random_matrix(40, 120, 3, &device);
+        let y = x
+            .clone()
+            .narrow(1, 0, 90)
+            .add(random_matrix(40, 90, 4, &device).mul_scalar(0.7));
+        let layers = [
+            Layer::new("x", x.clone()).unwrap(),
+            Layer::new("y", y.clone()).unwrap(),
+        ];
+        let (ex, ey) = (
+            ExampleSpaceLayer::new(&layers[0]).unwrap(),
+            ExampleSpaceLayer::new(&layers[1]).unwrap(),
+        );
+        let feature = svcca(&x, &y, SvdReduction::Dims(10)).unwrap();
+        let example = svcca_correlations(&ex, &ey, SvdReduction::Dims(10)).unwrap();
+        for (f, e) in feature.rhos.iter().zip(&example) {
+            assert!((f - e).abs() < 1e-8, "{f} vs {e}");
+        }
+        let m = cca_family_matrix(CcaMeasure::Procrustes, &layers, &layers).unwrap();
+        let rotated = Layer::new("xq", x.matmul(orthogonal(120, 5, &device))).unwrap();
+        let rq = ExampleSpaceLayer::new(&rotated).unwrap();
+        assert!(procrustes(&ex, &rq).unwrap() < 1e-6);
+        assert!((m.values[0][1].unwrap() - procrustes(&ex, &ey).unwrap()).abs() < 1e-12);
+        assert_eq!(m.values[0][0], Some(0.0));
+    }
+
+    #[test]
+    fn example_space_coordinates_keep_cka_svcca_and_procrustes() {
+        // 30 examples of 200 and 80 features: both layers are compacted to at most 29 columns.
+        let device = Device::flex();
+        let x = random_matrix(30, 200, 6, &device).add_scalar(3.0);
+        let y = x
+            .clone()
+            .narrow(1, 0, 80)
+            .add(random_matrix(30, 80, 7, &device).mul_scalar(0.5));
+        let (cx, cy) = (
+            example_space_coordinates(&Layer::new("x", x.clone()).unwrap()).unwrap(),
+            example_space_coordinates(&Layer::new("y", y.clone()).unwrap()).unwrap(),
+        );
+        assert_eq!(cx.matrix.dims(), [30, 29]);
+        let close =
+            |a: f64, b: f64, what: &str| assert!((a - b).abs() < 1e-5, "{what}: {a} vs {b}");
+        close(
+            crate::linear_cka(&cx.matrix, &cy.matrix).unwrap(),
+            crate::linear_cka(&x, &y).unwrap(),
+            "linear CKA",
+        );
+        close(
+            crate::linear_cka_debiased(&cx.matrix, &cy.matrix).unwrap(),
+            crate::linear_cka_debiased(&x, &y).unwrap(),
+            "debiased CKA",
+        );
+        close(
+            crate::rbf_cka(&cx.matrix, &cy.matrix, 0.5).unwrap(),
+            crate::rbf_cka(&x, &y, 0.5).unwrap(),
+            "RBF CKA",
+        );
+        let reduction = SvdReduction::Keep(0.99);
+        close(
+            svcca(&cx.matrix, &cy.matrix, reduction).unwrap().mean,
+            svcca(&x, &y, reduction).unwrap().mean,
+            "SVCCA",
+        );
+        close(
+            procrustes_distance(&cx.matrix, &cy.matrix).unwrap(),
+            procrustes_distance(&x, &y).unwrap(),
+            "Procrustes",
+        );
+        // A narrow layer is kept as it is.
+        let narrow = Layer::new("n", random_matrix(30, 5, 8, &device)).unwrap();
+        assert_eq!(
+            example_space_coordinates(&narrow).unwrap().matrix.dims(),
+            [30, 5]
+        );
     }
 }
