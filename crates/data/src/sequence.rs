@@ -111,10 +111,12 @@ impl TextCorpus {
             .map(|c| vocabulary.binary_search(&c).unwrap_or(0))
             .collect();
         if tokens.len() < window + 1 {
+            let held = match tokens.len() {
+                1 => "1 character".to_string(),
+                n => format!("{n} characters"),
+            };
             return Err(DataError::BadOption(format!(
-                "the text holds {} characters, fewer than one window of {} plus its target",
-                tokens.len(),
-                window
+                "the text holds {held}, fewer than one window of {window} characters plus its target (use a longer text or a smaller --window)"
             )));
         }
         Ok(Self {

@@ -92,6 +92,48 @@ impl ActivationTensor {
     }
 }
 
+/// A tensor of any rank as an activation, examples on dim 0: rank 4 is a feature map
+/// `(N, C, H, W)`, rank 3 a sequence `(N, T, F)`, rank 2 a vector per example; rank 1 becomes
+/// one feature per example `(N, 1)`, and ranks 5 and 6 are flattened past dim 0.
+impl From<Tensor<4>> for ActivationTensor {
+    fn from(t: Tensor<4>) -> Self {
+        ActivationTensor::Map(t)
+    }
+}
+
+impl From<Tensor<3>> for ActivationTensor {
+    fn from(t: Tensor<3>) -> Self {
+        ActivationTensor::Sequence(t)
+    }
+}
+
+impl From<Tensor<2>> for ActivationTensor {
+    fn from(t: Tensor<2>) -> Self {
+        ActivationTensor::Vector(t)
+    }
+}
+
+impl From<Tensor<1>> for ActivationTensor {
+    fn from(t: Tensor<1>) -> Self {
+        let [n] = t.dims();
+        ActivationTensor::Vector(t.reshape([n, 1]))
+    }
+}
+
+macro_rules! flattened_activation {
+    ($rank:literal) => {
+        impl From<Tensor<$rank>> for ActivationTensor {
+            fn from(t: Tensor<$rank>) -> Self {
+                let dims = t.dims();
+                let features = dims[1..].iter().product::<usize>();
+                ActivationTensor::Vector(t.reshape([dims[0], features]))
+            }
+        }
+    };
+}
+flattened_activation!(5);
+flattened_activation!(6);
+
 /// How a sequence activation (N, T, F) becomes one row per example for similarity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum TimeReduction {
@@ -159,6 +201,24 @@ impl Activations {
             .collect()
     }
 
+    /// No activations yet (to fill with [`Activations::with`]).
+    pub fn new() -> Self {
+        Activations::default()
+    }
+
+    /// These activations and one more, `name` after the others: for a hand-written model's
+    /// `forward_with_layers`, e.g.
+    /// `Activations::new().with("conv1", x1.clone()).with("fc", logits.clone())`.
+    pub fn with(mut self, name: impl Into<String>, tensor: impl Into<ActivationTensor>) -> Self {
+        self.entries.push((name.into(), tensor.into()));
+        self
+    }
+
+    /// The (name, tensor) pairs, consumed.
+    pub fn into_entries(self) -> Vec<(String, ActivationTensor)> {
+        self.entries
+    }
+
     pub(crate) fn push(&mut self, name: String, tensor: ActivationTensor) {
         self.entries.push((name, tensor));
     }
@@ -167,6 +227,17 @@ impl Activations {
     /// sequence over time with [`Activations::into_matrices`]).
     pub fn push_sequence(&mut self, name: &str, tensor: ActivationTensor) {
         self.entries.push((name.to_string(), tensor));
+    }
+}
+
+impl<N: Into<String>, T: Into<ActivationTensor>> FromIterator<(N, T)> for Activations {
+    fn from_iter<I: IntoIterator<Item = (N, T)>>(iter: I) -> Self {
+        Activations {
+            entries: iter
+                .into_iter()
+                .map(|(n, t)| (n.into(), t.into()))
+                .collect(),
+        }
     }
 }
 
@@ -269,6 +340,33 @@ impl<'p> Recorder<'p> {
 mod tests {
     use super::*;
     use burn::tensor::Device;
+
+    #[test]
+    fn tensors_of_any_rank_become_activations() {
+        let device = Device::flex();
+        let acts = Activations::new()
+            .with("map", Tensor::<4>::zeros([5, 2, 3, 3], &device))
+            .with("seq", Tensor::<3>::zeros([5, 4, 6], &device))
+            .with("vec", Tensor::<2>::zeros([5, 7], &device))
+            .with("scalar", Tensor::<1>::zeros([5], &device))
+            .with("five", Tensor::<5>::zeros([5, 2, 2, 2, 2], &device));
+        assert_eq!(acts.names(), ["map", "seq", "vec", "scalar", "five"]);
+        let shapes: Vec<Vec<usize>> = acts.iter().map(|(_, t)| t.dims()).collect();
+        assert_eq!(
+            shapes,
+            [
+                vec![5, 2, 3, 3],
+                vec![5, 4, 6],
+                vec![5, 7],
+                vec![5, 1],
+                vec![5, 16]
+            ]
+        );
+        let collected: Activations = vec![("a", Tensor::<2>::zeros([3, 2], &device))]
+            .into_iter()
+            .collect();
+        assert_eq!(collected.names(), ["a"]);
+    }
 
     #[test]
     fn probes_parse() {

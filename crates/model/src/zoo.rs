@@ -38,6 +38,23 @@ impl ModelSpec {
         })
     }
 
+    /// Builds the model on `device` and loads the weights at `path` (saved by
+    /// [`crate::save_weights`]) into it.
+    pub fn init_with_weights(
+        &self,
+        path: &std::path::Path,
+        device: &Device,
+    ) -> Result<AnyModel, ModelError> {
+        use crate::load_weights;
+        Ok(match self.init(device)? {
+            AnyModel::ResNet(m) => AnyModel::ResNet(load_weights(m, path)?),
+            AnyModel::Cnn(m) => AnyModel::Cnn(load_weights(m, path)?),
+            AnyModel::SvccaCnn(m) => AnyModel::SvccaCnn(load_weights(m, path)?),
+            AnyModel::RnnClassifier(m) => AnyModel::RnnClassifier(load_weights(m, path)?),
+            AnyModel::RnnLanguageModel(m) => AnyModel::RnnLanguageModel(load_weights(m, path)?),
+        })
+    }
+
     /// A short name for titles and file names.
     pub fn name(&self) -> String {
         match self {

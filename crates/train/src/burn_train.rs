@@ -8,12 +8,15 @@
 //! probing device and lets the tracker observe that model in validation mode. The training
 //! model is never probed, nor cloned (burn shares batch-norm running state between clones).
 //!
+//! Your own model (it implements `TrainStep` itself; its parameters keep their names):
+//!
 //! ```ignore
 //! let tracker = SharedTracker::new(Tracker::new(TrackerConfig::new(dir.join("track")), probe)?);
-//! let model_checkpointer = TrackingCheckpointer::new(
+//! let model_checkpointer = TrackingCheckpointer::with_layers(
 //!     FileCheckpointer::new(dir.join("checkpoint"), "model"),
 //!     tracker.clone(),
-//!     config.init(&Device::flex())?,            // a model of the same shape, never trained
+//!     MyModelConfig::new().init(&Device::flex()),   // same architecture, never trained
+//!     |model: &MyModel, x| model.forward_with_layers(x), // named tensors, any simple form
 //! );
 //! SupervisedTraining::new(&dir, train_loader, valid_loader)
 //!     .with_custom_checkpointers(model_checkpointer, optim_checkpointer, scheduler_checkpointer)
@@ -21,6 +24,7 @@
 //! let report = tracker.finish()?;
 //! ```
 //!
+//! A repsim model needs no closure: [`TrackingCheckpointer::new`] takes any [`Network`].
 //! [`Supervised`] gives burn-train's `TrainStep` and `InferenceStep` to any repsim image
 //! classifier (cross-entropy on [`ImageBatch`]es). Being a wrapper, it prefixes the saved
 //! parameter names with `model.`: a model checkpointer behind it records `model.conv1.weight`
@@ -45,6 +49,7 @@ use repsim_model::{Activations, ModelError, Probe};
 
 use crate::error::{Result, TrainError};
 use crate::network::{Inputs, Network};
+use crate::observe::{IntoActivations, ProbeInput};
 use crate::tracker::{TrackReport, Tracker};
 
 /// A [`Tracker`] shared between the training thread and burn-train's checkpointer thread.
@@ -84,6 +89,9 @@ impl SharedTracker {
     }
 }
 
+/// How a [`TrackingCheckpointer`] lets the tracker observe its probe model at an epoch.
+type ObserveModel<M> = Box<dyn Fn(&M, &mut Tracker, usize) -> Result<()> + Send + Sync>;
+
 /// A burn-train model checkpointer that forwards to `inner` and lets a [`Tracker`] observe
 /// every saved model; see the module docs.
 pub struct TrackingCheckpointer<C, M> {
@@ -92,6 +100,7 @@ pub struct TrackingCheckpointer<C, M> {
     /// The model records are loaded into: same architecture as the trained one, on the device
     /// the tracker probes on (a non-autodiff device). `None` only while a record is loading.
     probe_model: Mutex<Option<M>>,
+    observe: ObserveModel<M>,
 }
 
 impl<C, M> TrackingCheckpointer<C, M>
@@ -99,13 +108,43 @@ where
     C: Checkpointer<ModuleRecord>,
     M: Network,
 {
-    /// Wraps `inner`. `probe_model` must have the trained model's architecture (its weights
-    /// are replaced at every observation) and must not be the training model or a clone of it.
+    /// Wraps `inner` for one of repsim's models (anything implementing [`Network`]).
+    /// `probe_model` must have the trained model's architecture (its weights are replaced at
+    /// every observation) and must not be the training model or a clone of it.
     pub fn new(inner: C, tracker: SharedTracker, probe_model: M) -> Self {
         TrackingCheckpointer {
             inner,
             tracker,
             probe_model: Mutex::new(Some(probe_model)),
+            observe: Box::new(|model: &M, tracker: &mut Tracker, epoch| {
+                tracker.observe(epoch, model)
+            }),
+        }
+    }
+}
+
+impl<C, M> TrackingCheckpointer<C, M>
+where
+    C: Checkpointer<ModuleRecord>,
+    M: Module,
+{
+    /// Wraps `inner` for any burn module: `layers` gives the named activations of the probe
+    /// model on a batch of probe inputs (`|model: &MyModel, x| model.forward_with_layers(x)`,
+    /// returning any form of [`IntoActivations`]). `probe_model` must have the trained model's
+    /// architecture and live on a device without autodiff; it is never the training model.
+    pub fn with_layers<X, R, F>(inner: C, tracker: SharedTracker, probe_model: M, layers: F) -> Self
+    where
+        X: ProbeInput,
+        R: IntoActivations,
+        F: Fn(&M, X) -> R + Send + Sync + 'static,
+    {
+        TrackingCheckpointer {
+            inner,
+            tracker,
+            probe_model: Mutex::new(Some(probe_model)),
+            observe: Box::new(move |model: &M, tracker: &mut Tracker, epoch| {
+                tracker.observe(epoch, |x: X| layers(model, x))
+            }),
         }
     }
 
@@ -121,7 +160,7 @@ where
                 "the saved model of epoch {epoch} does not fit the tracker's probe model: {e}"
             ))
         })?;
-        let observed = self.tracker.lock().observe(epoch, &model);
+        let observed = (self.observe)(&model, &mut self.tracker.lock(), epoch);
         *slot = Some(model);
         observed
     }
@@ -130,7 +169,7 @@ where
 impl<C, M> Checkpointer<ModuleRecord> for TrackingCheckpointer<C, M>
 where
     C: Checkpointer<ModuleRecord>,
-    M: Network + Send,
+    M: Module + Send,
 {
     /// Saves through `inner` first (the user's checkpoint is safe whatever the tracker does),
     /// then observes. A failed observation is returned as an error, which stops the training
@@ -225,8 +264,8 @@ impl<M: Network + ModuleDisplay> InferenceStep for Supervised<M> {
     }
 }
 
-/// A burn-train renderer printing one line per epoch to stderr (burn-train's own renderer
-/// without its TUI prints a line per batch): for scripts, CI and logs. Metrics still go to
+/// A burn-train renderer giving one line per epoch through `log::info!` (burn-train's own
+/// renderer without its TUI prints a line per batch): for scripts, CI and logs. Metrics still go to
 /// burn-train's metric loggers (`DIR/train`, `DIR/valid`).
 pub struct EpochLines {
     label: String,
@@ -256,11 +295,11 @@ impl TrainingProgressLogger for EpochLines {
         self.total_epochs = total_epochs;
         self.started = std::time::Instant::now();
         // burn-train counts epochs from 1 here, as in `update_epoch`.
-        eprintln!("{}: epochs {starting_epoch} to {total_epochs}", self.label);
+        log::info!("{}: epochs {starting_epoch} to {total_epochs}", self.label);
     }
 
     fn update_epoch(&mut self, epoch: usize) {
-        eprintln!(
+        log::info!(
             "{}: epoch {}/{} done, {:.1} s",
             self.label,
             epoch,

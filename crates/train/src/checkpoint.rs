@@ -170,18 +170,73 @@ fn verify(checkpoints: &Path, epoch: usize) -> Result<Checkpoint> {
 }
 
 /// The newest checkpoint whose files match its manifest, and a warning for each newer one that
-/// does not.
+/// does not (saying which checkpoint is used instead, or that there is none).
 pub fn newest_complete(checkpoints: &Path) -> (Option<Checkpoint>, Vec<String>) {
-    let mut warnings = Vec::new();
+    let mut failures = Vec::new();
+    let mut found = None;
     for epoch in manifest_epochs(checkpoints) {
         match verify(checkpoints, epoch) {
-            Ok(c) => return (Some(c), warnings),
-            Err(e) => warnings.push(format!(
-                "the checkpoint of epoch {epoch} is incomplete or corrupt ({e}); using an earlier one"
-            )),
+            Ok(c) => {
+                found = Some(c);
+                break;
+            }
+            Err(e) => failures.push((epoch, e)),
         }
     }
-    (None, warnings)
+    let fallback = match &found {
+        Some(c) => format!("resuming from the checkpoint of epoch {}", c.state.epoch),
+        None => "no complete checkpoint is left: training from the start".to_string(),
+    };
+    let warnings = failures
+        .into_iter()
+        .map(|(epoch, e)| {
+            format!("the checkpoint of epoch {epoch} is incomplete or corrupt ({e}); {fallback}")
+        })
+        .collect();
+    (found, warnings)
+}
+
+/// Whether `path` is the same file as `name` of the newest complete checkpoint (its length
+/// and hash match that checkpoint's manifest): how a run's final weights are told from a
+/// truncated or overwritten file.
+pub fn matches_newest(checkpoints: &Path, name: &str, path: &Path) -> bool {
+    let Some(epoch) = manifest_epochs(checkpoints).into_iter().next() else {
+        return false;
+    };
+    let Ok(manifest) = read_json::<Manifest>(&manifest_path(checkpoints, epoch)) else {
+        return false;
+    };
+    let Some(entry) = manifest.files.iter().find(|f| f.name == name) else {
+        return false;
+    };
+    content_hash(path)
+        .is_ok_and(|(hash, bytes)| bytes == entry.bytes && format!("{hash:016x}") == entry.fnv1a64)
+}
+
+/// Checkpoint folders without a manifest (an interrupted save or prune: they do not exist as
+/// checkpoints), with their epochs.
+fn unfinished(checkpoints: &Path) -> Vec<(usize, PathBuf)> {
+    std::fs::read_dir(checkpoints)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
+            (entry.path().is_dir() && !manifest_path(checkpoints, epoch).exists())
+                .then(|| (epoch, entry.path()))
+        })
+        .collect()
+}
+
+/// Removes every checkpoint folder without a manifest and returns them. Only for a caller
+/// that holds the run's lock (a save in progress has no manifest yet).
+pub fn remove_unfinished(checkpoints: &Path) -> Vec<PathBuf> {
+    unfinished(checkpoints)
+        .into_iter()
+        .filter(|(_, dir)| std::fs::remove_dir_all(dir).is_ok())
+        .map(|(_, dir)| dir)
+        .collect()
 }
 
 /// Removes every checkpoint except the newest `keep_last` and the epochs in `keep_epochs`.
@@ -200,20 +255,9 @@ pub fn prune(checkpoints: &Path, keep_last: usize, keep_epochs: &[usize]) -> Res
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::file(&dir, e))?;
     }
     let newest = epochs.first().copied().unwrap_or(0);
-    for entry in std::fs::read_dir(checkpoints)
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(epoch) = name
-            .strip_prefix("epoch-")
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        if entry.path().is_dir() && epoch < newest && !manifest_path(checkpoints, epoch).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
+    for (epoch, dir) in unfinished(checkpoints) {
+        if epoch < newest {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
     Ok(())
@@ -232,7 +276,7 @@ mod tests {
         };
         save_checkpoint(checkpoints, &state, |dir| {
             write_bytes(&dir.join(MODEL), format!("model {epoch}").as_bytes())?;
-            write_bytes(&dir.join(OPTIMIZER), b"optimizer")
+            Ok(write_bytes(&dir.join(OPTIMIZER), b"optimizer")?)
         })
         .unwrap();
     }

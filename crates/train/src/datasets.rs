@@ -190,15 +190,27 @@ impl RunData {
             }
             Some(path) => {
                 // One file: the last tenth is the test split.
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| TrainError::file(path, format!("cannot read the text: {e}")))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    TrainError::Data(repsim_data::DataError::Io {
+                        path: path.into(),
+                        message: format!("cannot read the text (--data text=PATH): {e}"),
+                    })
+                })?;
                 let chars: Vec<char> = text.chars().collect();
                 let cut = chars.len() * 9 / 10;
                 let head: String = chars[..cut].iter().collect();
                 let tail: String = chars[cut..].iter().collect();
+                let split = |text: &str, what: &str| {
+                    TextCorpus::from_text(text, window, window).map_err(|e| {
+                        TrainError::Data(repsim_data::DataError::Format {
+                            path: path.into(),
+                            message: format!("{what}: {e}"),
+                        })
+                    })
+                };
                 (
-                    TextCorpus::from_text(&head, window, window)?,
-                    TextCorpus::from_text(&tail, window, window)?,
+                    split(&head, "the training split (the first nine tenths)")?,
+                    split(&tail, "the test split (the last tenth)")?,
                 )
             }
         };

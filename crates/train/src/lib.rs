@@ -6,11 +6,13 @@
 //! | [`config`] | [`TrainConfig`]: model, data, optimiser, schedule, seed (the run's `config.json`) |
 //! | [`schedule`] | learning-rate schedules as a pure function of the step |
 //! | [`optimizer`] | SGD / Adam / AdamW from burn-optim, with PyTorch's defaults made explicit |
-//! | [`network`] | [`Network`]: what training and tracking need of a model; every repsim model has it |
+//! | [`network`] | [`Network`]: what training needs of a model; every repsim model has it |
+//! | [`observe`] | what the Tracker and [`compare()`] observe: a closure returning named tensors, or a [`Network`] |
+//! | [`compare`] | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
 //! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |
 //! | [`trainer`] | [`train`]: the loop, evaluation, run directory, resume |
 //! | [`checkpoint`] | checkpoints durable as a set (files, then a manifest), pruning, fallback |
-//! | [`durable`] | atomic writes (temporary, fsync, rename) |
+//! | [`durable`] | repsim's atomic writer (re-exported) and the checkpoint manifests' hashes |
 //! | [`metrics`] | one `metrics.jsonl` line per epoch |
 //! | [`progress`] | indicatif progress bars |
 //! | [`tracker`] | [`Tracker`]: layers during training; convergence tables (Raghu et al. 2017) |
@@ -22,26 +24,30 @@
 #[cfg(feature = "burn-train")]
 pub mod burn_train;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod datasets;
 pub mod durable;
 pub mod error;
 pub mod metrics;
 pub mod network;
+pub mod observe;
 pub mod optimizer;
 pub mod progress;
 pub mod schedule;
 pub mod tracker;
 pub mod trainer;
 
+pub use compare::{compare, CompareOptions};
 pub use config::{DataConfig, OptimizerConfig, TrainConfig};
 pub use error::{Result, TrainError};
 pub use metrics::EpochMetrics;
 pub use network::{visit_network, Inputs, Network, NetworkVisitor};
+pub use observe::{IntoActivations, Observe, ProbeInput};
 pub use progress::ProgressMode;
 pub use schedule::{ScheduleConfig, ScheduleKind};
 pub use tracker::{ConvergenceTable, TrackIndex, TrackReport, Tracker, TrackerConfig};
 pub use trainer::{
-    completed_run, fit_model_to_data, read_metrics, train, RunOptions, RunRecord, TrackEpochs,
-    TrackOptions, TrainSummary, FINAL_WEIGHTS,
+    completed_run, fit_model_to_data, read_metrics, same_config_run, train, RunOptions, RunRecord,
+    TrackEpochs, TrackOptions, TrackRecord, TrainSummary, FINAL_WEIGHTS,
 };

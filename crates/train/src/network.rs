@@ -41,6 +41,14 @@ impl Inputs {
         }
     }
 
+    /// The same inputs on their device without autodiff (probing needs no gradients).
+    pub fn without_autodiff(self) -> Self {
+        match self {
+            Inputs::Images(t) => Inputs::Images(t.without_autodiff()),
+            Inputs::Tokens(t) => Inputs::Tokens(t.without_autodiff()),
+        }
+    }
+
     /// Examples `start .. start + len`.
     pub fn narrow(&self, start: usize, len: usize) -> Self {
         match self {
@@ -50,8 +58,21 @@ impl Inputs {
     }
 }
 
+impl From<Tensor<4>> for Inputs {
+    fn from(images: Tensor<4>) -> Self {
+        Inputs::Images(images)
+    }
+}
+
+impl From<Tensor<2, Int>> for Inputs {
+    fn from(tokens: Tensor<2, Int>) -> Self {
+        Inputs::Tokens(tokens)
+    }
+}
+
 /// A model repsim can train and probe: anything with logits for a batch and named activations.
-/// Implement it for your own burn module to use [`crate::Tracker`] on it.
+/// Every repsim model has it. Your own burn module does not need it: the Tracker and
+/// [`crate::compare()`] take a closure returning named tensors ([`crate::observe`]).
 pub trait Network: Module + 'static {
     /// Logits `(M, classes)`: `M = N` for a classifier, `N * L` (every position) for a
     /// language model, in the order of the flattened targets.

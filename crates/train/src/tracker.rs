@@ -1,15 +1,16 @@
 //! The [`Tracker`]: similarity of every layer during training, from any burn training loop.
 //!
 //! ```ignore
-//! let mut tracker = Tracker::new(TrackerConfig::new(run_dir.join("track")), probe_images)?;
-//! // at the end of an epoch (or every k steps):
+//! let mut tracker = Tracker::new(TrackerConfig::new("run/track"), probe_images)?; // Tensor<4>
+//! // at the end of an epoch (or every k steps), with your own module:
+//! tracker.observe(epoch, |x| model.valid().forward_with_layers(x))?;
+//! // or with one of repsim's models:
 //! tracker.observe(epoch, &model)?;
 //! let report = tracker.finish()?; // convergence tables: each layer at each epoch vs its final self
 //! ```
 //!
-//! `observe` probes the *validation* copy of the model (`model.valid()`: batch-norm running
-//! statistics, no autodiff; never a clone of the training model, whose batch-norm state burn
-//! shares between clones) on a fixed probe set, and writes what the measures need to
+//! `observe` takes a closure from a batch of probe inputs to named tensors, or a repsim model
+//! ([`crate::observe`]), and writes what the measures need of every layer to
 //! `DIR/epoch-000e.npz`: a layer with fewer features than probe examples as it is, a wider one
 //! as its centred Gram `Xc Xc^T` (`n x n`: one matmul, no decomposition while training). When
 //! read back, a Gram becomes the layer's example-space coordinates
@@ -25,17 +26,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use repsim_model::{ActivationTensor, Activations, Probe, TimeReduction};
+use repsim_model::{Probe, TimeReduction};
 use repsim_similarity::files::{read_activations, write_npz};
 use repsim_similarity::{
-    centred_gram, conv_layer, coordinates_from_centred_gram, similarity_matrix, ConvMode,
-    HostLayer, Layer, Metric, MetricOptions, SimilarityMatrix,
+    centred_gram, coordinates_from_centred_gram, similarity_matrix, ConvMode, HostLayer, Layer,
+    Metric, MetricOptions, SimilarityMatrix,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{read_json, write_json, write_via};
+use crate::durable::{read_json, write_json};
 use crate::error::{Result, TrainError};
-use crate::network::{Inputs, Network};
+use crate::network::Inputs;
+use crate::observe::{layers_from_activations, Observe};
 
 /// The Tracker's settings.
 #[derive(Debug, Clone)]
@@ -147,6 +149,18 @@ impl ConvergenceTable {
     }
 }
 
+impl ConvergenceTable {
+    /// [`ConvergenceTable::first_epoch_reaching`] as one line of text: `layer: epoch` for each
+    /// layer, `never` where it is not reached.
+    pub fn first_epochs_text(&self, fraction: f64) -> String {
+        self.first_epoch_reaching(fraction)
+            .into_iter()
+            .map(|(l, e)| format!("{l}: {}", e.map_or("never".into(), |e| e.to_string())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What [`Tracker::finish`] returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackReport {
@@ -158,6 +172,29 @@ pub struct TrackReport {
     pub warnings: Vec<String>,
 }
 
+/// The file of the observation of `epoch` under `dir`.
+fn observation_path(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(format!("epoch-{epoch:04}.npz"))
+}
+
+/// The observation files (`epoch-000e.npz`) under `dir`, in name order.
+fn observation_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("epoch-") && n.ends_with(".npz")
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Records layers during training; see the module docs.
 pub struct Tracker {
     config: TrackerConfig,
@@ -167,10 +204,13 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker storing under `config.dir`, probing `probe_inputs` (images or token ids; they
-    /// are moved to the model's device at each observation). Observations already in the
-    /// directory (a resumed run) are kept.
-    pub fn new(config: TrackerConfig, probe_inputs: Inputs) -> Result<Self> {
+    /// A tracker storing under `config.dir`, probing `probe_inputs`: images (`Tensor<4>`),
+    /// token ids (`Tensor<2, Int>`) or [`Inputs`]. A closure gets them on the device they were
+    /// given on (without autodiff); a repsim model gets them moved to its device. Observations
+    /// already in the directory (a resumed run) are kept; a directory holding observations but
+    /// no `index.json` is refused (the index names the layers and how each was stored).
+    pub fn new(config: TrackerConfig, probe_inputs: impl Into<Inputs>) -> Result<Self> {
+        let probe_inputs = probe_inputs.into();
         if matches!(config.conv, ConvMode::SpatialAsSamples { .. }) {
             return Err(TrainError::BadConfig(
                 "the Tracker takes --conv flatten or pool=K (spatial modes change the rows)".into(),
@@ -186,6 +226,14 @@ impl Tracker {
         let index_path = config.dir.join("index.json");
         let index = if index_path.exists() {
             read_json(&index_path)?
+        } else if let Some(orphan) = observation_files(&config.dir).first() {
+            return Err(TrainError::RunDir {
+                path: config.dir.clone(),
+                message: format!(
+                    "holds observations ({}) but no index.json: restore the index, or remove the directory to observe again from scratch",
+                    orphan.display()
+                ),
+            });
         } else {
             TrackIndex {
                 layers: Vec::new(),
@@ -261,29 +309,42 @@ impl Tracker {
     }
 
     fn epoch_path(&self, epoch: usize) -> PathBuf {
-        self.config.dir.join(format!("epoch-{epoch:04}.npz"))
+        observation_path(&self.config.dir, epoch)
     }
 
-    /// Records every probed layer of `model` (in validation mode) at `epoch`.
-    pub fn observe<M: Network>(&mut self, epoch: usize, model: &M) -> Result<()> {
+    /// Records every layer `observed` gives at `epoch`: `observed` is a closure from a batch
+    /// of probe inputs to named tensors (`|x| model.valid().forward_with_layers(x)`) or a
+    /// repsim model (`&model`, probed in validation mode); see [`crate::observe`]. An epoch
+    /// observed again replaces its earlier observation.
+    pub fn observe<Marker>(&mut self, epoch: usize, observed: impl Observe<Marker>) -> Result<()> {
         let inputs = self.inputs.as_ref().ok_or_else(|| {
             TrainError::BadConfig("this tracker was opened for reading; it cannot observe".into())
         })?;
-        let eval = model.valid();
-        let device = eval
-            .devices()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| self.config.device.clone());
         let n = inputs.len();
+        let mut layers_of_batch = observed.batch_fn(&self.config.probe);
         let mut parts: Vec<(String, Vec<Tensor<2>>)> = Vec::new();
         for start in (0..n).step_by(self.config.batch_size.max(1)) {
             let len = self.config.batch_size.min(n - start);
-            let chunk = inputs.narrow(start, len).to_device(&device);
-            let activations = eval.activations(chunk, &self.config.probe)?;
-            for (i, layer) in self.matrices(activations)?.into_iter().enumerate() {
+            let chunk = inputs.narrow(start, len).without_autodiff();
+            let activations = layers_of_batch(chunk)?;
+            let layers = layers_from_activations(activations, self.config.conv, self.config.time)?;
+            if start > 0 && layers.len() != parts.len() {
+                return Err(TrainError::Failed(format!(
+                    "the observed model gave {} layers for the probe batch at example {start}, {} for the first",
+                    layers.len(),
+                    parts.len()
+                )));
+            }
+            for (i, layer) in layers.into_iter().enumerate() {
                 if start == 0 {
                     parts.push((layer.name.clone(), Vec::new()));
+                }
+                let rows = layer.matrix.dims()[0];
+                if rows != len {
+                    return Err(TrainError::BadConfig(format!(
+                        "layer `{}` has {rows} rows for a batch of {len} probe examples: the examples must be on dim 0 (for sequences, use a time reduction other than steps)",
+                        layer.name
+                    )));
                 }
                 parts[i].1.push(layer.matrix);
             }
@@ -331,9 +392,7 @@ impl Tracker {
             });
         }
         let path = self.epoch_path(epoch);
-        write_via(&path, |temporary| {
-            write_npz(temporary, &stored).map_err(|e| TrainError::file(&path, e))
-        })?;
+        write_npz(&path, &stored)?;
         self.index.layers = names;
         self.index.n_examples = stored[0].shape[0];
         self.index.bytes_per_observation = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -341,24 +400,8 @@ impl Tracker {
             self.index.epochs.push(epoch);
             self.index.epochs.sort_unstable();
         }
-        write_json(&self.config.dir.join("index.json"), &self.index)
-    }
-
-    fn matrices(&self, activations: Activations) -> Result<Vec<Layer>> {
-        let mut layers = Vec::new();
-        for (name, tensor) in activations.iter() {
-            let layer = match tensor {
-                ActivationTensor::Map(map) => {
-                    conv_layer(name.clone(), map.clone(), self.config.conv)?
-                }
-                other => Layer {
-                    name: name.clone(),
-                    matrix: other.clone().into_matrix(self.config.time),
-                },
-            };
-            layers.push(layer);
-        }
-        Ok(layers)
+        write_json(&self.config.dir.join("index.json"), &self.index)?;
+        Ok(())
     }
 
     /// Every stored layer of `epoch`, on the measures' device, in forward order.

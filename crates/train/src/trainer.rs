@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -16,11 +17,11 @@ use repsim_model::{load_weights, save_weights, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    newest_complete, prune, save_checkpoint, CheckpointState, MODEL, OPTIMIZER,
+    checkpoint_dir, newest_complete, prune, save_checkpoint, CheckpointState, MODEL, OPTIMIZER,
 };
 use crate::config::{first_difference, TrainConfig};
 use crate::datasets::{Batch, RunData};
-use crate::durable::{read_json, remove_stale_temporaries, write_bytes, write_json};
+use crate::durable::{read_json, remove_stale_temporaries, write_bytes, write_json, write_via};
 use crate::error::{Result, TrainError};
 use crate::metrics::EpochMetrics;
 use crate::network::{force_initialisation, visit_network, Network, NetworkVisitor};
@@ -43,6 +44,58 @@ pub struct RunRecord {
     pub train_examples: usize,
     /// Test examples.
     pub test_examples: usize,
+    /// What the Tracker records during the run (`None`: not tracked); compared on `--resume`
+    /// like the config, so one run's observations are all of one kind.
+    #[serde(default)]
+    pub track: Option<TrackRecord>,
+}
+
+/// The Tracker's options of a run, as its `config.json` records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackRecord {
+    /// When it observes (`every-epoch` or a list).
+    pub epochs: String,
+    /// Test examples probed.
+    pub probe_count: usize,
+    /// Which layers (`blocks`, `all`, `names=...`).
+    pub probe: String,
+    /// How conv maps become matrices (`flatten`, `pool=K`).
+    pub conv: String,
+    /// How sequences become one row per example.
+    pub time: String,
+    /// The measures of its convergence tables.
+    pub measures: Vec<String>,
+}
+
+impl TrackRecord {
+    /// The record of `track`.
+    pub fn of(track: &TrackOptions) -> Self {
+        TrackRecord {
+            epochs: match &track.epochs {
+                TrackEpochs::Every => "every-epoch".into(),
+                TrackEpochs::These(list) => list
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
+            probe_count: track.probe_count,
+            probe: match &track.tracker.probe {
+                repsim_model::Probe::None => "none".into(),
+                repsim_model::Probe::Blocks => "blocks".into(),
+                repsim_model::Probe::All => "all".into(),
+                repsim_model::Probe::Names(names) => format!("names={}", names.join(",")),
+            },
+            conv: track.tracker.conv.to_string(),
+            time: format!("{:?}", track.tracker.time).to_lowercase(),
+            measures: track
+                .tracker
+                .measures
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect(),
+        }
+    }
 }
 
 /// When the Tracker observes the model during training.
@@ -191,11 +244,9 @@ struct RunLock {
 }
 
 impl RunLock {
+    /// Takes the lock of `out`'s canonical directory: a run reached through a symbolic link
+    /// (or `..`) and the same run by its own path share one lock.
     fn acquire(out: &Path) -> Result<Self> {
-        let name = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
         let parent = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -204,6 +255,27 @@ impl RunLock {
             path: out.to_path_buf(),
             message: format!("cannot create its parent directory: {e}"),
         })?;
+        let canonical = match out.canonicalize() {
+            Ok(dir) => dir,
+            Err(_) => parent
+                .canonicalize()
+                .map_err(|e| TrainError::RunDir {
+                    path: out.to_path_buf(),
+                    message: format!("cannot resolve its parent directory: {e}"),
+                })?
+                .join(
+                    out.file_name()
+                        .unwrap_or_else(|| std::ffi::OsStr::new("run")),
+                ),
+        };
+        let name = canonical
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let parent = canonical
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
         let path = parent.join(format!(".{name}.lock"));
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
@@ -282,19 +354,7 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
     if out.is_dir() && !is_empty_dir(out) {
         if options.resume && config_path.exists() {
             let record: RunRecord = read_json(&config_path)?;
-            let (run, now) = (
-                serde_json::to_value(&record.config)
-                    .map_err(|e| TrainError::Failed(e.to_string()))?,
-                serde_json::to_value(config).map_err(|e| TrainError::Failed(e.to_string()))?,
-            );
-            if let Some((field, run, now)) = first_difference(&run, &now) {
-                return Err(TrainError::ConfigMismatch {
-                    path: out.to_path_buf(),
-                    field,
-                    run,
-                    now,
-                });
-            }
+            check_same_run(out, &record, config, options.track.as_ref())?;
             let (checkpoint, warnings) = newest_complete(&out.join("checkpoints"));
             plan.resume_from = checkpoint;
             plan.warnings = warnings;
@@ -317,22 +377,163 @@ fn prepare_run_dir(config: &TrainConfig, out: &Path, options: &RunOptions) -> Re
                 removed
                     .map_err(|e| run_dir_error(format!("cannot clear {}: {e}", path.display())))?;
             }
+        } else if options.resume && holds_run_output(out) {
+            // Without its config, nothing says what the checkpoints here were trained with:
+            // resuming could mix two runs.
+            return Err(run_dir_error(format!(
+                "has no config.json, so it cannot be resumed (its checkpoints could belong to another configuration); restore {} or pass --overwrite to start over",
+                config_path.display()
+            )));
         } else if !options.resume {
             return Err(run_dir_error(
                 "is not empty; pass --resume to continue it or --overwrite to replace it".into(),
             ));
         }
+        // Else: resuming a run killed before it wrote its config.json (nothing of it but
+        // empty folders and temporaries): it starts from scratch.
     }
     std::fs::create_dir_all(out.join("checkpoints"))
         .map_err(|e| run_dir_error(format!("cannot create: {e}")))?;
     // Writable? Find out now, not after the first epoch.
     write_bytes(&out.join(".write-test"), b"")
+        .map_err(TrainError::from)
         .and_then(|_| {
             std::fs::remove_file(out.join(".write-test")).map_err(|e| TrainError::file(out, e))
         })
         .map_err(|e| run_dir_error(format!("is not writable: {e}")))?;
-    remove_stale_temporaries(out);
+    remove_leftovers(out);
     Ok(plan)
+}
+
+/// The Tracker's directory of a run starting at `first_epoch`: from scratch, whatever is there
+/// belongs to no committed epoch (an observation written before a kill, before its index) and
+/// is removed; resuming, its `index.json` must be there (observations are written before each
+/// epoch's checkpoint, so only a deletion loses it, and the epochs before the checkpoint cannot
+/// be observed again).
+fn prepare_track_dir(dir: &Path, first_epoch: usize) -> Result<()> {
+    if first_epoch == 1 {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| TrainError::file(dir, format!("cannot clear: {e}")))?;
+        }
+        return Ok(());
+    }
+    if !dir.join("index.json").exists() {
+        return Err(TrainError::RunDir {
+            path: dir.to_path_buf(),
+            message: format!(
+                "has no index.json, but the run resumes after epoch {}: the observations of the epochs before cannot be made again (restore the track folder, or train again with --overwrite)",
+                first_epoch - 1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `out` holds anything a training wrote after its `config.json`: a checkpoint
+/// manifest, metrics, final weights or tracker observations.
+fn holds_run_output(out: &Path) -> bool {
+    let has_manifest = std::fs::read_dir(out.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".json"));
+    has_manifest
+        || out.join("metrics.jsonl").exists()
+        || out.join(FINAL_WEIGHTS).exists()
+        || out.join("track").join("index.json").exists()
+}
+
+/// Refuses to resume `out` (whose `config.json` holds `record`) with another config, or with
+/// other tracking options, naming the first field that differs.
+fn check_same_run(
+    out: &Path,
+    record: &RunRecord,
+    config: &TrainConfig,
+    track: Option<&TrackOptions>,
+) -> Result<()> {
+    let run = to_json(&record.config)?;
+    let now = to_json(config)?;
+    if let Some((field, run, now)) = first_difference(&run, &now) {
+        return Err(TrainError::ConfigMismatch {
+            path: out.to_path_buf(),
+            field,
+            run,
+            now,
+        });
+    }
+    let now_track = track.map(TrackRecord::of);
+    match (&record.track, &now_track) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(TrainError::RunDir {
+            path: out.to_path_buf(),
+            message: "was trained with --track: resume it with the same --track options, or its tracker index would miss the epochs trained now".into(),
+        }),
+        (None, Some(_)) => Err(TrainError::RunDir {
+            path: out.to_path_buf(),
+            message: "was trained without --track: resume it without --track (its earlier epochs were not observed), or start a new run".into(),
+        }),
+        (Some(run), Some(now)) => {
+            let (run, now) = (to_json(run)?, to_json(now)?);
+            match first_difference(&run, &now) {
+                None => Ok(()),
+                Some((field, run, now)) => Err(TrainError::ConfigMismatch {
+                    path: out.to_path_buf(),
+                    field: format!("track.{field}"),
+                    run,
+                    now,
+                }),
+            }
+        }
+    }
+}
+
+/// A config as a JSON value, to compare field by field.
+fn to_json(value: &impl Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| TrainError::Failed(e.to_string()))
+}
+
+/// Removes what interrupted processes left in a run directory this process holds the lock of:
+/// temporaries of dead processes (in the run, `checkpoints/`, each checkpoint folder and
+/// `track/`), and checkpoint folders without a manifest (an interrupted save or prune; a
+/// resumed run saves that epoch again).
+fn remove_leftovers(out: &Path) {
+    let checkpoints = out.join("checkpoints");
+    let mut dirs = vec![out.to_path_buf(), checkpoints.clone(), out.join("track")];
+    dirs.extend(
+        std::fs::read_dir(&checkpoints)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    );
+    for dir in dirs {
+        for removed in remove_stale_temporaries(&dir) {
+            log::info!("removed {}, left by an interrupted run", removed.display());
+        }
+    }
+    for removed in crate::checkpoint::remove_unfinished(&checkpoints) {
+        log::info!(
+            "removed {}, an interrupted checkpoint without its manifest",
+            removed.display()
+        );
+    }
+}
+
+/// Whether `out` holds a run of exactly `config` (its `config.json` says so), complete or
+/// not: what an experiment resumes rather than trains again.
+pub fn same_config_run(config: &TrainConfig, out: &Path) -> bool {
+    let Ok(record) = read_json::<RunRecord>(&out.join("config.json")) else {
+        return false;
+    };
+    match (
+        serde_json::to_value(&record.config),
+        serde_json::to_value(config),
+    ) {
+        (Ok(run), Ok(now)) => first_difference(&run, &now).is_none(),
+        _ => false,
+    }
 }
 
 /// Sizes `model`'s data-dependent parts to `data`: the class count (images), a recurrent
@@ -447,7 +648,7 @@ impl Loop<'_> {
             None => (Vec::new(), 0, 1, None),
         };
         for w in &warnings {
-            eprintln!("warning: {w}");
+            log::warn!("{w}");
         }
         let record = RunRecord {
             repsim_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -456,6 +657,7 @@ impl Loop<'_> {
             parameters,
             train_examples: data.train_len(),
             test_examples: data.test_len(),
+            track: options.track.as_ref().map(TrackRecord::of),
         };
         write_json(&out.join("config.json"), &record)?;
         write_metrics(out, &metrics)?;
@@ -468,6 +670,7 @@ impl Loop<'_> {
                     .ok_or_else(|| TrainError::BadConfig("the test split is empty".into()))??;
                 let mut tracker_config = track.tracker.clone();
                 tracker_config.dir = out.join("track");
+                prepare_track_dir(&tracker_config.dir, first_epoch)?;
                 let mut tracker = Tracker::new(tracker_config, probe.inputs)?;
                 tracker.forget_after(first_epoch - 1)?;
                 if first_epoch == 1 && track.epochs.contains(0, config.epochs) {
@@ -545,8 +748,10 @@ impl Loop<'_> {
             progress.phase("evaluating");
             let eval = model.valid();
             let (test_loss, test_accuracy) = evaluate(&eval, data, &eval_loss, &device)?;
+            // A divergence in the epoch's last steps shows only here: never save it.
+            check_finite(&eval, epoch, test_loss)?;
             let lm = matches!(data, RunData::Text(_));
-            let entry = EpochMetrics {
+            metrics.push(EpochMetrics {
                 epoch,
                 train_loss: loss_sum / step_in_epoch.max(1) as f64,
                 train_accuracy: correct_sum / targets_seen.max(1) as f64,
@@ -556,8 +761,20 @@ impl Loop<'_> {
                 lr,
                 examples_per_second: seen as f64 / train_seconds.max(1e-9),
                 seconds: 0.0,
-            };
-            metrics.push(entry);
+            });
+
+            // The observation is part of the epoch's commit: it is written before the
+            // checkpoint's manifest, so a process killed in between resumes from the previous
+            // checkpoint, trains this epoch again and observes it again.
+            if let Some((tracker, when)) = tracker.as_mut() {
+                if when.contains(epoch, config.epochs) {
+                    progress.phase("tracking");
+                    tracker.observe(epoch, &model)?;
+                }
+            }
+            if let Some(last) = metrics.last_mut() {
+                last.seconds = started.elapsed().as_secs_f64();
+            }
 
             progress.phase("checkpoint");
             let state = CheckpointState {
@@ -570,25 +787,23 @@ impl Loop<'_> {
                 save_weights(&eval, &dir.join(MODEL))?;
                 save_optimizer(&optimizer, &dir.join(OPTIMIZER))
             })?;
-            if let Some((tracker, when)) = tracker.as_mut() {
-                if when.contains(epoch, config.epochs) {
-                    progress.phase("tracking");
-                    tracker.observe(epoch, &model)?;
-                }
-            }
             prune(&checkpoints, options.keep_last, &options.keep_epochs)?;
-            if let Some(last) = metrics.last_mut() {
-                last.seconds = started.elapsed().as_secs_f64();
-            }
             write_metrics(out, &metrics)?;
             progress.finish();
             if options.progress != ProgressMode::Silent {
-                print_epoch_line(metrics.last().expect("pushed above"), config.epochs);
+                log_epoch_line(metrics.last().expect("pushed above"), config.epochs);
             }
         }
+        // The final weights are a copy of the last checkpoint's (byte for byte: that is how
+        // `completed_run` tells them from a truncated file).
         let final_weights = if last_epoch == config.epochs {
             let path = out.join(FINAL_WEIGHTS);
-            save_weights(&model.valid(), &path)?;
+            let last = checkpoint_dir(&out.join("checkpoints"), last_epoch).join(MODEL);
+            write_via(&path, |temporary| {
+                std::fs::copy(&last, temporary)
+                    .map(|_| ())
+                    .map_err(|e| TrainError::file(&last, format!("cannot copy: {e}")))
+            })?;
             Some(path)
         } else {
             None
@@ -605,17 +820,16 @@ impl Loop<'_> {
     }
 }
 
-/// The metrics of a finished run of exactly `config` in `out` (its `config.json` matches, its
-/// final weights and every epoch's metrics are there), for reusing trained weights; `None`
-/// when there is no such run.
+/// The metrics of a finished run of exactly `config` in `out` (its `config.json` matches, every
+/// epoch's metrics are there, and its final weights are the newest checkpoint's weights byte
+/// for byte, so a truncated `model.bpk` is not taken for a finished run), for reusing trained
+/// weights; `None` when there is no such run.
 pub fn completed_run(config: &TrainConfig, out: &Path) -> Option<Vec<EpochMetrics>> {
-    let record: RunRecord = read_json(&out.join("config.json")).ok()?;
-    let same = first_difference(
-        &serde_json::to_value(&record.config).ok()?,
-        &serde_json::to_value(config).ok()?,
-    )
-    .is_none();
-    if !same || !out.join(FINAL_WEIGHTS).is_file() {
+    if !same_config_run(config, out) {
+        return None;
+    }
+    let weights = out.join(FINAL_WEIGHTS);
+    if !crate::checkpoint::matches_newest(&out.join("checkpoints"), MODEL, &weights) {
         return None;
     }
     let metrics = read_metrics(out).ok()?;
@@ -698,7 +912,8 @@ fn write_metrics(out: &Path, metrics: &[EpochMetrics]) -> Result<()> {
         text.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Failed(e.to_string()))?);
         text.push('\n');
     }
-    write_bytes(&out.join("metrics.jsonl"), text.as_bytes())
+    write_bytes(&out.join("metrics.jsonl"), text.as_bytes())?;
+    Ok(())
 }
 
 /// Reads a run's `metrics.jsonl`.
@@ -715,12 +930,59 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-fn print_epoch_line(m: &EpochMetrics, epochs: usize) {
+/// Checks the weights (and batch-norm statistics) and the test loss of an epoch before they are
+/// saved: a non-finite value stops the run with the divergence named.
+fn check_finite<M: Module>(model: &M, epoch: usize, test_loss: f64) -> Result<()> {
+    /// Counts the non-finite values of every float parameter.
+    #[derive(Default)]
+    struct NonFinite {
+        count: usize,
+        first: Option<f64>,
+        failed: Option<String>,
+    }
+    impl ModuleVisitor for NonFinite {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            match param.val().try_into_vec_as::<f32>() {
+                Ok(values) => {
+                    for v in values.iter().filter(|v| !v.is_finite()) {
+                        self.count += 1;
+                        self.first.get_or_insert(*v as f64);
+                    }
+                }
+                Err(e) => self.failed = Some(format!("{e:?}")),
+            }
+        }
+    }
+    if !test_loss.is_finite() {
+        return Err(TrainError::Diverged {
+            epoch,
+            what: format!("the test loss is {test_loss}"),
+        });
+    }
+    let mut visitor = NonFinite::default();
+    model.visit(&mut visitor);
+    if let Some(e) = visitor.failed {
+        return Err(TrainError::Failed(format!("reading the weights back: {e}")));
+    }
+    match visitor.first {
+        None => Ok(()),
+        Some(value) => Err(TrainError::Diverged {
+            epoch,
+            what: format!(
+                "{} weights are non-finite (the first is {value})",
+                visitor.count
+            ),
+        }),
+    }
+}
+
+/// One line per epoch through `log::info!` (the binary prints it to stdout).
+fn log_epoch_line(m: &EpochMetrics, epochs: usize) {
     let test = match m.test_perplexity {
         Some(p) => format!("test perplexity {p:.3}"),
         None => format!("test acc {:.1}%", 100.0 * m.test_accuracy),
     };
-    println!(
+    log::info!(
         "epoch {}/{epochs}: train loss {:.4}, train acc {:.1}%, test loss {:.4}, {test}, lr {:.4}, {:.0} examples/s, {:.1} s",
         m.epoch,
         m.train_loss,
