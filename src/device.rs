@@ -23,8 +23,9 @@ use burn::tensor::{Device, DeviceKind};
 /// Without `XDG_RUNTIME_DIR`, every adapter probe prints `error: XDG_RUNTIME_DIR is invalid or
 /// not set in the environment` (libwayland, loaded by Mesa's window-system code), which reads
 /// like repsim's own error. When it is unset or not a directory, it is pointed at a private
-/// directory under the temporary directory. Call it at the start of `main`, before any thread
-/// runs (it sets an environment variable); [`probe`] also calls it, once.
+/// directory under the temporary directory. It changes the process's environment, so the
+/// library never calls it: the `repsim` binary and the examples call it at the start of `main`,
+/// before any thread runs, and an embedding program may.
 pub fn quiet_headless_vulkan() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
@@ -227,7 +228,6 @@ static SELECTIONS: Mutex<Vec<(DeviceChoice, SelectedDevice)>> = Mutex::new(Vec::
 
 /// The adapters of one graphics API, in wgpu's enumeration order.
 fn probe(api: wgpu::Backend) -> Vec<wgpu::AdapterInfo> {
-    quiet_headless_vulkan();
     let backends = wgpu::Backends::from(api);
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends,

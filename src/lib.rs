@@ -6,16 +6,29 @@
 //! wgpu (Vulkan, Metal, DX12), or the CPU through burn's `flex` backend.
 //!
 //! This crate is the facade: it re-exports the workspace crates and owns device selection
-//! ([`device`]) and the `repsim` command line ([`cli`]).
+//! ([`device`]), the experiments ([`experiments`], over one harness), reusable analysis
+//! ([`analysis`]), the one error-to-exit-code rule ([`error`]) and, with the default feature
+//! `cli`, the `repsim` command line (`cli`: clap, ctrlc and the mimalloc allocator settings).
+//! Without it (`default-features = false`) the library pulls in none of those.
+//!
+//! The library prints nothing: progress and warnings go through the `log` facade (installed by
+//! the binary and the examples as [`logging::StdLogger`]) and warnings are also returned.
 
+#[cfg(feature = "cli")]
 pub mod allocator;
+pub mod analysis;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod device;
+pub mod error;
 pub mod experiments;
+pub mod logging;
 pub mod tracking;
 
 /// The datasets (`repsim-data`).
 pub use repsim_data as data;
+/// repsim's one atomic file writer (`repsim-durable`).
+pub use repsim_durable as durable;
 /// The networks (`repsim-model`).
 pub use repsim_model as model;
 /// The similarity measures (`repsim-similarity`).
@@ -30,3 +43,7 @@ pub use repsim_train as train;
 pub use repsim_viz as viz;
 
 pub use device::{select_device, DeviceChoice, SelectedDevice};
+pub use error::Error;
+/// Any burn model's layers during training ([`train::Tracker`]) and against another's
+/// ([`train::compare()`]), from a closure returning named tensors.
+pub use repsim_train::{compare, CompareOptions, Tracker, TrackerConfig};

@@ -13,8 +13,9 @@ use repsim_similarity::HostLayer;
 
 use super::data::DataArgs;
 use super::describe::ModelArgs;
-use super::{parse_device, CliError};
+use super::flags::parse_device;
 use crate::device::{select_device, DeviceChoice};
+use crate::error::Error as CliError;
 
 /// Arguments of `repsim activations`.
 #[derive(Debug, clap::Args)]
@@ -159,9 +160,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         args.count,
         started.elapsed().as_secs_f64()
     );
-    super::output::write_via_temporary(&args.out, |temporary| {
-        Ok(repsim_similarity::files::write_npz(temporary, &layers)?)
-    })?;
+    super::output::with_signal_cleanup(|| repsim_similarity::files::write_npz(&args.out, &layers))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -10,8 +10,10 @@ use repsim_similarity::{
 };
 use serde_json::json;
 
-use super::{parse_device, table, CliError};
+use super::flags::parse_device;
+use super::table;
 use crate::device::{select_device, DeviceChoice};
+use crate::error::Error as CliError;
 
 /// Arguments of `repsim compare`.
 #[derive(Debug, clap::Args)]
@@ -94,6 +96,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     }
     if let Some(plot) = &args.plot {
         repsim_viz::check_output_path(plot)?;
+        super::output::check_output(plot, "--plot", &[], &[&args.a, &args.b])?;
         args.style.colormap.parse::<repsim_viz::ColorMap>()?;
     }
     let pwcca_convention: PwccaConvention = args.pwcca_convention.parse()?;
@@ -312,8 +315,7 @@ fn load_weight_files(
     }
     let stats = super::activations::training_stats(&args.data, &dataset)?;
     let probe_one = |path: &Path| -> Result<Vec<HostLayer>, CliError> {
-        let model = crate::experiments::load_any(&spec, path, device)
-            .map_err(|e| CliError::Input(e.to_string()))?;
+        let model = spec.init_with_weights(path, device)?;
         super::activations::probe_images(
             &model,
             &dataset,
@@ -397,12 +399,10 @@ fn load_runs(
                 data.test_len()
             )));
         }
-        let model = crate::experiments::load_any(
-            &record.config.model,
-            &dir.join(repsim_train::FINAL_WEIGHTS),
-            device,
-        )
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        let model = record
+            .config
+            .model
+            .init_with_weights(&dir.join(repsim_train::FINAL_WEIGHTS), device)?;
         let repsim_train::datasets::RunData::Images(images) = &data else {
             return Err(CliError::Input(format!(
                 "{}: comparing language-model runs is not supported; use the Tracker's tables",

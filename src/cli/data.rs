@@ -7,13 +7,7 @@ use burn::data::dataset::Dataset;
 use repsim_data::{class_counts, DataSpec, ImageDataset, ShapesConfig, Split};
 use repsim_viz::{check_output_path, save, ImageGrid, Tile};
 
-use super::CliError;
-
-impl From<repsim_data::DataError> for CliError {
-    fn from(e: repsim_data::DataError) -> Self {
-        CliError::Input(e.to_string())
-    }
-}
+use crate::error::Error as CliError;
 
 /// Which dataset, shared by every command that reads one.
 #[derive(Debug, Clone, clap::Args)]

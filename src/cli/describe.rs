@@ -8,14 +8,9 @@ use repsim_model::{
     RnnClassifierConfig, RnnLanguageModelConfig, Stem, SvccaConvNetConfig,
 };
 
-use super::{parse_device, CliError};
+use super::flags::parse_device;
 use crate::device::{select_device, DeviceChoice};
-
-impl From<repsim_model::ModelError> for CliError {
-    fn from(e: repsim_model::ModelError) -> Self {
-        CliError::Input(e.to_string())
-    }
-}
+use crate::error::Error as CliError;
 
 /// Which model, shared by every command that builds one.
 #[derive(Debug, Clone, clap::Args)]

@@ -4,7 +4,7 @@
 use repsim_model::{estimate_memory, ModelSpec};
 use repsim_similarity::files::{available_memory, human_bytes};
 
-use super::CliError;
+use crate::error::Error as CliError;
 
 /// Checks that `spec` at input `side` fits, for batches of `batch` examples, in the memory
 /// available now; `training` counts gradients and optimiser state too. Warns above a quarter

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod data;
 pub mod describe;
 pub mod experiment;
+mod flags;
 mod memory;
 mod output;
 pub mod plot;
@@ -52,37 +53,15 @@ enum Command {
     Devices,
 }
 
-/// A failed command: bad input (exit 2) or a failure while computing (exit 1).
-#[derive(Debug)]
-pub enum CliError {
-    /// Bad input: the message says what and where.
-    Input(String),
-    /// Something failed while computing.
-    Failure(String),
-}
-
-impl CliError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            CliError::Input(_) => ExitCode::from(2),
-            CliError::Failure(_) => ExitCode::from(1),
-        }
-    }
-}
-
-impl From<repsim_similarity::SimilarityError> for CliError {
-    fn from(e: repsim_similarity::SimilarityError) -> Self {
-        match e {
-            repsim_similarity::SimilarityError::Readback(_) => CliError::Failure(e.to_string()),
-            other => CliError::Input(other.to_string()),
-        }
-    }
-}
+/// A failed command: the crate's one error, bad input (exit 2) or a failure (exit 1); see
+/// [`crate::error`].
+pub type CliError = crate::error::Error;
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     crate::device::quiet_headless_vulkan();
     crate::allocator::keep_freed_memory();
+    crate::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),
@@ -95,26 +74,7 @@ pub fn main() -> ExitCode {
         Command::Experiment(args) => experiment::run(args),
         Command::Devices => devices(),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let message = match &e {
-                CliError::Input(m) | CliError::Failure(m) => m,
-            };
-            eprintln!("error: {message}");
-            e.exit_code()
-        }
-    }
-}
-
-/// Parses a `--device` value (for the experiments' flags).
-pub fn parse_device_choice(s: &str) -> Result<DeviceChoice, String> {
-    parse_device(s)
-}
-
-/// Parses a `--device` value (also from `REPSIM_DEVICE`).
-fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    s.parse().map_err(|e: crate::device::DeviceError| e.0)
+    flags::exit(result)
 }
 
 fn devices() -> Result<(), CliError> {
@@ -133,8 +93,7 @@ fn devices() -> Result<(), CliError> {
             a.api, a.kind, a.name, a.driver
         );
     }
-    let auto =
-        crate::device::select_device(DeviceChoice::Auto).map_err(|e| CliError::Input(e.0))?;
+    let auto = crate::device::select_device(DeviceChoice::Auto)?;
     println!("auto -> {auto}");
     Ok(())
 }

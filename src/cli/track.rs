@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use repsim_train::{Tracker, TrackerConfig};
 
 use super::train::parse_metrics;
-use super::CliError;
+use crate::error::Error as CliError;
 
 /// Arguments of `repsim track`.
 #[derive(Debug, clap::Args)]
@@ -53,14 +53,9 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
                 .collect();
             println!("  {layer:<width$} {}", cells.join(" "));
         }
-        let reached: Vec<String> = table
-            .first_epoch_reaching(0.9)
-            .into_iter()
-            .map(|(l, e)| format!("{l}: {}", e.map_or("never".into(), |e| e.to_string())))
-            .collect();
         println!(
             "  first epoch at 0.9 of the final value: {}",
-            reached.join(", ")
+            table.first_epochs_text(0.9)
         );
     }
     for w in &report.warnings {

@@ -6,22 +6,13 @@ use std::path::PathBuf;
 use repsim_similarity::{ConvMode, Metric};
 use repsim_train::{
     fit_model_to_data, train, DataConfig, OptimizerConfig, ProgressMode, RunOptions,
-    ScheduleConfig, TrackEpochs, TrackOptions, TrackerConfig, TrainConfig, TrainError,
+    ScheduleConfig, TrackEpochs, TrackOptions, TrackerConfig, TrainConfig,
 };
 
 use super::describe::ModelArgs;
-use super::{parse_device, CliError};
+use super::flags::parse_device;
 use crate::device::{select_device, DeviceChoice};
-
-impl From<TrainError> for CliError {
-    fn from(e: TrainError) -> Self {
-        if e.is_bad_input() {
-            CliError::Input(e.to_string())
-        } else {
-            CliError::Failure(e.to_string())
-        }
-    }
-}
+use crate::error::Error as CliError;
 
 /// What to train on, shared by `train` and the experiments.
 #[derive(Debug, Clone, clap::Args)]
@@ -219,7 +210,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         Ok(config)
     };
     config_for(spec.clone())?;
-    let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
+    let selected = select_device(args.device)?;
     eprintln!("device: {selected}");
     let opened = repsim_train::datasets::RunData::open(&data, args.seed)?;
     for change in fit_model_to_data(&mut spec, &opened) {
@@ -262,9 +253,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(epoch) = summary.resumed_from {
         eprintln!("resumed after epoch {epoch}");
     }
-    for w in &summary.warnings {
-        eprintln!("warning: {w}");
-    }
+    // summary.warnings were logged as they arose (`warning: ...` on stderr).
     if let Some(last) = summary.metrics.last() {
         println!(
             "done: {} parameters; epoch {}: test accuracy {:.1}%, train accuracy {:.1}%",

@@ -6,19 +6,23 @@
 //! reaches 0.9 of its final similarity.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use repsim_model::{
     CellKind, ModelSpec, PlainCnnConfig, RecurrentConfig, ResNetConfig, RnnClassifierConfig,
 };
 use repsim_similarity::{ConvMode, Metric};
 use repsim_train::{
-    completed_run, train, ConvergenceTable, DataConfig, OptimizerConfig, ProgressMode, RunOptions,
-    ScheduleConfig, TrackEpochs, TrackOptions, Tracker, TrackerConfig, TrainConfig,
+    ConvergenceTable, OptimizerConfig, ScheduleConfig, TrackEpochs, TrackOptions, Tracker,
+    TrackerConfig, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{derived_seed, markdown_table, Context, ExperimentArgs, Provenance, Result, Scale};
+use super::harness::{
+    derived_seed, file_name, image_data, markdown_table, Context, Experiment, ExperimentArgs,
+    Figure, Provenance, Scale, TrainedRun, Training,
+};
+use crate::analysis::spearman;
+use crate::error::{Error, Result};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,7 +95,7 @@ impl BottomUpConfig {
 }
 
 /// One network's convergence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkResult {
     /// Its name.
     pub name: String,
@@ -108,210 +112,171 @@ pub struct NetworkResult {
     pub warnings: Vec<String>,
 }
 
-/// The results.
-#[derive(Debug, Clone, Serialize)]
-pub struct BottomUpResults {
-    /// The configuration.
-    pub config: BottomUpConfig,
-    /// Training configs.
-    pub training: Vec<TrainConfig>,
+/// What the experiment measured (`results.json` adds the configs and provenance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BottomUpAnalysis {
     /// Per network.
     pub networks: Vec<NetworkResult>,
-    /// Provenance.
-    pub provenance: Provenance,
 }
 
-/// Spearman's rank correlation of two sequences (average ranks for ties).
-pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
-    if x.len() != y.len() || x.len() < 3 {
-        return None;
-    }
-    let ranks = |v: &[f64]| {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
-        let mut r = vec![0.0; v.len()];
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-                j += 1;
-            }
-            for k in i..=j {
-                r[order[k]] = (i + j) as f64 / 2.0;
-            }
-            i = j + 1;
-        }
-        r
-    };
-    let (rx, ry) = (ranks(x), ranks(y));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (mx, my) = (mean(&rx), mean(&ry));
-    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
-    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
-    (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
-}
+/// The experiment; see the module docs.
+pub struct BottomUp;
 
-/// Runs the experiment; returns the path of `summary.md`.
+/// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = args.config_or(BottomUpConfig::for_scale(args.scale()))?;
-    let ctx = Context::new(args, "bottom_up")?;
-    let data = DataConfig {
-        dataset: args.data.clone(),
-        side: config.side,
-        train_count: Some(config.train_count),
-        test_count: Some(config.test_count),
-        random_labels: 0.0,
-        augment: true,
-        data_seed: 0,
-        window: 64,
-    };
-    let side = if args.data.starts_with("cifar") {
-        32
-    } else {
-        config.side
-    };
-    let networks: Vec<(&str, ModelSpec, OptimizerConfig, f64)> = vec![
-        (
-            "cnn",
-            ModelSpec::Cnn(
-                PlainCnnConfig::new()
-                    .with_depth(config.cnn.0)
-                    .with_width(config.cnn.1),
-            ),
-            OptimizerConfig::sgd(),
-            0.05,
-        ),
-        (
-            "resnet",
-            ModelSpec::Resnet(ResNetConfig::cifar(config.resnet_depth, 1, 10)),
-            OptimizerConfig::sgd(),
-            0.05,
-        ),
-        (
-            "lstm",
-            ModelSpec::RnnClassifier(RnnClassifierConfig::new(
-                RecurrentConfig::new(CellKind::Lstm, 3 * side)
-                    .with_hidden(config.lstm.0)
-                    .with_layers(config.lstm.1),
-            )),
-            OptimizerConfig::adam(),
-            2e-3,
-        ),
-    ];
-    let train_started = Instant::now();
-    let mut trained = Vec::new();
-    for (i, (name, model, optimizer, lr)) in networks.into_iter().enumerate() {
-        let tc = TrainConfig {
-            model,
-            data: data.clone(),
-            optimizer,
-            schedule: ScheduleConfig::default(),
-            lr,
-            epochs: config.epochs,
-            batch_size: 128,
-            seed: derived_seed(args.seed, i as u64),
+    super::harness::run::<BottomUp>(args)
+}
+
+impl Experiment for BottomUp {
+    const NAME: &'static str = "bottom_up";
+    type Config = BottomUpConfig;
+    type Analysis = BottomUpAnalysis;
+
+    fn config(scale: Scale) -> BottomUpConfig {
+        BottomUpConfig::for_scale(scale)
+    }
+
+    fn headline(config: &BottomUpConfig, args: &ExperimentArgs) -> String {
+        format!(
+            "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, every layer tracked after every epoch",
+            config.resnet_depth, args.data, config.epochs
+        )
+    }
+
+    /// A plain CNN, a ResNet and an LSTM row-sequence classifier, each tracked at
+    /// initialisation and after every epoch on the first `probe_count` test images.
+    fn trainings(config: &BottomUpConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let data = image_data(args, config.side, config.train_count, config.test_count);
+        let side = if args.data.starts_with("cifar") {
+            32
+        } else {
+            config.side
         };
-        let dir = ctx.out.join("runs").join(name);
-        let tracker = TrackerConfig::new(dir.join("track"))
+        let networks: Vec<(&str, ModelSpec, OptimizerConfig, f64)> = vec![
+            (
+                "cnn",
+                ModelSpec::Cnn(
+                    PlainCnnConfig::new()
+                        .with_depth(config.cnn.0)
+                        .with_width(config.cnn.1),
+                ),
+                OptimizerConfig::sgd(),
+                0.05,
+            ),
+            (
+                "resnet",
+                ModelSpec::Resnet(ResNetConfig::cifar(config.resnet_depth, 1, 10)),
+                OptimizerConfig::sgd(),
+                0.05,
+            ),
+            (
+                "lstm",
+                ModelSpec::RnnClassifier(RnnClassifierConfig::new(
+                    RecurrentConfig::new(CellKind::Lstm, 3 * side)
+                        .with_hidden(config.lstm.0)
+                        .with_layers(config.lstm.1),
+                )),
+                OptimizerConfig::adam(),
+                2e-3,
+            ),
+        ];
+        let tracker = TrackerConfig::new("track")
             .with_measures(vec![Metric::Svcca, Metric::Pwcca, Metric::LinearCka])
             .with_conv(if config.pool > 1 {
                 ConvMode::Pool { size: config.pool }
             } else {
                 ConvMode::Flatten
             });
-        let complete =
-            completed_run(&tc, &dir).is_some() && dir.join("track").join("index.json").exists();
-        let metrics = if complete {
-            println!(
-                "{name}: reusing the trained run in {} (same config)",
-                dir.display()
-            );
-            repsim_train::read_metrics(&dir)?
-        } else {
-            println!(
-                "{name}: training {} for {} epochs, tracking every layer",
-                tc.model.name(),
-                tc.epochs
-            );
-            let mut options = RunOptions::new(ctx.device.clone());
-            options.overwrite = true;
-            options.progress = if args.quiet {
-                ProgressMode::Quiet
-            } else {
-                ProgressMode::Auto
-            };
-            options.track = Some(TrackOptions {
-                tracker: tracker.clone(),
-                epochs: TrackEpochs::Every,
-                probe_count: config.probe_count,
-            });
-            train(&tc, &dir, &options)?.metrics
-        };
-        trained.push((name.to_string(), tc, tracker, metrics));
+        Ok(networks
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, model, optimizer, lr))| Training {
+                name: name.to_string(),
+                config: TrainConfig {
+                    model,
+                    data: data.clone(),
+                    optimizer,
+                    schedule: ScheduleConfig::default(),
+                    lr,
+                    epochs: config.epochs,
+                    batch_size: 128,
+                    seed: derived_seed(args.seed, i as u64),
+                },
+                track: Some(TrackOptions {
+                    tracker: tracker.clone(),
+                    epochs: TrackEpochs::Every,
+                    probe_count: config.probe_count,
+                }),
+            })
+            .collect())
     }
-    let train_seconds = train_started.elapsed().as_secs_f64();
 
-    let mut results = Vec::new();
-    let mut figures = Vec::new();
-    for (name, _, tracker_config, metrics) in &trained {
-        let mut tracker = Tracker::open(tracker_config.clone())?;
-        let report = tracker.finish()?;
-        let mut first_epoch = Vec::new();
-        let mut correlation = Vec::new();
-        for table in &report.convergence {
-            let reached = table.first_epoch_reaching(config.reach);
-            let (depths, epochs): (Vec<f64>, Vec<f64>) = reached
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, e))| e.map(|e| (i as f64, e as f64)))
-                .unzip();
-            correlation.push((table.metric.clone(), spearman(&depths, &epochs)));
-            first_epoch.push((table.metric.clone(), reached));
+    /// Each network's convergence tables, the first epoch at which each layer reaches
+    /// `reach` of its final similarity, and the rank correlation of that epoch with depth.
+    fn analyse(
+        _ctx: &Context,
+        config: &BottomUpConfig,
+        runs: &[TrainedRun],
+    ) -> Result<BottomUpAnalysis> {
+        let mut networks = Vec::new();
+        for run in runs {
+            let tracker_config = run
+                .tracker
+                .clone()
+                .ok_or_else(|| Error::Failure(format!("{}: the run was not tracked", run.name)))?;
+            let report = Tracker::open(tracker_config)?.finish()?;
+            let mut first_epoch = Vec::new();
+            let mut correlation = Vec::new();
+            for table in &report.convergence {
+                let reached = table.first_epoch_reaching(config.reach);
+                let (depths, epochs): (Vec<f64>, Vec<f64>) = reached
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, e))| e.map(|e| (i as f64, e as f64)))
+                    .unzip();
+                correlation.push((table.metric.clone(), spearman(&depths, &epochs)));
+                first_epoch.push((table.metric.clone(), reached));
+            }
+            networks.push(NetworkResult {
+                name: run.name.clone(),
+                test_accuracy: run.last()?.test_accuracy,
+                convergence: report.convergence,
+                first_epoch,
+                depth_order_correlation: correlation,
+                warnings: report.warnings,
+            });
         }
-        let stem = ctx.out.join(format!("convergence_{name}"));
-        let title = format!("{name}: each layer vs its final representation");
-        for path in crate::tracking::draw_convergence(&report.convergence, &stem, &title)? {
-            let file = path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            figures.push(file);
-        }
-        results.push(NetworkResult {
-            name: name.clone(),
-            test_accuracy: metrics.last().map_or(0.0, |m| m.test_accuracy),
-            convergence: report.convergence,
-            first_epoch,
-            depth_order_correlation: correlation,
-            warnings: report.warnings,
-        });
+        Ok(BottomUpAnalysis { networks })
     }
-    let results = BottomUpResults {
-        config: config.clone(),
-        training: trained.iter().map(|t| t.1.clone()).collect(),
-        networks: results,
-        provenance: ctx.provenance(
-            train_seconds,
-            trained
-                .iter()
-                .map(|t| t.3.iter().map(|m| m.seconds).sum::<f64>())
-                .sum(),
-        ),
-    };
-    ctx.write_json("results.json", &results)?;
-    let path = ctx.write_text("summary.md", &summary(&results, &figures))?;
-    println!(
-        "wall time: {:.0} s (training {:.0} s)",
-        ctx.elapsed(),
-        train_seconds
-    );
-    Ok(path)
+
+    /// Per network and measure: the convergence plot and the layers x epochs heatmap.
+    fn figures(
+        ctx: &Context,
+        _config: &BottomUpConfig,
+        analysis: &BottomUpAnalysis,
+    ) -> Result<Vec<Figure>> {
+        let mut figures = Vec::new();
+        for network in &analysis.networks {
+            let stem = ctx.out.join(format!("convergence_{}", network.name));
+            let title = format!("{}: each layer vs its final representation", network.name);
+            for path in crate::tracking::draw_convergence(&network.convergence, &stem, &title)? {
+                figures.push(Figure::new(file_name(&path), String::new()));
+            }
+        }
+        Ok(figures)
+    }
+
+    fn summary(
+        config: &BottomUpConfig,
+        analysis: &BottomUpAnalysis,
+        provenance: &Provenance,
+        figures: &[Figure],
+    ) -> String {
+        summary(config, analysis, provenance, figures)
+    }
 }
 
-fn summary(r: &BottomUpResults, figures: &[String]) -> String {
-    let p = &r.provenance;
-    let c = &r.config;
+fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[Figure]) -> String {
     let mut s = format!(
         "# bottom_up\n\nRaghu et al. 2017 (SVCCA, Fig. 4); Morcos et al. 2018 (PWCCA, RNNs). A plain CNN, a ResNet-{} and an LSTM \
          row-sequence classifier trained on `{}` ({} training / {} test images, {} px, {} epochs); the Tracker records every \
@@ -363,33 +328,11 @@ fn summary(r: &BottomUpResults, figures: &[String]) -> String {
         s.push_str("\n\n");
         for f in figures
             .iter()
+            .map(|f| &f.file)
             .filter(|f| f.starts_with(&format!("convergence_{}_", n.name)))
         {
             s.push_str(&format!("![{f}]({f})\n\n"));
         }
     }
-    s.push_str(&format!(
-        "Reproduce: `cargo run --example bottom_up -- --seed {}{}`.\n",
-        p.seed,
-        match p.scale {
-            Scale::Smoke => " --smoke",
-            Scale::Full => " --full",
-            Scale::Default => "",
-        }
-    ));
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spearman_of_monotone_and_reversed_sequences() {
-        assert!(
-            (spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 5.0, 6.0, 9.0]).unwrap() - 1.0).abs() < 1e-12
-        );
-        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
-        assert!(spearman(&[1.0, 2.0, 3.0], &[1.0, 1.0, 1.0]).is_none());
-    }
 }

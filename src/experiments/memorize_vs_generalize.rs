@@ -7,20 +7,21 @@
 //! split.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use repsim_data::ProbeSet;
 use repsim_model::{ModelSpec, PlainCnnConfig, Probe, TimeReduction};
-use repsim_similarity::{conv_layer, similarity_matrix, ConvMode, Layer, Metric, MetricOptions};
+use repsim_similarity::{similarity_matrix, ConvMode, Layer, Metric, MetricOptions};
 use repsim_train::datasets::RunData;
+use repsim_train::observe::layers_from_activations;
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, LineColors, LinePlot, Series};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    derived_seed, markdown_table, Context, ExperimentArgs, ExperimentError, Provenance, Result,
-    Scale, TrainedRun,
+use super::harness::{
+    derived_seed, image_data, markdown_table, Context, Experiment, ExperimentArgs, Figure,
+    Provenance, Scale, TrainedRun, Training,
 };
+use crate::error::{Error, Result};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +83,7 @@ impl MemorizeConfig {
 }
 
 /// One group's distances.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupResult {
     /// `true labels` or `random labels`.
     pub group: String,
@@ -100,196 +101,216 @@ pub struct GroupResult {
     pub sd: Vec<f64>,
 }
 
-/// The results.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemorizeResults {
-    /// The configuration.
-    pub config: MemorizeConfig,
-    /// Training configs.
-    pub training: Vec<TrainConfig>,
+/// What the experiment measured (`results.json` adds the configs and provenance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemorizeAnalysis {
     /// True labels, then random labels.
     pub groups: Vec<GroupResult>,
-    /// Provenance.
-    pub provenance: Provenance,
 }
 
-/// Runs the experiment; returns the path of `summary.md`.
+/// The two groups: (label, fraction of random labels, run-name prefix).
+const GROUPS: [(&str, f64, &str); 2] = [
+    ("true labels", 0.0, "true"),
+    ("random labels", 1.0, "random"),
+];
+
+/// The experiment; see the module docs.
+pub struct MemorizeVsGeneralize;
+
+/// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = args.config_or(MemorizeConfig::for_scale(args.scale()))?;
-    let ctx = Context::new(args, "memorize_vs_generalize")?;
-    let train_started = Instant::now();
-    let mut groups: Vec<(String, Vec<TrainedRun>)> = Vec::new();
-    let mut training = Vec::new();
-    for (g, (label, fraction)) in [("true labels", 0.0), ("random labels", 1.0)]
-        .into_iter()
-        .enumerate()
-    {
-        let mut runs = Vec::new();
-        for k in 0..config.group_size {
-            let tc = TrainConfig {
-                model: ModelSpec::Cnn(
-                    PlainCnnConfig::new()
-                        .with_depth(config.cnn.0)
-                        .with_width(config.cnn.1),
-                ),
-                data: DataConfig {
-                    dataset: args.data.clone(),
-                    side: config.side,
-                    train_count: Some(config.train_count),
-                    test_count: Some(config.test_count),
-                    random_labels: fraction,
-                    augment: false,
-                    data_seed: 0,
-                    window: 64,
-                },
-                optimizer: OptimizerConfig::adam(),
-                schedule: ScheduleConfig::default(),
-                lr: config.lr,
-                epochs: config.epochs,
-                batch_size: 64,
-                seed: derived_seed(args.seed, (g * 100 + k) as u64),
-            };
-            let name = format!("{}-{k}", if fraction > 0.0 { "random" } else { "true" });
-            runs.push(ctx.train_or_reuse(&name, &tc)?);
-            training.push(tc);
-        }
-        groups.push((label.to_string(), runs));
-    }
-    let train_seconds = train_started.elapsed().as_secs_f64();
-
-    // Activations of every network on the same test images (true labels are irrelevant here).
-    let data = RunData::open(&training[0].data, training[0].seed)?;
-    let RunData::Images(images) = &data else {
-        return Err(ExperimentError::Input(
-            "memorize_vs_generalize needs an image dataset".into(),
-        ));
-    };
-    let probe = ProbeSet::new(config.test_count, config.test_count, 1, None)?;
-    let batch = probe
-        .iter(&*images.test, &images.batcher, &ctx.device)
-        .next()
-        .ok_or_else(|| ExperimentError::Failure("no probe batch".into()))??;
-    let mode = ConvMode::Pool { size: config.pool };
-    let options = MetricOptions::default();
-    let mut results = Vec::new();
-    for (label, runs) in &groups {
-        let mut per_network: Vec<Vec<Layer>> = Vec::new();
-        for run in runs {
-            let model = run.load(&ctx.device)?;
-            let (_, acts) = model.forward_images(batch.images.clone(), &Probe::Blocks)?;
-            let mut layers = Vec::new();
-            for (name, t) in acts.iter() {
-                layers.push(match t {
-                    repsim_model::ActivationTensor::Map(m) => {
-                        conv_layer(name.clone(), m.clone(), mode)?
-                    }
-                    other => Layer {
-                        name: name.clone(),
-                        matrix: other.clone().into_matrix(TimeReduction::Last),
-                    },
-                });
-            }
-            per_network.push(layers);
-        }
-        let names: Vec<String> = per_network[0].iter().map(|l| l.name.clone()).collect();
-        let mut pairs = Vec::new();
-        for i in 0..per_network.len() {
-            for j in i + 1..per_network.len() {
-                let mut distances = Vec::new();
-                for (a, b) in per_network[i].iter().zip(&per_network[j]) {
-                    let d = similarity_matrix(
-                        Metric::Pwcca,
-                        std::slice::from_ref(a),
-                        std::slice::from_ref(b),
-                        &options,
-                    )
-                    .ok()
-                    .and_then(|m| m.values[0][0])
-                    .map(|v| 1.0 - v);
-                    distances.push(d);
-                }
-                pairs.push(((i, j), distances));
-            }
-        }
-        let (mut mean, mut sd) = (Vec::new(), Vec::new());
-        for l in 0..names.len() {
-            let v: Vec<f64> = pairs.iter().filter_map(|(_, d)| d[l]).collect();
-            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64)
-                .sqrt();
-            mean.push(m);
-            sd.push(s);
-        }
-        results.push(GroupResult {
-            group: label.clone(),
-            train_accuracy: runs.iter().map(|r| r.last().train_accuracy).collect(),
-            test_accuracy: runs.iter().map(|r| r.last().test_accuracy).collect(),
-            layers: names,
-            pair_distances: pairs,
-            mean,
-            sd,
-        });
-    }
-
-    // One plot: the mean distance per layer of each group, shaded from the smallest to the
-    // largest distance over its pairs.
-    let series = results
-        .iter()
-        .map(|g| Series {
-            name: format!(
-                "{} (mean; band: min to max over {} pairs)",
-                g.group,
-                g.pair_distances.len()
-            ),
-            points: (0..g.layers.len()).map(|l| (l as f64, g.mean[l])).collect(),
-            band: Some(
-                (0..g.layers.len())
-                    .map(|l| {
-                        let values: Vec<f64> =
-                            g.pair_distances.iter().filter_map(|(_, d)| d[l]).collect();
-                        let low = values.iter().copied().fold(g.mean[l], f64::min);
-                        let high = values.iter().copied().fold(g.mean[l], f64::max);
-                        (low, high)
-                    })
-                    .collect(),
-            ),
-        })
-        .collect();
-    let mut plot = LinePlot::new(
-        series,
-        "Mean PWCCA distance between the networks of a group",
-        "layer",
-        "PWCCA distance (1 - PWCCA)",
-    );
-    plot.colors = LineColors::Legend;
-    plot.x_tick_labels = Some(results[0].layers.clone());
-    save(&plot, &ctx.out.join("pwcca_distance.png"))?;
-
-    let results = MemorizeResults {
-        config: config.clone(),
-        training,
-        groups: results,
-        provenance: ctx.provenance(
-            train_seconds,
-            groups
-                .iter()
-                .flat_map(|(_, runs)| runs.iter().map(TrainedRun::training_seconds))
-                .sum(),
-        ),
-    };
-    ctx.write_json("results.json", &results)?;
-    let path = ctx.write_text("summary.md", &summary(&results))?;
-    println!(
-        "wall time: {:.0} s (training {:.0} s)",
-        ctx.elapsed(),
-        train_seconds
-    );
-    Ok(path)
+    super::harness::run::<MemorizeVsGeneralize>(args)
 }
 
-fn summary(r: &MemorizeResults) -> String {
-    let c = &r.config;
-    let p = &r.provenance;
+impl Experiment for MemorizeVsGeneralize {
+    const NAME: &'static str = "memorize_vs_generalize";
+    type Config = MemorizeConfig;
+    type Analysis = MemorizeAnalysis;
+
+    fn config(scale: Scale) -> MemorizeConfig {
+        MemorizeConfig::for_scale(scale)
+    }
+
+    fn headline(config: &MemorizeConfig, args: &ExperimentArgs) -> String {
+        format!(
+            "memorize_vs_generalize: two groups of {} CNNs on {} ({} images), true and random labels, {} epochs",
+            config.group_size, args.data, config.train_count, config.epochs
+        )
+    }
+
+    /// `group_size` CNNs on the true labels, then as many on random labels, each from its own
+    /// seed.
+    fn trainings(config: &MemorizeConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let mut trainings = Vec::new();
+        for (g, (_, fraction, prefix)) in GROUPS.into_iter().enumerate() {
+            for k in 0..config.group_size {
+                let tc = TrainConfig {
+                    model: ModelSpec::Cnn(
+                        PlainCnnConfig::new()
+                            .with_depth(config.cnn.0)
+                            .with_width(config.cnn.1),
+                    ),
+                    data: DataConfig {
+                        random_labels: fraction,
+                        augment: false,
+                        ..image_data(args, config.side, config.train_count, config.test_count)
+                    },
+                    optimizer: OptimizerConfig::adam(),
+                    schedule: ScheduleConfig::default(),
+                    lr: config.lr,
+                    epochs: config.epochs,
+                    batch_size: 64,
+                    seed: derived_seed(args.seed, (g * 100 + k) as u64),
+                };
+                trainings.push(Training::new(format!("{prefix}-{k}"), tc));
+            }
+        }
+        Ok(trainings)
+    }
+
+    /// Activations of every network on the same test images (true labels are irrelevant
+    /// here), and the PWCCA distance of every pair within a group, layer by layer.
+    fn analyse(
+        ctx: &Context,
+        config: &MemorizeConfig,
+        runs: &[TrainedRun],
+    ) -> Result<MemorizeAnalysis> {
+        let first = runs
+            .first()
+            .ok_or_else(|| Error::Failure("memorize_vs_generalize trained no models".into()))?;
+        let data = RunData::open(&first.config.data, first.config.seed)?;
+        let RunData::Images(images) = &data else {
+            return Err(Error::Input(
+                "memorize_vs_generalize needs an image dataset".into(),
+            ));
+        };
+        let probe = ProbeSet::new(config.test_count, config.test_count, 1, None)?;
+        let batch = probe
+            .iter(&*images.test, &images.batcher, &ctx.device)
+            .next()
+            .ok_or_else(|| Error::Failure("no probe batch".into()))??;
+        let mode = ConvMode::Pool { size: config.pool };
+        let options = MetricOptions::default();
+        let mut groups = Vec::new();
+        for ((label, _, _), group_runs) in GROUPS.iter().zip(runs.chunks(config.group_size)) {
+            let mut per_network: Vec<Vec<Layer>> = Vec::new();
+            for run in group_runs {
+                let model = run.load(&ctx.device)?;
+                let (_, acts) = model.forward_images(batch.images.clone(), &Probe::Blocks)?;
+                per_network.push(layers_from_activations(acts, mode, TimeReduction::Last)?);
+            }
+            groups.push(group_distances(label, group_runs, &per_network, &options)?);
+        }
+        Ok(MemorizeAnalysis { groups })
+    }
+
+    /// The mean distance per layer of each group, shaded from the smallest to the largest
+    /// distance over its pairs.
+    fn figures(
+        ctx: &Context,
+        _config: &MemorizeConfig,
+        analysis: &MemorizeAnalysis,
+    ) -> Result<Vec<Figure>> {
+        let results = &analysis.groups;
+        let series = results
+            .iter()
+            .map(|g| Series {
+                name: format!(
+                    "{} (mean; band: min to max over {} pairs)",
+                    g.group,
+                    g.pair_distances.len()
+                ),
+                points: (0..g.layers.len()).map(|l| (l as f64, g.mean[l])).collect(),
+                band: Some(
+                    (0..g.layers.len())
+                        .map(|l| {
+                            let values: Vec<f64> =
+                                g.pair_distances.iter().filter_map(|(_, d)| d[l]).collect();
+                            let low = values.iter().copied().fold(g.mean[l], f64::min);
+                            let high = values.iter().copied().fold(g.mean[l], f64::max);
+                            (low, high)
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        let mut plot = LinePlot::new(
+            series,
+            "Mean PWCCA distance between the networks of a group",
+            "layer",
+            "PWCCA distance (1 - PWCCA)",
+        );
+        plot.colors = LineColors::Legend;
+        plot.x_tick_labels = Some(results[0].layers.clone());
+        save(&plot, &ctx.out.join("pwcca_distance.png"))?;
+        Ok(vec![Figure::new(
+            "pwcca_distance.png",
+            "Mean PWCCA distance between the networks of each group, per layer.",
+        )])
+    }
+
+    fn summary(
+        config: &MemorizeConfig,
+        analysis: &MemorizeAnalysis,
+        provenance: &Provenance,
+        _figures: &[Figure],
+    ) -> String {
+        summary(config, analysis, provenance)
+    }
+}
+
+/// The PWCCA distance of every pair of networks in one group, per layer, with its mean and
+/// standard deviation over pairs.
+fn group_distances(
+    label: &str,
+    runs: &[TrainedRun],
+    per_network: &[Vec<Layer>],
+    options: &MetricOptions,
+) -> Result<GroupResult> {
+    let names: Vec<String> = per_network[0].iter().map(|l| l.name.clone()).collect();
+    let mut pairs = Vec::new();
+    for i in 0..per_network.len() {
+        for j in i + 1..per_network.len() {
+            let mut distances = Vec::new();
+            for (a, b) in per_network[i].iter().zip(&per_network[j]) {
+                let d = similarity_matrix(
+                    Metric::Pwcca,
+                    std::slice::from_ref(a),
+                    std::slice::from_ref(b),
+                    options,
+                )
+                .ok()
+                .and_then(|m| m.values[0][0])
+                .map(|v| 1.0 - v);
+                distances.push(d);
+            }
+            pairs.push(((i, j), distances));
+        }
+    }
+    let (mut mean, mut sd) = (Vec::new(), Vec::new());
+    for l in 0..names.len() {
+        let v: Vec<f64> = pairs.iter().filter_map(|(_, d)| d[l]).collect();
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let s =
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+        mean.push(m);
+        sd.push(s);
+    }
+    let accuracies = |f: fn(&repsim_train::EpochMetrics) -> f64| -> Result<Vec<f64>> {
+        runs.iter().map(|r| Ok(f(r.last()?))).collect()
+    };
+    Ok(GroupResult {
+        group: label.to_string(),
+        train_accuracy: accuracies(|m| m.train_accuracy)?,
+        test_accuracy: accuracies(|m| m.test_accuracy)?,
+        layers: names,
+        pair_distances: pairs,
+        mean,
+        sd,
+    })
+}
+
+fn summary(c: &MemorizeConfig, r: &MemorizeAnalysis, p: &Provenance) -> String {
     let mut s = format!(
         "# memorize_vs_generalize\n\nMorcos et al. 2018, Fig. 2-3. Two groups of {} CNNs (depth {}, width {}), one on true labels and one \
          on random labels, each trained from its own seed on the same {} `{}` images ({} px, no augmentation, Adam lr {}, {} epochs). \
@@ -332,14 +353,5 @@ fn summary(r: &MemorizeResults) -> String {
     ));
     s.push_str("\nA positive last column means the memorising networks differ more from each other than the generalising ones at that layer.\n\n");
     s.push_str("![pwcca_distance.png](pwcca_distance.png)\n\n");
-    s.push_str(&format!(
-        "Reproduce: `cargo run --example memorize_vs_generalize -- --seed {}{}`.\n",
-        p.seed,
-        match p.scale {
-            Scale::Smoke => " --smoke",
-            Scale::Full => " --full",
-            Scale::Default => "",
-        }
-    ));
     s
 }

@@ -20,10 +20,11 @@ use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, Heatmap, HeatmapOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    derived_seed, layers_of, Context, ExperimentArgs, ExperimentError, Provenance, Result, Scale,
-    TrainedRun,
+use super::harness::{
+    derived_seed, image_data, layers_of, Context, Experiment, ExperimentArgs, Figure, Provenance,
+    Scale, TrainedRun, Training,
 };
+use crate::error::{Error, Result};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +91,7 @@ impl ResnetDepthsConfig {
 }
 
 /// One network.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkResult {
     /// `resnet50`, ...
     pub name: String,
@@ -103,7 +104,7 @@ pub struct NetworkResult {
 }
 
 /// One comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparisonResult {
     /// Rows.
     pub model_a: String,
@@ -115,121 +116,217 @@ pub struct ComparisonResult {
     pub seconds: f64,
 }
 
-/// The results.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResnetDepthsResults {
-    /// The configuration.
-    pub config: ResnetDepthsConfig,
+/// What the experiment measured (`results.json` adds the configs and provenance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResnetDepthsAnalysis {
     /// Per network.
     pub networks: Vec<NetworkResult>,
     /// The comparisons.
     pub comparisons: Vec<ComparisonResult>,
     /// Wall time of the CKA part (every comparison), seconds.
     pub cka_seconds: f64,
-    /// Provenance (training time separately).
-    pub provenance: Provenance,
 }
 
-/// Runs the experiment; returns the path of `summary.md`.
+/// The experiment; see the module docs.
+pub struct ResnetDepths;
+
+/// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = args.config_or(ResnetDepthsConfig::for_scale(args.scale()))?;
-    if config.depths.len() < 2 {
-        return Err(ExperimentError::Input(
-            "resnet_depths compares at least two depths".into(),
-        ));
-    }
-    let ctx = Context::new(args, "resnet_depths")?;
-    let weights: BTreeMap<usize, PathBuf> = [
+    super::harness::run::<ResnetDepths>(args)
+}
+
+/// torchvision weight files by depth, from `--weights50/101/152`.
+fn torchvision_weights(args: &ExperimentArgs) -> BTreeMap<usize, PathBuf> {
+    [
         (50, &args.weights50),
         (101, &args.weights101),
         (152, &args.weights152),
     ]
     .into_iter()
     .filter_map(|(d, w)| w.clone().map(|w| (d, w)))
-    .collect();
-    let torchvision = !weights.is_empty();
-    if torchvision {
-        if let Some(d) = config.depths.iter().find(|d| !weights.contains_key(d)) {
-            return Err(ExperimentError::Input(format!(
-                "with torchvision weights every compared depth needs its file: --weights{d} is missing"
-            )));
-        }
+    .collect()
+}
+
+fn data_config(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> DataConfig {
+    image_data(args, config.side, config.train_count, config.test_count)
+}
+
+impl Experiment for ResnetDepths {
+    const NAME: &'static str = "resnet_depths";
+    type Config = ResnetDepthsConfig;
+    type Analysis = ResnetDepthsAnalysis;
+
+    fn config(scale: Scale) -> ResnetDepthsConfig {
+        ResnetDepthsConfig::for_scale(scale)
     }
-    let data = DataConfig {
-        dataset: args.data.clone(),
-        side: config.side,
-        train_count: Some(config.train_count),
-        test_count: Some(config.test_count),
-        random_labels: 0.0,
-        augment: true,
-        data_seed: 0,
-        window: 64,
-    };
-    let train_started = Instant::now();
-    let mut models = Vec::new();
-    let mut networks = Vec::new();
-    let mut runs: Vec<TrainedRun> = Vec::new();
-    for &depth in &config.depths {
-        let name = format!("resnet{depth}");
-        if torchvision {
-            let path = &weights[&depth];
-            let model = ResNetConfig::imagenet(depth, 1000).init(&ctx.device)?;
-            let (model, report) = import_torchvision_resnet(model, path)?;
-            println!(
-                "{name}: loaded {} tensors from {}",
-                report.applied,
-                path.display()
-            );
-            let model = AnyModel::ResNet(model);
-            networks.push(NetworkResult {
-                name,
-                parameters: model.num_params(),
-                test_accuracy: None,
-                weights: path.display().to_string(),
-            });
-            models.push(model);
-        } else {
-            let tc = TrainConfig {
-                model: ModelSpec::Resnet(
-                    ResNetConfig::imagenet(depth, 10).with_stem(Some(Stem::Cifar)),
-                ),
-                data: data.clone(),
-                optimizer: OptimizerConfig::sgd(),
-                schedule: ScheduleConfig::default(),
-                lr: config.lr,
-                epochs: config.epochs,
-                batch_size: config.batch_size,
-                seed: derived_seed(args.seed, depth as u64),
+
+    fn check(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> Result<()> {
+        if config.depths.len() < 2 {
+            return Err(Error::Input(
+                "resnet_depths compares at least two depths".into(),
+            ));
+        }
+        let weights = torchvision_weights(args);
+        if !weights.is_empty() {
+            if let Some(d) = config.depths.iter().find(|d| !weights.contains_key(d)) {
+                return Err(Error::Input(format!(
+                    "with torchvision weights every compared depth needs its file: --weights{d} is missing"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn headline(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> String {
+        format!(
+            "resnet_depths: ResNet-{} against {} on {} ({} test images), {}",
+            config.depths[0],
+            config.depths[1..]
+                .iter()
+                .map(|d| format!("ResNet-{d}"))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            args.data,
+            config.test_count,
+            if torchvision_weights(args).is_empty() {
+                "trained briefly"
+            } else {
+                "torchvision weights"
+            }
+        )
+    }
+
+    /// Each depth's brief training, or nothing with torchvision weights.
+    fn trainings(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        if !torchvision_weights(args).is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(config
+            .depths
+            .iter()
+            .map(|&depth| {
+                Training::new(
+                    format!("resnet{depth}"),
+                    TrainConfig {
+                        model: ModelSpec::Resnet(
+                            ResNetConfig::imagenet(depth, 10).with_stem(Some(Stem::Cifar)),
+                        ),
+                        data: data_config(config, args),
+                        optimizer: OptimizerConfig::sgd(),
+                        schedule: ScheduleConfig::default(),
+                        lr: config.lr,
+                        epochs: config.epochs,
+                        batch_size: config.batch_size,
+                        seed: derived_seed(args.seed, depth as u64),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// The first model against each of the others, on the same test images.
+    fn analyse(
+        ctx: &Context,
+        config: &ResnetDepthsConfig,
+        runs: &[TrainedRun],
+    ) -> Result<ResnetDepthsAnalysis> {
+        let (networks, models) = networks(ctx, config, runs)?;
+        compare(ctx, config, networks, &models)
+    }
+
+    fn figures(
+        ctx: &Context,
+        _config: &ResnetDepthsConfig,
+        analysis: &ResnetDepthsAnalysis,
+    ) -> Result<Vec<Figure>> {
+        let mut figures = Vec::new();
+        for cmp in &analysis.comparisons {
+            let file = format!("cka_{}_vs_{}.png", cmp.model_a, cmp.model_b);
+            let options = HeatmapOptions {
+                title: Some(format!("Minibatch CKA: {} vs {}", cmp.model_a, cmp.model_b)),
+                row_title: Some(cmp.model_a.clone()),
+                col_title: Some(cmp.model_b.clone()),
+                origin_lower: true,
+                ..HeatmapOptions::default()
             };
-            let run = ctx.train_or_reuse(&name, &tc)?;
+            save(&Heatmap::new(&cmp.cka, options), &ctx.out.join(&file))?;
+            figures.push(Figure::new(
+                file,
+                format!("Minibatch CKA: {} vs {}.", cmp.model_a, cmp.model_b),
+            ));
+        }
+        Ok(figures)
+    }
+
+    fn summary(
+        config: &ResnetDepthsConfig,
+        analysis: &ResnetDepthsAnalysis,
+        provenance: &Provenance,
+        figures: &[Figure],
+    ) -> String {
+        summary(config, analysis, provenance, figures)
+    }
+}
+
+/// The compared networks: loaded from torchvision weights, or the briefly trained runs.
+fn networks(
+    ctx: &Context,
+    config: &ResnetDepthsConfig,
+    runs: &[TrainedRun],
+) -> Result<(Vec<NetworkResult>, Vec<AnyModel>)> {
+    let weights = torchvision_weights(&ctx.args);
+    let mut networks = Vec::new();
+    let mut models = Vec::new();
+    if weights.is_empty() {
+        for run in runs {
             let model = run.load(&ctx.device)?;
             networks.push(NetworkResult {
-                name,
+                name: run.name.clone(),
                 parameters: model.num_params(),
-                test_accuracy: Some(run.last().test_accuracy),
+                test_accuracy: Some(run.last()?.test_accuracy),
                 weights: format!("trained briefly: {}", run.dir.display()),
             });
             models.push(model);
-            runs.push(run);
         }
+        return Ok((networks, models));
     }
-    let train_seconds = train_started.elapsed().as_secs_f64();
+    for &depth in &config.depths {
+        let path = &weights[&depth];
+        let model = ResNetConfig::imagenet(depth, 1000).init(&ctx.device)?;
+        let (model, report) = import_torchvision_resnet(model, path)?;
+        log::info!(
+            "resnet{depth}: loaded {} tensors from {}",
+            report.applied,
+            path.display()
+        );
+        let model = AnyModel::ResNet(model);
+        networks.push(NetworkResult {
+            name: format!("resnet{depth}"),
+            parameters: model.num_params(),
+            test_accuracy: None,
+            weights: path.display().to_string(),
+        });
+        models.push(model);
+    }
+    Ok((networks, models))
+}
 
-    // The CKA part: the first model against each of the others, on the same test images.
+/// One pass over the probe batches: the first model's layers are computed once per batch and
+/// compared with every other model's. A comparison's seconds: its model's forward passes and
+/// its CKA updates (the shared forward of the first model is in the CKA part's total).
+fn compare(
+    ctx: &Context,
+    config: &ResnetDepthsConfig,
+    networks: Vec<NetworkResult>,
+    models: &[AnyModel],
+) -> Result<ResnetDepthsAnalysis> {
     let cka_started = Instant::now();
-    let run_data = RunData::open(&data, 0)?;
+    let run_data = RunData::open(&data_config(config, &ctx.args), 0)?;
     let RunData::Images(images) = &run_data else {
-        return Err(ExperimentError::Input(
-            "resnet_depths needs an image dataset".into(),
-        ));
+        return Err(Error::Input("resnet_depths needs an image dataset".into()));
     };
-    let probe_set = ProbeSet::new(config.test_count, config.cka_batch, 1, Some(args.seed))?;
+    let probe_set = ProbeSet::new(config.test_count, config.cka_batch, 1, Some(ctx.args.seed))?;
     let probe: Probe = config.probe.parse()?;
-    let mut comparisons = Vec::new();
-    let mut figures = Vec::new();
-    // One pass over the probe batches: the first model's layers are computed once per batch and
-    // compared with every other model's. A comparison's seconds: its model's forward passes and
-    // its CKA updates (the shared forward of the first model is in the CKA part's total).
     let mut accumulators: Vec<(MinibatchCka, f64)> = (1..models.len())
         .map(|_| (MinibatchCka::new(), 0.0))
         .collect();
@@ -243,32 +340,20 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
             *seconds += started.elapsed().as_secs_f64();
         }
     }
+    let mut comparisons = Vec::new();
     for (k, (cka, seconds)) in accumulators
         .into_iter()
         .enumerate()
         .map(|(i, c)| (i + 1, c))
     {
         let matrix = cka.finish()?.with_parameter("batch_size", config.cka_batch);
-        println!(
+        log::info!(
             "{} vs {}: {} x {} layers, minibatch CKA in {seconds:.1} s",
             networks[0].name,
             networks[k].name,
             matrix.rows.len(),
             matrix.cols.len()
         );
-        let file = format!("cka_{}_vs_{}.png", networks[0].name, networks[k].name);
-        let options = HeatmapOptions {
-            title: Some(format!(
-                "Minibatch CKA: {} vs {}",
-                networks[0].name, networks[k].name
-            )),
-            row_title: Some(networks[0].name.clone()),
-            col_title: Some(networks[k].name.clone()),
-            origin_lower: true,
-            ..HeatmapOptions::default()
-        };
-        save(&Heatmap::new(&matrix, options), &ctx.out.join(&file))?;
-        figures.push(file);
         comparisons.push(ComparisonResult {
             model_a: networks[0].name.clone(),
             model_b: networks[k].name.clone(),
@@ -277,25 +362,20 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
         });
     }
     let cka_seconds = cka_started.elapsed().as_secs_f64();
-    let results = ResnetDepthsResults {
-        config: config.clone(),
+    log::info!("CKA part: {cka_seconds:.0} s");
+    Ok(ResnetDepthsAnalysis {
         networks,
         comparisons,
         cka_seconds,
-        provenance: ctx.provenance(
-            train_seconds,
-            runs.iter().map(TrainedRun::training_seconds).sum(),
-        ),
-    };
-    ctx.write_json("results.json", &results)?;
-    let path = ctx.write_text("summary.md", &summary(&results, &figures))?;
-    println!("CKA part: {cka_seconds:.0} s; training: {train_seconds:.0} s");
-    Ok(path)
+    })
 }
 
-fn summary(r: &ResnetDepthsResults, figures: &[String]) -> String {
-    let c = &r.config;
-    let p = &r.provenance;
+fn summary(
+    c: &ResnetDepthsConfig,
+    r: &ResnetDepthsAnalysis,
+    p: &Provenance,
+    figures: &[Figure],
+) -> String {
     let mut s = format!(
         "# resnet_depths\n\n{} against {}: minibatch CKA of every probed layer ({}), batches of {}, on {} test images of `{}` at {} x {} px. \
          Device: {}.\n\n**Wall time of the CKA part: {:.0} s** (forward passes and CKA of every comparison). Training: {:.0} s in this run \
@@ -319,7 +399,7 @@ fn summary(r: &ResnetDepthsResults, figures: &[String]) -> String {
         ));
     }
     s.push('\n');
-    for (cmp, file) in r.comparisons.iter().zip(figures) {
+    for (cmp, Figure { file, .. }) in r.comparisons.iter().zip(figures) {
         let diagonal_like: Vec<f64> = cmp
             .cka
             .values
@@ -337,14 +417,5 @@ fn summary(r: &ResnetDepthsResults, figures: &[String]) -> String {
             cmp.model_a, cmp.model_b, cmp.cka.rows.len(), cmp.cka.cols.len(), cmp.seconds, cmp.model_a, cmp.model_b, mean_best
         ));
     }
-    s.push_str(&format!(
-        "Reproduce: `cargo run --example resnet_depths -- --seed {}{}`.\n",
-        p.seed,
-        match p.scale {
-            Scale::Smoke => " --smoke",
-            Scale::Full => " --full",
-            Scale::Default => "",
-        }
-    ));
     s
 }

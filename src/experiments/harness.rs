@@ -1,0 +1,591 @@
+//! The one pipeline every experiment runs through: configuration (a scale's, or `--config
+//! FILE`), the plan of trainings (each a run directory, reused when complete, resumed from its
+//! checkpoint when interrupted), the experiment's own analysis and figures, and the report
+//! (`results.json` with provenance, `summary.md` with the reproduce line).
+//!
+//! An experiment implements [`Experiment`] and keeps only its science: its config and scales,
+//! which networks it trains ([`Training`]), what it measures on them, its figures and the text
+//! of its summary. [`run`] does the rest, in this order: every training, then the analysis, then
+//! the figures and the report. The trainings share nothing but the output directory, so they
+//! are the natural cells of a plan that a scheduler could run apart.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use repsim_model::AnyModel;
+use repsim_train::{
+    completed_run, train, DataConfig, EpochMetrics, ProgressMode, RunOptions, TrackOptions,
+    TrackerConfig, TrainConfig,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::device::{select_device, DeviceChoice};
+use crate::error::{Error, Result};
+
+/// What every experiment takes (the same flags as an example and as `repsim experiment NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentArgs {
+    /// Output directory (default `runs/NAME`).
+    pub out: Option<PathBuf>,
+    /// The device models train and are probed on.
+    pub device: DeviceChoice,
+    /// Base seed (each trained network derives its own from it).
+    pub seed: u64,
+    /// Data: shapes (built in), cifar10=PATH, cifar100=PATH, folder=PATH.
+    pub data: String,
+    /// A seconds-long run for CI.
+    pub smoke: bool,
+    /// Paper scale (for a GPU).
+    pub full: bool,
+    /// One line per epoch instead of progress bars.
+    pub quiet: bool,
+    /// The experiment's configuration as JSON, instead of a scale's.
+    pub config: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-50 weights (.safetensors).
+    pub weights50: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-101 weights.
+    pub weights101: Option<PathBuf>,
+    /// resnet_depths only: torchvision ResNet-152 weights.
+    pub weights152: Option<PathBuf>,
+}
+
+impl Default for ExperimentArgs {
+    /// The defaults of the command line: `auto` device, seed 0, the built-in shapes, the
+    /// default scale.
+    fn default() -> Self {
+        ExperimentArgs {
+            out: None,
+            device: DeviceChoice::Auto,
+            seed: 0,
+            data: "shapes".into(),
+            smoke: false,
+            full: false,
+            quiet: false,
+            config: None,
+            weights50: None,
+            weights101: None,
+            weights152: None,
+        }
+    }
+}
+
+/// The three sizes of every experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Seconds, for CI.
+    Smoke,
+    /// Minutes on a 2-core CPU.
+    Default,
+    /// Paper scale, for a GPU.
+    Full,
+}
+
+impl ExperimentArgs {
+    /// The scale asked for.
+    pub fn scale(&self) -> Scale {
+        if self.smoke {
+            Scale::Smoke
+        } else if self.full {
+            Scale::Full
+        } else {
+            Scale::Default
+        }
+    }
+
+    /// The configuration: `--config FILE` when given, else `scale_default`.
+    pub fn config_or<T: DeserializeOwned>(&self, scale_default: T) -> Result<T> {
+        match &self.config {
+            None => Ok(scale_default),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    Error::Input(format!(
+                        "{}: not a configuration of this experiment: {e}",
+                        path.display()
+                    ))
+                })
+            }
+        }
+    }
+
+    /// The output directory.
+    pub fn out_dir(&self, name: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(name))
+    }
+
+    /// The flags that reproduce this run's configuration (`--seed S` and the scale or
+    /// `--config FILE`).
+    pub fn reproduce_flags(&self) -> String {
+        let mut flags = format!("--seed {}", self.seed);
+        if self.data != "shapes" {
+            flags.push_str(&format!(" --data {}", self.data));
+        }
+        match (&self.config, self.scale()) {
+            (Some(path), _) => flags.push_str(&format!(" --config {}", path.display())),
+            (None, Scale::Smoke) => flags.push_str(" --smoke"),
+            (None, Scale::Full) => flags.push_str(" --full"),
+            (None, Scale::Default) => {}
+        }
+        flags
+    }
+}
+
+/// The commit repsim was built from (`build.rs`), or "unknown" when it was built outside a git
+/// checkout.
+pub fn build_commit() -> &'static str {
+    match option_env!("REPSIM_GIT_COMMIT") {
+        Some(commit) if !commit.is_empty() => commit,
+        _ => "unknown",
+    }
+}
+
+/// What every results file records about how it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    /// repsim's version.
+    pub repsim_version: String,
+    /// The git commit repsim was built from (`-dirty` when the checkout had changes), or
+    /// "unknown".
+    pub git_commit: String,
+    /// The device, as printed.
+    pub device: String,
+    /// Arithmetic: activations and Grams in float32; the CCA family's statistics in float64.
+    pub precision: String,
+    /// The scale run.
+    pub scale: Scale,
+    /// The base seed.
+    pub seed: u64,
+    /// The data.
+    pub data: String,
+    /// Wall time of training in this run (near 0 when every model was reused), seconds.
+    pub train_seconds: f64,
+    /// The models' own training time, summed from their per-epoch metrics (what a run from
+    /// scratch spends training, whether or not this run reused them), seconds.
+    pub models_training_seconds: f64,
+    /// Wall time of the analysis, seconds.
+    pub analysis_seconds: f64,
+}
+
+/// The experiment's context: device, output directory, options.
+pub struct Context {
+    /// The device the models train and are probed on.
+    pub device: Device,
+    /// How it was printed.
+    pub device_name: String,
+    /// The output directory.
+    pub out: PathBuf,
+    /// The flags.
+    pub args: ExperimentArgs,
+    started: Instant,
+}
+
+impl Context {
+    /// Selects the device, says which, creates the output directory.
+    pub fn new(args: &ExperimentArgs, name: &str) -> Result<Self> {
+        let weights = [&args.weights50, &args.weights101, &args.weights152];
+        if name != "resnet_depths" && weights.iter().any(|w| w.is_some()) {
+            return Err(Error::Input(format!(
+                "--weights50/101/152 belong to resnet_depths, not {name}"
+            )));
+        }
+        let out = args.out_dir(name);
+        if out.exists() && !out.is_dir() {
+            return Err(Error::Input(format!(
+                "--out {}: exists and is not a directory",
+                out.display()
+            )));
+        }
+        let selected = select_device(args.device)?;
+        log::info!("device: {selected}");
+        std::fs::create_dir_all(&out)
+            .map_err(|e| Error::Input(format!("--out {}: cannot create: {e}", out.display())))?;
+        for removed in repsim_durable::remove_stale_temporaries(&out) {
+            log::info!("removed {}, left by an interrupted run", removed.display());
+        }
+        Ok(Context {
+            device: selected.device.clone(),
+            device_name: selected.to_string(),
+            out,
+            args: args.clone(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The run directory of the training named `name`.
+    pub fn run_dir(&self, name: &str) -> PathBuf {
+        self.out.join("runs").join(name)
+    }
+
+    /// Trains `training` into `OUT/runs/NAME`: reuses the run there when it is complete with
+    /// the same config (and, when tracked, every observation is there), resumes it from its
+    /// newest checkpoint when it is the same config interrupted, and trains it from scratch
+    /// otherwise. A failure names the network and its run directory.
+    pub fn train_or_reuse(&self, training: &Training) -> Result<TrainedRun> {
+        let Training {
+            name,
+            config,
+            track,
+        } = training;
+        let dir = self.run_dir(name);
+        let tracker = track.as_ref().map(|t| {
+            let mut tracker = t.tracker.clone();
+            tracker.dir = dir.join("track");
+            tracker
+        });
+        let run = |metrics: Vec<EpochMetrics>, reused: bool| TrainedRun {
+            name: name.clone(),
+            dir: dir.clone(),
+            config: config.clone(),
+            metrics,
+            reused,
+            tracker: tracker.clone(),
+        };
+        let tracked_completely = || match &tracker {
+            None => true,
+            Some(t) => repsim_train::Tracker::open(t.clone())
+                .is_ok_and(|t| t.index().epochs.last() == Some(&config.epochs)),
+        };
+        if let Some(metrics) = completed_run(config, &dir) {
+            if tracked_completely() {
+                log::info!(
+                    "{name}: reusing the trained weights in {} (same config)",
+                    dir.display()
+                );
+                return Ok(run(metrics, true));
+            }
+        }
+        let mut options = RunOptions::new(self.device.clone());
+        options.progress = if self.args.quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        };
+        options.track = track.clone();
+        let resumable = repsim_train::same_config_run(config, &dir);
+        if resumable {
+            options.resume = true;
+            log::info!(
+                "{name}: resuming the interrupted run in {} from its newest checkpoint",
+                dir.display()
+            );
+        } else {
+            options.overwrite = true;
+            log::info!(
+                "{name}: training {} for {} epochs{}",
+                config.model.name(),
+                config.epochs,
+                if track.is_some() {
+                    ", tracking every layer"
+                } else {
+                    ""
+                }
+            );
+        }
+        let summary = train(config, &dir, &options).map_err(|e| {
+            Error::classified(
+                e.is_bad_input(),
+                format!("training {name} ({}): {e}", dir.display()),
+            )
+        })?;
+        Ok(run(summary.metrics, false))
+    }
+
+    /// The provenance of this run, with the training and analysis times.
+    pub fn provenance(&self, train_seconds: f64, models_training_seconds: f64) -> Provenance {
+        Provenance {
+            repsim_version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: build_commit().to_string(),
+            device: self.device_name.clone(),
+            precision: "float32 activations and Grams; CCA-family statistics in float64".into(),
+            scale: self.args.scale(),
+            seed: self.args.seed,
+            data: self.args.data.clone(),
+            train_seconds,
+            models_training_seconds,
+            analysis_seconds: self.started.elapsed().as_secs_f64() - train_seconds,
+        }
+    }
+
+    /// Seconds since the experiment started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Writes `value` as pretty JSON to `OUT/name`, atomically.
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<PathBuf> {
+        let path = self.out.join(name);
+        repsim_durable::write_json(&path, value)?;
+        Ok(path)
+    }
+
+    /// Writes `text` to `OUT/name`, atomically.
+    pub fn write_text(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.out.join(name);
+        repsim_durable::write_bytes(&path, text.as_bytes())?;
+        Ok(path)
+    }
+}
+
+/// One network an experiment trains: a cell of its plan.
+#[derive(Debug, Clone)]
+pub struct Training {
+    /// Its name in the experiment, and its run directory's (`OUT/runs/NAME`).
+    pub name: String,
+    /// What to train.
+    pub config: TrainConfig,
+    /// The Tracker during training (its directory becomes `OUT/runs/NAME/track`).
+    pub track: Option<TrackOptions>,
+}
+
+impl Training {
+    /// `config` trained as `name`, untracked.
+    pub fn new(name: impl Into<String>, config: TrainConfig) -> Self {
+        Training {
+            name: name.into(),
+            config,
+            track: None,
+        }
+    }
+}
+
+/// A trained (or reused) network of an experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainedRun {
+    /// Its name in the experiment.
+    pub name: String,
+    /// Its run directory.
+    pub dir: PathBuf,
+    /// Its config.
+    pub config: TrainConfig,
+    /// Its metrics per epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// Whether the weights were reused from an earlier run.
+    pub reused: bool,
+    /// Its Tracker's settings (directory `RUN/track`), when it was tracked.
+    #[serde(skip)]
+    pub tracker: Option<TrackerConfig>,
+}
+
+impl TrainedRun {
+    /// Its training time, summed over its epochs' metrics.
+    pub fn training_seconds(&self) -> f64 {
+        self.metrics.iter().map(|m| m.seconds).sum()
+    }
+
+    /// The last epoch's metrics.
+    pub fn last(&self) -> Result<&EpochMetrics> {
+        self.metrics.last().ok_or_else(|| {
+            Error::Failure(format!(
+                "{}: the run has no epoch's metrics",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// The trained network on `device`.
+    pub fn load(&self, device: &Device) -> Result<AnyModel> {
+        Ok(self
+            .config
+            .model
+            .init_with_weights(&self.dir.join(repsim_train::FINAL_WEIGHTS), device)?)
+    }
+}
+
+/// A figure of an experiment: its file in the output directory and its caption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// The file name (in the output directory).
+    pub file: String,
+    /// What it shows.
+    pub caption: String,
+}
+
+impl Figure {
+    /// `file`, captioned.
+    pub fn new(file: impl Into<String>, caption: impl Into<String>) -> Self {
+        Figure {
+            file: file.into(),
+            caption: caption.into(),
+        }
+    }
+}
+
+/// One experiment: only its science; [`run`] does the pipeline.
+pub trait Experiment {
+    /// Its name: the example's, `repsim experiment NAME`'s, and the default `runs/NAME`.
+    const NAME: &'static str;
+    /// Its configuration (a scale's, or `--config FILE`: the `config` of a `results.json`).
+    type Config: Clone + Serialize + DeserializeOwned;
+    /// What it measured: written into `results.json` between `training` and `provenance`.
+    type Analysis: Serialize + DeserializeOwned;
+
+    /// The configuration of a scale.
+    fn config(scale: Scale) -> Self::Config;
+
+    /// Refuses a configuration (or flags) it cannot run, before anything is trained.
+    fn check(_config: &Self::Config, _args: &ExperimentArgs) -> Result<()> {
+        Ok(())
+    }
+
+    /// One line saying what is about to run.
+    fn headline(config: &Self::Config, args: &ExperimentArgs) -> String;
+
+    /// The networks to train, in order.
+    fn trainings(config: &Self::Config, args: &ExperimentArgs) -> Result<Vec<Training>>;
+
+    /// The measurements on the trained networks (`runs`, in the order of
+    /// [`Experiment::trainings`]).
+    fn analyse(ctx: &Context, config: &Self::Config, runs: &[TrainedRun])
+        -> Result<Self::Analysis>;
+
+    /// Draws the figures into the output directory.
+    fn figures(
+        ctx: &Context,
+        config: &Self::Config,
+        analysis: &Self::Analysis,
+    ) -> Result<Vec<Figure>>;
+
+    /// `summary.md` up to the reproduce line, which [`run`] adds.
+    fn summary(
+        config: &Self::Config,
+        analysis: &Self::Analysis,
+        provenance: &Provenance,
+        figures: &[Figure],
+    ) -> String;
+
+    /// A note after the reproduce command (e.g. how many models were reused).
+    fn reproduce_note(_analysis: &Self::Analysis) -> String {
+        String::new()
+    }
+}
+
+/// What `results.json` holds: the configuration, the training configs, the experiment's
+/// measurements (flattened in) and the provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentResults<C, A> {
+    /// The experiment's configuration.
+    pub config: C,
+    /// The configs of the trained networks, in plan order.
+    pub training: Vec<TrainConfig>,
+    /// What the experiment measured.
+    #[serde(flatten)]
+    pub analysis: A,
+    /// How the results were made.
+    pub provenance: Provenance,
+}
+
+/// Runs experiment `E` with its configuration from `args` (`--config` or the scale); returns
+/// the path of `summary.md`.
+pub fn run<E: Experiment>(args: &ExperimentArgs) -> Result<PathBuf> {
+    let config = args.config_or(E::config(args.scale()))?;
+    run_with::<E>(args, &config)
+}
+
+/// Runs experiment `E` with an explicit configuration: every training, then the analysis,
+/// the figures and the report.
+pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E::Config) -> Result<PathBuf> {
+    E::check(config, args)?;
+    let trainings = E::trainings(config, args)?;
+    let ctx = Context::new(args, E::NAME)?;
+    log::info!("{}", E::headline(config, args));
+    let train_started = Instant::now();
+    let runs = trainings
+        .iter()
+        .map(|t| ctx.train_or_reuse(t))
+        .collect::<Result<Vec<_>>>()?;
+    let train_seconds = train_started.elapsed().as_secs_f64();
+    let analysis = E::analyse(&ctx, config, &runs)?;
+    let figures = E::figures(&ctx, config, &analysis)?;
+    let provenance = ctx.provenance(
+        train_seconds,
+        runs.iter().map(TrainedRun::training_seconds).sum(),
+    );
+    let mut summary = E::summary(config, &analysis, &provenance, &figures);
+    summary.push_str(&format!(
+        "Reproduce: `cargo run --example {} -- {}`{}. Configs and seeds: `results.json`.\n",
+        E::NAME,
+        args.reproduce_flags(),
+        E::reproduce_note(&analysis)
+    ));
+    let results = ExperimentResults {
+        config: config.clone(),
+        training: trainings.into_iter().map(|t| t.config).collect(),
+        analysis,
+        provenance,
+    };
+    ctx.write_json("results.json", &results)?;
+    let path = ctx.write_text("summary.md", &summary)?;
+    log::info!(
+        "wall time: {:.0} s (training {:.0} s)",
+        ctx.elapsed(),
+        train_seconds
+    );
+    Ok(path)
+}
+
+/// The images every experiment trains on: `--data` at `side` px (CIFAR is always 32), the
+/// first `train_count` training and `test_count` test images, augmented, with their true
+/// labels, generated (shapes) from data seed 0.
+pub fn image_data(
+    args: &ExperimentArgs,
+    side: usize,
+    train_count: usize,
+    test_count: usize,
+) -> DataConfig {
+    DataConfig {
+        dataset: args.data.clone(),
+        side,
+        train_count: Some(train_count),
+        test_count: Some(test_count),
+        random_labels: 0.0,
+        augment: true,
+        data_seed: 0,
+        window: 64,
+    }
+}
+
+/// The probed layers of an image model on `images`, as (examples x features) matrices
+/// (sequences: the last step).
+pub fn layers_of(
+    model: &AnyModel,
+    images: burn::tensor::Tensor<4>,
+    probe: &repsim_model::Probe,
+) -> Result<Vec<repsim_similarity::Layer>> {
+    let (_, activations) = model.forward_images(images, probe)?;
+    Ok(activations
+        .into_matrices(repsim_model::TimeReduction::Last)
+        .into_iter()
+        .map(|(name, matrix)| repsim_similarity::Layer { name, matrix })
+        .collect())
+}
+
+/// A seed for network `index` of an experiment with base seed `seed`.
+pub fn derived_seed(seed: u64, index: u64) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(index)
+}
+
+/// Markdown of a table: a header row and rows of cells.
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        " --- |".repeat(header.len())
+    );
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// The file name of `path` (for captions and summaries).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

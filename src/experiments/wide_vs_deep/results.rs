@@ -1,0 +1,222 @@
+//! wide_vs_deep's configuration and what it measures (the types of `results.json`).
+
+use repsim_similarity::SimilarityMatrix;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::experiments::harness::Scale;
+
+/// The experiment's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WideVsDeepConfig {
+    /// ResNet depths (6n+2), down the rows of the figures.
+    pub depths: Vec<usize>,
+    /// Width multipliers, across the columns.
+    pub widths: Vec<usize>,
+    /// The (depth, width) trained from a second seed for the seed-to-seed comparison.
+    pub second_seed: (usize, usize),
+    /// Image side (shapes; CIFAR is 32).
+    pub side: usize,
+    /// Training images.
+    pub train_count: usize,
+    /// Test images (the probe set of the CKA estimates).
+    pub test_count: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Peak learning rate (SGD, momentum 0.9, cosine).
+    pub lr: f64,
+    /// Epochs of linear warm-up before the cosine (deep ResNets diverge without it: He et al.
+    /// 2016 warm ResNet-110 up too).
+    pub warmup_epochs: usize,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Layers compared: blocks or all.
+    pub probe: String,
+    /// Minibatch CKA batch size (the paper: 256).
+    pub cka_batch: usize,
+    /// Shuffled passes over the test split for minibatch CKA (the paper: 10).
+    pub passes: usize,
+    /// Test images for the principal-component analysis.
+    pub pc_examples: usize,
+    /// The CKA threshold of the block-structure number.
+    pub block_threshold: f64,
+    /// A block counts as block structure when it holds at least this share of the layers...
+    pub block_min_share: f64,
+    /// ... at least this many layers ...
+    pub block_min_layers: usize,
+    /// ... and its mean CKA inside exceeds its mean CKA with the other layers by this much.
+    pub block_min_contrast: f64,
+}
+
+impl WideVsDeepConfig {
+    /// The configuration of `scale`. The default was chosen by measuring training speed on a
+    /// 2-core CPU (flex): see the README section "wide_vs_deep".
+    pub fn for_scale(scale: Scale) -> Self {
+        match scale {
+            Scale::Smoke => WideVsDeepConfig {
+                depths: vec![8],
+                widths: vec![1, 2],
+                second_seed: (8, 1),
+                side: 16,
+                train_count: 256,
+                test_count: 512,
+                epochs: 1,
+                batch_size: 64,
+                lr: 0.05,
+                warmup_epochs: 0,
+                weight_decay: 5e-4,
+                probe: "blocks".into(),
+                cka_batch: 256,
+                passes: 1,
+                pc_examples: 256,
+                block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
+            },
+            Scale::Default => WideVsDeepConfig {
+                depths: vec![8, 20, 38],
+                widths: vec![1, 2],
+                second_seed: (38, 2),
+                side: 16,
+                train_count: 1000,
+                test_count: 1024,
+                epochs: 30,
+                batch_size: 64,
+                lr: 0.05,
+                warmup_epochs: 2,
+                weight_decay: 5e-4,
+                probe: "blocks".into(),
+                cka_batch: 256,
+                passes: 2,
+                pc_examples: 512,
+                block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
+            },
+            Scale::Full => WideVsDeepConfig {
+                depths: vec![20, 38, 56, 110],
+                widths: vec![1, 2, 4, 8],
+                second_seed: (110, 1),
+                side: 32,
+                train_count: 50_000,
+                test_count: 10_000,
+                epochs: 200,
+                batch_size: 128,
+                lr: 0.1,
+                warmup_epochs: 2,
+                weight_decay: 5e-4,
+                probe: "all".into(),
+                cka_batch: 256,
+                passes: 10,
+                pc_examples: 2000,
+                block_threshold: 0.9,
+                block_min_share: 0.25,
+                block_min_layers: 4,
+                block_min_contrast: 0.4,
+            },
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Input(m));
+        if self.depths.is_empty() || self.widths.is_empty() {
+            return bad("wide_vs_deep needs at least one depth and one width".into());
+        }
+        if let Some(d) = self.depths.iter().find(|d| **d < 8 || (**d - 2) % 6 != 0) {
+            return bad(format!(
+                "depth {d} is not a CIFAR ResNet depth (6n+2, at least 8)"
+            ));
+        }
+        if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
+            return bad(format!(
+                "the CKA batch ({}) and the PC examples ({}) must fit in the {} test images",
+                self.cka_batch, self.pc_examples, self.test_count
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One model's measurements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// `resnet20x2`.
+    pub name: String,
+    /// Depth.
+    pub depth: usize,
+    /// Width multiplier.
+    pub width: usize,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Final test accuracy.
+    pub test_accuracy: f64,
+    /// Final training accuracy.
+    pub train_accuracy: f64,
+    /// Minibatch CKA between every pair of its layers.
+    pub within_cka: SimilarityMatrix,
+    /// Debiased CKA on the PC examples, and the same with each layer's first PC removed.
+    pub cka_pc_examples: SimilarityMatrix,
+    /// CKA with each layer's first principal component removed.
+    pub cka_first_pc_removed: SimilarityMatrix,
+    /// Fraction of variance of each layer's first principal component.
+    pub first_pc_fraction: Vec<f64>,
+    /// The longest run of consecutive layers with pairwise CKA above the threshold: (first
+    /// layer index, length).
+    pub block: (usize, usize),
+    /// The run's length over the number of layers.
+    pub block_share: f64,
+    /// Mean CKA inside the block (off the diagonal) minus mean CKA between the block's layers
+    /// and the other layers: high for a block that stands apart, low for a smooth band.
+    pub block_contrast: f64,
+    /// Whether the block meets the config's share, length and contrast: block structure.
+    pub block_structure: bool,
+    /// The block share of the debiased CKA on the PC examples (the baseline of the next).
+    pub block_share_pc_examples: f64,
+    /// The block share with each layer's first PC removed (same examples and estimator).
+    pub block_share_pc_removed: f64,
+    /// Whether the weights were reused from an earlier run.
+    pub reused: bool,
+}
+
+/// A cross-model comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrossResult {
+    /// What is compared.
+    pub label: String,
+    /// Model of the rows.
+    pub model_a: String,
+    /// Model of the columns.
+    pub model_b: String,
+    /// Minibatch CKA, layers of A x layers of B.
+    pub cka: SimilarityMatrix,
+    /// Mean of the diagonal (corresponding layers), when A and B have the same layers.
+    pub diagonal_mean: Option<f64>,
+}
+
+/// Per-class test accuracy of two models (Nguyen et al. 2021, Section 6: wide and deep models
+/// of equal overall accuracy differ systematically on some classes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PerClassResult {
+    /// The wide model.
+    pub wide: String,
+    /// The deep model.
+    pub deep: String,
+    /// (class, test images, wide accuracy, deep accuracy).
+    pub classes: Vec<(String, usize, f64, f64)>,
+}
+
+/// Everything the experiment measured (`results.json` adds the configs and provenance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WideVsDeepAnalysis {
+    /// Per model.
+    pub models: Vec<ModelResult>,
+    /// Cross-model comparisons.
+    pub cross: Vec<CrossResult>,
+    /// Per-class test accuracy of the wide and the deep model of similar accuracy (the paper's
+    /// Section 6).
+    pub per_class: Option<PerClassResult>,
+}
