@@ -19,6 +19,7 @@ use repsim::data::{
     data_loader, ChannelStats, ImageBatch, ImageBatcher, LoaderConfig, ShapesConfig, Split,
 };
 use repsim::model::{ResNet, ResNetConfig};
+use repsim::similarity::ConvMode;
 use repsim::train::burn_train::{SharedTracker, Supervised, TrackingCheckpointer};
 use repsim::train::network::force_initialisation;
 use repsim::train::optimizer::build_optimizer;
@@ -152,4 +153,77 @@ fn a_probe_model_of_another_shape_stops_the_training_with_a_clear_error() {
     assert!(tracker.epochs().is_empty());
     // The user's checkpoint was written before the tracker failed.
     assert!(dir.path().join("checkpoint/model-1.bpk").exists());
+}
+
+/// The example's program: a user-defined model with its own `TrainStep`.
+#[path = "../examples/track_burn_train.rs"]
+#[allow(dead_code, unused_attributes)]
+mod example;
+
+#[test]
+fn a_user_defined_model_is_tracked_and_keeps_its_parameter_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    example::run(&example::Args {
+        out: out.clone(),
+        epochs: 2,
+        train_count: 256,
+        width: 4,
+        seed: 1,
+        overwrite: false,
+    })
+    .unwrap();
+    let report: repsim::train::TrackReport =
+        serde_json::from_str(&std::fs::read_to_string(out.join("track/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report.index.epochs, vec![1, 2]);
+    assert_eq!(
+        report.index.layers,
+        ["block1", "block2", "block3", "pooled", "logits"]
+    );
+    // burn-train's checkpoint holds the model's own names (`conv1.weight`, not
+    // `model.conv1.weight`): it loads into a bare ConvNet, every tensor present.
+    let saved = example::ConvNet::new(4, &Device::flex())
+        .try_load_file(out.join("checkpoint/model-2.bpk"))
+        .expect("the checkpoint loads into the user's own model");
+    // And the tracker's epoch 2 is that model observed through the same closure.
+    let tracker_config =
+        TrackerConfig::new(out.join("track")).with_conv(ConvMode::Pool { size: 2 });
+    let tracked = Tracker::open(tracker_config)
+        .unwrap()
+        .load_epoch(2)
+        .unwrap();
+    let probe = example_probe();
+    let mut direct = Tracker::new(
+        TrackerConfig::new(dir.path().join("direct")).with_conv(ConvMode::Pool { size: 2 }),
+        probe,
+    )
+    .unwrap();
+    direct.observe(2, |x| saved.forward_with_layers(x)).unwrap();
+    let by_hand = direct.load_epoch(2).unwrap();
+    for (a, b) in tracked.iter().zip(&by_hand) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(
+            a.matrix.clone().try_into_vec_as::<f32>().unwrap(),
+            b.matrix.clone().try_into_vec_as::<f32>().unwrap(),
+            "layer {}",
+            a.name
+        );
+    }
+}
+
+/// The example's probe images: the first 500 test shapes at 16 x 16, normalised with its
+/// training split's statistics (256 training images).
+fn example_probe() -> burn::tensor::Tensor<4> {
+    let shapes = ShapesConfig::new()
+        .with_side(16)
+        .with_train_len(256)
+        .with_test_len(1000);
+    let train = shapes.init(Split::Train).unwrap();
+    let test = shapes.init(Split::Test).unwrap();
+    let batcher = ImageBatcher::new(ChannelStats::compute(&train, Some(2000)).unwrap());
+    let items = (0..example::PROBE_COUNT)
+        .map(|i| test.get(i).unwrap())
+        .collect();
+    batcher.batch(items, &Device::flex()).images
 }
