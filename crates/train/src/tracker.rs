@@ -151,11 +151,21 @@ impl ConvergenceTable {
 
 impl ConvergenceTable {
     /// [`ConvergenceTable::first_epoch_reaching`] as one line of text: `layer: epoch` for each
-    /// layer, `never` where it is not reached.
+    /// layer, `never` where it is not reached, `undefined` where the measure has no final value
+    /// for the layer (e.g. PWCCA of a layer wider than the probe set).
     pub fn first_epochs_text(&self, fraction: f64) -> String {
         self.first_epoch_reaching(fraction)
             .into_iter()
-            .map(|(l, e)| format!("{l}: {}", e.map_or("never".into(), |e| e.to_string())))
+            .zip(&self.matrix.values)
+            .map(|((l, e), row)| {
+                let defined = row.last().copied().flatten().is_some();
+                let when = match (e, defined) {
+                    (Some(e), _) => e.to_string(),
+                    (None, true) => "never".into(),
+                    (None, false) => "undefined".into(),
+                };
+                format!("{l}: {when}")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
