@@ -261,28 +261,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 
     let report = tracker.finish().map_err(|e| e.to_string())?;
-    let report_path = args.out.join("track").join("report.json");
-    repsim::durable::write_json(&report_path, &report).map_err(|e| e.to_string())?;
     let title = format!("ConvNet (width {}) on shapes, burn-train", args.width);
-    let written = repsim::tracking::draw_convergence(
-        &report.convergence,
-        &args.out.join("convergence"),
-        &title,
-    )
-    .map_err(|e| e.to_string())?;
+    let written =
+        repsim::tracking::write_report(&report, &args.out, &title).map_err(|e| e.to_string())?;
 
     println!("observed epochs {:?}", report.index.epochs);
-    for table in &report.convergence {
-        println!(
-            "{}: first epoch >= 0.9 of the final: {}",
-            table.metric,
-            table.first_epochs_text(0.9)
-        );
+    for line in repsim::tracking::summary_lines(&report, 0.9) {
+        println!("{line}");
     }
     for warning in &report.warnings {
-        println!("warning: {warning}");
+        eprintln!("warning: {warning}");
     }
-    println!("wrote {}", report_path.display());
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -247,11 +247,9 @@ fn main() -> std::process::ExitCode {
              report,
              first_vs_last,
          }| {
-            let report_path = args.out.join("track").join("report.json");
-            repsim::durable::write_json(&report_path, &report)?;
-            let written = repsim::tracking::draw_convergence(
-                &report.convergence,
-                &args.out.join("convergence"),
+            let written = repsim::tracking::write_report(
+                &report,
+                &args.out,
                 "SmallNet (a hand-written burn module) on shapes",
             )?;
             let diagonal: Vec<String> = first_vs_last
@@ -268,17 +266,12 @@ fn main() -> std::process::ExitCode {
                 args.epochs,
                 diagonal.join(", ")
             );
-            for table in &report.convergence {
-                println!(
-                    "{}: first epoch >= 0.9 of the final: {}",
-                    table.metric,
-                    table.first_epochs_text(0.9)
-                );
+            for line in repsim::tracking::summary_lines(&report, 0.9) {
+                println!("{line}");
             }
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
-            println!("wrote {}", report_path.display());
             for path in written {
                 println!("wrote {}", path.display());
             }

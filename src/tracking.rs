@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use repsim_train::ConvergenceTable;
+use repsim_train::{ConvergenceTable, TrackReport};
 use repsim_viz::{save, ColorMap, Heatmap, HeatmapOptions, LineColors, LinePlot, Series, VizError};
 
 /// The convergence plot of one table: each layer's similarity to its final self over epochs.
@@ -70,4 +70,39 @@ pub fn draw_convergence(
         written.push(heatmap_path);
     }
     Ok(written)
+}
+
+/// What a tracked run leaves in `out`: the report as `out/track/report.json` and, per measure,
+/// the convergence plot and heatmap as `out/convergence_METRIC[_heatmap].png`; returns the
+/// files written, the report first.
+pub fn write_report(
+    report: &TrackReport,
+    out: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>, crate::Error> {
+    let report_path = out.join("track").join("report.json");
+    repsim_durable::write_json(&report_path, report)?;
+    let mut written = vec![report_path];
+    written.extend(draw_convergence(
+        &report.convergence,
+        &out.join("convergence"),
+        title,
+    )?);
+    Ok(written)
+}
+
+/// One line per measure: the first epoch at which each layer reaches `fraction` of its final
+/// similarity (`conv1: 4, conv2: 5, ...`).
+pub fn summary_lines(report: &TrackReport, fraction: f64) -> Vec<String> {
+    report
+        .convergence
+        .iter()
+        .map(|table| {
+            format!(
+                "{}: first epoch >= {fraction} of the final: {}",
+                table.metric,
+                table.first_epochs_text(fraction)
+            )
+        })
+        .collect()
 }

@@ -11,7 +11,9 @@
 //!   leaves one, which the next run in that directory removes.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use repsim_durable::parent_dir;
 
 use crate::error::Error as CliError;
 
@@ -26,11 +28,6 @@ fn install_signal_cleanup() {
             std::process::exit(130);
         });
     });
-}
-
-/// The directory `path` is written in.
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    repsim_durable::parent_dir(path)
 }
 
 /// Whether two paths name the same file (same device and inode where both exist).

@@ -8,9 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-pub use repsim_durable::{
-    remove_stale_temporaries, sync_dir, temporary_path, write_bytes, write_json, write_via,
-};
+pub use repsim_durable::{remove_stale_temporaries, write_bytes, write_json, write_via};
 
 use crate::error::{Result, TrainError};
 

@@ -452,9 +452,7 @@ fn check_same_run(
     config: &TrainConfig,
     track: Option<&TrackOptions>,
 ) -> Result<()> {
-    let run = to_json(&record.config)?;
-    let now = to_json(config)?;
-    if let Some((field, run, now)) = first_difference(&run, &now) {
+    if let Some((field, run, now)) = config_difference(&record.config, config)? {
         return Err(TrainError::ConfigMismatch {
             path: out.to_path_buf(),
             field,
@@ -493,6 +491,15 @@ fn to_json(value: &impl Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| TrainError::Failed(e.to_string()))
 }
 
+/// The first field where a run's config and the one asked for now differ, as
+/// (dotted field, run's value, value now); `None` when they are the same.
+fn config_difference(
+    run: &TrainConfig,
+    now: &TrainConfig,
+) -> Result<Option<(String, String, String)>> {
+    Ok(first_difference(&to_json(run)?, &to_json(now)?))
+}
+
 /// Removes what interrupted processes left in a run directory this process holds the lock of:
 /// temporaries of dead processes (in the run, `checkpoints/`, each checkpoint folder and
 /// `track/`), and checkpoint folders without a manifest (an interrupted save or prune; a
@@ -524,16 +531,9 @@ fn remove_leftovers(out: &Path) {
 /// Whether `out` holds a run of exactly `config` (its `config.json` says so), complete or
 /// not: what an experiment resumes rather than trains again.
 pub fn same_config_run(config: &TrainConfig, out: &Path) -> bool {
-    let Ok(record) = read_json::<RunRecord>(&out.join("config.json")) else {
-        return false;
-    };
-    match (
-        serde_json::to_value(&record.config),
-        serde_json::to_value(config),
-    ) {
-        (Ok(run), Ok(now)) => first_difference(&run, &now).is_none(),
-        _ => false,
-    }
+    read_json::<RunRecord>(&out.join("config.json"))
+        .and_then(|record| config_difference(&record.config, config))
+        .is_ok_and(|difference| difference.is_none())
 }
 
 /// Sizes `model`'s data-dependent parts to `data`: the class count (images), a recurrent
@@ -790,8 +790,8 @@ impl Loop<'_> {
             prune(&checkpoints, options.keep_last, &options.keep_epochs)?;
             write_metrics(out, &metrics)?;
             progress.finish();
-            if options.progress != ProgressMode::Silent {
-                log_epoch_line(metrics.last().expect("pushed above"), config.epochs);
+            if let (true, Some(last)) = (options.progress != ProgressMode::Silent, metrics.last()) {
+                log_epoch_line(last, config.epochs);
             }
         }
         // The final weights are a copy of the last checkpoint's (byte for byte: that is how
@@ -931,26 +931,15 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
 }
 
 /// Checks the weights (and batch-norm statistics) and the test loss of an epoch before they are
-/// saved: a non-finite value stops the run with the divergence named.
+/// saved: a non-finite value stops the run with the divergence named. Each tensor's non-finite
+/// values are counted on its device and the counts are read back once.
 fn check_finite<M: Module>(model: &M, epoch: usize, test_loss: f64) -> Result<()> {
-    /// Counts the non-finite values of every float parameter.
+    /// Each float parameter's count of non-finite values, as a one-element device tensor.
     #[derive(Default)]
-    struct NonFinite {
-        count: usize,
-        first: Option<f64>,
-        failed: Option<String>,
-    }
-    impl ModuleVisitor for NonFinite {
+    struct NonFiniteCounts(Vec<Tensor<1, burn::tensor::Int>>);
+    impl ModuleVisitor for NonFiniteCounts {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            match param.val().try_into_vec_as::<f32>() {
-                Ok(values) => {
-                    for v in values.iter().filter(|v| !v.is_finite()) {
-                        self.count += 1;
-                        self.first.get_or_insert(*v as f64);
-                    }
-                }
-                Err(e) => self.failed = Some(format!("{e:?}")),
-            }
+            self.0.push(param.val().is_finite().bool_not().int().sum());
         }
     }
     if !test_loss.is_finite() {
@@ -959,21 +948,23 @@ fn check_finite<M: Module>(model: &M, epoch: usize, test_loss: f64) -> Result<()
             what: format!("the test loss is {test_loss}"),
         });
     }
-    let mut visitor = NonFinite::default();
-    model.visit(&mut visitor);
-    if let Some(e) = visitor.failed {
-        return Err(TrainError::Failed(format!("reading the weights back: {e}")));
+    let mut counts = NonFiniteCounts::default();
+    model.visit(&mut counts);
+    if counts.0.is_empty() {
+        return Ok(());
     }
-    match visitor.first {
-        None => Ok(()),
-        Some(value) => Err(TrainError::Diverged {
-            epoch,
-            what: format!(
-                "{} weights are non-finite (the first is {value})",
-                visitor.count
-            ),
-        }),
+    let non_finite: i64 = Tensor::cat(counts.0, 0)
+        .try_into_vec_as::<i64>()
+        .map_err(|e| TrainError::Failed(format!("reading the weights' check back: {e:?}")))?
+        .iter()
+        .sum();
+    if non_finite == 0 {
+        return Ok(());
     }
+    Err(TrainError::Diverged {
+        epoch,
+        what: format!("{non_finite} weights are non-finite"),
+    })
 }
 
 /// One line per epoch through `log::info!` (the binary prints it to stdout).
