@@ -9,7 +9,9 @@ use clap::Parser;
 
 use crate::device::DeviceChoice;
 use crate::error::Error as CliError;
-use crate::experiments::{run_named, ExperimentArgs, NAMES};
+use crate::experiments::{
+    plan_named, run_cell_named, run_named, slurm, Cell, CellKind, ExperimentArgs, NAMES,
+};
 
 /// Flags every experiment takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,6 +70,33 @@ impl From<ExperimentFlags> for ExperimentArgs {
     }
 }
 
+/// Flags that split an experiment into cells ([`crate::experiments::cells`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CellFlags {
+    /// Print the plan of cells (id, kind, command, what it needs) and write nothing.
+    #[arg(long, conflicts_with_all = ["cell", "slurm"])]
+    pub plan: bool,
+    /// The plan as `json`, or `lines`: one command per line (for `xargs -P`, GNU parallel).
+    #[arg(long, default_value = "json", requires = "plan", value_parser = ["json", "lines"])]
+    pub plan_format: String,
+    /// Only the cells of one stage: train, analysis or report (run the stages in this order).
+    #[arg(long, requires = "plan", value_parser = ["train", "analysis", "report"])]
+    pub plan_stage: Option<String>,
+    /// Run one cell of the plan (an id from --plan).
+    #[arg(long, conflicts_with = "slurm")]
+    pub cell: Option<String>,
+    /// Write Slurm batch scripts for the plan into OUT/slurm (a training array, an analysis
+    /// array after it, the report job last).
+    #[arg(long)]
+    pub slurm: bool,
+    /// Extra sbatch options for every job, e.g. "--partition=gpu --gres=gpu:1 --time=4:00:00".
+    #[arg(long, requires = "slurm", allow_hyphen_values = true)]
+    pub slurm_opts: Option<String>,
+    /// Submit the scripts with sbatch and print the job ids.
+    #[arg(long, requires = "slurm")]
+    pub submit: bool,
+}
+
 /// Arguments of `repsim experiment`.
 #[derive(Debug, clap::Args)]
 pub struct ExperimentCommandArgs {
@@ -75,12 +104,140 @@ pub struct ExperimentCommandArgs {
     pub name: String,
     #[command(flatten)]
     pub flags: ExperimentFlags,
+    #[command(flatten)]
+    pub cells: CellFlags,
+    /// The program and arguments that run this experiment (before its flags): the plan's
+    /// commands start with them.
+    #[arg(skip)]
+    pub program: Vec<String>,
+}
+
+/// `--plan`'s JSON.
+#[derive(serde::Serialize)]
+struct PlanDocument<'a> {
+    experiment: &'a str,
+    out: &'a std::path::Path,
+    cells: Vec<PlannedCell<'a>>,
+}
+
+/// One cell of `--plan`'s JSON.
+#[derive(serde::Serialize)]
+struct PlannedCell<'a> {
+    id: &'a str,
+    kind: CellKind,
+    needs: &'a [String],
+    /// The shell command that runs it.
+    command: String,
+    /// Where `--slurm`'s scripts send its output.
+    log: PathBuf,
 }
 
 /// Runs `repsim experiment`.
 pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
-    let summary = run_named(&command.name, &command.flags.into())?;
-    log::info!("results: {}", summary.display());
+    let name = command.name.as_str();
+    let args: ExperimentArgs = command.flags.into();
+    let cells = &command.cells;
+    if !cells.plan && !cells.slurm && cells.cell.is_none() {
+        let summary = run_named(name, &args)?;
+        log::info!("results: {}", summary.display());
+        return Ok(());
+    }
+    if let Some(id) = &cells.cell {
+        // The library logs whether it ran or was complete already.
+        run_cell_named(name, &args, id)?;
+        return Ok(());
+    }
+    let plan = plan_named(name, &args)?;
+    let program = if command.program.is_empty() {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::Failure(format!("cannot find this program: {e}")))?;
+        vec![
+            exe.display().to_string(),
+            "experiment".into(),
+            name.to_string(),
+        ]
+    } else {
+        command.program.clone()
+    };
+    let mut base = program;
+    base.extend(args.cell_flags(name)?);
+    if cells.slurm {
+        let options = match &cells.slurm_opts {
+            Some(text) => slurm::parse_options(text)?,
+            None => Vec::new(),
+        };
+        let scripts = slurm::write_scripts(&plan, &base, &options)?;
+        println!(
+            "wrote the Slurm scripts of {} cells to {}",
+            plan.cells.len(),
+            scripts.dir.display()
+        );
+        if !cells.submit {
+            println!("submit them with: bash {}", scripts.submit.display());
+            return Ok(());
+        }
+        let jobs = slurm::submit(&scripts)?;
+        println!("training array: job {}", jobs.train);
+        if let Some(analysis) = &jobs.analysis {
+            println!("analysis array: job {analysis} (after every training succeeded)");
+        }
+        println!("report: job {} (after the analysis ended)", jobs.report);
+        println!("follow: squeue -j {}", jobs.ids());
+        println!(
+            "        sacct -j {} --format=JobID,JobName,State,Elapsed,ExitCode",
+            jobs.ids()
+        );
+        println!("logs:   {}", plan.out.join("logs").display());
+        return Ok(());
+    }
+    let stage = cells
+        .plan_stage
+        .as_deref()
+        .map(str::parse::<CellKind>)
+        .transpose()?;
+    let chosen: Vec<&Cell> = plan
+        .cells
+        .iter()
+        .filter(|c| stage.is_none_or(|s| c.kind == s))
+        .collect();
+    let command_of = |cell: &Cell| {
+        let mut words = base.clone();
+        words.extend(["--cell".to_string(), cell.id.clone()]);
+        words
+            .iter()
+            .map(|w| {
+                shlex::try_quote(w)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| w.clone())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if cells.plan_format == "lines" {
+        for cell in chosen {
+            println!("{}", command_of(cell));
+        }
+    } else {
+        let document = PlanDocument {
+            experiment: &plan.experiment,
+            out: &plan.out,
+            cells: chosen
+                .iter()
+                .map(|c| PlannedCell {
+                    id: &c.id,
+                    kind: c.kind,
+                    needs: &c.needs,
+                    command: command_of(c),
+                    log: plan.log_path(&c.id),
+                })
+                .collect(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document)
+                .map_err(|e| CliError::Failure(format!("the plan as JSON: {e}")))?
+        );
+    }
     Ok(())
 }
 
@@ -91,6 +248,8 @@ pub fn example_main(name: &str) -> ExitCode {
     struct ExampleArgs {
         #[command(flatten)]
         flags: ExperimentFlags,
+        #[command(flatten)]
+        cells: CellFlags,
     }
     debug_assert!(NAMES.contains(&name));
     crate::device::quiet_headless_vulkan();
@@ -99,8 +258,13 @@ pub fn example_main(name: &str) -> ExitCode {
     let args = ExampleArgs::parse_from(
         std::iter::once(std::ffi::OsString::from(name)).chain(std::env::args_os().skip(1)),
     );
+    let program = std::env::current_exe()
+        .map(|exe| vec![exe.display().to_string()])
+        .unwrap_or_default();
     super::flags::exit(run(ExperimentCommandArgs {
         name: name.to_string(),
         flags: args.flags,
+        cells: args.cells,
+        program,
     }))
 }

@@ -124,7 +124,7 @@ pub struct BottomUp;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    super::harness::run::<BottomUp>(args)
+    super::cells::run::<BottomUp>(args)
 }
 
 impl Experiment for BottomUp {

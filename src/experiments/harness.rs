@@ -119,6 +119,41 @@ impl ExperimentArgs {
             .unwrap_or_else(|| PathBuf::from("runs").join(name))
     }
 
+    /// The flags that run a cell of this experiment from any directory: `--out`, `--config`,
+    /// the weight files and a `--data` path made absolute, the device, `--quiet`.
+    pub fn cell_flags(&self, name: &str) -> Result<Vec<String>> {
+        let absolute = |path: &Path| -> Result<String> {
+            std::path::absolute(path)
+                .map(|p| p.display().to_string())
+                .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+        };
+        let mut flags = vec!["--out".to_string(), absolute(&self.out_dir(name))?];
+        flags.extend(["--seed".to_string(), self.seed.to_string()]);
+        let data = match self.data.split_once('=') {
+            Some((kind, path)) => format!("{kind}={}", absolute(Path::new(path))?),
+            None => self.data.clone(),
+        };
+        flags.extend(["--data".to_string(), data]);
+        match (&self.config, self.scale()) {
+            (Some(path), _) => flags.extend(["--config".to_string(), absolute(path)?]),
+            (None, Scale::Smoke) => flags.push("--smoke".into()),
+            (None, Scale::Full) => flags.push("--full".into()),
+            (None, Scale::Default) => {}
+        }
+        for (flag, path) in [
+            ("--weights50", &self.weights50),
+            ("--weights101", &self.weights101),
+            ("--weights152", &self.weights152),
+        ] {
+            if let Some(path) = path {
+                flags.extend([flag.to_string(), absolute(path)?]);
+            }
+        }
+        flags.extend(["--device".to_string(), self.device.to_string()]);
+        flags.push("--quiet".into());
+        Ok(flags)
+    }
+
     /// The flags that reproduce this run's configuration (`--seed S` and the scale or
     /// `--config FILE`).
     pub fn reproduce_flags(&self) -> String {
@@ -163,12 +198,14 @@ pub struct Provenance {
     pub seed: u64,
     /// The data.
     pub data: String,
-    /// Wall time of training in this run (near 0 when every model was reused), seconds.
+    /// Wall time of the training cells, summed over the invocations that last ran them (near 0
+    /// when every model was reused), seconds.
     pub train_seconds: f64,
     /// The models' own training time, summed from their per-epoch metrics (what a run from
     /// scratch spends training, whether or not this run reused them), seconds.
     pub models_training_seconds: f64,
-    /// Wall time of the analysis, seconds.
+    /// Wall time of the analysis cells (when they were computed) and the report, summed,
+    /// seconds.
     pub analysis_seconds: f64,
 }
 
@@ -222,6 +259,36 @@ impl Context {
         self.out.join("runs").join(name)
     }
 
+    /// The tracker settings of `training` in its run directory.
+    fn tracker_of(&self, training: &Training) -> Option<TrackerConfig> {
+        training.track.as_ref().map(|t| {
+            let mut tracker = t.tracker.clone();
+            tracker.dir = self.run_dir(&training.name).join("track");
+            tracker
+        })
+    }
+
+    /// `training`'s run when it is complete in `OUT/runs/NAME` with the same config (and, when
+    /// tracked, every observation is there), marked `reused`; `None` otherwise.
+    pub fn completed(&self, training: &Training, reused: bool) -> Option<TrainedRun> {
+        let dir = self.run_dir(&training.name);
+        let metrics = completed_run(&training.config, &dir)?;
+        let tracker = self.tracker_of(training);
+        let tracked_completely = match &tracker {
+            None => true,
+            Some(t) => repsim_train::Tracker::open(t.clone())
+                .is_ok_and(|t| t.index().epochs.last() == Some(&training.config.epochs)),
+        };
+        tracked_completely.then(|| TrainedRun {
+            name: training.name.clone(),
+            dir,
+            config: training.config.clone(),
+            metrics,
+            reused,
+            tracker,
+        })
+    }
+
     /// Trains `training` into `OUT/runs/NAME`: reuses the run there when it is complete with
     /// the same config (and, when tracked, every observation is there), resumes it from its
     /// newest checkpoint when it is the same config interrupted, and trains it from scratch
@@ -233,32 +300,12 @@ impl Context {
             track,
         } = training;
         let dir = self.run_dir(name);
-        let tracker = track.as_ref().map(|t| {
-            let mut tracker = t.tracker.clone();
-            tracker.dir = dir.join("track");
-            tracker
-        });
-        let run = |metrics: Vec<EpochMetrics>, reused: bool| TrainedRun {
-            name: name.clone(),
-            dir: dir.clone(),
-            config: config.clone(),
-            metrics,
-            reused,
-            tracker: tracker.clone(),
-        };
-        let tracked_completely = || match &tracker {
-            None => true,
-            Some(t) => repsim_train::Tracker::open(t.clone())
-                .is_ok_and(|t| t.index().epochs.last() == Some(&config.epochs)),
-        };
-        if let Some(metrics) = completed_run(config, &dir) {
-            if tracked_completely() {
-                log::info!(
-                    "{name}: reusing the trained weights in {} (same config)",
-                    dir.display()
-                );
-                return Ok(run(metrics, true));
-            }
+        if let Some(run) = self.completed(training, true) {
+            log::info!(
+                "{name}: reusing the trained weights in {} (same config)",
+                dir.display()
+            );
+            return Ok(run);
         }
         let mut options = RunOptions::new(self.device.clone());
         options.progress = if self.args.quiet {
@@ -293,11 +340,24 @@ impl Context {
                 format!("training {name} ({}): {e}", dir.display()),
             )
         })?;
-        Ok(run(summary.metrics, false))
+        Ok(TrainedRun {
+            name: name.clone(),
+            dir,
+            config: config.clone(),
+            metrics: summary.metrics,
+            reused: false,
+            tracker: self.tracker_of(training),
+        })
     }
 
-    /// The provenance of this run, with the training and analysis times.
-    pub fn provenance(&self, train_seconds: f64, models_training_seconds: f64) -> Provenance {
+    /// The provenance of the results, with the wall times of the training and the analysis
+    /// (summed over the cells that made them).
+    pub fn provenance(
+        &self,
+        train_seconds: f64,
+        models_training_seconds: f64,
+        analysis_seconds: f64,
+    ) -> Provenance {
         Provenance {
             repsim_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: build_commit().to_string(),
@@ -308,7 +368,7 @@ impl Context {
             data: self.args.data.clone(),
             train_seconds,
             models_training_seconds,
-            analysis_seconds: self.started.elapsed().as_secs_f64() - train_seconds,
+            analysis_seconds,
         }
     }
 
@@ -463,6 +523,56 @@ pub trait Experiment {
     fn reproduce_note(_analysis: &Self::Analysis) -> String {
         String::new()
     }
+
+    /// The analysis as cells of the plan ([`crate::experiments::cells`]): the parts that can
+    /// run apart, each with the trainings it needs (by name). Default: one part, `all`,
+    /// needing every training.
+    fn analysis_parts(_config: &Self::Config, trainings: &[Training]) -> Vec<AnalysisPart> {
+        vec![AnalysisPart {
+            name: "all".into(),
+            needs: trainings.iter().map(|t| t.name.clone()).collect(),
+        }]
+    }
+
+    /// Measures one part on its trained networks (`runs`, in the order of the part's
+    /// `needs`); the value is kept as the cell's result. Default: the whole analysis.
+    fn analyse_part(
+        ctx: &Context,
+        config: &Self::Config,
+        _part: &str,
+        runs: &[TrainedRun],
+    ) -> Result<serde_json::Value> {
+        serde_json::to_value(Self::analyse(ctx, config, runs)?)
+            .map_err(|e| Error::Failure(format!("{}: the analysis as JSON: {e}", Self::NAME)))
+    }
+
+    /// Combines the parts' results (in the order of [`Experiment::analysis_parts`]) into the
+    /// analysis; `runs` are every training's. Default: the one part.
+    fn combine(
+        _config: &Self::Config,
+        _runs: &[TrainedRun],
+        parts: Vec<serde_json::Value>,
+    ) -> Result<Self::Analysis> {
+        let part = parts
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Failure("the analysis has no part".into()))?;
+        serde_json::from_value(part).map_err(|e| {
+            Error::Failure(format!(
+                "{}: not this experiment's analysis: {e}",
+                Self::NAME
+            ))
+        })
+    }
+}
+
+/// One part of an experiment's analysis: an analysis cell of its plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalysisPart {
+    /// Its name (the cell is `analysis-NAME`).
+    pub name: String,
+    /// The trainings it measures, by name.
+    pub needs: Vec<String>,
 }
 
 /// What `results.json` holds: the configuration, the training configs, the experiment's
@@ -478,55 +588,6 @@ pub struct ExperimentResults<C, A> {
     pub analysis: A,
     /// How the results were made.
     pub provenance: Provenance,
-}
-
-/// Runs experiment `E` with its configuration from `args` (`--config` or the scale); returns
-/// the path of `summary.md`.
-pub fn run<E: Experiment>(args: &ExperimentArgs) -> Result<PathBuf> {
-    let config = args.config_or(E::config(args.scale()))?;
-    run_with::<E>(args, &config)
-}
-
-/// Runs experiment `E` with an explicit configuration: every training, then the analysis,
-/// the figures and the report.
-pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E::Config) -> Result<PathBuf> {
-    E::check(config, args)?;
-    let trainings = E::trainings(config, args)?;
-    let ctx = Context::new(args, E::NAME)?;
-    log::info!("{}", E::headline(config, args));
-    let train_started = Instant::now();
-    let runs = trainings
-        .iter()
-        .map(|t| ctx.train_or_reuse(t))
-        .collect::<Result<Vec<_>>>()?;
-    let train_seconds = train_started.elapsed().as_secs_f64();
-    let analysis = E::analyse(&ctx, config, &runs)?;
-    let figures = E::figures(&ctx, config, &analysis)?;
-    let provenance = ctx.provenance(
-        train_seconds,
-        runs.iter().map(TrainedRun::training_seconds).sum(),
-    );
-    let mut summary = E::summary(config, &analysis, &provenance, &figures);
-    summary.push_str(&format!(
-        "Reproduce: `cargo run --example {} -- {}`{}. Configs and seeds: `results.json`.\n",
-        E::NAME,
-        args.reproduce_flags(),
-        E::reproduce_note(&analysis)
-    ));
-    let results = ExperimentResults {
-        config: config.clone(),
-        training: trainings.into_iter().map(|t| t.config).collect(),
-        analysis,
-        provenance,
-    };
-    ctx.write_json("results.json", &results)?;
-    let path = ctx.write_text("summary.md", &summary)?;
-    log::info!(
-        "wall time: {:.0} s (training {:.0} s)",
-        ctx.elapsed(),
-        train_seconds
-    );
-    Ok(path)
 }
 
 /// The images every experiment trains on: `--data` at `side` px (CIFAR is always 32), the

@@ -119,7 +119,7 @@ pub struct MemorizeVsGeneralize;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    super::harness::run::<MemorizeVsGeneralize>(args)
+    super::cells::run::<MemorizeVsGeneralize>(args)
 }
 
 impl Experiment for MemorizeVsGeneralize {

@@ -16,15 +16,18 @@
 //! picks one by name. Block structure and rank correlation live in [`crate::analysis`].
 
 pub mod bottom_up;
+pub mod cells;
 pub mod harness;
 pub mod memorize_vs_generalize;
 pub mod resnet_depths;
+pub mod slurm;
 pub mod wide_vs_deep;
 
 use std::path::PathBuf;
 
+pub use cells::{run, run_with, Cell, CellKind, CellOutcome, CellRecord, Plan};
 pub use harness::{
-    build_commit, derived_seed, layers_of, markdown_table, run, run_with, Context, Experiment,
+    build_commit, derived_seed, layers_of, markdown_table, AnalysisPart, Context, Experiment,
     ExperimentArgs, ExperimentResults, Figure, Provenance, Scale, TrainedRun, Training,
 };
 
@@ -38,18 +41,38 @@ pub const NAMES: [&str; 4] = [
     resnet_depths::ResnetDepths::NAME,
 ];
 
-/// Runs the experiment called `name`; returns the path of its `summary.md`.
-pub fn run_named(name: &str, args: &ExperimentArgs) -> Result<PathBuf> {
-    match name {
-        wide_vs_deep::WideVsDeep::NAME => run::<wide_vs_deep::WideVsDeep>(args),
-        bottom_up::BottomUp::NAME => run::<bottom_up::BottomUp>(args),
-        memorize_vs_generalize::MemorizeVsGeneralize::NAME => {
-            run::<memorize_vs_generalize::MemorizeVsGeneralize>(args)
+/// Calls `$call::<E>($args...)` for the experiment `E` called `$name`.
+macro_rules! by_name {
+    ($name:expr, $call:ident ( $($arg:expr),* )) => {
+        match $name {
+            wide_vs_deep::WideVsDeep::NAME => cells::$call::<wide_vs_deep::WideVsDeep>($($arg),*),
+            bottom_up::BottomUp::NAME => cells::$call::<bottom_up::BottomUp>($($arg),*),
+            memorize_vs_generalize::MemorizeVsGeneralize::NAME => {
+                cells::$call::<memorize_vs_generalize::MemorizeVsGeneralize>($($arg),*)
+            }
+            resnet_depths::ResnetDepths::NAME => {
+                cells::$call::<resnet_depths::ResnetDepths>($($arg),*)
+            }
+            other => Err(ExperimentError::Input(format!(
+                "unknown experiment {other:?}; use {}",
+                NAMES.join(", ")
+            ))),
         }
-        resnet_depths::ResnetDepths::NAME => run::<resnet_depths::ResnetDepths>(args),
-        other => Err(ExperimentError::Input(format!(
-            "unknown experiment {other:?}; use {}",
-            NAMES.join(", ")
-        ))),
-    }
+    };
+}
+
+/// Runs the experiment called `name` (every cell of its plan, in order); returns the path of
+/// its `summary.md`.
+pub fn run_named(name: &str, args: &ExperimentArgs) -> Result<PathBuf> {
+    by_name!(name, run(args))
+}
+
+/// The plan of cells of the experiment called `name`; writes nothing.
+pub fn plan_named(name: &str, args: &ExperimentArgs) -> Result<Plan> {
+    by_name!(name, plan(args))
+}
+
+/// Runs one cell of the experiment called `name`.
+pub fn run_cell_named(name: &str, args: &ExperimentArgs, cell: &str) -> Result<CellOutcome> {
+    by_name!(name, run_cell(args, cell))
 }

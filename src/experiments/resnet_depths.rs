@@ -132,7 +132,7 @@ pub struct ResnetDepths;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    super::harness::run::<ResnetDepths>(args)
+    super::cells::run::<ResnetDepths>(args)
 }
 
 /// torchvision weight files by depth, from `--weights50/101/152`.

@@ -31,8 +31,8 @@ use repsim_train::datasets::RunData;
 use repsim_train::{OptimizerConfig, ScheduleConfig, TrainConfig};
 
 use super::harness::{
-    derived_seed, image_data, layers_of, Context, Experiment, ExperimentArgs, Figure, Provenance,
-    Scale, TrainedRun, Training,
+    derived_seed, image_data, layers_of, AnalysisPart, Context, Experiment, ExperimentArgs, Figure,
+    Provenance, Scale, TrainedRun, Training,
 };
 use crate::analysis::{block_contrast, longest_block};
 use crate::error::{Error, Result};
@@ -170,7 +170,7 @@ pub struct WideVsDeep;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
-    super::harness::run::<WideVsDeep>(args)
+    super::cells::run::<WideVsDeep>(args)
 }
 
 /// The name of the grid model of `depth` x `width`.
@@ -229,7 +229,83 @@ impl Experiment for WideVsDeep {
         config: &WideVsDeepConfig,
         runs: &[TrainedRun],
     ) -> Result<WideVsDeepAnalysis> {
-        analyse(ctx, config, runs)
+        let (_, grid_runs) = runs
+            .split_last()
+            .ok_or_else(|| Error::Failure("wide_vs_deep trained no models".into()))?;
+        let models = grid_runs
+            .iter()
+            .map(|run| model_part(ctx, config, run))
+            .collect::<Result<Vec<_>>>()?;
+        let CrossPart { cross, per_class } = cross_part(ctx, config, runs)?;
+        Ok(WideVsDeepAnalysis {
+            models,
+            cross,
+            per_class,
+        })
+    }
+
+    /// One part per grid model (its within-model CKA, first PC, block structure), and one for
+    /// the cross-model comparisons, which needs every model.
+    fn analysis_parts(_config: &WideVsDeepConfig, trainings: &[Training]) -> Vec<AnalysisPart> {
+        let grid = &trainings[..trainings.len().saturating_sub(1)];
+        let mut parts: Vec<AnalysisPart> = grid
+            .iter()
+            .map(|t| AnalysisPart {
+                name: t.name.clone(),
+                needs: vec![t.name.clone()],
+            })
+            .collect();
+        parts.push(AnalysisPart {
+            name: CROSS_PART.into(),
+            needs: trainings.iter().map(|t| t.name.clone()).collect(),
+        });
+        parts
+    }
+
+    fn analyse_part(
+        ctx: &Context,
+        config: &WideVsDeepConfig,
+        part: &str,
+        runs: &[TrainedRun],
+    ) -> Result<serde_json::Value> {
+        let value = if part == CROSS_PART {
+            serde_json::to_value(cross_part(ctx, config, runs)?)
+        } else {
+            let run = runs
+                .first()
+                .ok_or_else(|| Error::Failure(format!("analysis part {part}: no model")))?;
+            serde_json::to_value(model_part(ctx, config, run)?)
+        };
+        value.map_err(|e| Error::Failure(format!("analysis part {part} as JSON: {e}")))
+    }
+
+    fn combine(
+        _config: &WideVsDeepConfig,
+        runs: &[TrainedRun],
+        mut parts: Vec<serde_json::Value>,
+    ) -> Result<WideVsDeepAnalysis> {
+        let invalid = |e: serde_json::Error| {
+            Error::Failure(format!("wide_vs_deep: an analysis part is not one: {e}"))
+        };
+        let cross = parts
+            .pop()
+            .ok_or_else(|| Error::Failure("wide_vs_deep: no analysis part".into()))?;
+        let CrossPart { cross, per_class } = serde_json::from_value(cross).map_err(invalid)?;
+        let mut models = parts
+            .into_iter()
+            .map(|p| serde_json::from_value::<ModelResult>(p).map_err(invalid))
+            .collect::<Result<Vec<_>>>()?;
+        // Whether the weights were reused is the training cell's, not the analysis's.
+        for model in &mut models {
+            if let Some(run) = runs.iter().find(|r| r.name == model.name) {
+                model.reused = run.reused;
+            }
+        }
+        Ok(WideVsDeepAnalysis {
+            models,
+            cross,
+            per_class,
+        })
     }
 
     fn figures(
@@ -258,59 +334,108 @@ impl Experiment for WideVsDeep {
     }
 }
 
-/// Every measurement: per model (within-model CKA, first PC, block structure), across models,
-/// and per class.
-fn analyse(
+/// The probe set of the analysis: the test split, normalised as in training (every part opens
+/// it the same way, so the parts see the same batches).
+fn open_data(runs: &[TrainedRun]) -> Result<RunData> {
+    let first = runs
+        .first()
+        .ok_or_else(|| Error::Failure("wide_vs_deep trained no models".into()))?;
+    RunData::open(&first.config.data, first.config.seed).map_err(Error::from)
+}
+
+fn probing<'a>(
     ctx: &Context,
     config: &WideVsDeepConfig,
-    runs: &[TrainedRun],
-) -> Result<WideVsDeepAnalysis> {
+    data: &'a RunData,
+) -> Result<(Probing<'a>, &'a repsim_train::datasets::ImageData)> {
+    let RunData::Images(images) = data else {
+        return Err(Error::Input("wide_vs_deep needs an image dataset".into()));
+    };
+    Ok((
+        Probing {
+            probe_set: ProbeSet::new(
+                config.test_count,
+                config.cka_batch,
+                config.passes,
+                Some(ctx.args.seed),
+            )?,
+            test: &images.test,
+            batcher: images.batcher,
+            device: ctx.device.clone(),
+            probe: config.probe.parse()?,
+        },
+        images,
+    ))
+}
+
+/// The analysis part of one grid model: its within-model CKA, first PC and block structure.
+fn model_part(ctx: &Context, config: &WideVsDeepConfig, run: &TrainedRun) -> Result<ModelResult> {
+    let data = open_data(std::slice::from_ref(run))?;
+    let (probing, _) = probing(ctx, config, &data)?;
+    let pc_batch = ProbeSet::new(config.test_count, config.pc_examples, 1, None)?;
+    let started = Instant::now();
+    let model = run.load(&ctx.device)?;
+    let result = measure_model(ctx, config, &probing, &pc_batch, run, &model)?;
+    log::info!(
+        "{}: test acc {:.1}%, block of {} / {} layers (share {:.2}, contrast {:.2}: {}; share {:.2} -> {:.2} with the first PC removed), analysed in {:.1} s",
+        result.name,
+        100.0 * result.test_accuracy,
+        result.block.1,
+        result.within_cka.rows.len(),
+        result.block_share,
+        result.block_contrast,
+        if result.block_structure { "block structure" } else { "no block structure" },
+        result.block_share_pc_examples,
+        result.block_share_pc_removed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(result)
+}
+
+/// The cross-model part: its comparisons and the per-class accuracies.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CrossPart {
+    cross: Vec<CrossResult>,
+    per_class: Option<PerClassResult>,
+}
+
+/// What the cross-model part needs to know of a grid model (from its run).
+struct GridModel {
+    name: String,
+    depth: usize,
+    width: usize,
+    test_accuracy: f64,
+}
+
+/// The cross-model comparisons: one architecture from two seeds, the wide and the deep model
+/// of closest accuracy (and their per-class accuracies), the smallest model against the
+/// deepest and the widest. `runs`: the grid, then the second seed.
+fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> Result<CrossPart> {
     let (second_run, grid_runs) = runs
         .split_last()
         .ok_or_else(|| Error::Failure("wide_vs_deep trained no models".into()))?;
-    // The probe set: the test split, normalised as in training.
-    let data = RunData::open(&grid_runs[0].config.data, grid_runs[0].config.seed)?;
-    let RunData::Images(images) = &data else {
-        return Err(Error::Input("wide_vs_deep needs an image dataset".into()));
-    };
-    let probing = Probing {
-        probe_set: ProbeSet::new(
-            config.test_count,
-            config.cka_batch,
-            config.passes,
-            Some(ctx.args.seed),
-        )?,
-        test: &images.test,
-        batcher: images.batcher,
-        device: ctx.device.clone(),
-        probe: config.probe.parse()?,
-    };
-    let pc_batch = ProbeSet::new(config.test_count, config.pc_examples, 1, None)?;
+    let data = open_data(grid_runs)?;
+    let (probing, images) = probing(ctx, config, &data)?;
+    let models = grid_runs
+        .iter()
+        .map(|run| {
+            let (depth, width) = match &run.config.model {
+                ModelSpec::Resnet(c) => (c.depth, c.width),
+                _ => (0, 0),
+            };
+            Ok(GridModel {
+                name: run.name.clone(),
+                depth,
+                width,
+                test_accuracy: run.last()?.test_accuracy,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let loaded = grid_runs
+        .iter()
+        .map(|run| run.load(&ctx.device))
+        .collect::<Result<Vec<_>>>()?;
 
-    let mut models = Vec::new();
-    let mut loaded = Vec::new();
-    for run in grid_runs {
-        let started = Instant::now();
-        let model = run.load(&ctx.device)?;
-        let result = measure_model(ctx, config, &probing, &pc_batch, run, &model)?;
-        log::info!(
-            "{}: test acc {:.1}%, block of {} / {} layers (share {:.2}, contrast {:.2}: {}; share {:.2} -> {:.2} with the first PC removed), analysed in {:.1} s",
-            result.name,
-            100.0 * result.test_accuracy,
-            result.block.1,
-            result.within_cka.rows.len(),
-            result.block_share,
-            result.block_contrast,
-            if result.block_structure { "block structure" } else { "no block structure" },
-            result.block_share_pc_examples,
-            result.block_share_pc_removed,
-            started.elapsed().as_secs_f64()
-        );
-        models.push(result);
-        loaded.push(model);
-    }
-
-    // Cross-model comparisons.
     let index = |depth: usize, width: usize| {
         let i = config.depths.iter().position(|d| *d == depth)?;
         let j = config.widths.iter().position(|w| *w == width)?;
@@ -389,12 +514,11 @@ fn analyse(
             }
         }
     }
-    Ok(WideVsDeepAnalysis {
-        models,
-        cross,
-        per_class,
-    })
+    Ok(CrossPart { cross, per_class })
 }
+
+/// The name of the cross-model part.
+const CROSS_PART: &str = "cross";
 
 /// One model's within-model CKA, first principal components and block structure.
 fn measure_model(
