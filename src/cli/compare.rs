@@ -65,6 +65,14 @@ pub struct CompareArgs {
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
+    /// Compute shard I of N (0-based) of a minibatch_cka comparison: a contiguous range of
+    /// whole minibatches, read from the files' own rows. Needs --state.
+    #[arg(long, requires = "state")]
+    pub shard: Option<String>,
+    /// Write the shard's sufficient statistics to this state file (for `repsim merge`)
+    /// instead of a matrix.
+    #[arg(long, conflicts_with_all = ["json", "plot"])]
+    pub state: Option<PathBuf>,
     /// Write all results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -115,6 +123,36 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
 
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
+
+    let files = !is_weights(&args.a)
+        && !is_weights(&args.b)
+        && !is_run_dir(&args.a)
+        && !is_run_dir(&args.b);
+    let only_minibatch = metrics.iter().all(|m| *m == Metric::MinibatchCka);
+    if args.state.is_some() {
+        if !only_minibatch {
+            return Err(CliError::Input(format!(
+                "--state holds the sums of minibatch_cka only (--metric minibatch_cka), not {}: the CCA family's and whole-data CKA's statistics are not sharded yet",
+                metrics
+                    .iter()
+                    .filter(|m| **m != Metric::MinibatchCka)
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if !files {
+            return Err(CliError::Input(
+                "--state shards activation files (.npy, .npz, a directory of .npy): save the activations first (`repsim activations`)".into(),
+            ));
+        }
+    }
+    if args.state.is_some() {
+        repsim_similarity::shard::check_streamable(conv_mode)?;
+    }
+    if files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }) {
+        return streamed(&args, conv_mode, &selected);
+    }
 
     let started = Instant::now();
     let same_input = same_file(&args.a, &args.b);
@@ -233,47 +271,190 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
             .join(", "),
         t.elapsed().as_secs_f64()
     );
-    for matrix in &results {
+    let meta = json!({
+        "repsim_version": env!("CARGO_PKG_VERSION"),
+        "a": args.a.display().to_string(),
+        "b": args.b.display().to_string(),
+        "device": selected.to_string(),
+        "n_examples": n,
+        "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "batch_size": args.batch_size,
+        "rbf_threshold": args.rbf_threshold,
+        "conv": conv_mode.to_string(),
+        "layers_a": meta_layers_a.0,
+        "shapes_a": meta_layers_a.1,
+        "layers_b": meta_layers_b.as_ref().map_or(&meta_layers_a.0, |b| &b.0),
+        "shapes_b": meta_layers_b.as_ref().map_or(&meta_layers_a.1, |b| &b.1),
+        "precision": "f32",
+    });
+    let titles = (
+        Some(args.a.display().to_string()),
+        Some(args.b.display().to_string()),
+    );
+    report(
+        &results,
+        meta,
+        args.json.as_deref(),
+        args.plot.as_deref(),
+        &args.style,
+        titles,
+    )
+}
+
+/// Prints each matrix (and its warnings), writes `--json` (with `meta`) and `--plot`.
+pub fn report(
+    results: &[repsim_similarity::SimilarityMatrix],
+    meta: serde_json::Value,
+    json_path: Option<&Path>,
+    plot: Option<&Path>,
+    style: &super::plot::PlotStyle,
+    titles: (Option<String>, Option<String>),
+) -> Result<(), CliError> {
+    for matrix in results {
         for warning in &matrix.warnings {
             eprintln!("warning: {}: {warning}", matrix.metric);
         }
         print!("{}", table::render(matrix));
     }
-
-    if let Some(path) = &args.json {
-        let (rows_b, shapes_b) = meta_layers_b.unwrap_or_else(|| meta_layers_a.clone());
-        let document = json!({
-            "meta": {
-                "repsim_version": env!("CARGO_PKG_VERSION"),
-                "a": args.a.display().to_string(),
-                "b": args.b.display().to_string(),
-                "device": selected.to_string(),
-                "n_examples": n,
-                "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-                "batch_size": args.batch_size,
-                "rbf_threshold": args.rbf_threshold,
-                "conv": conv_mode.to_string(),
-                "layers_a": meta_layers_a.0,
-                "shapes_a": meta_layers_a.1,
-                "layers_b": rows_b,
-                "shapes_b": shapes_b,
-                "precision": "f32",
-            },
-            "results": results,
-        });
+    if let Some(path) = json_path {
+        let document = json!({ "meta": meta, "results": results });
         super::output::write_json(path, &document)?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(path) = &args.plot {
-        let titles = (
-            Some(args.a.display().to_string()),
-            Some(args.b.display().to_string()),
-        );
-        for written in super::plot::draw_results(&results, path, &args.style, false, titles)? {
+    if let Some(path) = plot {
+        for written in super::plot::draw_results(results, path, style, false, titles)? {
             eprintln!("wrote {}", written.display());
         }
     }
     Ok(())
+}
+
+/// Minibatch CKA of two activation files streamed one batch of rows at a time (bounded
+/// memory, any file size), or one shard of it written as a state file (`--state`).
+fn streamed(
+    args: &CompareArgs,
+    conv: ConvMode,
+    selected: &crate::device::SelectedDevice,
+) -> Result<(), CliError> {
+    use repsim_similarity::shard::{
+        stream_minibatch_cka, CompareState, InputDescription, Shard, StateParameters, STATE_FORMAT,
+        STATE_VERSION,
+    };
+    use repsim_similarity::RowSource;
+    let shard: Shard = match &args.shard {
+        Some(text) => text.parse()?,
+        None => Shard::WHOLE,
+    };
+    if let Some(state) = &args.state {
+        super::output::check_output(state, "--state", &[], &[&args.a, &args.b])?;
+    }
+    let a = RowSource::open(&args.a)?;
+    let same_input = same_file(&args.a, &args.b);
+    let b = if same_input {
+        None
+    } else {
+        Some(RowSource::open(&args.b)?)
+    };
+    let n = a.num_examples();
+    if let Some(b) = &b {
+        if b.num_examples() != n {
+            return Err(CliError::Input(format!(
+                "{} holds {n} examples but {} holds {}: both must hold the same examples in the same order",
+                args.a.display(),
+                args.b.display(),
+                b.num_examples()
+            )));
+        }
+    }
+    check_batch_size(args.batch_size, n)?;
+    let total = n / args.batch_size;
+    let batches = shard.batches(total);
+    let started = Instant::now();
+    let spinner = super::progress::spinner(&format!(
+        "minibatch_cka, streamed: minibatches {}..{} of {total} ({} x {} layers)",
+        batches.start,
+        batches.end,
+        a.names().len(),
+        b.as_ref().map_or(a.names().len(), |b| b.names().len())
+    ));
+    let cka = stream_minibatch_cka(
+        &a,
+        b.as_ref(),
+        args.batch_size,
+        batches.clone(),
+        conv,
+        &selected.device,
+    );
+    spinner.finish_and_clear();
+    let cka = cka?;
+    eprintln!(
+        "minibatch_cka over minibatches {}..{} of {total} ({} examples each), read from the files' rows: {:.3} s",
+        batches.start,
+        batches.end,
+        args.batch_size,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.state {
+        let state = CompareState {
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            repsim_version: env!("CARGO_PKG_VERSION").into(),
+            metric: Metric::MinibatchCka.name().into(),
+            parameters: StateParameters {
+                batch_size: args.batch_size,
+                conv: conv.to_string(),
+            },
+            a: InputDescription::of(&a),
+            b: b.as_ref().map(InputDescription::of),
+            n_examples: n,
+            total_batches: total,
+            shard,
+            batches,
+            sums: cka.state().cloned(),
+        };
+        let value = serde_json::to_value(&state)
+            .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
+        super::output::write_json(path, &value)?;
+        eprintln!("wrote {} (shard {shard})", path.display());
+        return Ok(());
+    }
+    let mut matrix = cka.finish()?.with_parameter("batch_size", args.batch_size);
+    let left_out = n % args.batch_size;
+    if left_out > 0 {
+        matrix.warnings.push(format!(
+            "the last {left_out} of {n} examples do not fill a batch of {} and were left out",
+            args.batch_size
+        ));
+    }
+    let b_side = b.as_ref().unwrap_or(&a);
+    let meta = json!({
+        "repsim_version": env!("CARGO_PKG_VERSION"),
+        "a": args.a.display().to_string(),
+        "b": args.b.display().to_string(),
+        "device": selected.to_string(),
+        "n_examples": n,
+        "metrics": [Metric::MinibatchCka.name()],
+        "batch_size": args.batch_size,
+        "conv": conv.to_string(),
+        "layers_a": a.names(),
+        "shapes_a": a.shapes(),
+        "layers_b": b_side.names(),
+        "shapes_b": b_side.shapes(),
+        "precision": "f32",
+        "streamed": true,
+    });
+    let titles = (
+        Some(args.a.display().to_string()),
+        Some(args.b.display().to_string()),
+    );
+    report(
+        &[matrix],
+        meta,
+        args.json.as_deref(),
+        args.plot.as_deref(),
+        &args.style,
+        titles,
+    )
 }
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {

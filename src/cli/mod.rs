@@ -10,6 +10,7 @@ pub mod describe;
 pub mod experiment;
 mod flags;
 mod memory;
+pub mod merge;
 mod output;
 pub mod plot;
 mod progress;
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Compare the layers of two activation files (.npy, .npz or a directory of .npy).
     Compare(compare::CompareArgs),
+    /// Merge the state files of a sharded comparison (compare --shard I/N --state F).
+    Merge(merge::MergeArgs),
     /// Show a model's parameter count and every probed layer's name and shape.
     Describe(describe::DescribeArgs),
     /// Run a model over a dataset and save every probed layer's activations (.npz).
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Describe(args) => describe::run(args),
         Command::Data(args) => data::run(args),
         Command::Activations(args) => activations::run(args),

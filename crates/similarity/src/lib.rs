@@ -52,6 +52,8 @@ pub mod matrix;
 pub mod metric;
 pub mod minibatch;
 pub mod principal;
+pub mod row_source;
+pub mod shard;
 #[doc(hidden)]
 pub mod testing;
 
@@ -75,3 +77,4 @@ pub use metric::{
 };
 pub use minibatch::{MinibatchCka, MinibatchCkaState};
 pub use principal::{first_component, FirstComponent};
+pub use row_source::RowSource;

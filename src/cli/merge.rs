@@ -1,0 +1,88 @@
+//! `repsim merge part-*.state`: the states of every shard of a comparison (`repsim compare
+//! --shard I/N --state F`) combined into its matrix, printed and written as `compare` does.
+
+use std::path::PathBuf;
+
+use repsim_similarity::shard::{merge_states, read_state};
+use serde_json::json;
+
+use crate::error::Error as CliError;
+
+/// Arguments of `repsim merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The state files of every shard (any order).
+    #[arg(required = true)]
+    pub states: Vec<PathBuf>,
+    /// Write the merged results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the merged matrix to this PNG or SVG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub style: super::plot::PlotStyle,
+}
+
+/// Runs the merge.
+pub fn run(args: MergeArgs) -> Result<(), CliError> {
+    let inputs: Vec<&std::path::Path> = args.states.iter().map(PathBuf::as_path).collect();
+    if let Some(json) = &args.json {
+        super::output::check_output(json, "--json", &["json"], &inputs)?;
+    }
+    if let Some(plot) = &args.plot {
+        repsim_viz::check_output_path(plot)?;
+        super::output::check_output(plot, "--plot", &[], &inputs)?;
+        args.style.colormap.parse::<repsim_viz::ColorMap>()?;
+    }
+    let states = args
+        .states
+        .iter()
+        .map(|path| Ok((path.clone(), read_state(path)?)))
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let merged = merge_states(&states)?;
+    let first = &states[0].1;
+    let batch_size = first.parameters.batch_size;
+    let mut matrix = merged.finish()?.with_parameter("batch_size", batch_size);
+    let n = first.n_examples;
+    let left_out = n % batch_size;
+    if left_out > 0 {
+        matrix.warnings.push(format!(
+            "the last {left_out} of {n} examples do not fill a batch of {batch_size} and were left out"
+        ));
+    }
+    eprintln!(
+        "merged {} state file{} ({} minibatches of {batch_size})",
+        states.len(),
+        if states.len() == 1 { "" } else { "s" },
+        first.total_batches
+    );
+    let b = first.b.as_ref().unwrap_or(&first.a);
+    let meta = json!({
+        "repsim_version": env!("CARGO_PKG_VERSION"),
+        "a": first.a.path.display().to_string(),
+        "b": b.path.display().to_string(),
+        "n_examples": n,
+        "metrics": [first.metric],
+        "batch_size": batch_size,
+        "conv": first.parameters.conv,
+        "layers_a": first.a.layers,
+        "shapes_a": first.a.shapes,
+        "layers_b": b.layers,
+        "shapes_b": b.shapes,
+        "precision": "f32",
+        "shards": states.len(),
+    });
+    let titles = (
+        Some(first.a.path.display().to_string()),
+        Some(b.path.display().to_string()),
+    );
+    super::compare::report(
+        &[matrix],
+        meta,
+        args.json.as_deref(),
+        args.plot.as_deref(),
+        &args.style,
+        titles,
+    )
+}
