@@ -1,5 +1,6 @@
 //! Sharded comparisons through the `repsim` binary: `compare --shard I/N --state F` and
-//! `repsim merge` over 1, 2, 3 and 7 shards equal the unsharded matrix; streamed minibatch
+//! `repsim merge` over 1, 2, 3 and 7 shards equal the unsharded matrix (minibatch CKA; linear
+//! CKA and the CCA family from feature-space sums); streamed minibatch
 //! CKA equals the in-memory one bit for bit; merge refuses mixed, missing, overlapping and
 //! truncated states; and files larger than a memory limit (`ulimit -v`) are compared in
 //! bounded memory.
@@ -98,13 +99,14 @@ fn shard_states(a: &Path, b: &Path, dir: &Path, count: usize, extra: &[&str]) ->
             let state = dir.join(format!("part-{i}-of-{count}.state"));
             let shard = format!("{i}/{count}");
             let mut args = vec![
-                "--metric",
-                "minibatch_cka",
                 "--shard",
                 shard.as_str(),
                 "--state",
                 state.to_str().unwrap(),
             ];
+            if !extra.contains(&"--metric") {
+                args.extend(["--metric", "minibatch_cka"]);
+            }
             args.extend(extra);
             ok(compare(a, b, &args));
             state
@@ -166,6 +168,51 @@ fn merged_shards_equal_the_unsharded_matrix() {
                     assert_eq!(m, w, "one shard sums in the same order");
                 }
             }
+        }
+    }
+
+    // Linear CKA and the CCA family from feature-space sums: every metric of 3 shards equals
+    // the unsharded (in-memory) matrix.
+    let family = "minibatch_cka,linear_cka,cca,svcca,pwcca,procrustes";
+    let unsharded = dir.path().join("family.json");
+    ok(compare(
+        &a,
+        &b,
+        &["--metric", family, "--json", unsharded.to_str().unwrap()],
+    ));
+    let family_dir = dir.path().join("family");
+    std::fs::create_dir(&family_dir).unwrap();
+    let states = shard_states(&a, &b, &family_dir, 3, &["--metric", family]);
+    let merged_json = dir.path().join("family-merged.json");
+    ok(merge(&states, &["--json", merged_json.to_str().unwrap()]));
+    let all = |path: &Path| -> Vec<(String, Vec<Vec<Option<f64>>>)> {
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        document["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"].as_str().unwrap().to_string(),
+                    serde_json::from_value(r["values"].clone()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (expected, merged) = (all(&unsharded), all(&merged_json));
+    assert_eq!(merged.len(), 6);
+    for (metric, m) in &merged {
+        let (_, e) = expected
+            .iter()
+            .find(|(name, _)| name == metric)
+            .unwrap_or_else(|| panic!("{metric} not computed unsharded"));
+        for (x, y) in e.iter().flatten().zip(m.iter().flatten()) {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(
+                (x - y).abs() <= 1e-6,
+                "{metric}: unsharded {x} vs merged {y}"
+            );
         }
     }
 
@@ -252,14 +299,14 @@ fn merge_refuses_what_is_not_one_comparison() {
             &b,
             &[
                 "--metric",
-                "linear_cka",
+                "rbf_cka",
                 "--shard",
                 "0/2",
                 "--state",
                 state.to_str().unwrap(),
             ],
         ),
-        &["minibatch_cka"],
+        &["rbf_cka", "minibatch_cka"],
     );
     assert!(!state.exists());
     // A shard out of range.

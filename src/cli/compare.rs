@@ -130,17 +130,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         && !is_run_dir(&args.b);
     let only_minibatch = metrics.iter().all(|m| *m == Metric::MinibatchCka);
     if args.state.is_some() {
-        if !only_minibatch {
-            return Err(CliError::Input(format!(
-                "--state holds the sums of minibatch_cka only (--metric minibatch_cka), not {}: the CCA family's and whole-data CKA's statistics are not sharded yet",
-                metrics
-                    .iter()
-                    .filter(|m| **m != Metric::MinibatchCka)
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        repsim_similarity::shard::check_shardable(&metrics)?;
         if !files {
             return Err(CliError::Input(
                 "--state shards activation files (.npy, .npz, a directory of .npy): save the activations first (`repsim activations`)".into(),
@@ -150,8 +140,16 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     if args.state.is_some() {
         repsim_similarity::shard::check_streamable(conv_mode)?;
     }
-    if files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }) {
-        return streamed(&args, conv_mode, &selected);
+    if args.state.is_some()
+        || (files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
+    {
+        let options = MetricOptions {
+            batch_size: args.batch_size,
+            rbf_threshold: args.rbf_threshold,
+            svd_reduction,
+            pwcca_convention,
+        };
+        return streamed(&args, &metrics, &options, conv_mode, &selected);
     }
 
     let started = Instant::now();
@@ -330,15 +328,17 @@ pub fn report(
 }
 
 /// Minibatch CKA of two activation files streamed one batch of rows at a time (bounded
-/// memory, any file size), or one shard of it written as a state file (`--state`).
+/// memory, any file size), or one shard of a comparison written as a state file (`--state`).
 fn streamed(
     args: &CompareArgs,
+    metrics: &[Metric],
+    options: &MetricOptions,
     conv: ConvMode,
     selected: &crate::device::SelectedDevice,
 ) -> Result<(), CliError> {
     use repsim_similarity::shard::{
-        stream_minibatch_cka, CompareState, InputDescription, Shard, StateParameters, STATE_FORMAT,
-        STATE_VERSION,
+        batch_count, stream_statistics, CompareState, InputDescription, MergedState, Shard,
+        StateParameters, STATE_FORMAT, STATE_VERSION,
     };
     use repsim_similarity::RowSource;
     let shard: Shard = match &args.shard {
@@ -367,50 +367,65 @@ fn streamed(
         }
     }
     check_batch_size(args.batch_size, n)?;
-    let total = n / args.batch_size;
+    let total = batch_count(n, args.batch_size);
     let batches = shard.batches(total);
+    let names = metrics.iter().map(|m| m.name()).collect::<Vec<_>>();
     let started = Instant::now();
     let spinner = super::progress::spinner(&format!(
-        "minibatch_cka, streamed: minibatches {}..{} of {total} ({} x {} layers)",
+        "{}, streamed: minibatches {}..{} of {total} ({} x {} layers)",
+        names.join(", "),
         batches.start,
         batches.end,
         a.names().len(),
         b.as_ref().map_or(a.names().len(), |b| b.names().len())
     ));
-    let cka = stream_minibatch_cka(
+    let sums = stream_statistics(
         &a,
         b.as_ref(),
+        metrics,
         args.batch_size,
         batches.clone(),
         conv,
         &selected.device,
     );
     spinner.finish_and_clear();
-    let cka = cka?;
+    let sums = sums?;
     eprintln!(
-        "minibatch_cka over minibatches {}..{} of {total} ({} examples each), read from the files' rows: {:.3} s",
+        "{} over minibatches {}..{} of {total} ({} examples each), read from the files' rows: {:.3} s",
+        names.join(", "),
         batches.start,
         batches.end,
         args.batch_size,
         started.elapsed().as_secs_f64()
     );
+    let parameters = StateParameters {
+        batch_size: args.batch_size,
+        conv: conv.to_string(),
+        svd_reduction: options.svd_reduction,
+        pwcca_convention: options.pwcca_convention.to_string(),
+    };
+    let covariance = sums
+        .covariance
+        .as_ref()
+        .map(|c| c.state())
+        .transpose()?
+        .flatten();
+    let minibatch_state = sums.minibatch.as_ref().and_then(|m| m.state().cloned());
     if let Some(path) = &args.state {
         let state = CompareState {
             format: STATE_FORMAT.into(),
             version: STATE_VERSION,
             repsim_version: env!("CARGO_PKG_VERSION").into(),
-            metric: Metric::MinibatchCka.name().into(),
-            parameters: StateParameters {
-                batch_size: args.batch_size,
-                conv: conv.to_string(),
-            },
+            metrics: names.iter().map(|n| n.to_string()).collect(),
+            parameters,
             a: InputDescription::of(&a),
             b: b.as_ref().map(InputDescription::of),
             n_examples: n,
             total_batches: total,
             shard,
             batches,
-            sums: cka.state().cloned(),
+            minibatch: minibatch_state,
+            covariance,
         };
         let value = serde_json::to_value(&state)
             .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
@@ -418,14 +433,14 @@ fn streamed(
         eprintln!("wrote {} (shard {shard})", path.display());
         return Ok(());
     }
-    let mut matrix = cka.finish()?.with_parameter("batch_size", args.batch_size);
-    let left_out = n % args.batch_size;
-    if left_out > 0 {
-        matrix.warnings.push(format!(
-            "the last {left_out} of {n} examples do not fill a batch of {} and were left out",
-            args.batch_size
-        ));
-    }
+    let whole = MergedState {
+        metrics: names.iter().map(|n| n.to_string()).collect(),
+        parameters,
+        n_examples: n,
+        minibatch: sums.minibatch,
+        covariance,
+    };
+    let results = whole.matrices(&selected.device)?;
     let b_side = b.as_ref().unwrap_or(&a);
     let meta = json!({
         "repsim_version": env!("CARGO_PKG_VERSION"),
@@ -433,7 +448,7 @@ fn streamed(
         "b": args.b.display().to_string(),
         "device": selected.to_string(),
         "n_examples": n,
-        "metrics": [Metric::MinibatchCka.name()],
+        "metrics": names,
         "batch_size": args.batch_size,
         "conv": conv.to_string(),
         "layers_a": a.names(),
@@ -448,7 +463,7 @@ fn streamed(
         Some(args.b.display().to_string()),
     );
     report(
-        &[matrix],
+        &results,
         meta,
         args.json.as_deref(),
         args.plot.as_deref(),

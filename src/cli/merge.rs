@@ -42,15 +42,10 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         .collect::<Result<Vec<_>, CliError>>()?;
     let merged = merge_states(&states)?;
     let first = &states[0].1;
+    let selected = crate::device::select_device(crate::device::DeviceChoice::Flex)?;
+    let results = merged.matrices(&selected.device)?;
     let batch_size = first.parameters.batch_size;
-    let mut matrix = merged.finish()?.with_parameter("batch_size", batch_size);
     let n = first.n_examples;
-    let left_out = n % batch_size;
-    if left_out > 0 {
-        matrix.warnings.push(format!(
-            "the last {left_out} of {n} examples do not fill a batch of {batch_size} and were left out"
-        ));
-    }
     eprintln!(
         "merged {} state file{} ({} minibatches of {batch_size})",
         states.len(),
@@ -63,7 +58,7 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         "a": first.a.path.display().to_string(),
         "b": b.path.display().to_string(),
         "n_examples": n,
-        "metrics": [first.metric],
+        "metrics": first.metrics,
         "batch_size": batch_size,
         "conv": first.parameters.conv,
         "layers_a": first.a.layers,
@@ -78,7 +73,7 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         Some(b.path.display().to_string()),
     );
     super::compare::report(
-        &[matrix],
+        &results,
         meta,
         args.json.as_deref(),
         args.plot.as_deref(),

@@ -14,7 +14,8 @@
 //! could not be decomposed anyway. (For such layers, and whenever features outnumber the examples
 //! that will ever be seen, the CKA measures, which work on Gram matrices, are the ones to stream.)
 
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::cca::{
     check_shape, matrix_from_prepared, prepare_statistics, CcaMeasure, MAX_CCA_FEATURES,
@@ -23,6 +24,7 @@ use crate::covariance::{host_values, statistics_dtype, to_host_f64, CovarianceLa
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
+use burn::tensor::Device;
 
 /// The running sums of one side's layers, on their device.
 struct SideSums {
@@ -316,6 +318,257 @@ impl CovarianceAccumulator {
     }
 }
 
+/// One side's sums in a [`CovarianceState`], per layer, row-major f64.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideState {
+    /// Layer names.
+    pub names: Vec<String>,
+    /// The shift of each layer (`D`): the first batch's means.
+    pub shifts: Vec<Vec<f64>>,
+    /// `sum z` (`D`), `z = x - shift`.
+    pub sums: Vec<Vec<f64>>,
+    /// `sum z^T z` (`D x D`).
+    pub scatters: Vec<Vec<f64>>,
+}
+
+impl SideState {
+    fn widths(&self) -> Vec<usize> {
+        self.shifts.iter().map(Vec::len).collect()
+    }
+
+    /// The centred scatter `C = sum z^T z - s^T s / n` of layer `i`, row-major.
+    fn centred(&self, i: usize, n: usize) -> Vec<f64> {
+        let d = self.shifts[i].len();
+        let sum = &self.sums[i];
+        let nf = n as f64;
+        let mut c = self.scatters[i].clone();
+        for r in 0..d {
+            for k in 0..d {
+                c[r * d + k] -= sum[r] * sum[k] / nf;
+            }
+        }
+        c
+    }
+}
+
+/// The sums of a [`CovarianceAccumulator`] on the host in f64: what a shard of a comparison
+/// saves, and what shards merge ([`CovarianceState::merge`]) into the whole pass's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CovarianceState {
+    /// Examples seen.
+    pub n: usize,
+    /// The layers of A.
+    pub a: SideState,
+    /// The layers of B; `None` when B is A.
+    pub b: Option<SideState>,
+    /// `sum z_a^T z_b` per pair (row-major over A x B), each `Da x Db` row-major.
+    pub cross: Vec<Vec<f64>>,
+}
+
+/// `x^T y` of two vectors, as a row-major `len(x) x len(y)` matrix, times `scale`, added to
+/// `out`.
+fn add_outer(out: &mut [f64], x: &[f64], y: &[f64], scale: f64) {
+    for (r, xr) in x.iter().enumerate() {
+        for (k, yk) in y.iter().enumerate() {
+            out[r * y.len() + k] += scale * xr * yk;
+        }
+    }
+}
+
+impl CovarianceState {
+    /// Numbers the state holds: `sum D^2` per side plus `sum Da Db` over pairs (to refuse one
+    /// too large to save).
+    pub fn size_of(widths_a: &[usize], widths_b: Option<&[usize]>) -> usize {
+        let squares = |w: &[usize]| w.iter().map(|d| d * d + 2 * d).sum::<usize>();
+        let b = widths_b.unwrap_or(widths_a);
+        squares(widths_a)
+            + widths_b.map_or(0, squares)
+            + widths_a
+                .iter()
+                .map(|da| b.iter().map(|db| da * db).sum::<usize>())
+                .sum::<usize>()
+    }
+
+    /// Adds `other` (the sums of other examples of the same layers) to these sums. `other`'s
+    /// sums are taken to this state's shifts first: with `delta = shift_o - shift`,
+    /// `sum z = sum z_o + n_o delta` and `sum z^T z = sum z_o^T z_o + delta^T sum z_o +
+    /// (sum z_o)^T delta + n_o delta^T delta` (and likewise across A and B), so the result is
+    /// exactly the statistics of both sets of examples.
+    pub fn merge(&mut self, other: &CovarianceState) -> Result<()> {
+        let same_side =
+            |a: &SideState, b: &SideState| a.names == b.names && a.widths() == b.widths();
+        let layers_match = same_side(&self.a, &other.a)
+            && match (&self.b, &other.b) {
+                (None, None) => true,
+                (Some(x), Some(y)) => same_side(x, y),
+                _ => false,
+            };
+        if !layers_match {
+            return Err(SimilarityError::MergeMismatch(
+                "the CCA-family statistics are of other layers".into(),
+            ));
+        }
+        let n_o = other.n as f64;
+        let rebase = |mine: &mut SideState, theirs: &SideState| -> Vec<Vec<f64>> {
+            let mut deltas = Vec::new();
+            for i in 0..mine.names.len() {
+                let delta: Vec<f64> = theirs.shifts[i]
+                    .iter()
+                    .zip(&mine.shifts[i])
+                    .map(|(o, m)| o - m)
+                    .collect();
+                let sum_o = &theirs.sums[i];
+                let scatter = &mut mine.scatters[i];
+                for (s, o) in scatter.iter_mut().zip(&theirs.scatters[i]) {
+                    *s += o;
+                }
+                add_outer(scatter, &delta, sum_o, 1.0);
+                add_outer(scatter, sum_o, &delta, 1.0);
+                add_outer(scatter, &delta, &delta, n_o);
+                for ((s, o), d) in mine.sums[i].iter_mut().zip(sum_o).zip(&delta) {
+                    *s += o + n_o * d;
+                }
+                deltas.push(delta);
+            }
+            deltas
+        };
+        // The other's sums before they were rebased (the cross terms need them).
+        let (sums_a_o, sums_b_o) = (
+            other.a.sums.clone(),
+            other.b.as_ref().unwrap_or(&other.a).sums.clone(),
+        );
+        let delta_a = rebase(&mut self.a, &other.a);
+        let delta_b = match (&mut self.b, &other.b) {
+            (Some(mine), Some(theirs)) => rebase(mine, theirs),
+            _ => delta_a.clone(),
+        };
+        let lb = delta_b.len();
+        for i in 0..delta_a.len() {
+            for j in 0..lb {
+                let k = i * lb + j;
+                let cross = &mut self.cross[k];
+                for (c, o) in cross.iter_mut().zip(&other.cross[k]) {
+                    *c += o;
+                }
+                add_outer(cross, &delta_a[i], &sums_b_o[j], 1.0);
+                add_outer(cross, &sums_a_o[i], &delta_b[j], 1.0);
+                add_outer(cross, &delta_a[i], &delta_b[j], n_o);
+            }
+        }
+        self.n += other.n;
+        Ok(())
+    }
+
+    /// Linear CKA of every pair from the feature-space statistics (Kornblith et al. 2019,
+    /// "Similarity of Neural Network Representations Revisited", ICML, Eq. 6 in feature
+    /// space):
+    ///
+    /// ```text
+    /// CKA(X, Y) = ||Xc^T Yc||_F^2 / ( ||Xc^T Xc||_F ||Yc^T Yc||_F )
+    /// ```
+    ///
+    /// with `Xc^T Yc = sum z_x^T z_y - (sum z_x)^T (sum z_y) / n` (f64). The same value as
+    /// the whole-data linear CKA, with `O(D^2)` memory instead of the examples.
+    pub fn linear_cka(&self) -> SimilarityMatrix {
+        let n = self.n;
+        let b = self.b.as_ref().unwrap_or(&self.a);
+        let frobenius_sq = |m: &[f64]| m.iter().map(|v| v * v).sum::<f64>();
+        let self_a: Vec<f64> = (0..self.a.names.len())
+            .map(|i| frobenius_sq(&self.a.centred(i, n)).sqrt())
+            .collect();
+        let self_b: Vec<f64> = match &self.b {
+            None => self_a.clone(),
+            Some(side) => (0..side.names.len())
+                .map(|j| frobenius_sq(&side.centred(j, n)).sqrt())
+                .collect(),
+        };
+        let lb = b.names.len();
+        let nf = n as f64;
+        let mut values = Vec::with_capacity(self.a.names.len() * lb);
+        for i in 0..self.a.names.len() {
+            for j in 0..lb {
+                let mut cross = self.cross[i * lb + j].clone();
+                add_outer(&mut cross, &self.a.sums[i], &b.sums[j], -1.0 / nf);
+                let denominator = self_a[i] * self_b[j];
+                let value = frobenius_sq(&cross) / denominator;
+                values.push((denominator > 0.0 && value.is_finite()).then_some(value));
+            }
+        }
+        SimilarityMatrix::from_row_major(
+            "linear_cka",
+            self.a.names.clone(),
+            b.names.clone(),
+            values,
+            n,
+        )
+    }
+}
+
+impl CovarianceAccumulator {
+    /// The sums on the host in f64 (`None` before the first batch).
+    pub fn state(&self) -> Result<Option<CovarianceState>> {
+        let Some(state) = &self.state else {
+            return Ok(None);
+        };
+        let read = |t: &Tensor<2>| host_values(to_host_f64(t.clone())?);
+        let side = |s: &SideSums| -> Result<SideState> {
+            Ok(SideState {
+                names: s.names.clone(),
+                shifts: s.shifts.iter().map(read).collect::<Result<_>>()?,
+                sums: s.sums.iter().map(read).collect::<Result<_>>()?,
+                scatters: s.scatters.iter().map(read).collect::<Result<_>>()?,
+            })
+        };
+        Ok(Some(CovarianceState {
+            n: state.n,
+            a: side(&state.a)?,
+            b: state.b.as_ref().map(side).transpose()?,
+            cross: state.cross.iter().map(read).collect::<Result<_>>()?,
+        }))
+    }
+
+    /// An accumulator holding `state`'s sums on `device` (to finish a merged state with any
+    /// measure of the family, or go on adding batches).
+    pub fn from_state(state: &CovarianceState, device: &Device) -> Self {
+        let dtype = statistics_dtype(device);
+        let matrix = |values: &[f64], rows: usize, cols: usize| {
+            Tensor::<2>::from_data(
+                TensorData::new(values.to_vec(), [rows, cols]),
+                (device, dtype),
+            )
+        };
+        let side = |s: &SideState| SideSums {
+            names: s.names.clone(),
+            shifts: s.shifts.iter().map(|v| matrix(v, 1, v.len())).collect(),
+            sums: s.sums.iter().map(|v| matrix(v, 1, v.len())).collect(),
+            scatters: s
+                .shifts
+                .iter()
+                .zip(&s.scatters)
+                .map(|(shift, v)| matrix(v, shift.len(), shift.len()))
+                .collect(),
+        };
+        let widths_b = state.b.as_ref().unwrap_or(&state.a).widths();
+        let lb = widths_b.len();
+        let cross = state
+            .cross
+            .iter()
+            .enumerate()
+            .map(|(k, v)| matrix(v, state.a.shifts[k / lb].len(), widths_b[k % lb]))
+            .collect();
+        CovarianceAccumulator {
+            state: Some(StreamState {
+                n: state.n,
+                dtype,
+                a: side(&state.a),
+                b: state.b.as_ref().map(side),
+                cross,
+            }),
+            statistics: std::cell::OnceCell::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +630,72 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn merged_states_equal_one_stream_and_give_linear_cka() {
+        let device = Device::flex();
+        let (a, b) = (layers(&device, 11), layers(&device, 15));
+        let stream_of = |ranges: &[(usize, usize)], symmetric: bool| {
+            let mut acc = CovarianceAccumulator::new();
+            for &(start, len) in ranges {
+                let ba: Vec<Layer> = a.iter().map(|l| l.rows(start, len)).collect();
+                if symmetric {
+                    acc.update(&ba, &ba).unwrap();
+                } else {
+                    let bb: Vec<Layer> = b.iter().map(|l| l.rows(start, len)).collect();
+                    acc.update(&ba, &bb).unwrap();
+                }
+            }
+            acc
+        };
+        for symmetric in [false, true] {
+            let whole = stream_of(&[(0, 30), (30, 30), (60, 30)], symmetric);
+            let mut merged = stream_of(&[(0, 30)], symmetric).state().unwrap().unwrap();
+            // A later shard's shift (its first batch's means) differs: merging rebases it.
+            merged
+                .merge(
+                    &stream_of(&[(30, 30), (60, 30)], symmetric)
+                        .state()
+                        .unwrap()
+                        .unwrap(),
+                )
+                .unwrap();
+            let expected = whole.state().unwrap().unwrap();
+            assert_eq!(merged.n, 90);
+            for (m, w) in merged
+                .cross
+                .iter()
+                .flatten()
+                .zip(expected.cross.iter().flatten())
+            {
+                assert!((m - w).abs() <= 1e-9 * w.abs().max(1.0), "{m} vs {w}");
+            }
+            let restored = CovarianceAccumulator::from_state(&merged, &device);
+            for measure in [CcaMeasure::Cca, CcaMeasure::Procrustes] {
+                let (r, w) = (
+                    restored.finish(measure).unwrap(),
+                    whole.finish(measure).unwrap(),
+                );
+                for (x, y) in r.values.iter().flatten().zip(w.values.iter().flatten()) {
+                    assert!((x.unwrap() - y.unwrap()).abs() < 1e-9);
+                }
+            }
+            // Linear CKA from the statistics equals the whole-data linear CKA.
+            let other = if symmetric { &a } else { &b };
+            let direct =
+                crate::linear_cka::linear_cka_matrix(&a, other, crate::HsicEstimator::Biased)
+                    .unwrap();
+            let from_stats = merged.linear_cka();
+            for (x, y) in from_stats
+                .values
+                .iter()
+                .flatten()
+                .zip(direct.values.iter().flatten())
+            {
+                assert!((x.unwrap() - y.unwrap()).abs() < 1e-5, "{x:?} vs {y:?}");
             }
         }
     }

@@ -1,8 +1,16 @@
-//! Sharded minibatch CKA with exact merges: shard `I` of `N` of a comparison computes the
-//! sufficient statistics of a contiguous range of whole minibatches (the per-batch HSIC sums
-//! of every layer pair, [`MinibatchCkaState`]); the states of all shards add up to the
-//! statistics of the whole pass, so the merged matrix is the single-process one (to rounding
-//! of the sums' order, far below 1e-6).
+//! Sharded comparisons with exact merges: shard `I` of `N` computes the sufficient statistics
+//! of a contiguous range of minibatches (chunks of `batch_size` consecutive examples):
+//!
+//! - minibatch CKA: the per-batch HSIC sums of every layer pair ([`MinibatchCkaState`]; only
+//!   full batches count, as unsharded);
+//! - linear CKA, CCA, SVCCA, PWCCA and Procrustes: the feature-space sums `n`, `sum x`,
+//!   `sum x^T x`, `sum x^T y` ([`CovarianceState`], every example counts), from which linear
+//!   CKA has a feature-space form and the CCA family is computed as unsharded. Layers whose
+//!   statistics would be too large to save are refused, naming minibatch CKA.
+//!
+//! The states of all shards add up to the statistics of the whole pass, so the merged matrix
+//! is the single-process one (to rounding of the sums' order, far below 1e-6). Debiased and
+//! RBF CKA need every pair of examples at once and are not sharded.
 //!
 //! A state file ([`CompareState`]) is JSON and describes itself: format and version, the
 //! metric and its parameters, each input's layers, shapes and header hash, the example count,
@@ -20,10 +28,13 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::cca::{CcaMeasure, PwccaConvention, SvdReduction};
 use crate::conv::ConvMode;
+use crate::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use crate::error::{Result, SimilarityError};
 use crate::layer::Layer;
-use crate::metric::check_batch_size;
+use crate::matrix::SimilarityMatrix;
+use crate::metric::{check_batch_size, Metric};
 use crate::minibatch::{MinibatchCka, MinibatchCkaState};
 use crate::row_source::RowSource;
 
@@ -31,6 +42,9 @@ use crate::row_source::RowSource;
 pub const STATE_FORMAT: &str = "repsim-compare-state";
 /// The version of the state format this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
+/// The most numbers the feature-space statistics of one state may hold (128 MB as f64):
+/// beyond, the comparison is refused with minibatch CKA named instead.
+pub const MAX_STATE_NUMBERS: usize = 16 << 20;
 
 /// Shard `index` of `count` (0-based: `0/4` .. `3/4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,12 +115,16 @@ impl InputDescription {
 }
 
 /// The parameters a merge must agree on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateParameters {
-    /// Minibatch size.
+    /// Minibatch size (and the chunk size every statistic is read in).
     pub batch_size: usize,
     /// How conv layers were shaped (`flatten`, `pool=K`).
     pub conv: String,
+    /// SVCCA's reduction.
+    pub svd_reduction: SvdReduction,
+    /// PWCCA's weighting (`google` or `textbook`).
+    pub pwcca_convention: String,
 }
 
 /// The sufficient statistics of one shard of a comparison, as written to a state file.
@@ -118,9 +136,9 @@ pub struct CompareState {
     pub version: u32,
     /// The repsim version that wrote it.
     pub repsim_version: String,
-    /// The metric (`minibatch_cka`).
-    pub metric: String,
-    /// Its parameters.
+    /// The metrics, in the order asked.
+    pub metrics: Vec<String>,
+    /// Their parameters.
     pub parameters: StateParameters,
     /// Input A.
     pub a: InputDescription,
@@ -128,14 +146,56 @@ pub struct CompareState {
     pub b: Option<InputDescription>,
     /// Examples in each input.
     pub n_examples: usize,
-    /// Full minibatches in the whole comparison.
+    /// Minibatches (chunks of `batch_size` examples, the last one possibly partial) in the
+    /// whole comparison.
     pub total_batches: usize,
     /// Which shard this is.
     pub shard: Shard,
     /// Its minibatches, `[start, end)`.
     pub batches: Range<usize>,
-    /// The per-batch HSIC sums over them (`None` for a shard with no batch).
-    pub sums: Option<MinibatchCkaState>,
+    /// Minibatch CKA's per-batch HSIC sums over its full batches (`None` when not asked, or
+    /// for a shard with no full batch).
+    pub minibatch: Option<MinibatchCkaState>,
+    /// The feature-space sums of the linear CKA and CCA-family metrics over its examples.
+    pub covariance: Option<CovarianceState>,
+}
+
+/// Whether `metric` is computed from the feature-space sums.
+fn uses_covariance(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::LinearCka | Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes
+    )
+}
+
+/// Refuses metrics that cannot be sharded (debiased and RBF CKA need every pair of examples
+/// at once), naming minibatch CKA.
+pub fn check_shardable(metrics: &[Metric]) -> Result<()> {
+    let refused: Vec<&str> = metrics
+        .iter()
+        .filter(|m| !(**m == Metric::MinibatchCka || uses_covariance(**m)))
+        .map(|m| m.name())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(SimilarityError::InvalidParameter {
+        name: "--metric",
+        message: format!(
+            "{} need{} the Gram of every pair of examples at once and cannot be sharded: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
+            refused.join(", "),
+            if refused.len() == 1 { "s" } else { "" }
+        ),
+    })
+}
+
+/// What a pass over some minibatches accumulated.
+#[derive(Default)]
+pub struct StreamedSums {
+    /// Minibatch CKA's sums (when asked).
+    pub minibatch: Option<MinibatchCka>,
+    /// The feature-space sums (when a metric needs them).
+    pub covariance: Option<CovarianceAccumulator>,
 }
 
 /// The layers of rows `start .. start + len` of `source`, on `device`, shaped by `conv`.
@@ -164,34 +224,73 @@ pub fn check_streamable(conv: ConvMode) -> Result<()> {
     Ok(())
 }
 
-/// Minibatch CKA of the minibatches `batches` (of `batch_size` consecutive examples) of `a`
-/// against `b` (`None`: A against itself), reading one batch of rows at a time. Over every
-/// batch it gives the same sums, in the same order, as
-/// [`crate::metric::minibatch_cka_matrix`] on the whole files.
-pub fn stream_minibatch_cka(
+/// The statistics of `metrics` over the minibatches `batches` (chunks of `batch_size`
+/// consecutive examples; the last chunk may be partial: minibatch CKA skips it, the
+/// feature-space sums take it) of `a` against `b` (`None`: A against itself), reading one
+/// chunk of rows at a time. Over every batch, minibatch CKA's sums are the same, in the same
+/// order, as [`crate::metric::minibatch_cka_matrix`]'s on the whole files.
+pub fn stream_statistics(
     a: &RowSource,
     b: Option<&RowSource>,
+    metrics: &[Metric],
     batch_size: usize,
     batches: Range<usize>,
     conv: ConvMode,
     device: &Device,
-) -> Result<MinibatchCka> {
+) -> Result<StreamedSums> {
     check_streamable(conv)?;
+    check_shardable(metrics)?;
     let n = a.num_examples();
     check_batch_size(batch_size, n)?;
-    let mut cka = MinibatchCka::new();
+    let mut sums = StreamedSums {
+        minibatch: metrics
+            .contains(&Metric::MinibatchCka)
+            .then(MinibatchCka::new),
+        covariance: metrics
+            .iter()
+            .any(|m| uses_covariance(*m))
+            .then(CovarianceAccumulator::new),
+    };
     for batch in batches {
         let start = batch * batch_size;
-        let layers_a = batch_layers(a, start, batch_size, conv, device)?;
-        match b {
-            None => cka.update(&layers_a, &layers_a)?,
-            Some(b) => {
-                let layers_b = batch_layers(b, start, batch_size, conv, device)?;
-                cka.update(&layers_a, &layers_b)?
+        let len = batch_size.min(n - start);
+        let layers_a = batch_layers(a, start, len, conv, device)?;
+        let layers_b = match b {
+            None => None,
+            Some(b) => Some(batch_layers(b, start, len, conv, device)?),
+        };
+        let side_b = layers_b.as_deref().unwrap_or(&layers_a);
+        if let Some(covariance) = &mut sums.covariance {
+            if covariance.n_examples() == 0 {
+                let widths = |l: &[Layer]| l.iter().map(Layer::num_features).collect::<Vec<_>>();
+                let size = CovarianceState::size_of(
+                    &widths(&layers_a),
+                    layers_b.as_deref().map(widths).as_deref(),
+                );
+                if size > MAX_STATE_NUMBERS {
+                    return Err(SimilarityError::InvalidParameter {
+                        name: "--metric",
+                        message: format!(
+                            "the feature-space statistics of these layers hold {size} numbers (more than {MAX_STATE_NUMBERS}): shard minibatch_cka instead, whose state is one number per layer pair"
+                        ),
+                    });
+                }
+            }
+            // B is A: the same slice, so the accumulator keeps one side.
+            covariance.update(&layers_a, side_b)?;
+        }
+        if let Some(minibatch) = &mut sums.minibatch {
+            if len == batch_size {
+                minibatch.update(&layers_a, side_b)?;
             }
         }
     }
-    Ok(cka)
+    Ok(sums)
+}
+
+/// The number of minibatches (chunks) of `n` examples: the last may be partial.
+pub fn batch_count(n: usize, batch_size: usize) -> usize {
+    n.div_ceil(batch_size)
 }
 
 /// Reads a state file, refusing a truncated or foreign one and another format version.
@@ -228,7 +327,7 @@ pub fn read_state(path: &Path) -> Result<CompareState> {
 /// Merges the states of every shard of one comparison into its accumulator, after checking
 /// that they are of the same metric, parameters and inputs, and that their minibatch ranges
 /// cover the whole pass exactly once.
-pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MinibatchCka> {
+pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
     let Some((first_path, first)) = states.first() else {
         return Err(SimilarityError::InvalidParameter {
             name: "state files",
@@ -245,12 +344,12 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MinibatchCka> 
         )
     };
     for (path, state) in &states[1..] {
-        if state.metric != first.metric {
+        if state.metrics != first.metrics {
             return Err(differ(
                 path,
-                "the metric",
-                state.metric.clone(),
-                first.metric.clone(),
+                "the metrics",
+                state.metrics.join(","),
+                first.metrics.join(","),
             ));
         }
         if state.parameters != first.parameters {
@@ -336,13 +435,114 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MinibatchCka> 
             ),
         });
     }
-    let mut merged = MinibatchCka::new();
-    for (_, state) in order {
-        if let Some(sums) = &state.sums {
-            merged.merge(&MinibatchCka::from_state(sums.clone()))?;
+    let mut minibatch: Option<MinibatchCka> = None;
+    let mut covariance: Option<CovarianceState> = None;
+    for (path, state) in order {
+        let damaged = |what: &str| {
+            SimilarityError::file(
+                path.as_path(),
+                format!("its {what} do not fit the other shards' layers: a damaged state file"),
+            )
+        };
+        if let Some(sums) = &state.minibatch {
+            let next = MinibatchCka::from_state(sums.clone());
+            match &mut minibatch {
+                None => minibatch = Some(next),
+                Some(merged) => merged.merge(&next).map_err(|_| damaged("minibatch sums"))?,
+            }
+        }
+        if let Some(sums) = &state.covariance {
+            match &mut covariance {
+                None => covariance = Some(sums.clone()),
+                Some(merged) => merged
+                    .merge(sums)
+                    .map_err(|_| damaged("feature-space sums"))?,
+            }
         }
     }
-    Ok(merged)
+    Ok(MergedState {
+        metrics: first.metrics.clone(),
+        parameters: first.parameters.clone(),
+        n_examples: first.n_examples,
+        minibatch,
+        covariance,
+    })
+}
+
+/// The statistics of every shard of one comparison, added up.
+pub struct MergedState {
+    /// The metrics, in the order asked.
+    pub metrics: Vec<String>,
+    /// Their parameters.
+    pub parameters: StateParameters,
+    /// Examples in each input.
+    pub n_examples: usize,
+    /// Minibatch CKA's sums.
+    pub minibatch: Option<MinibatchCka>,
+    /// The feature-space sums.
+    pub covariance: Option<CovarianceState>,
+}
+
+impl MergedState {
+    /// The matrix of each metric, in order (the CCA family's decompositions on `device`).
+    pub fn matrices(&self, device: &Device) -> Result<Vec<SimilarityMatrix>> {
+        let missing = |what: &str| SimilarityError::InvalidParameter {
+            name: "state files",
+            message: format!("they hold no {what} (no example was read)"),
+        };
+        let pwcca: PwccaConvention = self.parameters.pwcca_convention.parse()?;
+        let mut accumulator = None;
+        let mut matrices = Vec::new();
+        for name in &self.metrics {
+            let metric: Metric = name.parse()?;
+            let matrix = match metric {
+                Metric::MinibatchCka => {
+                    let batch_size = self.parameters.batch_size;
+                    let mut matrix = self
+                        .minibatch
+                        .as_ref()
+                        .ok_or_else(|| missing("full minibatch"))?
+                        .finish()?
+                        .with_parameter("batch_size", batch_size);
+                    let (n, left_out) = (self.n_examples, self.n_examples % batch_size);
+                    if left_out > 0 {
+                        matrix.warnings.push(format!(
+                            "the last {left_out} of {n} examples do not fill a batch of {batch_size} and were left out"
+                        ));
+                    }
+                    matrix
+                }
+                Metric::LinearCka => self
+                    .covariance
+                    .as_ref()
+                    .ok_or_else(|| missing("feature-space sums"))?
+                    .linear_cka(),
+                Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes => {
+                    let state = self
+                        .covariance
+                        .as_ref()
+                        .ok_or_else(|| missing("feature-space sums"))?;
+                    let accumulator: &CovarianceAccumulator = accumulator
+                        .get_or_insert_with(|| CovarianceAccumulator::from_state(state, device));
+                    let measure = match metric {
+                        Metric::Cca => CcaMeasure::Cca,
+                        Metric::Svcca => CcaMeasure::Svcca(self.parameters.svd_reduction),
+                        Metric::Pwcca => CcaMeasure::Pwcca(pwcca),
+                        _ => CcaMeasure::Procrustes,
+                    };
+                    accumulator.finish(measure)?
+                }
+                other => {
+                    return Err(SimilarityError::InvalidParameter {
+                        name: "state files",
+                        message: format!("{other} is not computed from shards' statistics"),
+                    })
+                }
+            };
+            matrices.push(matrix);
+        }
+        Ok(matrices)
+    }
 }
 
 #[cfg(test)]
