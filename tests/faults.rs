@@ -283,6 +283,7 @@ fn a_tracked_training_killed_at_every_rename_resumes_to_the_uninterrupted_run() 
     let reference_args = train(&reference, "2", TRACK);
     let total = renames(&reference_args, &dir.path().join("renames.log"));
     assert!(total > 10, "only {total} renames");
+    eprintln!("the tracked training makes {total} renames");
     let expected_weights = weights(&reference);
     let metrics = metrics_without_timings(&reference);
     let tables = tracker_tables(&reference);
@@ -369,6 +370,7 @@ fn an_experiment_killed_at_every_rename_gives_the_uninterrupted_results() {
         &dir.path().join("renames.log"),
     );
     assert!(total > 20, "only {total} renames");
+    eprintln!("the experiment makes {total} renames");
     let expected = results_without_timings(&reference);
     let args = |out: &Path| tiny_experiment(dir.path(), out);
     after_a_kill_at_every_rename(dir.path(), total, args, args, |k, out| {

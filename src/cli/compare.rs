@@ -90,6 +90,13 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         .iter()
         .map(|m| m.trim().parse::<Metric>())
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(twice) = metrics
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| metrics[..i].contains(m).then_some(m))
+    {
+        return Err(CliError::Input(format!("--metric names {twice} twice")));
+    }
     let uses_rbf = metrics
         .iter()
         .any(|m| matches!(m, Metric::RbfCka | Metric::RbfCkaDebiased));

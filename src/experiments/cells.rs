@@ -238,7 +238,7 @@ pub fn run<E: Experiment>(args: &ExperimentArgs) -> Result<PathBuf> {
 pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E::Config) -> Result<PathBuf> {
     E::check(config, args)?;
     let plan = plan_with::<E>(args, config)?;
-    let ctx = Context::new(args, E::NAME)?;
+    let ctx = open_context::<E>(args)?;
     log::info!("{}", E::headline(config, args));
     for cell in &plan.cells {
         run_cell_in::<E>(&ctx, config, &plan, cell)?;
@@ -254,8 +254,23 @@ pub fn run_cell<E: Experiment>(args: &ExperimentArgs, id: &str) -> Result<CellOu
     let config = config_of::<E>(args)?;
     let plan = plan_with::<E>(args, &config)?;
     let cell = plan.cell(id)?.clone();
-    let ctx = Context::new(args, E::NAME)?;
+    let ctx = open_context::<E>(args)?;
     run_cell_in::<E>(&ctx, &config, &plan, &cell)
+}
+
+/// The experiment's context, with the temporaries an interrupted cell left in `OUT/cells` and
+/// `OUT/slurm` removed (the harness removes those of `OUT` and of the run directories).
+fn open_context<E: Experiment>(args: &ExperimentArgs) -> Result<Context> {
+    let ctx = Context::new(args, E::NAME)?;
+    for dir in ["cells", "slurm"] {
+        let dir = ctx.out.join(dir);
+        if dir.is_dir() {
+            for removed in repsim_durable::remove_stale_temporaries(&dir) {
+                log::info!("removed {}, left by an interrupted cell", removed.display());
+            }
+        }
+    }
+    Ok(ctx)
 }
 
 /// The record of cell `id`, if it left one that can be read.
