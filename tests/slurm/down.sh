@@ -6,16 +6,19 @@ dir="${1:-/tmp/repsim-slurm}"
 for daemon in slurmd slurmctld; do
   pid_file="$dir/$daemon.pid"
   if [ -f "$pid_file" ]; then
-    kill "$(cat "$pid_file")" 2>/dev/null
+    pid="$(cat "$pid_file")"
+    kill "$pid" 2>/dev/null
     for _ in $(seq 1 20); do
-      kill -0 "$(cat "$pid_file")" 2>/dev/null || break
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
     rm -f "$pid_file"
   fi
 done
 if [ -f /run/munge/munged.pid ]; then
-  kill "$(cat /run/munge/munged.pid)" 2>/dev/null
-  rm -f /run/munge/munged.pid
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO kill "$(cat /run/munge/munged.pid)" 2>/dev/null
+  $SUDO rm -f /run/munge/munged.pid
 fi
 exit 0
