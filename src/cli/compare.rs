@@ -40,7 +40,7 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub data: super::data::DataArgs,
     /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
-    /// minibatch_cka, cca, svcca, pwcca, procrustes.
+    /// minibatch_cka, cca, svcca, pwcca, procrustes, mutual_knn, cknna, rsa, shape_angular.
     #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
     pub metric: Vec<String>,
     /// Batch size of minibatch_cka (examples left over after the last full batch are dropped).
@@ -58,6 +58,24 @@ pub struct CompareArgs {
     /// PWCCA weighting: google (the SVCCA authors' code) or textbook.
     #[arg(long, default_value = "google")]
     pub pwcca_convention: String,
+    /// mutual_knn and cknna: neighbours per example.
+    #[arg(long, default_value_t = 10)]
+    pub knn_k: usize,
+    /// cknna: divide rows by their L2 norm first (the authors' pipeline).
+    #[arg(long)]
+    pub cknna_normalize: bool,
+    /// cknna: the biased HSIC (the self-pair allowed as a neighbour) instead of the unbiased.
+    #[arg(long)]
+    pub cknna_biased: bool,
+    /// rsa: the dissimilarity, correlation (1 - Pearson r of two examples) or euclidean.
+    #[arg(long, default_value = "correlation")]
+    pub rdm: String,
+    /// rsa: how two RDMs are compared, spearman or pearson.
+    #[arg(long, default_value = "spearman")]
+    pub rsa_compare: String,
+    /// shape_angular: alpha in [0, 1] (1: no whitening, Procrustes' angle; 0: CCA's).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
     /// Conv layers (N, C, H, W): flatten, spatial (each position a datapoint; spatial=CAP
     /// caps the points) or pool=K (average-pool to K x K first).
     #[arg(long, default_value = "flatten")]
@@ -128,6 +146,29 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         }
     };
 
+    if !(0.0..=1.0).contains(&args.alpha) {
+        return Err(CliError::Input(format!(
+            "--alpha must be in [0, 1], got {}",
+            args.alpha
+        )));
+    }
+    let options = MetricOptions {
+        batch_size: args.batch_size,
+        rbf_threshold: args.rbf_threshold,
+        svd_reduction,
+        pwcca_convention,
+        knn_k: args.knn_k,
+        cknna_normalize: args.cknna_normalize,
+        cknna_estimator: if args.cknna_biased {
+            repsim_similarity::HsicEstimator::Biased
+        } else {
+            repsim_similarity::HsicEstimator::Unbiased
+        },
+        rdm: args.rdm.parse()?,
+        rsa_compare: args.rsa_compare.parse()?,
+        shape_alpha: args.alpha,
+    };
+
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
 
@@ -150,12 +191,6 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     if args.state.is_some()
         || (files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
     {
-        let options = MetricOptions {
-            batch_size: args.batch_size,
-            rbf_threshold: args.rbf_threshold,
-            svd_reduction,
-            pwcca_convention,
-        };
         return streamed(&args, &metrics, &options, conv_mode, &selected);
     }
 
@@ -247,12 +282,6 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         eprintln!("conv layers: {conv_mode}");
     }
 
-    let options = MetricOptions {
-        batch_size: args.batch_size,
-        rbf_threshold: args.rbf_threshold,
-        svd_reduction,
-        pwcca_convention,
-    };
     let t = Instant::now();
     let spinner = super::progress::spinner(&format!(
         "computing {} on {} x {} layers",
@@ -292,18 +321,29 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         "shapes_b": meta_layers_b.as_ref().map_or(&meta_layers_a.1, |b| &b.1),
         "precision": "f32",
     });
-    let titles = (
-        Some(args.a.display().to_string()),
-        Some(args.b.display().to_string()),
-    );
-    report(
-        &results,
-        meta,
-        args.json.as_deref(),
-        args.plot.as_deref(),
-        &args.style,
-        titles,
-    )
+    args.report(&results, meta)
+}
+
+impl CompareArgs {
+    /// The results printed and written to `--json` and `--plot`, titled with A and B.
+    fn report(
+        &self,
+        results: &[repsim_similarity::SimilarityMatrix],
+        meta: serde_json::Value,
+    ) -> Result<(), CliError> {
+        let titles = (
+            Some(self.a.display().to_string()),
+            Some(self.b.display().to_string()),
+        );
+        report(
+            results,
+            meta,
+            self.json.as_deref(),
+            self.plot.as_deref(),
+            &self.style,
+            titles,
+        )
+    }
 }
 
 /// Prints each matrix (and its warnings), writes `--json` (with `meta`) and `--plot`.
@@ -465,18 +505,7 @@ fn streamed(
         "precision": "f32",
         "streamed": true,
     });
-    let titles = (
-        Some(args.a.display().to_string()),
-        Some(args.b.display().to_string()),
-    );
-    report(
-        &results,
-        meta,
-        args.json.as_deref(),
-        args.plot.as_deref(),
-        &args.style,
-        titles,
-    )
+    args.report(&results, meta)
 }
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {

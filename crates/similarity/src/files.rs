@@ -75,46 +75,74 @@ impl HostLayer {
     }
 }
 
-/// Reads every layer of an activation file or directory (see the module docs).
-pub fn read_activations(path: &Path) -> Result<Vec<HostLayer>> {
+/// What an activation path holds, before any layer is read.
+pub(crate) enum ActivationPath {
+    /// A directory: its `.npy` files in natural order.
+    Directory(Vec<PathBuf>),
+    /// An `.npz` archive.
+    Npz,
+    /// One `.npy` file.
+    Npy,
+}
+
+/// Tells a directory of `.npy` files (listed in natural order of their names), an `.npz` and an
+/// `.npy` apart, refusing anything else (a FIFO, a device, another extension, an empty
+/// directory).
+pub(crate) fn activation_path(path: &Path) -> Result<ActivationPath> {
     let metadata = std::fs::metadata(path)
         .map_err(|e| SimilarityError::file(path, format!("cannot read: {e}")))?;
-    let layers = if metadata.is_dir() {
-        read_directory(path)?
-    } else if !metadata.is_file() {
+    if metadata.is_dir() {
+        return npy_files_in(path).map(ActivationPath::Directory);
+    }
+    if !metadata.is_file() {
         // A FIFO would block forever, a device never end.
         return Err(SimilarityError::file(
             path,
             "not a regular file (a FIFO, socket or device): activations are read from files or \
              directories",
         ));
-    } else {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
-            Some(ext) if ext == "npz" => read_npz(path)?,
-            Some(ext) if ext == "npy" => vec![read_npy(path)?],
-            _ => {
-                return Err(SimilarityError::file(
-                    path,
-                    "not an activation file: expected a .npy file, a .npz archive or a directory of .npy files",
-                ))
-            }
-        }
-    };
-    if layers.is_empty() {
-        return Err(SimilarityError::file(path, "holds no layers"));
     }
-    let n = layers[0].num_examples();
-    if let Some(other) = layers.iter().find(|l| l.num_examples() != n) {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+        Some(ext) if ext == "npz" => Ok(ActivationPath::Npz),
+        Some(ext) if ext == "npy" => Ok(ActivationPath::Npy),
+        _ => Err(SimilarityError::file(
+            path,
+            "not an activation file: expected a .npy file, a .npz archive or a directory of .npy files",
+        )),
+    }
+}
+
+/// Refuses no layers, or layers of different example counts (`layers`: name and count).
+pub(crate) fn check_same_count(path: &Path, layers: &[(&str, usize)]) -> Result<()> {
+    let Some(&(first, n)) = layers.first() else {
+        return Err(SimilarityError::file(path, "holds no layers"));
+    };
+    if let Some((other, count)) = layers.iter().find(|(_, count)| *count != n) {
         return Err(SimilarityError::file(
             path,
             format!(
-                "layer `{}` has {} examples but layer `{}` has {n}: every layer must hold the same examples",
-                other.name,
-                other.num_examples(),
-                layers[0].name
+                "layer `{other}` has {count} examples but layer `{first}` has {n}: every layer must hold the same examples"
             ),
         ));
     }
+    Ok(())
+}
+
+/// Reads every layer of an activation file or directory (see the module docs).
+pub fn read_activations(path: &Path) -> Result<Vec<HostLayer>> {
+    let layers = match activation_path(path)? {
+        ActivationPath::Directory(files) => files
+            .iter()
+            .map(|p| read_npy(p))
+            .collect::<Result<Vec<_>>>()?,
+        ActivationPath::Npz => read_npz(path)?,
+        ActivationPath::Npy => vec![read_npy(path)?],
+    };
+    let counts: Vec<(&str, usize)> = layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.num_examples()))
+        .collect();
+    check_same_count(path, &counts)?;
     Ok(layers)
 }
 
@@ -134,7 +162,8 @@ pub fn read_npy(path: &Path) -> Result<HostLayer> {
         .map_err(|message| SimilarityError::file(path, message))
 }
 
-fn read_directory(dir: &Path) -> Result<Vec<HostLayer>> {
+/// The `.npy` files of `dir`, in natural order of their names (`layer2` before `layer10`).
+fn npy_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| SimilarityError::file(dir, format!("cannot list directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
@@ -150,7 +179,7 @@ fn read_directory(dir: &Path) -> Result<Vec<HostLayer>> {
             &b.file_name().unwrap_or_default().to_string_lossy(),
         )
     });
-    files.iter().map(|p| read_npy(p)).collect()
+    Ok(files)
 }
 
 fn read_npz(path: &Path) -> Result<Vec<HostLayer>> {

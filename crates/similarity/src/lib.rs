@@ -36,6 +36,7 @@
 
 pub mod cca;
 pub mod centering;
+pub mod cknna;
 pub mod conditioning;
 pub mod conv;
 pub mod covariance;
@@ -51,8 +52,12 @@ pub mod linear_cka;
 pub mod matrix;
 pub mod metric;
 pub mod minibatch;
+pub mod mutual_knn;
+pub mod neighbours;
 pub mod principal;
 pub mod row_source;
+pub mod rsa;
+pub mod shape_metric;
 pub mod shard;
 #[doc(hidden)]
 pub mod testing;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::cca::{cca_family_matrix, check_shape, CcaMeasure, PwccaConvention, SvdReduction};
+use crate::cknna::{cknna_matrix, CknnaOptions};
 use crate::covariance_stream::CovarianceAccumulator;
 use crate::error::{Result, SimilarityError};
 use crate::hsic::HsicEstimator;
@@ -13,6 +14,9 @@ use crate::layer::{check_same_examples, Layer};
 use crate::linear_cka::linear_cka_matrix;
 use crate::matrix::SimilarityMatrix;
 use crate::minibatch::MinibatchCka;
+use crate::mutual_knn::mutual_knn_matrix;
+use crate::rsa::{rsa_matrix, RdmComparison, RdmKind};
+use crate::shape_metric::shape_angular_matrix;
 
 /// A similarity measure, named as on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,11 +39,19 @@ pub enum Metric {
     Pwcca,
     /// Orthogonal Procrustes distance (Ding et al. 2021).
     Procrustes,
+    /// Mutual k-nearest-neighbour alignment (Huh et al. 2024).
+    MutualKnn,
+    /// CKA on the pairs that are nearest neighbours in both layers (Huh et al. 2024).
+    Cknna,
+    /// Rank correlation of representational dissimilarity matrices (Kriegeskorte et al. 2008).
+    Rsa,
+    /// The angular shape distance (Williams et al. 2021); a distance, 0 = the same shape.
+    ShapeAngular,
 }
 
 impl Metric {
     /// Every metric, in the order the CLI lists them.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 13] = [
         Metric::LinearCka,
         Metric::LinearCkaDebiased,
         Metric::RbfCka,
@@ -49,6 +61,10 @@ impl Metric {
         Metric::Svcca,
         Metric::Pwcca,
         Metric::Procrustes,
+        Metric::MutualKnn,
+        Metric::Cknna,
+        Metric::Rsa,
+        Metric::ShapeAngular,
     ];
 
     /// The metric's name (`linear_cka`, ...).
@@ -63,6 +79,10 @@ impl Metric {
             Metric::Svcca => "svcca",
             Metric::Pwcca => "pwcca",
             Metric::Procrustes => "procrustes",
+            Metric::MutualKnn => "mutual_knn",
+            Metric::Cknna => "cknna",
+            Metric::Rsa => "rsa",
+            Metric::ShapeAngular => "shape_angular",
         }
     }
 
@@ -107,6 +127,19 @@ pub struct MetricOptions {
     pub svd_reduction: SvdReduction,
     /// PWCCA's weighting convention.
     pub pwcca_convention: PwccaConvention,
+    /// Neighbours per example of `mutual_knn` and `cknna` (the paper's 10).
+    pub knn_k: usize,
+    /// `cknna`: divide rows by their L2 norm first (the authors' pipeline; off: the features
+    /// as given).
+    pub cknna_normalize: bool,
+    /// `cknna`'s HSIC estimator (unbiased: self excluded from the neighbours).
+    pub cknna_estimator: HsicEstimator,
+    /// `rsa`'s dissimilarity.
+    pub rdm: RdmKind,
+    /// How `rsa` compares two RDMs.
+    pub rsa_compare: RdmComparison,
+    /// `shape_angular`'s alpha in [0, 1]: 1 no whitening (Procrustes), 0 full (CCA).
+    pub shape_alpha: f64,
 }
 
 impl Default for MetricOptions {
@@ -116,6 +149,12 @@ impl Default for MetricOptions {
             rbf_threshold: 1.0,
             svd_reduction: SvdReduction::default(),
             pwcca_convention: PwccaConvention::default(),
+            knn_k: crate::mutual_knn::DEFAULT_K,
+            cknna_normalize: false,
+            cknna_estimator: HsicEstimator::Unbiased,
+            rdm: RdmKind::default(),
+            rsa_compare: RdmComparison::default(),
+            shape_alpha: 1.0,
         }
     }
 }
@@ -154,6 +193,18 @@ pub fn similarity_matrix(
             layers_b,
         ),
         Metric::Procrustes => cca_family_matrix(CcaMeasure::Procrustes, layers_a, layers_b),
+        Metric::MutualKnn => mutual_knn_matrix(layers_a, layers_b, options.knn_k),
+        Metric::Cknna => cknna_matrix(
+            layers_a,
+            layers_b,
+            &CknnaOptions {
+                k: options.knn_k,
+                estimator: options.cknna_estimator,
+                normalize: options.cknna_normalize,
+            },
+        ),
+        Metric::Rsa => rsa_matrix(layers_a, layers_b, options.rdm, options.rsa_compare),
+        Metric::ShapeAngular => shape_angular_matrix(layers_a, layers_b, options.shape_alpha),
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use npyz::{DType, NpyHeader, Order, TypeChar};
 
 use crate::error::{Result, SimilarityError};
-use crate::files::HostLayer;
+use crate::files::{activation_path, check_same_count, ActivationPath, HostLayer};
 
 /// Where a layer's data lives.
 enum Location {
@@ -70,56 +70,19 @@ impl RowSource {
     /// [`crate::read_activations`] for the naming and ordering of layers) and reads only the
     /// headers.
     pub fn open(path: &Path) -> Result<Self> {
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| SimilarityError::file(path, format!("cannot read: {e}")))?;
-        let layers = if metadata.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| SimilarityError::file(path, format!("cannot list directory: {e}")))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-                })
-                .collect();
-            files.sort_by(|a, b| {
-                natord::compare(
-                    &a.file_name().unwrap_or_default().to_string_lossy(),
-                    &b.file_name().unwrap_or_default().to_string_lossy(),
-                )
-            });
-            files
+        let layers = match activation_path(path)? {
+            ActivationPath::Directory(files) => files
                 .iter()
                 .map(|p| npy_layer(p))
-                .collect::<Result<Vec<_>>>()?
-        } else if !metadata.is_file() {
-            return Err(SimilarityError::file(
-                path,
-                "not a regular file (a FIFO, socket or device): activations are read from files or directories",
-            ));
-        } else {
-            match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
-                Some(ext) if ext == "npz" => npz_layers(path)?,
-                Some(ext) if ext == "npy" => vec![npy_layer(path)?],
-                _ => {
-                    return Err(SimilarityError::file(
-                        path,
-                        "not an activation file: expected a .npy file, a .npz archive or a directory of .npy files",
-                    ))
-                }
-            }
+                .collect::<Result<Vec<_>>>()?,
+            ActivationPath::Npz => npz_layers(path)?,
+            ActivationPath::Npy => vec![npy_layer(path)?],
         };
-        if layers.is_empty() {
-            return Err(SimilarityError::file(path, "holds no layers"));
-        }
-        let n = layers[0].shape[0];
-        if let Some(other) = layers.iter().find(|l| l.shape[0] != n) {
-            return Err(SimilarityError::file(
-                path,
-                format!(
-                    "layer `{}` has {} examples but layer `{}` has {n}: every layer must hold the same examples",
-                    other.name, other.shape[0], layers[0].name
-                ),
-            ));
-        }
+        let counts: Vec<(&str, usize)> = layers
+            .iter()
+            .map(|l| (l.name.as_str(), l.shape[0]))
+            .collect();
+        check_same_count(path, &counts)?;
         let description: Vec<String> = layers
             .iter()
             .map(|l| {

@@ -1,0 +1,256 @@
+//! Centered kernel nearest-neighbour alignment, CKNNA (Huh, Cheung, Wang, Isola 2024, "The
+//! Platonic Representation Hypothesis", ICML): CKA restricted to the pairs of examples that
+//! are nearest neighbours in both layers,
+//!
+//! ```text
+//! CKNNA(K, L) = h(M∘K, M∘L) / sqrt( h(M_K∘K, M_K∘K) h(M_L∘L, M_L∘L) ),   M = M_K ∘ M_L
+//! ```
+//!
+//! with `K = X Xᵀ`, `L = Y Yᵀ` the linear kernels of the features as given (the authors divide
+//! rows by their L2 norm first: `normalize`), `M_K(i, j) = 1` when `j` is among the `k` largest
+//! entries of row `i` of `K` (the diagonal excluded for the unbiased estimator; the masks are
+//! not symmetric), and `h` the unbiased HSIC of Song et al. (2012) evaluated as written on the
+//! non-symmetric masked kernels (with `Ã` = `A` with a zero diagonal):
+//!
+//! ```text
+//! h(A, B) = [ tr(Ã B̃) + (1ᵀÃ1)(1ᵀB̃1) / ((n-1)(n-2)) - 2/(n-2) (Ãᵀ1)·(B̃1) ] / (n (n-3))
+//! ```
+//!
+//! or, biased, `tr(A H B H)` (the self-pair allowed as a neighbour). The authors' code adds
+//! 1e-6 to the denominator, which makes the score depend on the scale of the data (the
+//! unbiased HSIC of unit-norm rows is `O(k/n)`); repsim leaves it out (`simref.cknna(...,
+//! eps=0)`). A negative self term leaves the cell undefined (the original gives NaN). The
+//! masked kernels have `k` entries per row, so every term is a sum over `n k` neighbours.
+
+use crate::error::Result;
+use crate::hsic::HsicEstimator;
+use crate::layer::{check_same_examples, Layer};
+use crate::matrix::SimilarityMatrix;
+use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+
+/// A kernel restricted to a mask: per example its kept neighbours (ascending) and values.
+struct Masked {
+    n: usize,
+    rows: Vec<Vec<(u32, f64)>>,
+}
+
+impl Masked {
+    /// `K` on its own neighbours (`M_K ∘ K`).
+    fn of(neighbours: &Neighbours) -> Self {
+        Masked {
+            n: neighbours.n,
+            rows: (0..neighbours.n)
+                .map(|i| {
+                    let (idx, val) = neighbours.of(i);
+                    idx.iter().copied().zip(val.iter().copied()).collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// `K` on the neighbours shared with `other` (`M ∘ K`, `M = M_K ∘ M_L`).
+    fn shared(mine: &Neighbours, other: &Neighbours) -> Self {
+        Masked {
+            n: mine.n,
+            rows: (0..mine.n)
+                .map(|i| {
+                    let (idx, val) = mine.of(i);
+                    idx.iter()
+                        .zip(val)
+                        .filter(|(j, _)| other.of(i).0.binary_search(j).is_ok())
+                        .map(|(j, v)| (*j, *v))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The entry `(i, j)`, zero off the mask.
+    fn get(&self, i: usize, j: u32) -> f64 {
+        let row = &self.rows[i];
+        row.binary_search_by_key(&j, |(c, _)| *c)
+            .map_or(0.0, |p| row[p].1)
+    }
+
+    fn row_sums(&self, zero_diagonal: bool) -> Vec<f64> {
+        (0..self.n)
+            .map(|i| {
+                self.rows[i]
+                    .iter()
+                    .filter(|(j, _)| !(zero_diagonal && *j as usize == i))
+                    .map(|(_, v)| v)
+                    .sum()
+            })
+            .collect()
+    }
+
+    fn column_sums(&self, zero_diagonal: bool) -> Vec<f64> {
+        let mut sums = vec![0.0; self.n];
+        for (i, row) in self.rows.iter().enumerate() {
+            for (j, v) in row {
+                if !(zero_diagonal && *j as usize == i) {
+                    sums[*j as usize] += v;
+                }
+            }
+        }
+        sums
+    }
+
+    /// `tr(A B) = sum_ij A_ij B_ji` over `A`'s entries.
+    fn trace_product(&self, other: &Masked, zero_diagonal: bool) -> f64 {
+        let mut total = 0.0;
+        for (i, row) in self.rows.iter().enumerate() {
+            for (j, v) in row {
+                if zero_diagonal && *j as usize == i {
+                    continue;
+                }
+                total += v * other.get(*j as usize, i as u32);
+            }
+        }
+        total
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `h(A, B)` of the module docs.
+fn hsic(a: &Masked, b: &Masked, estimator: HsicEstimator) -> f64 {
+    let n = a.n as f64;
+    match estimator {
+        HsicEstimator::Unbiased => {
+            let (sum_a, sum_b) = (
+                a.row_sums(true).iter().sum::<f64>(),
+                b.row_sums(true).iter().sum::<f64>(),
+            );
+            (a.trace_product(b, true) + sum_a * sum_b / ((n - 1.0) * (n - 2.0))
+                - 2.0 / (n - 2.0) * dot(&a.column_sums(true), &b.row_sums(true)))
+                / (n * (n - 3.0))
+        }
+        HsicEstimator::Biased => {
+            let (rows_a, cols_a) = (a.row_sums(false), a.column_sums(false));
+            let (rows_b, cols_b) = (b.row_sums(false), b.column_sums(false));
+            a.trace_product(b, false) - (dot(&rows_a, &cols_b) + dot(&cols_a, &rows_b)) / n
+                + rows_a.iter().sum::<f64>() * rows_b.iter().sum::<f64>() / (n * n)
+        }
+    }
+}
+
+/// The CKNNA of two layers' neighbours (`None` when a self term is not positive).
+fn score(a: &Neighbours, b: &Neighbours, estimator: HsicEstimator) -> Option<f64> {
+    let cross = hsic(&Masked::shared(a, b), &Masked::shared(b, a), estimator);
+    let (ka, kb) = (Masked::of(a), Masked::of(b));
+    let denominator = (hsic(&ka, &ka, estimator) * hsic(&kb, &kb, estimator)).sqrt();
+    let value = cross / denominator;
+    (denominator > 0.0 && value.is_finite()).then_some(value)
+}
+
+/// The options of CKNNA.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CknnaOptions {
+    /// Neighbours per example (the paper's 10).
+    pub k: usize,
+    /// The HSIC estimator (unbiased: the diagonal excluded from the neighbours).
+    pub estimator: HsicEstimator,
+    /// Divide rows by their L2 norm first (the authors' pipeline).
+    pub normalize: bool,
+}
+
+impl Default for CknnaOptions {
+    fn default() -> Self {
+        CknnaOptions {
+            k: 10,
+            estimator: HsicEstimator::Unbiased,
+            normalize: false,
+        }
+    }
+}
+
+fn layer_neighbours(layer: &Layer, options: &CknnaOptions) -> Result<Neighbours> {
+    nearest_neighbours(
+        layer,
+        options.k,
+        options.normalize,
+        options.estimator == HsicEstimator::Unbiased,
+    )
+}
+
+/// `2 <= k <= n - 1`, and the 4 examples the unbiased HSIC needs.
+fn check_examples(n: usize, options: &CknnaOptions) -> Result<()> {
+    check_k(options.k, n, 2, "cknna")?;
+    if n < crate::conditioning::MIN_EXAMPLES {
+        return Err(crate::error::SimilarityError::InvalidParameter {
+            name: "examples",
+            message: format!("cknna needs at least 4 examples, got {n}"),
+        });
+    }
+    Ok(())
+}
+
+/// CKNNA of two layers over the same examples (`None`: undefined, a self term not positive).
+pub fn cknna(x: &Layer, y: &Layer, options: &CknnaOptions) -> Result<Option<f64>> {
+    let n = check_same_examples([x, y])?;
+    check_examples(n, options)?;
+    Ok(score(
+        &layer_neighbours(x, options)?,
+        &layer_neighbours(y, options)?,
+        options.estimator,
+    ))
+}
+
+/// CKNNA of every layer of A against every layer of B; each layer's neighbours are found once.
+pub fn cknna_matrix(
+    layers_a: &[Layer],
+    layers_b: &[Layer],
+    options: &CknnaOptions,
+) -> Result<SimilarityMatrix> {
+    let n = check_same_examples(layers_a.iter().chain(layers_b))?;
+    check_examples(n, options)?;
+    let neighbours = |layers: &[Layer]| -> Result<Vec<Neighbours>> {
+        layers
+            .iter()
+            .map(|l| layer_neighbours(l, options))
+            .collect()
+    };
+    let a = neighbours(layers_a)?;
+    let b_owned;
+    let b = if std::ptr::eq(layers_a, layers_b) {
+        &a
+    } else {
+        b_owned = neighbours(layers_b)?;
+        &b_owned
+    };
+    let mut values = Vec::with_capacity(a.len() * b.len());
+    let mut warnings = Vec::new();
+    for (na, la) in a.iter().zip(layers_a) {
+        for (nb, lb) in b.iter().zip(layers_b) {
+            let value = score(na, nb, options.estimator);
+            if value.is_none() {
+                warnings.push(format!(
+                    "`{}` vs `{}`: a self term of the masked kernels is not positive, so CKNNA is undefined",
+                    la.name, lb.name
+                ));
+            }
+            values.push(value);
+        }
+    }
+    let mut matrix = SimilarityMatrix::from_row_major(
+        "cknna",
+        layers_a.iter().map(|l| l.name.clone()).collect(),
+        layers_b.iter().map(|l| l.name.clone()).collect(),
+        values,
+        n,
+    )
+    .with_parameter("k", options.k)
+    .with_parameter(
+        "estimator",
+        match options.estimator {
+            HsicEstimator::Unbiased => "unbiased",
+            HsicEstimator::Biased => "biased",
+        },
+    )
+    .with_parameter("normalize_rows", options.normalize);
+    matrix.warnings.extend(warnings);
+    Ok(matrix)
+}
