@@ -27,6 +27,7 @@ use crate::hsic::HsicEstimator;
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
 use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::sides::Sides;
 
 /// A kernel restricted to a mask: per example its kept neighbours (ascending) and values.
 struct Masked {
@@ -207,20 +208,8 @@ pub fn cknna_matrix(
 ) -> Result<SimilarityMatrix> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     check_examples(n, options)?;
-    let neighbours = |layers: &[Layer]| -> Result<Vec<Neighbours>> {
-        layers
-            .iter()
-            .map(|l| layer_neighbours(l, options))
-            .collect()
-    };
-    let a = neighbours(layers_a)?;
-    let b_owned;
-    let b = if std::ptr::eq(layers_a, layers_b) {
-        &a
-    } else {
-        b_owned = neighbours(layers_b)?;
-        &b_owned
-    };
+    let sides = Sides::new(layers_a, layers_b, |l| layer_neighbours(l, options))?;
+    let (a, b) = (&sides.a, sides.b());
     let mut values = Vec::with_capacity(a.len() * b.len());
     let mut warnings = Vec::new();
     for (na, la) in a.iter().zip(layers_a) {

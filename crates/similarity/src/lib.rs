@@ -59,6 +59,7 @@ pub mod row_source;
 pub mod rsa;
 pub mod shape_metric;
 pub mod shard;
+mod sides;
 #[doc(hidden)]
 pub mod testing;
 

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
 use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::sides::Sides;
 
 /// The default number of neighbours (the paper's).
 pub const DEFAULT_K: usize = 10;
@@ -59,20 +60,8 @@ pub fn mutual_knn_matrix(
 ) -> Result<SimilarityMatrix> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     check_k(k, n, 1, "mutual_knn")?;
-    let neighbours = |layers: &[Layer]| -> Result<Vec<Neighbours>> {
-        layers
-            .iter()
-            .map(|l| nearest_neighbours(l, k, true, true))
-            .collect()
-    };
-    let a = neighbours(layers_a)?;
-    let b_owned;
-    let b = if std::ptr::eq(layers_a, layers_b) {
-        &a
-    } else {
-        b_owned = neighbours(layers_b)?;
-        &b_owned
-    };
+    let sides = Sides::new(layers_a, layers_b, |l| nearest_neighbours(l, k, true, true))?;
+    let (a, b) = (&sides.a, sides.b());
     let values = a
         .iter()
         .flat_map(|na| b.iter().map(move |nb| Some(alignment(na, nb))))

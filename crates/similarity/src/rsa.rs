@@ -24,6 +24,7 @@ use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::sides::Sides;
 
 /// How an RDM measures the dissimilarity of two examples.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -225,19 +226,10 @@ pub fn rsa_matrix(
 ) -> Result<SimilarityMatrix> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     check_examples(n)?;
-    let prepare = |layers: &[Layer]| -> Result<Vec<Option<Vec<f64>>>> {
-        layers.iter().map(|l| prepared(l, kind, compare)).collect()
-    };
-    let a = prepare(layers_a)?;
-    let b_owned;
-    let b = if std::ptr::eq(layers_a, layers_b) {
-        &a
-    } else {
-        b_owned = prepare(layers_b)?;
-        &b_owned
-    };
+    let sides = Sides::new(layers_a, layers_b, |l| prepared(l, kind, compare))?;
+    let (a, b) = (&sides.a, sides.b());
     let mut warnings = Vec::new();
-    for (side, layers) in [(&a, layers_a), (b, layers_b)] {
+    for (side, layers) in [(a.as_slice(), layers_a), (b, layers_b)] {
         for (rdm, layer) in side.iter().zip(layers) {
             if rdm.is_none() {
                 warnings.push(format!(

@@ -23,6 +23,7 @@ use crate::covariance::{host_matrix, host_values, svd, to_host_f64};
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::sides::Sides;
 
 /// One layer's kept left singular vectors (`n x r`, host f64) and `a = α s + 1 - α`.
 struct Whitened {
@@ -104,20 +105,11 @@ pub fn shape_angular_matrix(
 ) -> Result<SimilarityMatrix> {
     check_alpha(alpha)?;
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
-    let prepare = |layers: &[Layer]| -> Result<Vec<Whitened>> {
-        layers.iter().map(|l| whitened(l, alpha)).collect()
-    };
-    let a = prepare(layers_a)?;
-    let b_owned;
-    let b = if std::ptr::eq(layers_a, layers_b) {
-        &a
-    } else {
-        b_owned = prepare(layers_b)?;
-        &b_owned
-    };
+    let sides = Sides::new(layers_a, layers_b, |l| whitened(l, alpha))?;
+    let (a, b) = (&sides.a, sides.b());
     let mut values = Vec::with_capacity(a.len() * b.len());
-    for x in &a {
-        for y in b.iter() {
+    for x in a {
+        for y in b {
             values.push(Some(angle(x, y)?));
         }
     }
