@@ -5,10 +5,13 @@
 //! cluster (`tests/slurm/up.sh`; required where `REPSIM_REQUIRE_SLURM` is set) the submitted
 //! plan gives the single-process results.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{ok, repsim, text};
 use serde_json::Value;
 
 /// The experiments run one at a time (each uses every core).
@@ -16,27 +19,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn repsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repsim"))
-        .args(args)
-        .env("REPSIM_DEVICE", "flex")
-        .output()
-        .expect("repsim runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{}", text(&output));
-    output
 }
 
 /// `repsim experiment wide_vs_deep --smoke --out OUT` plus `extra`.

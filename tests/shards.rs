@@ -5,35 +5,17 @@
 //! truncated states; and files larger than a memory limit (`ulimit -v`) are compared in
 //! bounded memory.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{ok, repsim, text};
 use rand::{Rng, SeedableRng};
 use repsim_similarity::files::{write_npy, write_npz};
 use repsim_similarity::HostLayer;
 use serde_json::Value;
-
-fn repsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repsim"))
-        .args(args)
-        .env("REPSIM_DEVICE", "flex")
-        .output()
-        .expect("repsim runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{}", text(&output));
-    output
-}
 
 fn random_layer(name: &str, shape: Vec<usize>, rng: &mut impl Rng) -> HostLayer {
     let count = shape.iter().product();

@@ -185,9 +185,6 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
             ));
         }
     }
-    if args.state.is_some() {
-        repsim_similarity::shard::check_streamable(conv_mode)?;
-    }
     if args.state.is_some()
         || (files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
     {

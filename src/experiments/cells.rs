@@ -133,6 +133,20 @@ pub struct CellRecord {
     pub part: Option<serde_json::Value>,
 }
 
+impl CellRecord {
+    /// The record of `cell` that took `seconds`, with nothing else set.
+    fn of(cell: &Cell, seconds: f64) -> Self {
+        CellRecord {
+            cell: cell.id.clone(),
+            kind: cell.kind,
+            fingerprint: None,
+            seconds,
+            reused: None,
+            part: None,
+        }
+    }
+}
+
 /// What running a cell did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellOutcome {
@@ -407,12 +421,8 @@ fn run_cell_in<E: Experiment>(
             write_record(
                 &ctx.out,
                 &CellRecord {
-                    cell: cell.id.clone(),
-                    kind: cell.kind,
-                    fingerprint: None,
-                    seconds: started.elapsed().as_secs_f64(),
                     reused: Some(run.reused),
-                    part: None,
+                    ..CellRecord::of(cell, started.elapsed().as_secs_f64())
                 },
             )?;
             if run.reused {
@@ -443,12 +453,9 @@ fn run_cell_in<E: Experiment>(
                 write_record(
                     &ctx.out,
                     &CellRecord {
-                        cell: cell.id.clone(),
-                        kind: cell.kind,
                         fingerprint: Some(print),
-                        seconds,
-                        reused: None,
                         part: Some(value),
+                        ..CellRecord::of(cell, seconds)
                     },
                 )?;
                 CellOutcome::Ran { seconds }
@@ -554,12 +561,8 @@ fn report<E: Experiment>(
     write_record(
         &ctx.out,
         &CellRecord {
-            cell: cell.id.clone(),
-            kind: cell.kind,
             fingerprint: Some(print),
-            seconds,
-            reused: None,
-            part: None,
+            ..CellRecord::of(cell, seconds)
         },
     )?;
     log::info!("results: {}", summary_path.display());

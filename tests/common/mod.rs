@@ -1,4 +1,5 @@
 //! Helpers shared by the CLI tests.
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 
@@ -9,4 +10,19 @@ pub fn repsim(args: &[&str]) -> Output {
         .env("REPSIM_DEVICE", "flex")
         .output()
         .expect("repsim runs")
+}
+
+/// What a run printed, stdout then stderr.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `output`, after asserting the run succeeded (showing what it printed if not).
+pub fn ok(output: Output) -> Output {
+    assert!(output.status.success(), "{}", text(&output));
+    output
 }

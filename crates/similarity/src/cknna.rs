@@ -121,12 +121,13 @@ fn hsic(a: &Masked, b: &Masked, estimator: HsicEstimator) -> f64 {
     let n = a.n as f64;
     match estimator {
         HsicEstimator::Unbiased => {
+            let rows_b = b.row_sums(true);
             let (sum_a, sum_b) = (
                 a.row_sums(true).iter().sum::<f64>(),
-                b.row_sums(true).iter().sum::<f64>(),
+                rows_b.iter().sum::<f64>(),
             );
             (a.trace_product(b, true) + sum_a * sum_b / ((n - 1.0) * (n - 2.0))
-                - 2.0 / (n - 2.0) * dot(&a.column_sums(true), &b.row_sums(true)))
+                - 2.0 / (n - 2.0) * dot(&a.column_sums(true), &rows_b))
                 / (n * (n - 3.0))
         }
         HsicEstimator::Biased => {
@@ -138,11 +139,28 @@ fn hsic(a: &Masked, b: &Masked, estimator: HsicEstimator) -> f64 {
     }
 }
 
-/// The CKNNA of two layers' neighbours (`None` when a self term is not positive).
-fn score(a: &Neighbours, b: &Neighbours, estimator: HsicEstimator) -> Option<f64> {
-    let cross = hsic(&Masked::shared(a, b), &Masked::shared(b, a), estimator);
-    let (ka, kb) = (Masked::of(a), Masked::of(b));
-    let denominator = (hsic(&ka, &ka, estimator) * hsic(&kb, &kb, estimator)).sqrt();
+/// A layer's neighbours and its self term `h(M_K∘K, M_K∘K)`, computed once per layer.
+struct Prepared {
+    neighbours: Neighbours,
+    self_term: f64,
+}
+
+impl Prepared {
+    fn new(neighbours: Neighbours, estimator: HsicEstimator) -> Self {
+        let masked = Masked::of(&neighbours);
+        let self_term = hsic(&masked, &masked, estimator);
+        Prepared {
+            neighbours,
+            self_term,
+        }
+    }
+}
+
+/// The CKNNA of two prepared layers (`None` when a self term is not positive).
+fn score(a: &Prepared, b: &Prepared, estimator: HsicEstimator) -> Option<f64> {
+    let (na, nb) = (&a.neighbours, &b.neighbours);
+    let cross = hsic(&Masked::shared(na, nb), &Masked::shared(nb, na), estimator);
+    let denominator = (a.self_term * b.self_term).sqrt();
     let value = cross / denominator;
     (denominator > 0.0 && value.is_finite()).then_some(value)
 }
@@ -168,13 +186,14 @@ impl Default for CknnaOptions {
     }
 }
 
-fn layer_neighbours(layer: &Layer, options: &CknnaOptions) -> Result<Neighbours> {
-    nearest_neighbours(
+fn prepare(layer: &Layer, options: &CknnaOptions) -> Result<Prepared> {
+    let neighbours = nearest_neighbours(
         layer,
         options.k,
         options.normalize,
         options.estimator == HsicEstimator::Unbiased,
-    )
+    )?;
+    Ok(Prepared::new(neighbours, options.estimator))
 }
 
 /// `2 <= k <= n - 1`, and the 4 examples the unbiased HSIC needs.
@@ -194,8 +213,8 @@ pub fn cknna(x: &Layer, y: &Layer, options: &CknnaOptions) -> Result<Option<f64>
     let n = check_same_examples([x, y])?;
     check_examples(n, options)?;
     Ok(score(
-        &layer_neighbours(x, options)?,
-        &layer_neighbours(y, options)?,
+        &prepare(x, options)?,
+        &prepare(y, options)?,
         options.estimator,
     ))
 }
@@ -208,7 +227,7 @@ pub fn cknna_matrix(
 ) -> Result<SimilarityMatrix> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     check_examples(n, options)?;
-    let sides = Sides::new(layers_a, layers_b, |l| layer_neighbours(l, options))?;
+    let sides = Sides::new(layers_a, layers_b, |l| prepare(l, options))?;
     let (a, b) = (&sides.a, sides.b());
     let mut values = Vec::with_capacity(a.len() * b.len());
     let mut warnings = Vec::new();

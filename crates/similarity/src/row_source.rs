@@ -190,16 +190,19 @@ fn read_layer_rows(
             header,
         } => {
             let mut slot = layer.decoder.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.as_ref().is_none_or(|d| d.row > start) {
-                let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-                file.seek(SeekFrom::Start(*offset))
-                    .map_err(|e| format!("cannot seek: {e}"))?;
-                let mut decoder =
-                    flate2::read::DeflateDecoder::new(BufReader::new(file).take(*compressed));
-                skip(&mut decoder, *header)?;
-                *slot = Some(OpenDecoder { decoder, row: 0 });
-            }
-            let open = slot.as_mut().expect("a decoder was just opened");
+            // Going on with the open decoder when the range is ahead of it, else from the start.
+            let open = match slot.take() {
+                Some(open) if open.row <= start => slot.insert(open),
+                _ => {
+                    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+                    file.seek(SeekFrom::Start(*offset))
+                        .map_err(|e| format!("cannot seek: {e}"))?;
+                    let mut decoder =
+                        flate2::read::DeflateDecoder::new(BufReader::new(file).take(*compressed));
+                    skip(&mut decoder, *header)?;
+                    slot.insert(OpenDecoder { decoder, row: 0 })
+                }
+            };
             skip(&mut open.decoder, (start - open.row) as u64 * row_bytes)?;
             let result = open.decoder.read_exact(out).map_err(|e| {
                 format!("cannot decompress ({e}): the member is shorter than its header says")
@@ -233,7 +236,7 @@ fn decode(bytes: &[u8], is_f64: bool, little_endian: bool) -> Vec<f32> {
         bytes
             .chunks_exact(8)
             .map(|c| {
-                let raw: [u8; 8] = c.try_into().expect("8 bytes");
+                let raw: [u8; 8] = std::array::from_fn(|k| c[k]);
                 (if little_endian {
                     f64::from_le_bytes(raw)
                 } else {
@@ -245,7 +248,7 @@ fn decode(bytes: &[u8], is_f64: bool, little_endian: bool) -> Vec<f32> {
         bytes
             .chunks_exact(4)
             .map(|c| {
-                let raw: [u8; 4] = c.try_into().expect("4 bytes");
+                let raw: [u8; 4] = std::array::from_fn(|k| c[k]);
                 if little_endian {
                     f32::from_le_bytes(raw)
                 } else {

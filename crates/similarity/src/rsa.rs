@@ -18,8 +18,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Tensor;
-
 use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, read_back, Layer};
@@ -101,7 +99,8 @@ pub fn rdm_vector(layer: &Layer, kind: RdmKind) -> Result<Vec<f64>> {
     match kind {
         RdmKind::Correlation => {
             let centred = x.clone().sub(x.mean_dim(1));
-            let norms = read_back(centred.clone().powi_scalar(2).sum_dim(1).sqrt())?;
+            let norm_column = centred.clone().powi_scalar(2).sum_dim(1).sqrt();
+            let norms = read_back(norm_column.clone())?;
             if let Some(i) = norms.iter().position(|v| *v == 0.0 || !v.is_finite()) {
                 return Err(SimilarityError::InvalidParameter {
                     name: "rsa",
@@ -111,10 +110,7 @@ pub fn rdm_vector(layer: &Layer, kind: RdmKind) -> Result<Vec<f64>> {
                     ),
                 });
             }
-            let unit = centred.div(Tensor::from_data(
-                burn::tensor::TensorData::new(norms, [n, 1]),
-                (&device, statistics_dtype(&device)),
-            ));
+            let unit = centred.div(norm_column);
             let gram = read_back(unit.clone().matmul(unit.transpose()))?;
             for i in 0..n {
                 upper.extend(gram[i * n + i + 1..(i + 1) * n].iter().map(|r| 1.0 - r));
