@@ -38,6 +38,7 @@ fn matrix(n: usize) -> SimilarityMatrix {
             })
             .collect(),
         warnings: Vec::new(),
+        significance: Default::default(),
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use repsim_similarity::metric::check_batch_size;
 use repsim_similarity::{
-    read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Metric, MetricOptions,
-    PwccaConvention, SvdReduction,
+    assess, read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Metric,
+    MetricOptions, PwccaConvention, SignificanceOptions, SvdReduction,
 };
 use serde_json::json;
 
@@ -76,6 +76,23 @@ pub struct CompareArgs {
     /// shape_angular: alpha in [0, 1] (1: no whitening, Procrustes' angle; 0: CCA's).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
+    /// Permutation test: P draws of B's examples (the same draws for every cell), giving each
+    /// cell a p-value, the null's mean and 95th percentile (`*` marks p < 0.05).
+    #[arg(long, default_value_t = 0)]
+    pub permutations: usize,
+    /// Bootstrap: B replicates, giving each cell a --ci interval (minibatch_cka resamples
+    /// batches; the other measures half-samples of the examples, without copies).
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
+    /// Coverage of the bootstrap interval.
+    #[arg(long, default_value_t = 0.95)]
+    pub ci: f64,
+    /// Seed of the permutations and the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// With --permutations: also report each value minus its null's mean.
+    #[arg(long)]
+    pub calibrated: bool,
     /// Conv layers (N, C, H, W): flatten, spatial (each position a datapoint; spatial=CAP
     /// caps the points) or pool=K (average-pool to K x K first).
     #[arg(long, default_value = "flatten")]
@@ -169,6 +186,20 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         shape_alpha: args.alpha,
     };
 
+    let significance = SignificanceOptions {
+        permutations: args.permutations,
+        bootstrap: args.bootstrap,
+        confidence: args.ci,
+        seed: args.seed,
+        calibrated: args.calibrated,
+    };
+    significance.check()?;
+    if significance.any() && args.state.is_some() {
+        return Err(CliError::Input(
+            "--permutations and --bootstrap need the whole comparison, not a shard's sums: leave out --state".into(),
+        ));
+    }
+
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
 
@@ -186,7 +217,10 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         }
     }
     if args.state.is_some()
-        || (files && only_minibatch && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
+        || (files
+            && only_minibatch
+            && !significance.any()
+            && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
     {
         return streamed(&args, &metrics, &options, conv_mode, &selected);
     }
@@ -292,7 +326,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     ));
     let results = similarity_matrices(&metrics, &layers_a, layers_b_ref, &options);
     spinner.finish_and_clear();
-    let results = results?;
+    let mut results = results?;
     eprintln!(
         "{}: {:.3} s",
         metrics
@@ -302,6 +336,30 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
             .join(", "),
         t.elapsed().as_secs_f64()
     );
+    if significance.any() {
+        for (matrix, metric) in results.iter_mut().zip(&metrics) {
+            let t = Instant::now();
+            let spinner = super::progress::spinner(&format!(
+                "{metric}: {}",
+                describe_significance(&significance)
+            ));
+            let assessed = assess(
+                matrix,
+                *metric,
+                &layers_a,
+                layers_b_ref,
+                &options,
+                &significance,
+            );
+            spinner.finish_and_clear();
+            assessed?;
+            eprintln!(
+                "{metric}: {} in {:.3} s",
+                describe_significance(&significance),
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
     let meta = json!({
         "repsim_version": env!("CARGO_PKG_VERSION"),
         "a": args.a.display().to_string(),
@@ -319,6 +377,18 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         "precision": "f32",
     });
     args.report(&results, meta)
+}
+
+/// "1000 permutations, 200 bootstrap replicates".
+fn describe_significance(options: &SignificanceOptions) -> String {
+    let mut parts = Vec::new();
+    if options.permutations > 0 {
+        parts.push(format!("{} permutations", options.permutations));
+    }
+    if options.bootstrap > 0 {
+        parts.push(format!("{} bootstrap replicates", options.bootstrap));
+    }
+    parts.join(", ")
 }
 
 impl CompareArgs {

@@ -20,6 +20,7 @@
 //! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
+//! | [`significance`] | permutation p-values and bootstrap intervals for every cell of every measure |
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
 //! | [`conv`] | convolutional layers: flatten, spatial-as-samples, average pooling |
 //! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
@@ -60,6 +61,7 @@ pub mod rsa;
 pub mod shape_metric;
 pub mod shard;
 mod sides;
+pub mod significance;
 #[doc(hidden)]
 pub mod testing;
 
@@ -77,10 +79,11 @@ pub use hsic::{biased_hsic, unbiased_hsic, HsicEstimator};
 pub use kernel_cka::{cka_from_grams, rbf_cka, rbf_cka_debiased, rbf_cka_matrix};
 pub use layer::Layer;
 pub use linear_cka::{linear_cka, linear_cka_debiased, linear_cka_matrix};
-pub use matrix::SimilarityMatrix;
+pub use matrix::{Significance, SimilarityMatrix};
 pub use metric::{
     minibatch_cka_matrix, similarity_matrices, similarity_matrix, Metric, MetricOptions,
 };
 pub use minibatch::{MinibatchCka, MinibatchCkaState};
 pub use principal::{first_component, FirstComponent};
 pub use row_source::RowSource;
+pub use significance::{assess, SignificanceOptions};

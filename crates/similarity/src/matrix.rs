@@ -28,6 +28,34 @@ pub struct SimilarityMatrix {
     /// Human-readable notes: which layers made cells undefined, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Permutation p-values and bootstrap intervals per cell, when they were asked for
+    /// (`crate::significance`); flattened into the matrix's JSON.
+    #[serde(flatten)]
+    pub significance: Significance,
+}
+
+/// Per-cell uncertainty of a [`SimilarityMatrix`], each a matrix shaped like `values` (`None`
+/// where a cell is undefined); every field is left out of the JSON unless computed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Significance {
+    /// One-sided permutation p-value, `(1 + #{null at least as similar as observed}) / (1 + P)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<Vec<Vec<Option<f64>>>>,
+    /// Mean of the permutation null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_mean: Option<Vec<Vec<Option<f64>>>>,
+    /// 95th percentile of the permutation null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_p95: Option<Vec<Vec<Option<f64>>>>,
+    /// The value minus the null mean (`--calibrated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<Vec<Vec<Option<f64>>>>,
+    /// Lower end of the bootstrap interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_low: Option<Vec<Vec<Option<f64>>>>,
+    /// Upper end of the bootstrap interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_high: Option<Vec<Vec<Option<f64>>>>,
 }
 
 impl SimilarityMatrix {
@@ -57,6 +85,7 @@ impl SimilarityMatrix {
             cols,
             values,
             warnings: Vec::new(),
+            significance: Significance::default(),
         }
     }
 
@@ -72,6 +101,19 @@ impl SimilarityMatrix {
         let i = self.rows.iter().position(|r| r == row)?;
         let j = self.cols.iter().position(|c| c == col)?;
         self.values[i][j]
+    }
+
+    /// Whether cell (`row`, `col`) is significant at `level` by its permutation p-value;
+    /// `None` without p-values or for an undefined cell.
+    pub fn significant(&self, row: usize, col: usize, level: f64) -> Option<bool> {
+        let p = self
+            .significance
+            .p_value
+            .as_ref()?
+            .get(row)?
+            .get(col)
+            .copied()??;
+        Some(p < level)
     }
 
     /// Number of (rows, columns).

@@ -86,6 +86,11 @@ impl Metric {
         }
     }
 
+    /// Whether the measure is a distance (0 = the same), so that smaller is more similar.
+    pub fn is_distance(self) -> bool {
+        matches!(self, Metric::Procrustes | Metric::ShapeAngular)
+    }
+
     /// The fewest examples repsim computes the metric for: 4 for every metric (with 2 or 3
     /// examples any two layers look alike: two points always lie on a line).
     pub fn min_examples(self) -> usize {

@@ -399,9 +399,19 @@ impl Figure for HeatmapGrid<'_> {
                 .min(height - pad - 16.0 * pt),
         };
         paint::draw_colorbar(area, bar, self.colormap, range, &colorbar_font, 3.0 * pt)?;
+        let mut key_top = bar.bottom + 5.0 * pt;
         if paint::has_undefined(self.matrices()) {
-            let key_top = bar.bottom + 5.0 * pt;
             paint::draw_undefined_key(
+                area,
+                (bar.left, key_top),
+                8.0 * pt,
+                self.colormap,
+                &colorbar_font,
+            )?;
+            key_top += 12.0 * pt;
+        }
+        if paint::has_not_significant(self.matrices()) {
+            paint::draw_not_significant_key(
                 area,
                 (bar.left, key_top),
                 8.0 * pt,

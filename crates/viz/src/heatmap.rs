@@ -445,11 +445,16 @@ impl Heatmap<'_> {
             bottom: plot.bottom,
         };
         paint::draw_colorbar(area, bar, o.colormap, range, &colorbar_font, tick_len)?;
+        let side = 8.0 * pt;
+        let mut key_top = bar.bottom + 6.0 * pt;
         if paint::has_undefined([m]) {
-            let side = 8.0 * pt;
-            paint::draw_undefined_key(
+            paint::draw_undefined_key(area, (bar.left, key_top), side, o.colormap, &colorbar_font)?;
+            key_top += side + 4.0 * pt;
+        }
+        if paint::has_not_significant([m]) {
+            paint::draw_not_significant_key(
                 area,
-                (bar.left, bar.bottom + 6.0 * pt),
+                (bar.left, key_top),
                 side,
                 o.colormap,
                 &colorbar_font,

@@ -177,6 +177,44 @@ pub(crate) fn has_undefined<'a>(matrices: impl IntoIterator<Item = &'a Similarit
         .any(|m| m.values.iter().flatten().any(|v| v.is_none()))
 }
 
+/// The p-value at and above which a cell is drawn as not significant.
+pub const SIGNIFICANCE_LEVEL: f64 = 0.05;
+
+/// Whether any cell of the matrices has a permutation p-value of at least
+/// [`SIGNIFICANCE_LEVEL`] (and is drawn crossed by a diagonal).
+pub(crate) fn has_not_significant<'a>(
+    matrices: impl IntoIterator<Item = &'a SimilarityMatrix>,
+) -> bool {
+    matrices.into_iter().any(|m| {
+        let (rows, cols) = m.shape();
+        (0..rows * cols)
+            .any(|c| m.significant(c / cols, c % cols, SIGNIFICANCE_LEVEL) == Some(false))
+    })
+}
+
+/// The mark of a cell that is not significant: a diagonal from its lower left to its upper
+/// right corner, white on a dark cell and black on a light one.
+fn draw_not_significant_mark<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x0, y0): (i32, i32),
+    (x1, y1): (i32, i32),
+    fill: RGBColor,
+) -> Result<(), VizError> {
+    let width = (((x1 - x0).min(y1 - y0)) / 12).clamp(1, 3) as u32;
+    let RGBColor(r, g, b) = fill;
+    let luminance = (0.299 * r as f64 + 0.587 * g as f64 + 0.114 * b as f64) / 255.0;
+    let ink = if luminance < 0.5 {
+        WHITE.mix(0.8)
+    } else {
+        BLACK.mix(0.6)
+    };
+    area.draw(&PathElement::new(
+        vec![(x0, y1 - 1), (x1 - 1, y0)],
+        ink.stroke_width(width),
+    ))
+    .map_err(VizError::draw)
+}
+
 /// The pixel boundaries of `count` cells spread over `start..end`: `count + 1` integers, so
 /// neighbouring cells share an edge and leave no gap.
 pub(crate) fn boundaries(start: f64, end: f64, count: usize) -> Vec<i32> {
@@ -215,6 +253,9 @@ pub(crate) fn draw_cells<DB: DrawingBackend>(
             };
             area.draw(&Rectangle::new([(x0, y0), (x1, y1)], color.filled()))
                 .map_err(VizError::draw)?;
+            if matrix.significant(i, j, SIGNIFICANCE_LEVEL) == Some(false) {
+                draw_not_significant_mark(area, (x0, y0), (x1, y1), color)?;
+            }
         }
     }
     frame(area, rect)
@@ -352,6 +393,41 @@ pub(crate) fn draw_undefined_key<DB: DrawingBackend>(
     )
 }
 
+/// A swatch crossed like a cell that is not significant, with "p ≥ 0.05" beside it, its
+/// top-left at `(x, y)`.
+pub(crate) fn draw_not_significant_key<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (x, y): (f64, f64),
+    side: f64,
+    colormap: ColorMap,
+    font: &TextStyle,
+) -> Result<(), VizError> {
+    let rect = Rect {
+        left: x,
+        top: y,
+        right: x + side,
+        bottom: y + side,
+    };
+    let (x0, y0) = (x.round() as i32, y.round() as i32);
+    let (x1, y1) = (rect.right.round() as i32, rect.bottom.round() as i32);
+    let swatch = colormap.color(0.5);
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x1 - 1, y1 - 1)],
+        swatch.filled(),
+    ))
+    .map_err(VizError::draw)?;
+    draw_not_significant_mark(area, (x0, y0), (x1, y1), swatch)?;
+    frame(area, rect)?;
+    draw_text(
+        area,
+        &format!("p ≥ {SIGNIFICANCE_LEVEL} (permutations)"),
+        font,
+        (x + side * 1.4, y + side / 2.0),
+        (HPos::Left, VPos::Center),
+        false,
+    )
+}
+
 /// A readable title for a measure's name (`linear_cka` -> `Linear CKA`).
 pub fn measure_title(metric: &str) -> String {
     match metric {
@@ -364,6 +440,10 @@ pub fn measure_title(metric: &str) -> String {
         "svcca" => "SVCCA".into(),
         "pwcca" => "PWCCA".into(),
         "procrustes" => "Procrustes distance (0 = same)".into(),
+        "shape_angular" => "Angular shape distance (0 = same)".into(),
+        "mutual_knn" => "Mutual kNN alignment".into(),
+        "cknna" => "CKNNA".into(),
+        "rsa" => "RSA (RDM correlation)".into(),
         other => other.to_string(),
     }
 }

@@ -20,6 +20,7 @@ fn matrix(values: Vec<Vec<Option<f64>>>, prefix: &str) -> SimilarityMatrix {
         cols,
         values,
         warnings: Vec::new(),
+        significance: Default::default(),
     }
 }
 
@@ -210,6 +211,7 @@ fn grid_labels_the_outer_panels_with_layer_names_and_axis_titles() {
         cols: names("stage2", 5),
         values: vec![vec![Some(0.5); 5]; 6],
         warnings: vec![],
+        significance: Default::default(),
     };
     let panels = (0..4)
         .map(|_| {
@@ -324,6 +326,7 @@ fn bad_inputs_are_clear_errors() {
         cols: vec![],
         values: vec![],
         warnings: vec![],
+        significance: Default::default(),
     };
     let err = render_png(&Heatmap::new(&empty, HeatmapOptions::default())).unwrap_err();
     assert!(

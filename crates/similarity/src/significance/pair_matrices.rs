@@ -1,0 +1,241 @@
+//! Measures that are an inner product of two per-layer `m x m` matrices, and that inner
+//! product under a permutation of B's examples, for every permutation and every pair of layers
+//! at once.
+//!
+//! Linear and RBF CKA (biased and debiased) and RSA all have the form
+//!
+//! ```text
+//! s(A, B) = <M_A, M_B>_F,   M = a centred (or U-centred) Gram, or a standardised RDM,
+//!                               scaled to unit Frobenius norm,
+//! ```
+//!
+//! and permuting B's examples by `P` turns `M_B` into `P M_B P^T` (centring, U-centring and
+//! ranking all commute with a permutation, and the norm does not change). So the permutation
+//! null needs each layer's matrix once and then, per permutation, one gather of B's stack and
+//! one matrix product with A's: `P` passes over the Grams, not `P` recomputations of them.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::conditioning::centred_and_scaled;
+use crate::error::Result;
+use crate::gram::{gram, rbf_gram};
+use crate::hsic::HsicEstimator;
+use crate::layer::{read_back, read_sums, Layer};
+use crate::rsa::{average_ranks, rdm_vector, RdmComparison, RdmKind};
+use crate::SimilarityError;
+
+/// Device memory one gather of permuted matrices may take (values and indices).
+const GATHER_BUDGET_BYTES: usize = 128 << 20;
+
+/// Largest `m` whose `m^2` flat indices are built per permutation; above it each B matrix is
+/// permuted by two row gathers (an index of `m` values).
+const FLAT_INDEX_MAX_M: usize = 2048;
+
+/// Every layer's unit-norm matrix, flattened to a row of a `L x m^2` stack; undefined layers
+/// (zero variance, constant RDM) have a zero row and `defined = false`.
+pub struct PairMatrices {
+    /// `L x m^2`.
+    pub stack: Tensor<2>,
+    /// Examples (`m`).
+    pub m: usize,
+    /// Whether each layer's matrix is defined.
+    pub defined: Vec<bool>,
+}
+
+impl PairMatrices {
+    /// Centred linear Grams of `layers` (`H K H` or U-centred for `estimator`).
+    pub fn linear(layers: &[Layer], estimator: HsicEstimator) -> Result<Self> {
+        Self::from_grams(layers, |layer| {
+            Ok(Some(
+                estimator.center(gram(centred_and_scaled(layer).matrix)),
+            ))
+        })
+    }
+
+    /// Centred RBF Grams with the median bandwidth times `threshold`.
+    pub fn rbf(layers: &[Layer], threshold: f64, estimator: HsicEstimator) -> Result<Self> {
+        Self::from_grams(layers, |layer| {
+            match rbf_gram(&centred_and_scaled(layer), threshold) {
+                Ok(gram) => Ok(Some(estimator.center(gram))),
+                Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// RDMs as symmetric `m x m` matrices (zero diagonal), standardised over the upper
+    /// triangle (ranked first for Spearman), so that their inner product is RSA's correlation.
+    pub fn rsa(layers: &[Layer], kind: RdmKind, compare: RdmComparison) -> Result<Self> {
+        let m = layers[0].num_examples();
+        let device = layers[0].matrix.device();
+        let mut rows = Vec::with_capacity(layers.len());
+        let mut defined = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let rdm = rdm_vector(layer, kind)?;
+            let mut values = match compare {
+                RdmComparison::Spearman => average_ranks(&rdm),
+                RdmComparison::Pearson => rdm,
+            };
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            values.iter_mut().for_each(|v| *v -= mean);
+            // Each off-diagonal value appears twice in the full matrix.
+            let norm = (2.0 * values.iter().map(|v| v * v).sum::<f64>()).sqrt();
+            let ok = norm > 0.0 && norm.is_finite();
+            let mut full = vec![0f32; m * m];
+            if ok {
+                let mut p = 0;
+                for i in 0..m {
+                    for j in i + 1..m {
+                        let v = (values[p] / norm) as f32;
+                        full[i * m + j] = v;
+                        full[j * m + i] = v;
+                        p += 1;
+                    }
+                }
+            }
+            defined.push(ok);
+            rows.push(Tensor::<2>::from_data(
+                TensorData::new(full, [1, m * m]),
+                &device,
+            ));
+        }
+        Ok(PairMatrices {
+            stack: Tensor::cat(rows, 0),
+            m,
+            defined,
+        })
+    }
+
+    /// Any per-layer `m x m` matrices, each scaled to unit Frobenius norm.
+    fn from_grams(
+        layers: &[Layer],
+        matrix_of: impl Fn(&Layer) -> Result<Option<Tensor<2>>>,
+    ) -> Result<Self> {
+        let m = layers[0].num_examples();
+        let device = layers[0].matrix.device();
+        let mut rows = Vec::with_capacity(layers.len());
+        let mut square_sums = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let row = match matrix_of(layer)? {
+                Some(matrix) => matrix.reshape([1, m * m]),
+                None => Tensor::<2>::zeros([1, m * m], &device),
+            };
+            square_sums.push(row.clone().square().reshape([m, m]).sum_dim(1).reshape([m]));
+            rows.push(row);
+        }
+        let norms: Vec<f64> = read_sums(square_sums)?.into_iter().map(f64::sqrt).collect();
+        let mut defined = Vec::with_capacity(layers.len());
+        for (layer, norm) in layers.iter().zip(&norms) {
+            if !norm.is_finite() {
+                return Err(crate::layer::explain_non_finite(layer, 0));
+            }
+            defined.push(*norm > 0.0);
+        }
+        let scales: Vec<f32> = norms
+            .iter()
+            .map(|&n| if n > 0.0 { (1.0 / n) as f32 } else { 0.0 })
+            .collect();
+        let scales = Tensor::<2>::from_data(TensorData::new(scales, [layers.len(), 1]), &device);
+        Ok(PairMatrices {
+            stack: Tensor::cat(rows, 0).mul(scales),
+            m,
+            defined,
+        })
+    }
+}
+
+/// `<A_p, P_k B_q P_k^T>` for every permutation `k` of `permutations` (each a permutation of
+/// `0..m`: row `i` of the permuted B is row `permutation[i]` of B), every row `p` of `a`
+/// (`La x m^2`) and every row `q` of `b` (`Lb x m^2`), all symmetric matrices: `K x La x Lb`
+/// values, row-major.
+///
+/// For `m <= 2048` both stacks are packed to their upper triangles (the off-diagonal entries
+/// times `sqrt 2`, so the packed inner product is the full one, at half the work), and a chunk
+/// of permutations is one gather of `b` by packed indices and one matrix product; above, each
+/// B matrix is permuted by two row gathers. Float32 products summed by gemm: the null
+/// distribution needs no more digits.
+pub fn permuted_inner_products(
+    a: &Tensor<2>,
+    b: &Tensor<2>,
+    m: usize,
+    permutations: &[Vec<u32>],
+) -> Result<Vec<f64>> {
+    let (la, lb) = (a.dims()[0], b.dims()[0]);
+    let device = a.device();
+    let mut out = vec![0f64; permutations.len() * la * lb];
+    if m <= FLAT_INDEX_MAX_M {
+        let packed = m * (m + 1) / 2;
+        // Row-major upper triangle: (i, j), i <= j, at offset(i) + j - i.
+        let offset = |i: usize| i * m - i * (i + 1) / 2;
+        let mut upper = Vec::with_capacity(packed);
+        let mut weights = Vec::with_capacity(packed);
+        for i in 0..m {
+            for j in i..m {
+                upper.push((i * m + j) as i64);
+                weights.push(if i == j {
+                    1.0f32
+                } else {
+                    std::f32::consts::SQRT_2
+                });
+            }
+        }
+        let upper = Tensor::<1, Int>::from_data(TensorData::new(upper, [packed]), &device);
+        let weights = Tensor::<2>::from_data(TensorData::new(weights, [1, packed]), &device);
+        let pack = |x: &Tensor<2>| x.clone().select(1, upper.clone()).mul(weights.clone());
+        let a_t = pack(a).transpose(); // packed x La
+        let b_packed = pack(b);
+        let per_permutation = packed * (4 * lb + 8);
+        let chunk = (GATHER_BUDGET_BYTES / per_permutation).clamp(1, permutations.len().max(1));
+        for (c, group) in permutations.chunks(chunk).enumerate() {
+            let mut flat = Vec::with_capacity(group.len() * packed);
+            for permutation in group {
+                for i in 0..m {
+                    let pi = permutation[i] as usize;
+                    for &pj in &permutation[i..] {
+                        let (lo, hi) = if pi <= pj as usize {
+                            (pi, pj as usize)
+                        } else {
+                            (pj as usize, pi)
+                        };
+                        flat.push((offset(lo) + hi) as i64);
+                    }
+                }
+            }
+            let k = group.len();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(flat, [k * packed]), &device);
+            let gathered = b_packed
+                .clone()
+                .select(1, indices)
+                .reshape([lb * k, packed]);
+            let products = read_back(gathered.matmul(a_t.clone()))?; // (q, k) x p
+            for q in 0..lb {
+                for kk in 0..k {
+                    for p in 0..la {
+                        let value = products[(q * k + kk) * la + p];
+                        out[((c * chunk + kk) * la + p) * lb + q] = value;
+                    }
+                }
+            }
+        }
+    } else {
+        let a_t = a.clone().transpose(); // m^2 x La
+        for (kk, permutation) in permutations.iter().enumerate() {
+            let data: Vec<i64> = permutation.iter().map(|&v| v as i64).collect();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(data, [m]), &device);
+            for q in 0..lb {
+                let permuted = b
+                    .clone()
+                    .narrow(0, q, 1)
+                    .reshape([m, m])
+                    .select(0, indices.clone())
+                    .select(1, indices.clone())
+                    .reshape([1, m * m]);
+                let products = read_back(permuted.matmul(a_t.clone()))?;
+                for p in 0..la {
+                    out[(kk * la + p) * lb + q] = products[p];
+                }
+            }
+        }
+    }
+    Ok(out)
+}
