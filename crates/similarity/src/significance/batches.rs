@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::centering::u_center_gram;
-use crate::conditioning::centre_and_scale;
+use crate::conditioning::shift_and_scale_batch;
 use crate::error::Result;
 use crate::gram::gram;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, read_sums, Layer};
@@ -126,14 +126,15 @@ pub fn batch_permutations(m: usize, count: usize, seed: u64, batch: usize) -> Ve
 }
 
 /// One batch's U-centred Grams of `layers`, scaled (a `L x m^2` stack), with the scale of each
-/// layer (`1 / max |centred|`, 0 for a layer constant in the batch) and `<U, U>` of each.
+/// layer (`1 / max |x - x_0|`, the batch shifted by its first example: U-centring ignores a
+/// shift; 0 for a layer constant in the batch) and `<U, U>` of each.
 fn batch_stack(layers: &[Layer]) -> Result<(Tensor<2>, Vec<f64>, Vec<f64>)> {
     let m = layers[0].num_examples();
     let mut rows = Vec::with_capacity(layers.len());
     let mut scales = Vec::with_capacity(layers.len());
     let mut squares = Vec::with_capacity(layers.len());
     for layer in layers {
-        let (scaled, scale) = centre_and_scale(layer);
+        let (scaled, scale) = shift_and_scale_batch(layer);
         let u = u_center_gram(gram(scaled.matrix)).reshape([1, m * m]);
         squares.push(u.clone().square().reshape([m, m]).sum_dim(1).reshape([m]));
         rows.push(u);

@@ -25,7 +25,7 @@ use crate::rsa::{average_ranks, rdm_vector, RdmComparison, RdmKind};
 use crate::SimilarityError;
 
 /// Device memory one gather of permuted matrices may take (values and indices).
-const GATHER_BUDGET_BYTES: usize = 128 << 20;
+const GATHER_BUDGET_BYTES: usize = 16 << 20;
 
 /// Largest `m` whose `m^2` flat indices are built per permutation; above it each B matrix is
 /// permuted by two row gathers (an index of `m` values).
