@@ -34,7 +34,7 @@ use crate::metric::{similarity_matrix, Metric, MetricOptions};
 
 use super::batches::BatchTerms;
 use super::permutation::select_rows;
-use super::quantile;
+use super::summary::quantile;
 
 /// The RNG stream of the bootstrap.
 const BOOTSTRAP_STREAM: u64 = 2;

@@ -7,6 +7,7 @@
 //! | [`bootstrap`] | bootstrap intervals: batches for minibatch CKA, half-samples otherwise |
 //! | [`pair_matrices`] | the Gram measures and RSA as inner products of `n x n` matrices, permuted |
 //! | [`batches`] | minibatch CKA's per-batch HSIC terms |
+//! | [`summary`] | quantiles and the permutation p-value |
 //!
 //! For a similarity (every measure but the two distances) the p-value is
 //! `(1 + #{k : null_k >= observed}) / (1 + P)` (Phipson and Smyth 2010: never 0, exact under
@@ -18,6 +19,7 @@ pub mod batches;
 pub mod bootstrap;
 pub mod pair_matrices;
 pub mod permutation;
+pub mod summary;
 
 use crate::error::{Result, SimilarityError};
 use crate::layer::Layer;
@@ -26,6 +28,7 @@ use crate::metric::{Metric, MetricOptions};
 
 pub use bootstrap::Intervals;
 pub use permutation::{permutation_null, NullDistribution};
+pub use summary::{p_value, quantile};
 
 /// What to compute on top of a matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,29 +79,6 @@ impl SignificanceOptions {
         }
         Ok(())
     }
-}
-
-/// The `q`-quantile of sorted values, linearly interpolated (numpy's default).
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (below, above) = (position.floor() as usize, position.ceil() as usize);
-    let fraction = position - below as f64;
-    sorted[below] + fraction * (sorted[above] - sorted[below])
-}
-
-/// The one-sided permutation p-value of `observed` against `null` (see the module docs).
-pub fn p_value(observed: f64, null: &[f64], distance: bool) -> f64 {
-    let extreme = null
-        .iter()
-        .filter(|&&v| {
-            if distance {
-                v <= observed
-            } else {
-                v >= observed
-            }
-        })
-        .count();
-    (1 + extreme) as f64 / (1 + null.len()) as f64
 }
 
 /// Adds p-values, null summaries and intervals, as `options` asks, to `matrix`, which is
@@ -201,27 +181,4 @@ pub fn assess(
         matrix.parameters.insert("seed".into(), options.seed.into());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile(&v, 0.0), 1.0);
-        assert_eq!(quantile(&v, 1.0), 4.0);
-        assert!((quantile(&v, 0.5) - 2.5).abs() < 1e-12);
-        assert!((quantile(&v, 0.95) - 3.85).abs() < 1e-12);
-    }
-
-    #[test]
-    fn p_values_count_the_observed_draw_and_face_the_right_way() {
-        let null = [0.1, 0.2, 0.3, 0.9];
-        assert_eq!(p_value(0.5, &null, false), 2.0 / 5.0);
-        assert_eq!(p_value(0.95, &null, false), 1.0 / 5.0);
-        assert_eq!(p_value(0.15, &null, true), 2.0 / 5.0);
-        assert_eq!(p_value(0.0, &[], false), 1.0);
-    }
 }
