@@ -41,34 +41,29 @@ fn parse_args() -> Result<(usize, usize, usize), String> {
     Ok((permutations, reps, batch_size))
 }
 
-fn layers(n: usize, d: usize, seed: u64, device: &Device) -> Vec<Layer> {
+fn layers(n: usize, d: usize, seed: u64, device: &Device) -> Result<Vec<Layer>, String> {
     (0..12)
         .map(|l| {
             let values = random_values(n, d, seed * 100 + l);
             let tensor = Tensor::<2>::from_data(TensorData::new(values, [n, d]), device);
-            Layer::new(format!("l{l}"), tensor).expect("a layer")
+            Layer::new(format!("l{l}"), tensor).map_err(|e| e.to_string())
         })
         .collect()
 }
 
-fn best_of(reps: usize, mut run: impl FnMut()) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            run();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+/// The fastest of `reps` runs, in seconds.
+fn best_of(reps: usize, mut run: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        run()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
 }
 
-fn main() {
-    let (permutations, reps, batch_size) = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
+fn run() -> Result<(), String> {
+    let (permutations, reps, batch_size) = parse_args()?;
     let device = Device::flex();
     let n = 1000;
     let options = MetricOptions {
@@ -83,14 +78,25 @@ fn main() {
         "width", "matrix s", "null s", "ratio"
     );
     for d in [512, 2048, 4096, 16384] {
-        let (a, b) = (layers(n, d, 1, &device), layers(n, d, 2, &device));
+        let (a, b) = (layers(n, d, 1, &device)?, layers(n, d, 2, &device)?);
         let matrix = best_of(reps, || {
-            similarity_matrix(Metric::MinibatchCka, &a, &b, &options).expect("the matrix");
-        });
+            similarity_matrix(Metric::MinibatchCka, &a, &b, &options)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
         let null = best_of(reps, || {
             permutation_null(Metric::MinibatchCka, &a, &b, &options, permutations, 0)
-                .expect("the null");
-        });
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
         println!("{d:>7} {matrix:>11.3} {null:>11.3} {:>7.1}", null / matrix);
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("error: {message}");
+        std::process::exit(2);
     }
 }

@@ -38,6 +38,34 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     (a, b)
 }
 
+/// Linear and minibatch CKA with 199 permutations, 50 bootstrap replicates, calibrated, seeded,
+/// written to `json`.
+fn significance_run(
+    a: &Path,
+    b: &Path,
+    seed: &str,
+    json: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "--metric",
+        "linear_cka,minibatch_cka",
+        "--batch-size",
+        "20",
+        "--permutations",
+        "199",
+        "--bootstrap",
+        "50",
+        "--seed",
+        seed,
+        "--calibrated",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    run(a, b, &args)
+}
+
 fn run(a: &Path, b: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["compare", a.to_str().unwrap(), b.to_str().unwrap()];
     args.extend(extra);
@@ -50,26 +78,12 @@ fn permutations_and_bootstrap_reach_the_table_json_and_heatmap() {
     let (a, b) = inputs(dir.path());
     let json = dir.path().join("out.json");
     let plot = dir.path().join("out.png");
-    let output = ok(run(
+    let output = ok(significance_run(
         &a,
         &b,
-        &[
-            "--metric",
-            "linear_cka,minibatch_cka",
-            "--batch-size",
-            "20",
-            "--permutations",
-            "199",
-            "--bootstrap",
-            "50",
-            "--seed",
-            "5",
-            "--calibrated",
-            "--json",
-            json.to_str().unwrap(),
-            "--plot",
-            plot.to_str().unwrap(),
-        ],
+        "5",
+        &json,
+        &["--plot", plot.to_str().unwrap()],
     ));
     let printed = text(&output);
     assert!(
@@ -116,25 +130,7 @@ fn permutations_and_bootstrap_reach_the_table_json_and_heatmap() {
     let again = dir.path().join("again.json");
     let other = dir.path().join("other.json");
     for (path, seed) in [(&again, "5"), (&other, "6")] {
-        ok(run(
-            &a,
-            &b,
-            &[
-                "--metric",
-                "linear_cka,minibatch_cka",
-                "--batch-size",
-                "20",
-                "--permutations",
-                "199",
-                "--bootstrap",
-                "50",
-                "--seed",
-                seed,
-                "--calibrated",
-                "--json",
-                path.to_str().unwrap(),
-            ],
-        ));
+        ok(significance_run(&a, &b, seed, path, &[]));
     }
     let results = |p: &Path| -> Value {
         let d: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();

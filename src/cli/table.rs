@@ -66,7 +66,11 @@ pub fn render(matrix: &SimilarityMatrix) -> String {
                 .get("permuted")
                 .and_then(|v| v.as_str())
                 .unwrap_or("examples"),
-            if matrix.metric == "procrustes" || matrix.metric == "shape_angular" {
+            if matrix
+                .metric
+                .parse::<repsim_similarity::Metric>()
+                .is_ok_and(|m| m.is_distance())
+            {
                 "smaller distance than the null"
             } else {
                 "more similar than the null"

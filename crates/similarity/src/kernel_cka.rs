@@ -94,7 +94,7 @@ fn rbf_cka_pair<const DX: usize, const DY: usize>(
 }
 
 /// One layer's centred RBF Gram, flattened to a row; `None` for a layer with zero variance.
-fn centred_rbf_row(
+pub(crate) fn centred_rbf_row(
     layer: &Layer,
     threshold: f64,
     estimator: HsicEstimator,
@@ -231,7 +231,7 @@ fn cross_inner_products(a: Tensor<2>, b: Tensor<2>, n: usize) -> Result<Vec<f64>
 
 /// `<A_p, A_p>` for every stacked, flattened `n x n` matrix: row sums of squares on the
 /// device, added up in f64 on the host.
-fn self_inner_products(a: Tensor<2>, n: usize) -> Result<Vec<f64>> {
+pub(crate) fn self_inner_products(a: Tensor<2>, n: usize) -> Result<Vec<f64>> {
     let la = a.dims()[0];
     let rows = a.square().reshape([la, n, n]).sum_dim(2).reshape([la * n]);
     let values = read_back(rows)?;

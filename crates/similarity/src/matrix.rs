@@ -91,9 +91,14 @@ impl SimilarityMatrix {
 
     /// Adds a parameter (builder style).
     pub fn with_parameter(mut self, name: &str, value: impl Serialize) -> Self {
+        self.set_parameter(name, value);
+        self
+    }
+
+    /// Sets a parameter in place.
+    pub fn set_parameter(&mut self, name: &str, value: impl Serialize) {
         let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
         self.parameters.insert(name.to_string(), value);
-        self
     }
 
     /// The value comparing row layer `row` with column layer `col`, by name.

@@ -180,7 +180,11 @@ pub fn rdm_correlation(a: &[f64], b: &[f64], compare: RdmComparison) -> Option<f
 }
 
 /// One layer's RDM, ready to correlate (`None` when every distance is the same).
-fn prepared(layer: &Layer, kind: RdmKind, compare: RdmComparison) -> Result<Option<Vec<f64>>> {
+pub(crate) fn prepared(
+    layer: &Layer,
+    kind: RdmKind,
+    compare: RdmComparison,
+) -> Result<Option<Vec<f64>>> {
     let rdm = rdm_vector(layer, kind)?;
     Ok(standardized(match compare {
         RdmComparison::Spearman => average_ranks(&rdm),

@@ -91,7 +91,7 @@ impl<'a> HeatmapGrid<'a> {
         Self::new(panels, rows, cols)
     }
 
-    fn matrices(&self) -> impl Iterator<Item = &SimilarityMatrix> {
+    fn matrices(&self) -> impl Iterator<Item = &SimilarityMatrix> + Clone {
         self.panels.iter().flatten().map(|p| p.matrix)
     }
 }
@@ -399,26 +399,14 @@ impl Figure for HeatmapGrid<'_> {
                 .min(height - pad - 16.0 * pt),
         };
         paint::draw_colorbar(area, bar, self.colormap, range, &colorbar_font, 3.0 * pt)?;
-        let mut key_top = bar.bottom + 5.0 * pt;
-        if paint::has_undefined(self.matrices()) {
-            paint::draw_undefined_key(
-                area,
-                (bar.left, key_top),
-                8.0 * pt,
-                self.colormap,
-                &colorbar_font,
-            )?;
-            key_top += 12.0 * pt;
-        }
-        if paint::has_not_significant(self.matrices()) {
-            paint::draw_not_significant_key(
-                area,
-                (bar.left, key_top),
-                8.0 * pt,
-                self.colormap,
-                &colorbar_font,
-            )?;
-        }
+        paint::draw_keys(
+            area,
+            self.matrices(),
+            (bar.left, bar.bottom + 5.0 * pt),
+            (8.0 * pt, 4.0 * pt),
+            self.colormap,
+            &colorbar_font,
+        )?;
         Ok(())
     }
 }

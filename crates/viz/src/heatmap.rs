@@ -445,21 +445,14 @@ impl Heatmap<'_> {
             bottom: plot.bottom,
         };
         paint::draw_colorbar(area, bar, o.colormap, range, &colorbar_font, tick_len)?;
-        let side = 8.0 * pt;
-        let mut key_top = bar.bottom + 6.0 * pt;
-        if paint::has_undefined([m]) {
-            paint::draw_undefined_key(area, (bar.left, key_top), side, o.colormap, &colorbar_font)?;
-            key_top += side + 4.0 * pt;
-        }
-        if paint::has_not_significant([m]) {
-            paint::draw_not_significant_key(
-                area,
-                (bar.left, key_top),
-                side,
-                o.colormap,
-                &colorbar_font,
-            )?;
-        }
+        paint::draw_keys(
+            area,
+            [m],
+            (bar.left, bar.bottom + 6.0 * pt),
+            (8.0 * pt, 4.0 * pt),
+            o.colormap,
+            &colorbar_font,
+        )?;
         Ok(())
     }
 }

@@ -356,50 +356,53 @@ pub(crate) fn draw_colorbar<DB: DrawingBackend>(
     Ok(right_edge)
 }
 
-/// A swatch of the undefined colour with the word "undefined" beside it, its top-left at
-/// `(x, y)`.
-pub(crate) fn draw_undefined_key<DB: DrawingBackend>(
+/// The keys under a colour bar, stacked from `(x, y)` down: the undefined colour when a
+/// matrix has undefined cells, the crossed swatch when a cell is not significant.
+pub(crate) fn draw_keys<'a, DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    matrices: impl IntoIterator<Item = &'a SimilarityMatrix> + Clone,
     (x, y): (f64, f64),
-    side: f64,
+    (side, gap): (f64, f64),
     colormap: ColorMap,
     font: &TextStyle,
 ) -> Result<(), VizError> {
-    let rect = Rect {
-        left: x,
-        top: y,
-        right: x + side,
-        bottom: y + side,
-    };
-    area.draw(&Rectangle::new(
-        [
-            (x.round() as i32, y.round() as i32),
-            (
-                rect.right.round() as i32 - 1,
-                rect.bottom.round() as i32 - 1,
-            ),
-        ],
-        colormap.undefined().filled(),
-    ))
-    .map_err(VizError::draw)?;
-    frame(area, rect)?;
-    draw_text(
-        area,
-        "undefined",
-        font,
-        (x + side * 1.4, y + side / 2.0),
-        (HPos::Left, VPos::Center),
-        false,
-    )
+    let mut top = y;
+    if has_undefined(matrices.clone()) {
+        draw_key(
+            area,
+            (x, top),
+            side,
+            colormap.undefined(),
+            false,
+            "undefined",
+            font,
+        )?;
+        top += side + gap;
+    }
+    if has_not_significant(matrices) {
+        let label = format!("p ≥ {SIGNIFICANCE_LEVEL} (permutations)");
+        draw_key(
+            area,
+            (x, top),
+            side,
+            colormap.color(0.5),
+            true,
+            &label,
+            font,
+        )?;
+    }
+    Ok(())
 }
 
-/// A swatch crossed like a cell that is not significant, with "p ≥ 0.05" beside it, its
-/// top-left at `(x, y)`.
-pub(crate) fn draw_not_significant_key<DB: DrawingBackend>(
+/// A framed swatch of `fill` (crossed like a cell that is not significant when `crossed`)
+/// with `label` beside it, its top-left at `(x, y)`.
+fn draw_key<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (x, y): (f64, f64),
     side: f64,
-    colormap: ColorMap,
+    fill: RGBColor,
+    crossed: bool,
+    label: &str,
     font: &TextStyle,
 ) -> Result<(), VizError> {
     let rect = Rect {
@@ -410,17 +413,15 @@ pub(crate) fn draw_not_significant_key<DB: DrawingBackend>(
     };
     let (x0, y0) = (x.round() as i32, y.round() as i32);
     let (x1, y1) = (rect.right.round() as i32, rect.bottom.round() as i32);
-    let swatch = colormap.color(0.5);
-    area.draw(&Rectangle::new(
-        [(x0, y0), (x1 - 1, y1 - 1)],
-        swatch.filled(),
-    ))
-    .map_err(VizError::draw)?;
-    draw_not_significant_mark(area, (x0, y0), (x1, y1), swatch)?;
+    area.draw(&Rectangle::new([(x0, y0), (x1 - 1, y1 - 1)], fill.filled()))
+        .map_err(VizError::draw)?;
+    if crossed {
+        draw_not_significant_mark(area, (x0, y0), (x1, y1), fill)?;
+    }
     frame(area, rect)?;
     draw_text(
         area,
-        &format!("p ≥ {SIGNIFICANCE_LEVEL} (permutations)"),
+        label,
         font,
         (x + side * 1.4, y + side / 2.0),
         (HPos::Left, VPos::Center),

@@ -24,7 +24,8 @@ use crate::centering::u_center_gram;
 use crate::conditioning::shift_and_scale_batch;
 use crate::error::Result;
 use crate::gram::gram;
-use crate::layer::{check_same_examples, explain_non_finite, read_back, read_sums, Layer};
+use crate::kernel_cka::self_inner_products;
+use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::metric::check_batch_size;
 
 use super::pair_matrices::permuted_inner_products;
@@ -94,8 +95,9 @@ impl BatchTerms {
             .collect()
     }
 
-    /// Null draw `k` of every cell, `La x Lb` row-major.
-    pub fn null(&self, k: usize) -> Vec<Option<f64>> {
+    /// Every null draw of every cell, `P x La x Lb` row-major (the self terms do not change
+    /// under a permutation: they are summed once).
+    pub fn null_draws(&self) -> Vec<Option<f64>> {
         let (la, lb) = (self.la, self.lb);
         let self_a: Vec<f64> = (0..la)
             .map(|p| self.self_a.iter().map(|s| s[p]).sum())
@@ -103,9 +105,13 @@ impl BatchTerms {
         let self_b: Vec<f64> = (0..lb)
             .map(|q| self.self_b.iter().map(|s| s[q]).sum())
             .collect();
-        let cross = &self.null_cross[k * la * lb..(k + 1) * la * lb];
-        (0..la * lb)
-            .map(|c| Self::ratio(cross[c], self_a[c / lb], self_b[c % lb]))
+        self.null_cross
+            .iter()
+            .enumerate()
+            .map(|(i, &cross)| {
+                let c = i % (la * lb);
+                Self::ratio(cross, self_a[c / lb], self_b[c % lb])
+            })
             .collect()
     }
 }
@@ -132,22 +138,20 @@ fn batch_stack(layers: &[Layer]) -> Result<(Tensor<2>, Vec<f64>, Vec<f64>)> {
     let m = layers[0].num_examples();
     let mut rows = Vec::with_capacity(layers.len());
     let mut scales = Vec::with_capacity(layers.len());
-    let mut squares = Vec::with_capacity(layers.len());
     for layer in layers {
         let (scaled, scale) = shift_and_scale_batch(layer);
-        let u = u_center_gram(gram(scaled.matrix)).reshape([1, m * m]);
-        squares.push(u.clone().square().reshape([m, m]).sum_dim(1).reshape([m]));
-        rows.push(u);
+        rows.push(u_center_gram(gram(scaled.matrix)).reshape([1, m * m]));
         scales.push(scale);
     }
+    let stack = Tensor::cat(rows, 0);
     let scales = read_back(Tensor::cat(scales, 0))?;
-    let self_terms = read_sums(squares)?;
+    let self_terms = self_inner_products(stack.clone(), m)?;
     for ((layer, scale), s) in layers.iter().zip(&scales).zip(&self_terms) {
         if !scale.is_finite() || !s.is_finite() {
             return Err(explain_non_finite(layer, 0));
         }
     }
-    Ok((Tensor::cat(rows, 0), scales, self_terms))
+    Ok((stack, scales, self_terms))
 }
 
 /// The HSIC terms of every full batch of `batch_size` consecutive examples (the last

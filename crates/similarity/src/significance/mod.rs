@@ -100,15 +100,30 @@ pub fn assess(
             .collect()
     };
     let values: Vec<Option<f64>> = matrix.values.iter().flatten().copied().collect();
-    if options.permutations > 0 {
-        let null = permutation_null(
-            metric,
+    // Minibatch CKA's batch Grams serve its null and its bootstrap: computed once.
+    let terms = if metric == Metric::MinibatchCka {
+        Some(batches::batch_terms(
             layers_a,
             layers_b,
-            metric_options,
+            metric_options.batch_size,
             options.permutations,
             options.seed,
-        )?;
+        )?)
+    } else {
+        None
+    };
+    if options.permutations > 0 {
+        let null = match &terms {
+            Some(terms) => NullDistribution::of_batches(terms),
+            None => permutation_null(
+                metric,
+                layers_a,
+                layers_b,
+                metric_options,
+                options.permutations,
+                options.seed,
+            )?,
+        };
         let distance = metric.is_distance();
         let (mut p, mut mean, mut p95, mut calibrated) = (vec![], vec![], vec![], vec![]);
         for (c, value) in values.iter().enumerate() {
@@ -136,24 +151,13 @@ pub fn assess(
         if options.calibrated {
             s.calibrated = Some(shape(calibrated));
         }
-        matrix
-            .parameters
-            .insert("permutations".into(), options.permutations.into());
-        matrix
-            .parameters
-            .insert("permuted".into(), null.scheme.into());
-        matrix.parameters.insert("seed".into(), options.seed.into());
+        matrix.set_parameter("permutations", options.permutations);
+        matrix.set_parameter("permuted", null.scheme);
+        matrix.set_parameter("seed", options.seed);
     }
     if options.bootstrap > 0 {
-        let intervals = if metric == Metric::MinibatchCka {
-            let terms = batches::batch_terms(
-                layers_a,
-                layers_b,
-                metric_options.batch_size,
-                0,
-                options.seed,
-            )?;
-            bootstrap::batch_intervals(&terms, options.bootstrap, options.confidence, options.seed)?
+        let intervals = if let Some(terms) = &terms {
+            bootstrap::batch_intervals(terms, options.bootstrap, options.confidence, options.seed)?
         } else {
             bootstrap::half_sample_intervals(
                 metric,
@@ -169,16 +173,10 @@ pub fn assess(
         matrix.significance.ci_low = Some(shape(intervals.low));
         matrix.significance.ci_high = Some(shape(intervals.high));
         matrix.warnings.extend(intervals.warnings);
-        matrix
-            .parameters
-            .insert("bootstrap".into(), options.bootstrap.into());
-        matrix
-            .parameters
-            .insert("resampled".into(), intervals.scheme.into());
-        matrix
-            .parameters
-            .insert("ci".into(), options.confidence.into());
-        matrix.parameters.insert("seed".into(), options.seed.into());
+        matrix.set_parameter("bootstrap", options.bootstrap);
+        matrix.set_parameter("resampled", intervals.scheme);
+        matrix.set_parameter("ci", options.confidence);
+        matrix.set_parameter("seed", options.seed);
     }
     Ok(())
 }

@@ -18,11 +18,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::conditioning::centred_and_scaled;
 use crate::error::Result;
-use crate::gram::{gram, rbf_gram};
+use crate::gram::gram;
 use crate::hsic::HsicEstimator;
-use crate::layer::{read_back, read_sums, Layer};
-use crate::rsa::{average_ranks, rdm_vector, RdmComparison, RdmKind};
-use crate::SimilarityError;
+use crate::kernel_cka::{centred_rbf_row, self_inner_products};
+use crate::layer::{read_back, Layer};
+use crate::rsa::{prepared, RdmComparison, RdmKind};
 
 /// Device memory one gather of permuted matrices may take (values and indices).
 const GATHER_BUDGET_BYTES: usize = 16 << 20;
@@ -52,48 +52,35 @@ impl PairMatrices {
         })
     }
 
-    /// Centred RBF Grams with the median bandwidth times `threshold`.
+    /// Centred RBF Grams with the median bandwidth times `threshold` (RBF CKA's own
+    /// [`crate::kernel_cka::centred_rbf_row`]).
     pub fn rbf(layers: &[Layer], threshold: f64, estimator: HsicEstimator) -> Result<Self> {
-        Self::from_grams(layers, |layer| {
-            match rbf_gram(&centred_and_scaled(layer), threshold) {
-                Ok(gram) => Ok(Some(estimator.center(gram))),
-                Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        Self::from_grams(layers, |layer| centred_rbf_row(layer, threshold, estimator))
     }
 
-    /// RDMs as symmetric `m x m` matrices (zero diagonal), standardised over the upper
-    /// triangle (ranked first for Spearman), so that their inner product is RSA's correlation.
+    /// RDMs as symmetric `m x m` matrices (zero diagonal) of RSA's own standardised upper
+    /// triangles ([`crate::rsa::prepared`]: ranked for Spearman, unit norm), each entry over
+    /// `sqrt 2` (it appears twice), so that their inner product is RSA's correlation.
     pub fn rsa(layers: &[Layer], kind: RdmKind, compare: RdmComparison) -> Result<Self> {
         let m = layers[0].num_examples();
         let device = layers[0].matrix.device();
         let mut rows = Vec::with_capacity(layers.len());
         let mut defined = Vec::with_capacity(layers.len());
         for layer in layers {
-            let rdm = rdm_vector(layer, kind)?;
-            let mut values = match compare {
-                RdmComparison::Spearman => average_ranks(&rdm),
-                RdmComparison::Pearson => rdm,
-            };
-            let mean = values.iter().sum::<f64>() / values.len() as f64;
-            values.iter_mut().for_each(|v| *v -= mean);
-            // Each off-diagonal value appears twice in the full matrix.
-            let norm = (2.0 * values.iter().map(|v| v * v).sum::<f64>()).sqrt();
-            let ok = norm > 0.0 && norm.is_finite();
+            let standardised = prepared(layer, kind, compare)?;
             let mut full = vec![0f32; m * m];
-            if ok {
-                let mut p = 0;
+            if let Some(values) = &standardised {
+                let mut upper = values.iter();
                 for i in 0..m {
                     for j in i + 1..m {
-                        let v = (values[p] / norm) as f32;
+                        let v = (upper.next().copied().unwrap_or(0.0) / std::f64::consts::SQRT_2)
+                            as f32;
                         full[i * m + j] = v;
                         full[j * m + i] = v;
-                        p += 1;
                     }
                 }
             }
-            defined.push(ok);
+            defined.push(standardised.is_some());
             rows.push(Tensor::<2>::from_data(
                 TensorData::new(full, [1, m * m]),
                 &device,
@@ -113,17 +100,20 @@ impl PairMatrices {
     ) -> Result<Self> {
         let m = layers[0].num_examples();
         let device = layers[0].matrix.device();
-        let mut rows = Vec::with_capacity(layers.len());
-        let mut square_sums = Vec::with_capacity(layers.len());
-        for layer in layers {
-            let row = match matrix_of(layer)? {
-                Some(matrix) => matrix.reshape([1, m * m]),
-                None => Tensor::<2>::zeros([1, m * m], &device),
-            };
-            square_sums.push(row.clone().square().reshape([m, m]).sum_dim(1).reshape([m]));
-            rows.push(row);
-        }
-        let norms: Vec<f64> = read_sums(square_sums)?.into_iter().map(f64::sqrt).collect();
+        let rows = layers
+            .iter()
+            .map(|layer| {
+                Ok(match matrix_of(layer)? {
+                    Some(matrix) => matrix.reshape([1, m * m]),
+                    None => Tensor::<2>::zeros([1, m * m], &device),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stack = Tensor::cat(rows, 0);
+        let norms: Vec<f64> = self_inner_products(stack.clone(), m)?
+            .into_iter()
+            .map(f64::sqrt)
+            .collect();
         let mut defined = Vec::with_capacity(layers.len());
         for (layer, norm) in layers.iter().zip(&norms) {
             if !norm.is_finite() {
@@ -137,7 +127,7 @@ impl PairMatrices {
             .collect();
         let scales = Tensor::<2>::from_data(TensorData::new(scales, [layers.len(), 1]), &device);
         Ok(PairMatrices {
-            stack: Tensor::cat(rows, 0).mul(scales),
+            stack: stack.mul(scales),
             m,
             defined,
         })
@@ -147,26 +137,46 @@ impl PairMatrices {
 /// `<A_p, P_k B_q P_k^T>` for every permutation `k` of `permutations` (each a permutation of
 /// `0..m`: row `i` of the permuted B is row `permutation[i]` of B), every row `p` of `a`
 /// (`La x m^2`) and every row `q` of `b` (`Lb x m^2`), all symmetric matrices: `K x La x Lb`
-/// values, row-major.
-///
-/// For `m <= 2048` both stacks are packed to their upper triangles (the off-diagonal entries
-/// times `sqrt 2`, so the packed inner product is the full one, at half the work), and a chunk
-/// of permutations is one gather of `b` by packed indices and one matrix product; above, each
-/// B matrix is permuted by two row gathers. Float32 products summed by gemm: the null
-/// distribution needs no more digits.
+/// values, row-major. One call of [`PermutedProducts`]; prepare that once to score many
+/// rounds of permutations against the same stacks.
 pub fn permuted_inner_products(
     a: &Tensor<2>,
     b: &Tensor<2>,
     m: usize,
     permutations: &[Vec<u32>],
 ) -> Result<Vec<f64>> {
-    let (la, lb) = (a.dims()[0], b.dims()[0]);
-    let device = a.device();
-    let mut out = vec![0f64; permutations.len() * la * lb];
-    if m <= FLAT_INDEX_MAX_M {
+    PermutedProducts::new(a, b, m).products(permutations)
+}
+
+/// Two stacks of symmetric `m x m` matrices, ready to be scored under permutations of B.
+///
+/// For `m <= 2048` both stacks are packed once to their upper triangles (the off-diagonal
+/// entries times `sqrt 2`, so the packed inner product is the full one, at half the work), and
+/// a chunk of permutations is one gather of B by packed indices and one matrix product; above,
+/// each B matrix is permuted by two row gathers. Float32 products summed by gemm: the null
+/// distribution needs no more digits.
+pub struct PermutedProducts {
+    /// A's stack, transposed: `entries x La`.
+    a_t: Tensor<2>,
+    /// B's stack, `Lb x entries` (packed when `packed`).
+    b: Tensor<2>,
+    m: usize,
+    packed: bool,
+}
+
+impl PermutedProducts {
+    /// Packs (or keeps) both stacks.
+    pub fn new(a: &Tensor<2>, b: &Tensor<2>, m: usize) -> Self {
+        if m > FLAT_INDEX_MAX_M {
+            return PermutedProducts {
+                a_t: a.clone().transpose(),
+                b: b.clone(),
+                m,
+                packed: false,
+            };
+        }
+        let device = a.device();
         let packed = m * (m + 1) / 2;
-        // Row-major upper triangle: (i, j), i <= j, at offset(i) + j - i.
-        let offset = |i: usize| i * m - i * (i + 1) / 2;
         let mut upper = Vec::with_capacity(packed);
         let mut weights = Vec::with_capacity(packed);
         for i in 0..m {
@@ -182,60 +192,70 @@ pub fn permuted_inner_products(
         let upper = Tensor::<1, Int>::from_data(TensorData::new(upper, [packed]), &device);
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [1, packed]), &device);
         let pack = |x: &Tensor<2>| x.clone().select(1, upper.clone()).mul(weights.clone());
-        let a_t = pack(a).transpose(); // packed x La
-        let b_packed = pack(b);
-        let per_permutation = packed * (4 * lb + 8);
-        let chunk = (GATHER_BUDGET_BYTES / per_permutation).clamp(1, permutations.len().max(1));
-        for (c, group) in permutations.chunks(chunk).enumerate() {
-            let mut flat = Vec::with_capacity(group.len() * packed);
-            for permutation in group {
-                for i in 0..m {
-                    let pi = permutation[i] as usize;
-                    for &pj in &permutation[i..] {
-                        let (lo, hi) = if pi <= pj as usize {
-                            (pi, pj as usize)
-                        } else {
-                            (pj as usize, pi)
-                        };
-                        flat.push((offset(lo) + hi) as i64);
-                    }
-                }
-            }
-            let k = group.len();
-            let indices = Tensor::<1, Int>::from_data(TensorData::new(flat, [k * packed]), &device);
-            let gathered = b_packed
-                .clone()
-                .select(1, indices)
-                .reshape([lb * k, packed]);
-            let products = read_back(gathered.matmul(a_t.clone()))?; // (q, k) x p
-            for q in 0..lb {
-                for kk in 0..k {
-                    for p in 0..la {
-                        let value = products[(q * k + kk) * la + p];
-                        out[((c * chunk + kk) * la + p) * lb + q] = value;
-                    }
-                }
-            }
-        }
-    } else {
-        let a_t = a.clone().transpose(); // m^2 x La
-        for (kk, permutation) in permutations.iter().enumerate() {
-            let data: Vec<i64> = permutation.iter().map(|&v| v as i64).collect();
-            let indices = Tensor::<1, Int>::from_data(TensorData::new(data, [m]), &device);
-            for q in 0..lb {
-                let permuted = b
-                    .clone()
-                    .narrow(0, q, 1)
-                    .reshape([m, m])
-                    .select(0, indices.clone())
-                    .select(1, indices.clone())
-                    .reshape([1, m * m]);
-                let products = read_back(permuted.matmul(a_t.clone()))?;
-                for p in 0..la {
-                    out[(kk * la + p) * lb + q] = products[p];
-                }
-            }
+        PermutedProducts {
+            a_t: pack(a).transpose(),
+            b: pack(b),
+            m,
+            packed: true,
         }
     }
-    Ok(out)
+
+    /// The inner products under each of `permutations` (see [`permuted_inner_products`]).
+    pub fn products(&self, permutations: &[Vec<u32>]) -> Result<Vec<f64>> {
+        let (la, lb, m) = (self.a_t.dims()[1], self.b.dims()[0], self.m);
+        let device = self.b.device();
+        let mut out = vec![0f64; permutations.len() * la * lb];
+        if self.packed {
+            let packed = m * (m + 1) / 2;
+            // Row-major upper triangle: (i, j), i <= j, at offset(i) + j.
+            let offset = |i: usize| i * m - i * (i + 1) / 2;
+            let per_permutation = packed * (4 * lb + 8);
+            let chunk = (GATHER_BUDGET_BYTES / per_permutation).clamp(1, permutations.len().max(1));
+            for (c, group) in permutations.chunks(chunk).enumerate() {
+                let mut flat = Vec::with_capacity(group.len() * packed);
+                for permutation in group {
+                    for i in 0..m {
+                        let pi = permutation[i] as usize;
+                        for &pj in &permutation[i..] {
+                            let (lo, hi) = (pi.min(pj as usize), pi.max(pj as usize));
+                            flat.push((offset(lo) + hi) as i64);
+                        }
+                    }
+                }
+                let k = group.len();
+                let indices =
+                    Tensor::<1, Int>::from_data(TensorData::new(flat, [k * packed]), &device);
+                let gathered = self.b.clone().select(1, indices).reshape([lb * k, packed]);
+                let products = read_back(gathered.matmul(self.a_t.clone()))?; // (q, k) x p
+                for q in 0..lb {
+                    for kk in 0..k {
+                        for p in 0..la {
+                            let value = products[(q * k + kk) * la + p];
+                            out[((c * chunk + kk) * la + p) * lb + q] = value;
+                        }
+                    }
+                }
+            }
+        } else {
+            for (kk, permutation) in permutations.iter().enumerate() {
+                let data: Vec<i64> = permutation.iter().map(|&v| v as i64).collect();
+                let indices = Tensor::<1, Int>::from_data(TensorData::new(data, [m]), &device);
+                for q in 0..lb {
+                    let permuted = self
+                        .b
+                        .clone()
+                        .narrow(0, q, 1)
+                        .reshape([m, m])
+                        .select(0, indices.clone())
+                        .select(1, indices.clone())
+                        .reshape([1, m * m]);
+                    let products = read_back(permuted.matmul(self.a_t.clone()))?;
+                    for p in 0..la {
+                        out[(kk * la + p) * lb + q] = products[p];
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }

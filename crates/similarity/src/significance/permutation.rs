@@ -24,8 +24,8 @@ use crate::metric::{similarity_matrix, Metric, MetricOptions};
 use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
 use crate::sides::Sides;
 
-use super::batches::batch_terms;
-use super::pair_matrices::{permuted_inner_products, PairMatrices};
+use super::batches::{batch_terms, BatchTerms};
+use super::pair_matrices::{PairMatrices, PermutedProducts};
 
 /// The RNG stream of the whole-data permutations.
 const PERMUTATION_STREAM: u64 = 1;
@@ -52,6 +52,16 @@ pub struct NullDistribution {
 }
 
 impl NullDistribution {
+    /// Minibatch CKA's within-batch null, from its batch terms.
+    pub fn of_batches(terms: &BatchTerms) -> Self {
+        NullDistribution {
+            observed: terms.observed(),
+            null: terms.null_draws(),
+            permutations: terms.permutations,
+            scheme: "examples within each batch",
+        }
+    }
+
     /// The null draws of cell `c`, the undefined ones left out.
     pub fn cell(&self, c: usize) -> Vec<f64> {
         let cells = self.observed.len();
@@ -157,13 +167,7 @@ pub fn permutation_null(
         }
         Metric::MinibatchCka => {
             let terms = batch_terms(layers_a, layers_b, options.batch_size, permutations, seed)?;
-            let null = (0..permutations).flat_map(|k| terms.null(k)).collect();
-            return Ok(NullDistribution {
-                observed: terms.observed(),
-                null,
-                permutations,
-                scheme: "examples within each batch",
-            });
+            return Ok(NullDistribution::of_batches(&terms));
         }
         Metric::MutualKnn => {
             mutual_knn_null(layers_a, layers_b, options.knn_k, permutations, &mut rng)?
@@ -195,21 +199,16 @@ fn pair_matrix_null(
             .map(|(i, &v)| defined(i % cells).then_some(v))
             .collect()
     };
+    let products = PermutedProducts::new(&a.stack, &b.stack, m);
     let identity: Vec<u32> = (0..m as u32).collect();
-    let observed = to_cells(&permuted_inner_products(
-        &a.stack,
-        &b.stack,
-        m,
-        &[identity],
-    )?);
+    let observed = to_cells(&products.products(&[identity])?);
     let mut null = Vec::with_capacity(permutations * cells);
     let mut done = 0;
     while done < permutations {
         let count = DRAWS_PER_ROUND.min(permutations - done);
-        let draws = draw_permutations(m, count, rng);
-        null.extend(to_cells(&permuted_inner_products(
-            &a.stack, &b.stack, m, &draws,
-        )?));
+        null.extend(to_cells(
+            &products.products(&draw_permutations(m, count, rng))?,
+        ));
         done += count;
     }
     Ok((observed, null))
@@ -231,8 +230,8 @@ fn mutual_knn_null(
     let identity: Vec<u32> = (0..n as u32).collect();
     let observed = permuted_overlaps(a, b, &identity);
     let mut null = Vec::with_capacity(permutations * a.len() * b.len());
-    for draw in draw_permutations(n, permutations, rng) {
-        null.extend(permuted_overlaps(a, b, &draw));
+    for _ in 0..permutations {
+        null.extend(permuted_overlaps(a, b, &draw_permutations(n, 1, rng)[0]));
     }
     Ok((observed, null))
 }
@@ -287,13 +286,11 @@ fn recomputed_null(
     // as its permuted draws.
     let observed = flat(&layers_b.to_vec())?;
     let mut null = Vec::with_capacity(permutations * observed.len());
-    let mut done = 0;
-    while done < permutations {
-        let count = DRAWS_PER_ROUND.min(permutations - done);
-        for draw in draw_permutations(n, count, rng) {
-            null.extend(flat(&select_rows(layers_b, &draw))?);
-        }
-        done += count;
+    for _ in 0..permutations {
+        null.extend(flat(&select_rows(
+            layers_b,
+            &draw_permutations(n, 1, rng)[0],
+        ))?);
     }
     Ok((observed, null))
 }
