@@ -7,7 +7,7 @@
 //!
 //! This crate is the facade: it re-exports the workspace crates and owns device selection
 //! ([`device`]), the experiments ([`experiments`], over one harness), reusable analysis
-//! ([`analysis`]), the one error-to-exit-code rule ([`error`]) and, with the default feature
+//! ([`analysis`]), the resampling statistics of the experiments' findings ([`statistics`]), the one error-to-exit-code rule ([`error`]) and, with the default feature
 //! `cli`, the `repsim` command line (`cli`: clap, ctrlc and the mimalloc allocator settings).
 //! Without it (`default-features = false`) the library pulls in none of those.
 //!
@@ -23,6 +23,7 @@ pub mod device;
 pub mod error;
 pub mod experiments;
 pub mod logging;
+pub mod statistics;
 pub mod tracking;
 
 /// The datasets (`repsim-data`).

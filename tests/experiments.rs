@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use repsim::experiments::{
-    bottom_up, memorize_vs_generalize, resnet_depths, wide_vs_deep, ExperimentArgs,
+    bottom_up, memorize_vs_generalize, plan_named, resnet_depths, wide_vs_deep, ExperimentArgs,
 };
 use repsim::DeviceChoice;
 use serde_json::Value;
@@ -25,6 +25,7 @@ fn smoke(out: &Path) -> ExperimentArgs {
         out: Some(out.to_path_buf()),
         device: DeviceChoice::Flex,
         seed: 0,
+        seeds: None,
         data: "shapes".into(),
         smoke: true,
         full: false,
@@ -374,7 +375,7 @@ fn a_diverging_experiment_names_the_model_and_the_divergence() {
     let config = dir.path().join("diverge.json");
     std::fs::write(
         &config,
-        r#"{"group_size": 1, "side": 16, "train_count": 64, "test_count": 64,
+        r#"{"group_size": 2, "side": 16, "train_count": 64, "test_count": 64,
             "epochs": 1, "cnn": [3, 8], "pool": 2, "lr": 1e9}"#,
     )
     .unwrap();
@@ -389,4 +390,315 @@ fn a_diverging_experiment_names_the_model_and_the_divergence() {
         message.contains("diverged") || message.contains("loss became"),
         "{message}"
     );
+}
+
+fn array(v: &Value) -> &Vec<Value> {
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}"))
+}
+
+fn summary_of(out: &Path) -> String {
+    std::fs::read_to_string(out.join("summary.md")).unwrap()
+}
+
+/// An interval `[low, high]` inside `[min, max]`.
+fn check_interval(i: &Value, min: f64, max: f64) {
+    let (low, high) = (i["low"].as_f64().unwrap(), i["high"].as_f64().unwrap());
+    assert!(
+        min - 1e-12 <= low && low <= high && high <= max + 1e-12,
+        "{i}"
+    );
+}
+
+#[test]
+fn wide_vs_deep_with_two_seeds_reports_spreads_and_per_class_intervals() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wvd");
+    // The smoke grid with a deeper row, so there is a wide-vs-deep pair (ResNet-8 x2 and
+    // ResNet-14 x1).
+    let mut config = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
+    config.depths = vec![8, 14];
+    let config_path = dir.path().join("grid.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let with_config = |seeds: Option<usize>| {
+        let mut args = smoke(&out);
+        args.smoke = false;
+        args.config = Some(config_path.clone());
+        args.seeds = seeds;
+        args
+    };
+    let args = with_config(Some(2));
+    // The plan: the grid twice, each model analysed, and --seeds in every cell's command.
+    let plan = plan_named("wide_vs_deep", &args).unwrap();
+    let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+    for id in [
+        "train-resnet8x1",
+        "train-resnet8x2",
+        "train-resnet8x1-seed2",
+        "train-resnet8x2-seed2",
+        "analysis-resnet8x2-seed2",
+        "analysis-cross",
+    ] {
+        assert!(ids.contains(&id), "{ids:?}");
+    }
+    assert_eq!(
+        args.cell_flags("wide_vs_deep")
+            .unwrap()
+            .iter()
+            .filter(|f| *f == "--seeds")
+            .count(),
+        1
+    );
+    wide_vs_deep::run(&args).unwrap();
+    let r = results(&out);
+    assert_eq!(r["config"]["seeds"], 2);
+    assert_eq!(array(&r["models"]).len(), 4);
+    let seed_models: Vec<&str> = array(&r["seed_models"])
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        seed_models,
+        [
+            "resnet8x1-seed2",
+            "resnet8x2-seed2",
+            "resnet14x1-seed2",
+            "resnet14x2-seed2"
+        ]
+    );
+    let architectures = array(&r["architectures"]);
+    assert_eq!(architectures.len(), 4);
+    for a in architectures {
+        assert_eq!(array(&a["runs"]).len(), 2);
+        // The mean and sd of the block share are those of the two runs' shares.
+        let shares: Vec<f64> = array(&a["runs"])
+            .iter()
+            .map(|name| {
+                array(&r["models"])
+                    .iter()
+                    .chain(array(&r["seed_models"]))
+                    .find(|m| m["name"] == *name)
+                    .unwrap()["block_share"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let mean = (shares[0] + shares[1]) / 2.0;
+        let sd = (shares[0] - shares[1]).abs() / 2f64.sqrt();
+        assert!((a["block_share"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert!((a["block_share"]["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
+        let k = a["with_block_structure"].as_u64().unwrap();
+        assert!(k <= 2);
+    }
+    let pc = &r["per_class"];
+    assert_eq!(pc["seeds"], 2);
+    assert_eq!(
+        pc["baseline"],
+        serde_json::json!(["resnet8x1", "resnet8x1-seed2"])
+    );
+    let gaps = array(&pc["gaps"]);
+    assert_eq!(gaps.len(), array(&pc["classes"]).len());
+    for g in gaps {
+        let gap = g["gap"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&gap));
+        // A class with images has intervals; the percentile interval of a mean holds it
+        // unless the resamples are very skewed, which a gap in [-1, 1] over >= 2 images is not
+        // often; check the range only.
+        if !g["interval"].is_null() {
+            check_interval(&g["interval"], -1.0, 1.0);
+            check_interval(&g["seed_interval"], -1.0, 1.0);
+        }
+        assert!(g["seed_gap"].is_number());
+    }
+    let summary = summary_of(&out);
+    for says in [
+        "## Significance at this scale",
+        "**Over seeds**",
+        "seed-to-seed (points) [95%]",
+        "- **Block structure**",
+        "- **Wide vs deep per class**",
+    ] {
+        assert!(summary.contains(says), "summary.md lacks {says:?}");
+    }
+    assert!(
+        summary.contains("--seeds 2"),
+        "the reproduce line keeps --seeds"
+    );
+    // One seed in the same directory: the first seed's models and resnet8x1-seed2 (the
+    // seed-to-seed model of a one-seed run) are the two-seed run's, reused.
+    wide_vs_deep::run(&with_config(None)).unwrap();
+    let r = results(&out);
+    for m in array(&r["models"]).iter().chain(array(&r["seed_models"])) {
+        assert_eq!(m["reused"], true, "{} was trained again", m["name"]);
+    }
+    assert_eq!(array(&r["seed_models"]).len(), 1);
+    let summary = summary_of(&out);
+    assert!(summary.contains("trained from one seed"), "{summary}");
+}
+
+/// The permutation p-value of layer `l` recomputed from the distances in `results.json`:
+/// every assignment of the 2g networks to two groups of g.
+fn permutation_p(r: &Value, l: usize, g: usize) -> f64 {
+    let n = 2 * g;
+    let mut d = vec![vec![f64::NAN; n]; n];
+    let mut set = |i: usize, j: usize, v: &Value| {
+        let v = v.as_f64().unwrap();
+        d[i][j] = v;
+        d[j][i] = v;
+    };
+    for (group, offset) in [(0, 0), (1, g)] {
+        for pair in array(&r["groups"][group]["pair_distances"]) {
+            let (i, j) = (
+                pair[0][0].as_u64().unwrap() as usize,
+                pair[0][1].as_u64().unwrap() as usize,
+            );
+            set(offset + i, offset + j, &pair[1][l]);
+        }
+    }
+    for pair in array(&r["between_groups"]) {
+        let (i, j) = (
+            pair[0][0].as_u64().unwrap() as usize,
+            pair[0][1].as_u64().unwrap() as usize,
+        );
+        set(i, g + j, &pair[1][l]);
+    }
+    let statistic = |second: &[bool]| {
+        let (mut sums, mut counts) = ([0.0; 2], [0.0; 2]);
+        for i in 0..n {
+            for j in i + 1..n {
+                if second[i] == second[j] {
+                    let k = usize::from(second[i]);
+                    sums[k] += d[i][j];
+                    counts[k] += 1.0;
+                }
+            }
+        }
+        sums[1] / counts[1] - sums[0] / counts[0]
+    };
+    let observed = statistic(&(0..n).map(|i| i >= g).collect::<Vec<_>>());
+    let (mut at_least, mut total) = (0, 0);
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize == g {
+            let second: Vec<bool> = (0..n).map(|i| mask & (1 << i) != 0).collect();
+            total += 1;
+            at_least += usize::from(statistic(&second) >= observed - 1e-12);
+        }
+    }
+    at_least as f64 / total as f64
+}
+
+#[test]
+fn memorize_vs_generalize_tests_every_layer_by_permuting_networks() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mvg");
+    let mut args = smoke(&out);
+    args.seeds = Some(3);
+    memorize_vs_generalize::run(&args).unwrap();
+    let r = results(&out);
+    assert_eq!(r["config"]["group_size"], 3);
+    assert_eq!(array(&r["between_groups"]).len(), 9);
+    let tests = array(&r["layer_tests"]);
+    assert_eq!(tests.len(), array(&r["groups"][0]["layers"]).len());
+    for (l, t) in tests.iter().enumerate() {
+        let test = &t["test"];
+        assert_eq!(test["assignments"], 20);
+        assert_eq!(test["exact"], true);
+        let p = test["p_value"].as_f64().unwrap();
+        assert!(
+            (p - permutation_p(&r, l, 3)).abs() < 1e-12,
+            "layer {l}: p {p}"
+        );
+        let gap = r["groups"][1]["mean"][l].as_f64().unwrap()
+            - r["groups"][0]["mean"][l].as_f64().unwrap();
+        assert!((test["statistic"].as_f64().unwrap() - gap).abs() < 1e-9);
+    }
+    let summary = summary_of(&out);
+    assert!(
+        summary.contains("## Significance at this scale")
+            || summary.contains("**Significance at this scale**")
+    );
+    assert!(summary.contains("1/20 = 0.050"), "{summary}");
+    assert!(summary.contains("p (permutation)"));
+    // One network per group has no pair: refused as bad input, before training.
+    let mut one = smoke(&dir.path().join("one"));
+    one.seeds = Some(1);
+    let error = memorize_vs_generalize::run(&one).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(
+        error.to_string().contains("at least 2 networks per group"),
+        "{error}"
+    );
+    assert!(!dir.path().join("one/runs").exists());
+}
+
+#[test]
+fn bottom_up_with_two_seeds_reports_each_correlation_over_seeds() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bu");
+    let mut args = smoke(&out);
+    args.seeds = Some(2);
+    bottom_up::run(&args).unwrap();
+    let r = results(&out);
+    let names: Vec<&str> = array(&r["networks"])
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cnn",
+            "resnet",
+            "lstm",
+            "cnn-seed2",
+            "resnet-seed2",
+            "lstm-seed2"
+        ]
+    );
+    for n in array(&r["networks"]) {
+        let intervals = array(&n["depth_order_interval"]);
+        assert_eq!(intervals.len(), array(&n["depth_order_correlation"]).len());
+        for (_, i) in intervals.iter().map(|p| (p[0].clone(), p[1].clone())) {
+            if !i.is_null() {
+                check_interval(&i, -1.0, 1.0);
+            }
+        }
+    }
+    let spread = array(&r["seeds"]);
+    assert_eq!(spread.len(), 9); // 3 networks x 3 measures
+    for s in spread {
+        let correlations = array(&s["correlations"]);
+        assert_eq!(correlations.len(), 2);
+        let defined: Vec<f64> = correlations.iter().filter_map(Value::as_f64).collect();
+        if defined.len() == 2 {
+            let mean = (defined[0] + defined[1]) / 2.0;
+            assert!((s["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        }
+        let positive = defined.iter().filter(|c| **c > 0.0).count() as u64;
+        assert_eq!(s["positive"].as_u64().unwrap(), positive);
+    }
+    let summary = summary_of(&out);
+    assert!(summary.contains("## Significance at this scale"));
+    assert!(summary.contains("Over 2 seeds of each network"));
+    check_summary(&out);
+}
+
+#[test]
+fn an_experiment_without_seeds_refuses_the_flag() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rd");
+    let o = common::repsim(&[
+        "experiment",
+        "resnet_depths",
+        "--smoke",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not take --seeds"), "{stderr}");
 }

@@ -25,6 +25,10 @@ pub struct ExperimentFlags {
     /// Base seed (each trained network derives its own from it).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How many seeds of each network to train (wide_vs_deep: the grid; bottom_up: each
+    /// network; memorize_vs_generalize: networks per group); default: the scale's.
+    #[arg(long)]
+    pub seeds: Option<usize>,
     /// Data: shapes (built in), cifar10=PATH, cifar100=PATH, folder=PATH.
     #[arg(long, default_value = "shapes")]
     pub data: String,
@@ -58,6 +62,7 @@ impl From<ExperimentFlags> for ExperimentArgs {
             out: f.out,
             device: f.device,
             seed: f.seed,
+            seeds: f.seeds,
             data: f.data,
             smoke: f.smoke,
             full: f.full,

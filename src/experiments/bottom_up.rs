@@ -23,6 +23,7 @@ use super::harness::{
 };
 use crate::analysis::spearman;
 use crate::error::{Error, Result};
+use crate::statistics::{bootstrap_spearman, mean_sd, Interval};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +49,20 @@ pub struct BottomUpConfig {
     pub lstm: (usize, usize),
     /// The fraction of the final similarity a layer must reach.
     pub reach: f64,
+    /// Seeds of each network (`--seeds N`).
+    #[serde(default = "one_seed")]
+    pub seeds: usize,
 }
+
+fn one_seed() -> usize {
+    1
+}
+
+/// Resamples of the layers behind each Spearman interval.
+const LAYER_RESAMPLES: usize = 2000;
+
+/// The confidence of the Spearman intervals.
+const CONFIDENCE: f64 = 0.95;
 
 impl BottomUpConfig {
     /// The configuration of `scale`.
@@ -65,6 +79,7 @@ impl BottomUpConfig {
                 resnet_depth: 8,
                 lstm: (32, 2),
                 reach: 0.9,
+                seeds: 1,
             },
             Scale::Default => BottomUpConfig {
                 side: 16,
@@ -77,6 +92,7 @@ impl BottomUpConfig {
                 resnet_depth: 14,
                 lstm: (64, 3),
                 reach: 0.9,
+                seeds: 1,
             },
             Scale::Full => BottomUpConfig {
                 side: 32,
@@ -89,6 +105,7 @@ impl BottomUpConfig {
                 resnet_depth: 56,
                 lstm: (256, 4),
                 reach: 0.9,
+                seeds: 1,
             },
         }
     }
@@ -108,15 +125,39 @@ pub struct NetworkResult {
     /// Per measure: Spearman's rank correlation between layer depth and that epoch (positive:
     /// deeper layers converge later).
     pub depth_order_correlation: Vec<(String, Option<f64>)>,
+    /// Per measure: its 95% percentile bootstrap interval over the layers (the (depth, epoch)
+    /// pairs resampled with replacement, 2,000 times).
+    #[serde(default)]
+    pub depth_order_interval: Vec<(String, Option<Interval>)>,
     /// Warnings from the Tracker.
     pub warnings: Vec<String>,
+}
+
+/// One network's depth-order correlation over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedSpread {
+    /// The network (`cnn`, `resnet`, `lstm`).
+    pub network: String,
+    /// The measure.
+    pub metric: String,
+    /// The correlation of each seed (`None`: undefined in that seed).
+    pub correlations: Vec<Option<f64>>,
+    /// The mean over the seeds where it is defined.
+    pub mean: Option<f64>,
+    /// The standard deviation over those seeds (two or more).
+    pub sd: Option<f64>,
+    /// In how many seeds the correlation is positive (bottom-up).
+    pub positive: usize,
 }
 
 /// What the experiment measured (`results.json` adds the configs and provenance).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BottomUpAnalysis {
-    /// Per network.
+    /// Per network, every seed (the first seed's networks first).
     pub networks: Vec<NetworkResult>,
+    /// Per network and measure: the correlation over seeds.
+    #[serde(default)]
+    pub seeds: Vec<SeedSpread>,
 }
 
 /// The experiment; see the module docs.
@@ -136,15 +177,30 @@ impl Experiment for BottomUp {
         BottomUpConfig::for_scale(scale)
     }
 
+    fn set_seeds(config: &mut BottomUpConfig, seeds: usize) -> Result<()> {
+        config.seeds = seeds;
+        Ok(())
+    }
+
+    fn check(config: &BottomUpConfig, _args: &ExperimentArgs) -> Result<()> {
+        if config.seeds == 0 {
+            return Err(Error::Input(
+                "bottom_up needs at least 1 seed (--seeds)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn headline(config: &BottomUpConfig, args: &ExperimentArgs) -> String {
         format!(
-            "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, every layer tracked after every epoch",
-            config.resnet_depth, args.data, config.epochs
+            "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, {} seed(s) each, every layer tracked after every epoch",
+            config.resnet_depth, args.data, config.epochs, config.seeds
         )
     }
 
     /// A plain CNN, a ResNet and an LSTM row-sequence classifier, each tracked at
-    /// initialisation and after every epoch on the first `probe_count` test images.
+    /// initialisation and after every epoch on the first `probe_count` test images; then the
+    /// same from the second seed (`NAME-seed2`), and so on.
     fn trainings(config: &BottomUpConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
         let data = image_data(args, config.side, config.train_count, config.test_count);
         let side = if args.data.starts_with("cifar") {
@@ -187,34 +243,36 @@ impl Experiment for BottomUp {
             } else {
                 ConvMode::Flatten
             });
-        Ok(networks
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, model, optimizer, lr))| Training {
-                name: name.to_string(),
-                config: TrainConfig {
-                    model,
-                    data: data.clone(),
-                    optimizer,
-                    schedule: ScheduleConfig::default(),
-                    lr,
-                    epochs: config.epochs,
-                    batch_size: 128,
-                    seed: derived_seed(args.seed, i as u64),
-                },
-                track: Some(TrackOptions {
-                    tracker: tracker.clone(),
-                    epochs: TrackEpochs::Every,
-                    probe_count: config.probe_count,
-                }),
-            })
-            .collect())
+        let mut trainings = Vec::new();
+        for s in 0..config.seeds {
+            for (i, (name, model, optimizer, lr)) in networks.iter().enumerate() {
+                trainings.push(Training {
+                    name: seed_name(name, s),
+                    config: TrainConfig {
+                        model: model.clone(),
+                        data: data.clone(),
+                        optimizer: optimizer.clone(),
+                        schedule: ScheduleConfig::default(),
+                        lr: *lr,
+                        epochs: config.epochs,
+                        batch_size: 128,
+                        seed: derived_seed(args.seed, (s * 100 + i) as u64),
+                    },
+                    track: Some(TrackOptions {
+                        tracker: tracker.clone(),
+                        epochs: TrackEpochs::Every,
+                        probe_count: config.probe_count,
+                    }),
+                });
+            }
+        }
+        Ok(trainings)
     }
 
     /// Each network's convergence tables, the first epoch at which each layer reaches
     /// `reach` of its final similarity, and the rank correlation of that epoch with depth.
     fn analyse(
-        _ctx: &Context,
+        ctx: &Context,
         config: &BottomUpConfig,
         runs: &[TrainedRun],
     ) -> Result<BottomUpAnalysis> {
@@ -227,7 +285,8 @@ impl Experiment for BottomUp {
             let report = Tracker::open(tracker_config)?.finish()?;
             let mut first_epoch = Vec::new();
             let mut correlation = Vec::new();
-            for table in &report.convergence {
+            let mut interval = Vec::new();
+            for (m, table) in report.convergence.iter().enumerate() {
                 let reached = table.first_epoch_reaching(config.reach);
                 let (depths, epochs): (Vec<f64>, Vec<f64>) = reached
                     .iter()
@@ -235,6 +294,11 @@ impl Experiment for BottomUp {
                     .filter_map(|(i, (_, e))| e.map(|e| (i as f64, e as f64)))
                     .unzip();
                 correlation.push((table.metric.clone(), spearman(&depths, &epochs)));
+                let seed = derived_seed(ctx.args.seed, (networks.len() * 10 + m) as u64);
+                interval.push((
+                    table.metric.clone(),
+                    bootstrap_spearman(&depths, &epochs, LAYER_RESAMPLES, CONFIDENCE, seed),
+                ));
                 first_epoch.push((table.metric.clone(), reached));
             }
             networks.push(NetworkResult {
@@ -243,10 +307,12 @@ impl Experiment for BottomUp {
                 convergence: report.convergence,
                 first_epoch,
                 depth_order_correlation: correlation,
+                depth_order_interval: interval,
                 warnings: report.warnings,
             });
         }
-        Ok(BottomUpAnalysis { networks })
+        let seeds = seed_spread(&networks, config.seeds);
+        Ok(BottomUpAnalysis { networks, seeds })
     }
 
     /// Per network and measure: the convergence plot and the layers x epochs heatmap.
@@ -256,7 +322,12 @@ impl Experiment for BottomUp {
         analysis: &BottomUpAnalysis,
     ) -> Result<Vec<Figure>> {
         let mut figures = Vec::new();
-        for network in &analysis.networks {
+        // The first seed's networks (the other seeds' tables are in results.json).
+        for network in analysis
+            .networks
+            .iter()
+            .filter(|n| !n.name.contains("-seed"))
+        {
             let stem = ctx.out.join(format!("convergence_{}", network.name));
             let title = format!("{}: each layer vs its final representation", network.name);
             for path in crate::tracking::draw_convergence(&network.convergence, &stem, &title)? {
@@ -276,6 +347,103 @@ impl Experiment for BottomUp {
     }
 }
 
+/// The name of network `name`'s run from seed index `s` (0: `name`, then `name-seed2`, ...).
+fn seed_name(name: &str, s: usize) -> String {
+    if s == 0 {
+        name.to_string()
+    } else {
+        format!("{name}-seed{}", s + 1)
+    }
+}
+
+/// Per network and measure, its depth-order correlation over the seeds (`networks` is
+/// seed-major: every network of the first seed, then of the second, ...).
+fn seed_spread(networks: &[NetworkResult], seeds: usize) -> Vec<SeedSpread> {
+    let per_seed = networks.len() / seeds.max(1);
+    let mut spread = Vec::new();
+    for (i, first) in networks[..per_seed].iter().enumerate() {
+        for (m, (metric, _)) in first.depth_order_correlation.iter().enumerate() {
+            let correlations: Vec<Option<f64>> = (0..seeds)
+                .filter_map(|s| networks.get(s * per_seed + i))
+                .map(|n| n.depth_order_correlation.get(m).and_then(|(_, c)| *c))
+                .collect();
+            let defined: Vec<f64> = correlations.iter().flatten().copied().collect();
+            let stats = mean_sd(&defined);
+            spread.push(SeedSpread {
+                network: first.name.clone(),
+                metric: metric.clone(),
+                mean: stats.map(|(mean, _)| mean),
+                sd: stats.and_then(|(_, sd)| sd),
+                positive: defined.iter().filter(|c| **c > 0.0).count(),
+                correlations,
+            });
+        }
+    }
+    spread
+}
+
+/// The summary's "Significance at this scale": which networks' bottom-up order the layer
+/// bootstrap supports, and (with several seeds) how it varies between seeds.
+fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
+    let (mut supported, mut not) = (Vec::new(), Vec::new());
+    for n in r.networks.iter().filter(|n| !n.name.contains("-seed")) {
+        for (metric, interval) in &n.depth_order_interval {
+            let label = format!("{} by {metric}", n.name);
+            match interval {
+                Some(i) if i.low > 0.0 => supported.push(label),
+                _ => not.push(label),
+            }
+        }
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut s = format!(
+        "## Significance at this scale\n\nA correlation counts as a bottom-up order when its 95% bootstrap interval over the layers \
+         (the (depth, epoch) pairs resampled {LAYER_RESAMPLES} times) lies above zero. With a few layers per network and epochs that \
+         tie, the intervals are wide; they say how much the order rests on single layers, not how another seed would order them. \
+         Bottom-up and significant: {}. Not significant: {}.\n\n",
+        list(&supported),
+        list(&not)
+    );
+    if c.seeds >= 2 {
+        let rows: Vec<Vec<String>> = r
+            .seeds
+            .iter()
+            .map(|sp| {
+                vec![
+                    sp.network.clone(),
+                    sp.metric.clone(),
+                    sp.correlations
+                        .iter()
+                        .map(|c| c.map_or("-".into(), |c| format!("{c:+.2}")))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    match (sp.mean, sp.sd) {
+                        (Some(m), Some(sd)) => format!("{m:+.2} ± {sd:.2}"),
+                        (Some(m), None) => format!("{m:+.2}"),
+                        _ => "-".into(),
+                    },
+                    format!("{} of {}", sp.positive, c.seeds),
+                ]
+            })
+            .collect();
+        s.push_str(&format!("Over {} seeds of each network:\n\n", c.seeds));
+        s.push_str(&markdown_table(
+            &["network", "measure", "per seed", "mean ± sd", "positive"],
+            &rows,
+        ));
+        s.push('\n');
+    } else {
+        s.push_str("One seed per network (the default, which keeps the run within its time budget): `--seeds 2` or more reports each correlation's spread over seeds.\n\n");
+    }
+    s
+}
+
 fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[Figure]) -> String {
     let mut s = format!(
         "# bottom_up\n\nRaghu et al. 2017 (SVCCA, Fig. 4); Morcos et al. 2018 (PWCCA, RNNs). A plain CNN, a ResNet-{} and an LSTM \
@@ -288,7 +456,9 @@ fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[
         c.resnet_depth, p.data, c.train_count, c.test_count, c.side, c.epochs, c.probe_count, c.pool, c.pool,
         p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.models_training_seconds, c.reach
     );
-    for n in &r.networks {
+    // The first seed's tables; the other seeds' are in results.json and their correlations in
+    // the significance section.
+    for n in r.networks.iter().filter(|n| !n.name.contains("-seed")) {
         s.push_str(&format!(
             "## {} (test accuracy {:.1}%)\n\n",
             n.name,
@@ -313,14 +483,19 @@ fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[
         let mut header = vec!["layer"];
         header.extend(n.first_epoch.iter().map(|(m, _)| m.as_str()));
         s.push_str(&markdown_table(&header, &rows));
-        s.push_str("\nSpearman correlation of depth with the first epoch reaching the threshold: ");
+        s.push_str("\nSpearman correlation of depth with the first epoch reaching the threshold (95% bootstrap interval over the layers): ");
         let corr: Vec<String> = n
             .depth_order_correlation
             .iter()
-            .map(|(m, c)| {
+            .zip(&n.depth_order_interval)
+            .map(|((m, c), (_, interval))| {
                 format!(
-                    "{m} {}",
-                    c.map_or("undefined".into(), |c| format!("{c:+.2}"))
+                    "{m} {}{}",
+                    c.map_or("undefined".into(), |c| format!("{c:+.2}")),
+                    interval.map_or(String::new(), |i| format!(
+                        " [{:+.2}, {:+.2}]",
+                        i.low, i.high
+                    ))
                 )
             })
             .collect();
@@ -334,5 +509,6 @@ fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[
             s.push_str(&format!("![{f}]({f})\n\n"));
         }
     }
+    s.push_str(&significance_paragraph(c, r));
     s
 }

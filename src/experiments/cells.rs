@@ -177,7 +177,10 @@ fn check_name(name: &str, what: &str) -> Result<()> {
 
 /// The experiment's configuration from `args`, checked.
 fn config_of<E: Experiment>(args: &ExperimentArgs) -> Result<E::Config> {
-    let config = args.config_or(E::config(args.scale()))?;
+    let mut config = args.config_or(E::config(args.scale()))?;
+    if let Some(seeds) = args.seeds {
+        E::set_seeds(&mut config, seeds)?;
+    }
     E::check(&config, args)?;
     Ok(config)
 }

@@ -33,6 +33,9 @@ pub struct ExperimentArgs {
     pub device: DeviceChoice,
     /// Base seed (each trained network derives its own from it).
     pub seed: u64,
+    /// How many seeds of each network the experiment trains (`--seeds N`), instead of its
+    /// configuration's; experiments without seeds refuse it.
+    pub seeds: Option<usize>,
     /// Data: shapes (built in), cifar10=PATH, cifar100=PATH, folder=PATH.
     pub data: String,
     /// A seconds-long run for CI.
@@ -59,6 +62,7 @@ impl Default for ExperimentArgs {
             out: None,
             device: DeviceChoice::Auto,
             seed: 0,
+            seeds: None,
             data: "shapes".into(),
             smoke: false,
             full: false,
@@ -129,6 +133,9 @@ impl ExperimentArgs {
         };
         let mut flags = vec!["--out".to_string(), absolute(&self.out_dir(name))?];
         flags.extend(["--seed".to_string(), self.seed.to_string()]);
+        if let Some(seeds) = self.seeds {
+            flags.extend(["--seeds".to_string(), seeds.to_string()]);
+        }
         let data = match self.data.split_once('=') {
             Some((kind, path)) => format!("{kind}={}", absolute(Path::new(path))?),
             None => self.data.clone(),
@@ -158,6 +165,9 @@ impl ExperimentArgs {
     /// `--config FILE`).
     pub fn reproduce_flags(&self) -> String {
         let mut flags = format!("--seed {}", self.seed);
+        if let Some(seeds) = self.seeds {
+            flags.push_str(&format!(" --seeds {seeds}"));
+        }
         if self.data != "shapes" {
             flags.push_str(&format!(" --data {}", self.data));
         }
@@ -487,6 +497,15 @@ pub trait Experiment {
 
     /// The configuration of a scale.
     fn config(scale: Scale) -> Self::Config;
+
+    /// Sets how many seeds of each network the configuration trains (`--seeds N`). Default:
+    /// refused, for an experiment whose networks have no seeds to repeat.
+    fn set_seeds(_config: &mut Self::Config, seeds: usize) -> Result<()> {
+        Err(Error::Input(format!(
+            "{} does not take --seeds (asked for {seeds})",
+            Self::NAME
+        )))
+    }
 
     /// Refuses a configuration (or flags) it cannot run, before anything is trained.
     fn check(_config: &Self::Config, _args: &ExperimentArgs) -> Result<()> {

@@ -22,11 +22,12 @@ use super::harness::{
     Provenance, Scale, TrainedRun, Training,
 };
 use crate::error::{Error, Result};
+use crate::statistics::{two_group_permutation, PermutationTest};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemorizeConfig {
-    /// Networks per group.
+    /// Networks per group, each from its own seed (`--seeds N`).
     pub group_size: usize,
     /// Image side.
     pub side: usize,
@@ -59,7 +60,9 @@ impl MemorizeConfig {
                 lr: 3e-3,
             },
             Scale::Default => MemorizeConfig {
-                group_size: 3,
+                // 4 per group: 70 assignments of the permutation test, so p can reach 1/70
+                // (3 per group: 20, and no p below 0.05).
+                group_size: 4,
                 side: 16,
                 train_count: 500,
                 test_count: 1000,
@@ -101,11 +104,29 @@ pub struct GroupResult {
     pub sd: Vec<f64>,
 }
 
+/// The permutation test of one layer: are the random-label networks further apart from each
+/// other than the true-label ones ([`crate::statistics::two_group_permutation`])?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerTest {
+    /// The layer.
+    pub layer: String,
+    /// The test (statistic: mean distance within the random-label group minus within the
+    /// true-label group); `None` when a group has no defined distance at this layer.
+    pub test: Option<PermutationTest>,
+}
+
 /// What the experiment measured (`results.json` adds the configs and provenance).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemorizeAnalysis {
     /// True labels, then random labels.
     pub groups: Vec<GroupResult>,
+    /// Per pair (true-label network i, random-label network j): the PWCCA distance of each
+    /// layer (what the permutation test mixes into the groups).
+    #[serde(default)]
+    pub between_groups: Vec<((usize, usize), Vec<Option<f64>>)>,
+    /// Per layer: the permutation test over the assignments of networks to the two groups.
+    #[serde(default)]
+    pub layer_tests: Vec<LayerTest>,
 }
 
 /// The two groups: (label, fraction of random labels, run-name prefix).
@@ -129,6 +150,22 @@ impl Experiment for MemorizeVsGeneralize {
 
     fn config(scale: Scale) -> MemorizeConfig {
         MemorizeConfig::for_scale(scale)
+    }
+
+    /// `--seeds N`: N networks per group (at least 2, for a pair).
+    fn set_seeds(config: &mut MemorizeConfig, seeds: usize) -> Result<()> {
+        config.group_size = seeds;
+        Ok(())
+    }
+
+    fn check(config: &MemorizeConfig, _args: &ExperimentArgs) -> Result<()> {
+        if config.group_size < 2 {
+            return Err(Error::Input(format!(
+                "memorize_vs_generalize needs at least 2 networks per group (--seeds / group_size), not {}",
+                config.group_size
+            )));
+        }
+        Ok(())
     }
 
     fn headline(config: &MemorizeConfig, args: &ExperimentArgs) -> String {
@@ -191,17 +228,47 @@ impl Experiment for MemorizeVsGeneralize {
             .ok_or_else(|| Error::Failure("no probe batch".into()))??;
         let mode = ConvMode::Pool { size: config.pool };
         let options = MetricOptions::default();
-        let mut groups = Vec::new();
-        for ((label, _, _), group_runs) in GROUPS.iter().zip(runs.chunks(config.group_size)) {
-            let mut per_network: Vec<Vec<Layer>> = Vec::new();
-            for run in group_runs {
-                let model = run.load(&ctx.device)?;
-                let (_, acts) = model.forward_images(batch.images.clone(), &Probe::Blocks)?;
-                per_network.push(layers_from_activations(acts, mode, TimeReduction::Last)?);
-            }
-            groups.push(group_distances(label, group_runs, &per_network, &options)?);
+        let mut per_network: Vec<Vec<Layer>> = Vec::new();
+        for run in runs {
+            let model = run.load(&ctx.device)?;
+            let (_, acts) = model.forward_images(batch.images.clone(), &Probe::Blocks)?;
+            per_network.push(layers_from_activations(acts, mode, TimeReduction::Last)?);
         }
-        Ok(MemorizeAnalysis { groups })
+        let distances = pair_distances(&per_network, &options);
+        let g = config.group_size;
+        let mut groups = Vec::new();
+        for (k, (label, _, _)) in GROUPS.iter().enumerate() {
+            let members: Vec<usize> = (k * g..(k + 1) * g).collect();
+            groups.push(group_distances(
+                label,
+                &runs[k * g..(k + 1) * g],
+                &per_network[0],
+                &members,
+                &distances,
+            )?);
+        }
+        let between_groups = (0..g)
+            .flat_map(|i| (0..g).map(move |j| (i, j)))
+            .map(|(i, j)| ((i, j), distances[&(i, g + j)].clone()))
+            .collect();
+        let layer_tests = per_network[0]
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| LayerTest {
+                layer: layer.name.clone(),
+                test: two_group_permutation(
+                    2 * g,
+                    g,
+                    |i, j| distances[&(i, j)][l],
+                    derived_seed(ctx.args.seed, l as u64),
+                ),
+            })
+            .collect();
+        Ok(MemorizeAnalysis {
+            groups,
+            between_groups,
+            layer_tests,
+        })
     }
 
     /// The mean distance per layer of each group, shaded from the smallest to the largest
@@ -259,32 +326,50 @@ impl Experiment for MemorizeVsGeneralize {
     }
 }
 
-/// The PWCCA distance of every pair of networks in one group, per layer, with its mean and
-/// standard deviation over pairs.
+/// The PWCCA distance `1 - PWCCA` of every pair `i < j` of networks, per layer (`None` where
+/// it is undefined).
+fn pair_distances(
+    per_network: &[Vec<Layer>],
+    options: &MetricOptions,
+) -> std::collections::BTreeMap<(usize, usize), Vec<Option<f64>>> {
+    let mut pairs = std::collections::BTreeMap::new();
+    for i in 0..per_network.len() {
+        for j in i + 1..per_network.len() {
+            let distances = per_network[i]
+                .iter()
+                .zip(&per_network[j])
+                .map(|(a, b)| {
+                    similarity_matrix(
+                        Metric::Pwcca,
+                        std::slice::from_ref(a),
+                        std::slice::from_ref(b),
+                        options,
+                    )
+                    .ok()
+                    .and_then(|m| m.values[0][0])
+                    .map(|v| 1.0 - v)
+                })
+                .collect();
+            pairs.insert((i, j), distances);
+        }
+    }
+    pairs
+}
+
+/// One group's distances: every pair of its `members` (indices into `distances`' networks,
+/// reported by their place in the group), with the mean and standard deviation over pairs.
 fn group_distances(
     label: &str,
     runs: &[TrainedRun],
-    per_network: &[Vec<Layer>],
-    options: &MetricOptions,
+    layers: &[Layer],
+    members: &[usize],
+    distances: &std::collections::BTreeMap<(usize, usize), Vec<Option<f64>>>,
 ) -> Result<GroupResult> {
-    let names: Vec<String> = per_network[0].iter().map(|l| l.name.clone()).collect();
+    let names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
     let mut pairs = Vec::new();
-    for i in 0..per_network.len() {
-        for j in i + 1..per_network.len() {
-            let mut distances = Vec::new();
-            for (a, b) in per_network[i].iter().zip(&per_network[j]) {
-                let d = similarity_matrix(
-                    Metric::Pwcca,
-                    std::slice::from_ref(a),
-                    std::slice::from_ref(b),
-                    options,
-                )
-                .ok()
-                .and_then(|m| m.values[0][0])
-                .map(|v| 1.0 - v);
-                distances.push(d);
-            }
-            pairs.push(((i, j), distances));
+    for (i, &a) in members.iter().enumerate() {
+        for (j, &b) in members.iter().enumerate().skip(i + 1) {
+            pairs.push(((i, j), distances[&(a, b)].clone()));
         }
     }
     let (mut mean, mut sd) = (Vec::new(), Vec::new());
@@ -308,6 +393,62 @@ fn group_distances(
         mean,
         sd,
     })
+}
+
+/// The permutation test of layer `l`, when it was defined.
+fn layer_test(r: &MemorizeAnalysis, l: usize) -> Option<&PermutationTest> {
+    r.layer_tests.get(l).and_then(|t| t.test.as_ref())
+}
+
+/// The summary's "Significance at this scale": which layers' gaps the permutation test
+/// supports, and the smallest p-value the group size allows.
+fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
+    let level = 0.05;
+    let Some(first) = r.layer_tests.iter().find_map(|t| t.test) else {
+        return "**Significance at this scale**: no layer has a defined distance in both groups, so no test was made.\n\n".into();
+    };
+    let (significant, not): (Vec<&LayerTest>, Vec<&LayerTest>) = r
+        .layer_tests
+        .iter()
+        .filter(|t| t.test.is_some())
+        .partition(|t| t.test.is_some_and(|t| t.p_value <= level));
+    let names = |v: &[&LayerTest]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|t| t.layer.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let smallest = 1.0 / first.assignments as f64;
+    let mut s = format!(
+        "**Significance at this scale** (a permutation test per layer: the {} networks are reassigned to two groups of {} in every \
+         possible way{}, and p is the share of assignments whose statistic, mean distance within the random-label group minus within \
+         the true-label group, is at least the observed one; the smallest possible p is 1/{} = {:.3}). \
+         Layers where the memorising networks are further apart at p <= {level}: {}. Not significant: {}.",
+        2 * c.group_size,
+        c.group_size,
+        if first.exact { "" } else { " (a seeded sample of 20,000 assignments)" },
+        first.assignments,
+        smallest,
+        names(&significant),
+        names(&not),
+    );
+    if smallest > level {
+        s.push_str(&format!(
+            " With {} networks per group no layer can reach p <= {level}; `--seeds 4` or more can.",
+            c.group_size
+        ));
+    } else if smallest > 0.01 {
+        s.push_str(&format!(
+            " With {} networks per group the test can say no more than p = {smallest:.3}: that is the strongest evidence this group size can give; `--seeds 5` (252 assignments) gives finer p-values.",
+            c.group_size
+        ));
+    }
+    s.push_str(" The test treats networks, not test images, as the units: it asks whether a new seed would show the same gap.\n\n");
+    s
 }
 
 fn summary(c: &MemorizeConfig, r: &MemorizeAnalysis, p: &Provenance) -> String {
@@ -344,14 +485,22 @@ fn summary(c: &MemorizeConfig, r: &MemorizeAnalysis, p: &Provenance) -> String {
                 row.push(format!("{:.3} ± {:.3}", g.mean[l], g.sd[l]));
             }
             row.push(format!("{:+.3}", r.groups[1].mean[l] - r.groups[0].mean[l]));
+            row.push(layer_test(r, l).map_or("-".into(), |t| format!("{:.3}", t.p_value)));
             row
         })
         .collect();
     s.push_str(&markdown_table(
-        &["layer", "true labels", "random labels", "random - true"],
+        &[
+            "layer",
+            "true labels",
+            "random labels",
+            "random - true",
+            "p (permutation)",
+        ],
         &rows,
     ));
-    s.push_str("\nA positive last column means the memorising networks differ more from each other than the generalising ones at that layer.\n\n");
+    s.push_str("\nA positive `random - true` means the memorising networks differ more from each other than the generalising ones at that layer.\n\n");
+    s.push_str(&significance_paragraph(c, r));
     s.push_str("![pwcca_distance.png](pwcca_distance.png)\n\n");
     s
 }

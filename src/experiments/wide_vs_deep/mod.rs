@@ -16,7 +16,11 @@
 mod report;
 mod results;
 
-pub use results::{CrossResult, ModelResult, PerClassResult, WideVsDeepAnalysis, WideVsDeepConfig};
+use results::CLASS_RESAMPLES;
+pub use results::{
+    ArchitectureResult, ClassGap, CrossResult, ModelResult, PerClassResult, Spread,
+    WideVsDeepAnalysis, WideVsDeepConfig,
+};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,61 +40,104 @@ use super::harness::{
 };
 use crate::analysis::{block_contrast, longest_block};
 use crate::error::{Error, Result};
+use crate::statistics::{bootstrap_mean, mean_sd};
 
-/// Per-class test accuracy of two models on the whole probe split.
-fn per_class_accuracy(
+/// The test split's labels and each model's predicted class per image, in one pass.
+fn test_predictions(
     probing: &Probing,
-    images: &repsim_train::datasets::ImageData,
-    (wide_name, wide): (&str, &AnyModel),
-    (deep_name, deep): (&str, &AnyModel),
-) -> Result<PerClassResult> {
+    models: &[&AnyModel],
+) -> Result<(Vec<usize>, Vec<Vec<i64>>)> {
     use burn::data::dataloader::batcher::Batcher;
     use burn::data::dataset::Dataset;
-    let classes = images.classes.len();
-    let (mut total, mut right_wide, mut right_deep) = (
-        vec![0usize; classes],
-        vec![0usize; classes],
-        vec![0usize; classes],
-    );
     let n = probing.test.len();
+    let mut labels = Vec::with_capacity(n);
+    let mut predictions = vec![Vec::with_capacity(n); models.len()];
     for start in (0..n).step_by(256) {
         let items = probing
             .test
             .get_many((start..(start + 256).min(n)).collect())
             .map_err(|e| Error::Failure(format!("reading the test split: {e}")))?;
-        let labels: Vec<usize> = items.iter().map(|i| i.label).collect();
+        labels.extend(items.iter().map(|i| i.label));
         let batch = probing.batcher.batch(items, &probing.device);
-        let predict = |model: &AnyModel| -> Result<Vec<i64>> {
+        for (model, predicted) in models.iter().zip(&mut predictions) {
             let (logits, _) = model.forward_images(batch.images.clone(), &Probe::None)?;
-            logits
-                .argmax(1)
-                .try_into_vec_as::<i64>()
-                .map_err(|e| Error::Failure(format!("reading predictions back: {e:?}")))
-        };
-        let (pw, pd) = (predict(wide)?, predict(deep)?);
-        for (k, &label) in labels.iter().enumerate() {
-            if label < classes {
-                total[label] += 1;
-                right_wide[label] += usize::from(pw[k] == label as i64);
-                right_deep[label] += usize::from(pd[k] == label as i64);
-            }
+            predicted.extend(
+                logits
+                    .argmax(1)
+                    .try_into_vec_as::<i64>()
+                    .map_err(|e| Error::Failure(format!("reading predictions back: {e:?}")))?,
+            );
         }
     }
-    let rate = |right: usize, all: usize| right as f64 / all.max(1) as f64;
-    Ok(PerClassResult {
-        wide: wide_name.to_string(),
-        deep: deep_name.to_string(),
-        classes: (0..classes)
-            .map(|c| {
-                (
-                    images.classes[c].clone(),
-                    total[c],
-                    rate(right_wide[c], total[c]),
-                    rate(right_deep[c], total[c]),
-                )
+    Ok((labels, predictions))
+}
+
+/// Per-class accuracies of the wide and the deep model (first seed), their gap averaged over
+/// the seeds with a bootstrap interval over each class's test images, and the gap between two
+/// seeds of one architecture as the baseline. `predictions`: wide seeds, then deep seeds (as
+/// many), then the baseline's two runs when there is one.
+fn per_class_result(
+    images: &repsim_train::datasets::ImageData,
+    labels: &[usize],
+    predictions: &[Vec<i64>],
+    names: (&str, &str),
+    baseline: Option<(String, String)>,
+    seed: u64,
+) -> PerClassResult {
+    let classes = images.classes.len();
+    let seeds = (predictions.len() - if baseline.is_some() { 2 } else { 0 }) / 2;
+    let (wide, rest) = predictions.split_at(seeds);
+    let (deep, pair) = rest.split_at(seeds);
+    let right = |p: &[i64], i: usize| f64::from(u8::from(p[i] == labels[i] as i64));
+    let mut rows = Vec::new();
+    let mut gaps = Vec::new();
+    for c in 0..classes {
+        let members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+        let rate = |p: &[i64]| {
+            members.iter().map(|&i| right(p, i)).sum::<f64>() / members.len().max(1) as f64
+        };
+        rows.push((
+            images.classes[c].clone(),
+            members.len(),
+            rate(&wide[0]),
+            rate(&deep[0]),
+        ));
+        // Per image: wide minus deep right, averaged over the seeds.
+        let per_image: Vec<f64> = members
+            .iter()
+            .map(|&i| {
+                (0..seeds)
+                    .map(|k| right(&wide[k], i) - right(&deep[k], i))
+                    .sum::<f64>()
+                    / seeds as f64
             })
-            .collect(),
-    })
+            .collect();
+        let seed_per_image: Option<Vec<f64>> = (pair.len() == 2).then(|| {
+            members
+                .iter()
+                .map(|&i| right(&pair[0], i) - right(&pair[1], i))
+                .collect()
+        });
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let class_seed = derived_seed(seed, c as u64);
+        gaps.push(ClassGap {
+            class: images.classes[c].clone(),
+            gap: mean(&per_image),
+            interval: bootstrap_mean(&per_image, CLASS_RESAMPLES, 0.95, class_seed),
+            seed_gap: seed_per_image.as_deref().map(mean),
+            seed_interval: seed_per_image.as_deref().and_then(|v| {
+                bootstrap_mean(v, CLASS_RESAMPLES, 0.95, class_seed.wrapping_add(1 << 32))
+            }),
+        });
+    }
+    PerClassResult {
+        wide: names.0.to_string(),
+        deep: names.1.to_string(),
+        classes: rows,
+        seeds,
+        baseline,
+        gaps,
+    }
 }
 
 fn train_config(
@@ -173,9 +220,30 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
     super::cells::run::<WideVsDeep>(args)
 }
 
-/// The name of the grid model of `depth` x `width`.
-fn model_name(depth: usize, width: usize) -> String {
-    format!("resnet{depth}x{width}")
+/// The name of the grid model of `depth` x `width` from seed index `s` (0: `resnet20x2`,
+/// then `resnet20x2-seed2`, ...).
+fn model_name(depth: usize, width: usize, s: usize) -> String {
+    if s == 0 {
+        format!("resnet{depth}x{width}")
+    } else {
+        format!("resnet{depth}x{width}-seed{}", s + 1)
+    }
+}
+
+/// The grid model of `depth` x `width` from seed index `s`. Its seed follows from (depth,
+/// width, s), so it stays the same when the grid or the number of seeds changes.
+fn grid_training(
+    config: &WideVsDeepConfig,
+    args: &ExperimentArgs,
+    depth: usize,
+    width: usize,
+    s: usize,
+) -> Training {
+    let seed = derived_seed(args.seed, (100_000 * s + depth * 100 + width) as u64);
+    Training::new(
+        model_name(depth, width, s),
+        train_config(config, args, depth, width, seed),
+    )
 }
 
 impl Experiment for WideVsDeep {
@@ -202,26 +270,27 @@ impl Experiment for WideVsDeep {
         )
     }
 
-    /// The grid (depth down, width across), then the second seed of `second_seed`. A model's
-    /// seed follows from its (depth, width), so it stays the same when the grid changes.
+    /// The grid (depth down, width across) from each seed in turn; with one seed, then the
+    /// second seed of `second_seed` (the seed-to-seed comparison).
     fn trainings(config: &WideVsDeepConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
         let mut trainings = Vec::new();
-        for &depth in &config.depths {
-            for &width in &config.widths {
-                let seed = derived_seed(args.seed, (depth * 100 + width) as u64);
-                trainings.push(Training::new(
-                    model_name(depth, width),
-                    train_config(config, args, depth, width, seed),
-                ));
+        for s in 0..config.seeds {
+            for &depth in &config.depths {
+                for &width in &config.widths {
+                    trainings.push(grid_training(config, args, depth, width, s));
+                }
             }
         }
-        let (sd, sw) = config.second_seed;
-        let seed = derived_seed(args.seed, (100_000 + sd * 100 + sw) as u64);
-        trainings.push(Training::new(
-            format!("{}-seed2", model_name(sd, sw)),
-            train_config(config, args, sd, sw, seed),
-        ));
+        if config.seeds == 1 {
+            let (sd, sw) = config.second_seed;
+            trainings.push(grid_training(config, args, sd, sw, 1));
+        }
         Ok(trainings)
+    }
+
+    fn set_seeds(config: &mut WideVsDeepConfig, seeds: usize) -> Result<()> {
+        config.seeds = seeds;
+        Ok(())
     }
 
     fn analyse(
@@ -229,26 +298,17 @@ impl Experiment for WideVsDeep {
         config: &WideVsDeepConfig,
         runs: &[TrainedRun],
     ) -> Result<WideVsDeepAnalysis> {
-        let (_, grid_runs) = runs
-            .split_last()
-            .ok_or_else(|| Error::Failure("wide_vs_deep trained no models".into()))?;
-        let models = grid_runs
+        let models = runs
             .iter()
             .map(|run| model_part(ctx, config, run))
             .collect::<Result<Vec<_>>>()?;
-        let CrossPart { cross, per_class } = cross_part(ctx, config, runs)?;
-        Ok(WideVsDeepAnalysis {
-            models,
-            cross,
-            per_class,
-        })
+        Ok(assemble(config, models, cross_part(ctx, config, runs)?))
     }
 
-    /// One part per grid model (its within-model CKA, first PC, block structure), and one for
-    /// the cross-model comparisons, which needs every model.
+    /// One part per trained model (its within-model CKA, first PC, block structure), and one
+    /// for the cross-model comparisons, which needs every model.
     fn analysis_parts(_config: &WideVsDeepConfig, trainings: &[Training]) -> Vec<AnalysisPart> {
-        let grid = &trainings[..trainings.len().saturating_sub(1)];
-        let mut parts: Vec<AnalysisPart> = grid
+        let mut parts: Vec<AnalysisPart> = trainings
             .iter()
             .map(|t| AnalysisPart {
                 name: t.name.clone(),
@@ -280,7 +340,7 @@ impl Experiment for WideVsDeep {
     }
 
     fn combine(
-        _config: &WideVsDeepConfig,
+        config: &WideVsDeepConfig,
         runs: &[TrainedRun],
         mut parts: Vec<serde_json::Value>,
     ) -> Result<WideVsDeepAnalysis> {
@@ -290,7 +350,7 @@ impl Experiment for WideVsDeep {
         let cross = parts
             .pop()
             .ok_or_else(|| Error::Failure("wide_vs_deep: no analysis part".into()))?;
-        let CrossPart { cross, per_class } = serde_json::from_value(cross).map_err(invalid)?;
+        let cross: CrossPart = serde_json::from_value(cross).map_err(invalid)?;
         let mut models = parts
             .into_iter()
             .map(|p| serde_json::from_value::<ModelResult>(p).map_err(invalid))
@@ -301,11 +361,7 @@ impl Experiment for WideVsDeep {
                 model.reused = run.reused;
             }
         }
-        Ok(WideVsDeepAnalysis {
-            models,
-            cross,
-            per_class,
-        })
+        Ok(assemble(config, models, cross))
     }
 
     fn figures(
@@ -399,6 +455,51 @@ struct CrossPart {
     per_class: Option<PerClassResult>,
 }
 
+/// The analysis from every trained model's part (grid order, seed by seed) and the cross part:
+/// the first seed's grid, the other seeds' models, and each architecture over its seeds.
+fn assemble(
+    config: &WideVsDeepConfig,
+    all: Vec<ModelResult>,
+    CrossPart { cross, per_class }: CrossPart,
+) -> WideVsDeepAnalysis {
+    let (models, seed_models): (Vec<ModelResult>, Vec<ModelResult>) =
+        all.into_iter().partition(|m| !m.name.contains("-seed"));
+    let mut architectures = Vec::new();
+    for &depth in &config.depths {
+        for &width in &config.widths {
+            let runs: Vec<&ModelResult> = models
+                .iter()
+                .chain(&seed_models)
+                .filter(|m| m.depth == depth && m.width == width)
+                .collect();
+            let spread = |f: fn(&ModelResult) -> f64| -> Spread {
+                let values: Vec<f64> = runs.iter().map(|m| f(m)).collect();
+                let (mean, sd) = mean_sd(&values).unwrap_or((f64::NAN, None));
+                Spread { mean, sd }
+            };
+            if runs.is_empty() {
+                continue;
+            }
+            architectures.push(ArchitectureResult {
+                name: model_name(depth, width, 0),
+                runs: runs.iter().map(|m| m.name.clone()).collect(),
+                test_accuracy: spread(|m| m.test_accuracy),
+                block_share: spread(|m| m.block_share),
+                block_layers: spread(|m| m.block.1 as f64),
+                block_contrast: spread(|m| m.block_contrast),
+                with_block_structure: runs.iter().filter(|m| m.block_structure).count(),
+            });
+        }
+    }
+    WideVsDeepAnalysis {
+        models,
+        seed_models,
+        architectures,
+        cross,
+        per_class,
+    }
+}
+
 /// What the cross-model part needs to know of a grid model (from its run).
 struct GridModel {
     name: String,
@@ -408,13 +509,13 @@ struct GridModel {
 }
 
 /// The cross-model comparisons: one architecture from two seeds, the wide and the deep model
-/// of closest accuracy (and their per-class accuracies), the smallest model against the
-/// deepest and the widest. `runs`: the grid, then the second seed.
+/// of closest accuracy (and their per-class accuracies over every seed, against the two seeds'
+/// gap), the smallest model against the deepest and the widest. `runs`: every trained model
+/// (the first seed's grid first).
 fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> Result<CrossPart> {
-    let (second_run, grid_runs) = runs
-        .split_last()
-        .ok_or_else(|| Error::Failure("wide_vs_deep trained no models".into()))?;
-    let data = open_data(grid_runs)?;
+    let grid_runs: Vec<&TrainedRun> = runs.iter().filter(|r| !r.name.contains("-seed")).collect();
+    let run_named = |name: &str| runs.iter().find(|r| r.name == name);
+    let data = open_data(runs)?;
     let (probing, images) = probing(ctx, config, &data)?;
     let models = grid_runs
         .iter()
@@ -470,7 +571,8 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
         Ok(())
     };
     let (sd, sw) = config.second_seed;
-    if let Some(a) = index(sd, sw) {
+    let second_run = run_named(&model_name(sd, sw, 1));
+    if let (Some(a), Some(second_run)) = (index(sd, sw), second_run) {
         let model_b = second_run.load(&ctx.device)?;
         compare(
             "same architecture, two seeds",
@@ -497,12 +599,41 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
             &loaded[deep],
             &models[deep].name.clone(),
         )?;
-        per_class = Some(per_class_accuracy(
-            &probing,
+        // The other seeds of the wide and the deep model.
+        let other_seeds = |grid_index: usize| -> Result<Vec<AnyModel>> {
+            (1..config.seeds)
+                .map(|s| {
+                    let name = model_name(models[grid_index].depth, models[grid_index].width, s);
+                    run_named(&name)
+                        .ok_or_else(|| {
+                            Error::Failure(format!("wide_vs_deep: no trained model {name}"))
+                        })?
+                        .load(&ctx.device)
+                })
+                .collect()
+        };
+        let (wide_seeds, deep_seeds) = (other_seeds(wide)?, other_seeds(deep)?);
+        let baseline_runs = index(sd, sw).zip(second_run);
+        let baseline_model = baseline_runs
+            .map(|(_, run)| run.load(&ctx.device))
+            .transpose()?;
+        let mut all: Vec<&AnyModel> = std::iter::once(&loaded[wide])
+            .chain(&wide_seeds)
+            .chain(std::iter::once(&loaded[deep]))
+            .chain(&deep_seeds)
+            .collect();
+        if let (Some((a, _)), Some(b)) = (baseline_runs, &baseline_model) {
+            all.extend([&loaded[a], b]);
+        }
+        let (labels, predictions) = test_predictions(&probing, &all)?;
+        per_class = Some(per_class_result(
             images,
-            (&models[wide].name, &loaded[wide]),
-            (&models[deep].name, &loaded[deep]),
-        )?);
+            &labels,
+            &predictions,
+            (&models[wide].name, &models[deep].name),
+            baseline_runs.map(|(a, run)| (models[a].name.clone(), run.name.clone())),
+            derived_seed(ctx.args.seed, 7),
+        ));
     }
     if let Some(small) = index(d0, w0) {
         for (label, other) in [

@@ -4,7 +4,10 @@ use repsim_viz::{
     save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, LineColors, LinePlot, Series,
 };
 
-use super::results::{CrossResult, ModelResult, WideVsDeepAnalysis, WideVsDeepConfig};
+use super::results::{
+    CrossResult, ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
+    CLASS_RESAMPLES,
+};
 use crate::error::Result;
 use crate::experiments::harness::{markdown_table, Context, Figure, Provenance};
 
@@ -226,40 +229,243 @@ pub(super) fn summary(
         ));
     }
     s.push('\n');
+    s.push_str(&seeds_table(r));
     if let Some(pc) = &r.per_class {
-        s.push_str(&format!(
-            "**Per class** (the paper's Section 6), {} (wide) vs {} (deep), the pair of a wider-shallower and a narrower-deeper model \
-             with the closest test accuracy. With one seed each and about a hundred test images per class, differences under about \
-             10 points are within noise; the paper averages many seeds.\n\n",
-            pc.wide, pc.deep
-        ));
-        let rows: Vec<Vec<String>> = pc
-            .classes
-            .iter()
-            .map(|(name, n, w, d)| {
-                vec![
-                    name.clone(),
-                    n.to_string(),
-                    format!("{:.1}%", 100.0 * w),
-                    format!("{:.1}%", 100.0 * d),
-                    format!("{:+.1}", 100.0 * (w - d)),
-                ]
-            })
-            .collect();
-        s.push_str(&markdown_table(
-            &[
-                "class",
-                "test images",
-                "wide",
-                "deep",
-                "wide - deep (points)",
-            ],
-            &rows,
-        ));
-        s.push('\n');
+        s.push_str(&per_class_table(pc));
     }
+    s.push_str(&significance(c, r));
     for Figure { file, caption } in figures {
         s.push_str(&format!("![{file}]({file})\n\n*{caption}*\n\n"));
     }
+    s
+}
+
+/// `mean ± sd` (just the mean for one seed), with `scale` and `digits`.
+fn spread(v: &Spread, scale: f64, digits: usize) -> String {
+    match v.sd {
+        Some(sd) => format!("{:.digits$} ± {:.digits$}", scale * v.mean, scale * sd),
+        None => format!("{:.digits$}", scale * v.mean),
+    }
+}
+
+/// The architectures over their seeds, when any was trained from more than one.
+fn seeds_table(r: &WideVsDeepAnalysis) -> String {
+    if r.architectures.iter().all(|a| a.runs.len() < 2) {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = r
+        .architectures
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.runs.len().to_string(),
+                format!("{}%", spread(&a.test_accuracy, 100.0, 1)),
+                spread(&a.block_layers, 1.0, 1),
+                spread(&a.block_share, 1.0, 2),
+                spread(&a.block_contrast, 1.0, 2),
+                format!("{} of {}", a.with_block_structure, a.runs.len()),
+            ]
+        })
+        .collect();
+    let mut s = "**Over seeds** (mean ± sd over the seeds each architecture was trained from; one number where there is one seed):\n\n".to_string();
+    s.push_str(&markdown_table(
+        &[
+            "architecture",
+            "seeds",
+            "test acc",
+            "block (layers)",
+            "share",
+            "contrast",
+            "block structure in",
+        ],
+        &rows,
+    ));
+    s.push('\n');
+    s
+}
+
+/// Whether a class's wide-minus-deep gap stands out: its interval excludes zero, and it is
+/// larger than the largest gap between two seeds of one architecture over the classes (when
+/// there is that baseline).
+fn gap_stands_out(pc: &PerClassResult, class: usize) -> bool {
+    let gap = &pc.gaps[class];
+    let largest_seed_gap = pc
+        .gaps
+        .iter()
+        .filter_map(|g| g.seed_gap)
+        .map(f64::abs)
+        .fold(0.0, f64::max);
+    gap.interval.is_some_and(|i| i.excludes(0.0)) && gap.gap.abs() > largest_seed_gap
+}
+
+/// The per-class table (the paper's Section 6).
+fn per_class_table(pc: &PerClassResult) -> String {
+    let seeds = pc.seeds.max(1);
+    let mut s = format!(
+        "**Per class** (the paper's Section 6), {} (wide) vs {} (deep), the pair of a wider-shallower and a narrower-deeper model \
+         with the closest test accuracy. The gap is averaged over {} seed(s) of each; its interval is a 95% bootstrap over the \
+         class's test images ({} resamples).{}\n\n",
+        pc.wide,
+        pc.deep,
+        seeds,
+        CLASS_RESAMPLES,
+        match &pc.baseline {
+            Some((a, b)) => format!(
+                " The baseline is the same gap between two seeds of one architecture ({a} minus {b}): a wide-vs-deep gap counts \
+                 only when its interval excludes zero and it is larger than the largest seed-to-seed gap over the classes."
+            ),
+            None => " No two seeds of one architecture were trained, so there is no seed-to-seed baseline.".into(),
+        }
+    );
+    let interval = |i: Option<crate::statistics::Interval>| {
+        i.map_or(String::new(), |i| {
+            format!(" [{:+.1}, {:+.1}]", 100.0 * i.low, 100.0 * i.high)
+        })
+    };
+    let rows: Vec<Vec<String>> = pc
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(k, (name, n, w, d))| {
+            let gap = pc.gaps.get(k);
+            vec![
+                name.clone(),
+                n.to_string(),
+                format!("{:.1}%", 100.0 * w),
+                format!("{:.1}%", 100.0 * d),
+                gap.map_or("-".into(), |g| {
+                    format!("{:+.1}{}", 100.0 * g.gap, interval(g.interval))
+                }),
+                gap.and_then(|g| g.seed_gap.map(|v| (v, g.seed_interval)))
+                    .map_or("-".into(), |(v, i)| {
+                        format!("{:+.1}{}", 100.0 * v, interval(i))
+                    }),
+                if gap.is_some() && gap_stands_out(pc, k) {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "class",
+            "test images",
+            "wide (seed 1)",
+            "deep (seed 1)",
+            "wide - deep (points) [95%]",
+            "seed-to-seed (points) [95%]",
+            "stands out",
+        ],
+        &rows,
+    ));
+    s.push('\n');
+    s
+}
+
+/// The summary's "Significance at this scale": which findings the seeds and the intervals
+/// support, and which they do not.
+fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
+    let mut s = "## Significance at this scale\n\n".to_string();
+    let with_block: Vec<String> = r
+        .architectures
+        .iter()
+        .filter(|a| a.with_block_structure > 0)
+        .map(|a| {
+            format!(
+                "{} in {} of {} seed(s) (share {})",
+                a.name,
+                a.with_block_structure,
+                a.runs.len(),
+                spread(&a.block_share, 1.0, 2)
+            )
+        })
+        .collect();
+    s.push_str(&format!(
+        "- **Block structure**: {}.",
+        if with_block.is_empty() {
+            "no model shows it".to_string()
+        } else {
+            with_block.join("; ")
+        }
+    ));
+    let single: Vec<&str> = r
+        .architectures
+        .iter()
+        .filter(|a| a.runs.len() < 2)
+        .map(|a| a.name.as_str())
+        .collect();
+    if !single.is_empty() {
+        s.push_str(&format!(
+            " {} of the {} architectures were trained from one seed ({}), so whether their block (or its absence) holds across \
+             seeds is not measured{}.",
+            single.len(),
+            r.architectures.len(),
+            single.join(", "),
+            if c.seeds == 1 {
+                "; `--seeds 2` trains the whole grid twice"
+            } else {
+                ""
+            }
+        ));
+    }
+    s.push('\n');
+    if let Some(pc) = &r.per_class {
+        let standing: Vec<String> = (0..pc.gaps.len())
+            .filter(|&k| gap_stands_out(pc, k))
+            .map(|k| {
+                format!(
+                    "{} ({:+.1} points)",
+                    pc.gaps[k].class,
+                    100.0 * pc.gaps[k].gap
+                )
+            })
+            .collect();
+        let excluding_zero = pc
+            .gaps
+            .iter()
+            .filter(|g| g.interval.is_some_and(|i| i.excludes(0.0)))
+            .count();
+        let largest_seed_gap = pc
+            .gaps
+            .iter()
+            .filter_map(|g| g.seed_gap)
+            .map(f64::abs)
+            .fold(0.0, f64::max);
+        s.push_str(&format!(
+            "- **Wide vs deep per class**: {} of {} classes have a gap whose interval excludes zero{}; {}.\n",
+            excluding_zero,
+            pc.gaps.len(),
+            if pc.baseline.is_some() {
+                format!(
+                    ", against a largest seed-to-seed gap of {:.1} points",
+                    100.0 * largest_seed_gap
+                )
+            } else {
+                String::new()
+            },
+            if standing.is_empty() {
+                "none stands out of the seed-to-seed noise".to_string()
+            } else {
+                format!("standing out of it: {}", standing.join(", "))
+            },
+        ));
+    }
+    if let Some(two) = r
+        .cross
+        .iter()
+        .find(|x| x.label == "same architecture, two seeds")
+    {
+        s.push_str(&format!(
+            "- **Seed-specific block**: {} vs {} is one pair of seeds{}; it shows the difference, not its spread.\n",
+            two.model_a,
+            two.model_b,
+            two.diagonal_mean
+                .map_or(String::new(), |d| format!(" (mean CKA of corresponding layers {d:.3})"))
+        ));
+    }
+    s.push('\n');
     s
 }

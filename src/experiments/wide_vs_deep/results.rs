@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::experiments::harness::Scale;
+use crate::statistics::Interval;
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,8 +14,12 @@ pub struct WideVsDeepConfig {
     pub depths: Vec<usize>,
     /// Width multipliers, across the columns.
     pub widths: Vec<usize>,
-    /// The (depth, width) trained from a second seed for the seed-to-seed comparison.
+    /// The (depth, width) whose first two seeds are compared (the seed-to-seed comparison and
+    /// the per-class baseline); with one seed it is the one architecture trained twice.
     pub second_seed: (usize, usize),
+    /// Seeds of every grid model (`--seeds N`).
+    #[serde(default = "one_seed")]
+    pub seeds: usize,
     /// Image side (shapes; CIFAR is 32).
     pub side: usize,
     /// Training images.
@@ -75,6 +80,7 @@ impl WideVsDeepConfig {
                 block_min_share: 0.25,
                 block_min_layers: 4,
                 block_min_contrast: 0.4,
+                seeds: 1,
             },
             Scale::Default => WideVsDeepConfig {
                 depths: vec![8, 20, 38],
@@ -96,6 +102,7 @@ impl WideVsDeepConfig {
                 block_min_share: 0.25,
                 block_min_layers: 4,
                 block_min_contrast: 0.4,
+                seeds: 1,
             },
             Scale::Full => WideVsDeepConfig {
                 depths: vec![20, 38, 56, 110],
@@ -117,12 +124,16 @@ impl WideVsDeepConfig {
                 block_min_share: 0.25,
                 block_min_layers: 4,
                 block_min_contrast: 0.4,
+                seeds: 1,
             },
         }
     }
 
     pub(super) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Input(m));
+        if self.seeds == 0 {
+            return bad("wide_vs_deep needs at least 1 seed (--seeds)".into());
+        }
         if self.depths.is_empty() || self.widths.is_empty() {
             return bad("wide_vs_deep needs at least one depth and one width".into());
         }
@@ -139,6 +150,10 @@ impl WideVsDeepConfig {
         }
         Ok(())
     }
+}
+
+fn one_seed() -> usize {
+    1
 }
 
 /// One model's measurements.
@@ -205,15 +220,78 @@ pub struct PerClassResult {
     pub wide: String,
     /// The deep model.
     pub deep: String,
-    /// (class, test images, wide accuracy, deep accuracy).
+    /// (class, test images, wide accuracy, deep accuracy), first seed.
     pub classes: Vec<(String, usize, f64, f64)>,
+    /// Seeds of each model the gaps average over.
+    #[serde(default)]
+    pub seeds: usize,
+    /// The two runs of one architecture whose per-class gap is the seed-to-seed baseline
+    /// (`None` when the first seed of `second_seed` was not trained: it is not in the grid).
+    #[serde(default)]
+    pub baseline: Option<(String, String)>,
+    /// Per class: the wide-minus-deep gap, its interval, and the seed-to-seed baseline.
+    #[serde(default)]
+    pub gaps: Vec<ClassGap>,
+}
+
+/// Resamples of a class's test images behind each per-class interval.
+pub const CLASS_RESAMPLES: usize = 2000;
+
+/// One class's accuracy gap between the wide and the deep model, with the gap between two
+/// seeds of one architecture as the baseline (accuracies as fractions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassGap {
+    /// The class.
+    pub class: String,
+    /// Wide minus deep accuracy, averaged over the seeds.
+    pub gap: f64,
+    /// Its 95% percentile bootstrap interval over the class's test images.
+    pub interval: Option<Interval>,
+    /// The first seed minus the second of the baseline architecture.
+    pub seed_gap: Option<f64>,
+    /// Its 95% bootstrap interval over the class's test images.
+    pub seed_interval: Option<Interval>,
+}
+
+/// A number over the seeds of one architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Sample standard deviation over seeds (two or more).
+    pub sd: Option<f64>,
+}
+
+/// One architecture of the grid over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchitectureResult {
+    /// `resnet38x2`.
+    pub name: String,
+    /// Its runs (`resnet38x2`, `resnet38x2-seed2`, ...).
+    pub runs: Vec<String>,
+    /// Test accuracy over the seeds.
+    pub test_accuracy: Spread,
+    /// Block share over the seeds.
+    pub block_share: Spread,
+    /// Block length (layers) over the seeds.
+    pub block_layers: Spread,
+    /// Block contrast over the seeds.
+    pub block_contrast: Spread,
+    /// In how many seeds the model shows block structure.
+    pub with_block_structure: usize,
 }
 
 /// Everything the experiment measured (`results.json` adds the configs and provenance).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WideVsDeepAnalysis {
-    /// Per model.
+    /// Per grid model, first seed.
     pub models: Vec<ModelResult>,
+    /// The other seeds' models (`resnet38x2-seed2`, ...).
+    #[serde(default)]
+    pub seed_models: Vec<ModelResult>,
+    /// Per architecture: its block structure over every seed trained.
+    #[serde(default)]
+    pub architectures: Vec<ArchitectureResult>,
     /// Cross-model comparisons.
     pub cross: Vec<CrossResult>,
     /// Per-class test accuracy of the wide and the deep model of similar accuracy (the paper's
