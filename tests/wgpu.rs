@@ -19,14 +19,23 @@ fn fixtures() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
 }
 
+/// The wgpu device, or `None` (the test returns at once) where there is no adapter and
+/// `REPSIM_REQUIRE_WGPU` is unset. The skip is written to the terminal's stderr directly, not
+/// through `eprintln!`, which the test harness captures and hides for a passing test: a skipped
+/// test must not look like one that ran.
 fn wgpu_device() -> Option<Device> {
+    use std::io::Write;
     match select_device(DeviceChoice::Wgpu) {
         Ok(selected) => {
             eprintln!("wgpu tests run on {selected}");
             Some(selected.device)
         }
         Err(e) if std::env::var("REPSIM_REQUIRE_WGPU").as_deref() != Ok("1") => {
-            eprintln!("no wgpu adapter, wgpu tests not run: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {}: no wgpu adapter ({e}); install mesa-vulkan-drivers for software Vulkan, or set REPSIM_REQUIRE_WGPU=1 to fail instead",
+                std::thread::current().name().unwrap_or("a wgpu test")
+            );
             None
         }
         Err(e) => panic!("REPSIM_REQUIRE_WGPU=1 but no wgpu adapter: {e}"),
@@ -240,5 +249,236 @@ fn small_resnet_on_wgpu_matches_flex() {
     assert!(
         diff / scale < 1e-3,
         "logits differ by {diff} (scale {scale})"
+    );
+}
+
+/// Every float parameter and buffer of `model` (running statistics included), read back to the
+/// host in visiting order.
+fn parameters<M: burn::module::Module>(model: &M) -> Vec<Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<D>>) {
+            self.0.push(
+                param
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// The largest difference between two parameter lists, relative to the largest magnitude of
+/// each tensor (at least 1e-3).
+fn largest_relative_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            x.iter()
+                .zip(y)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs() / scale))
+        })
+        .fold(0f32, f32::max)
+}
+
+/// Three SGD steps (momentum 0.9, weight decay 5e-4, as repsim trains) of `model` on the
+/// autodiff form of its device, on `batches` (images and labels made on flex): the loss of each
+/// step and every parameter after.
+fn sgd_steps<M: burn::module::Module>(
+    mut model: M,
+    forward: impl Fn(&M, burn::tensor::Tensor<4>) -> burn::tensor::Tensor<2>,
+    batches: &[(
+        burn::tensor::Tensor<4>,
+        burn::tensor::Tensor<1, burn::tensor::Int>,
+    )],
+    device: &Device,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::GradientsParams;
+    use repsim::train::optimizer::build_optimizer;
+    use repsim::train::OptimizerConfig;
+    let mut optimizer = build_optimizer(&OptimizerConfig::Sgd {
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 5e-4,
+    });
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut losses = Vec::new();
+    for (images, labels) in batches {
+        let logits = forward(&model, images.clone().to_device(device));
+        let loss = loss_fn.forward(logits, labels.clone().to_device(device));
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(0.05, model, grads);
+    }
+    (losses, parameters(&model))
+}
+
+/// Training on wgpu: a few SGD steps of a small ResNet (batch norm, strided and 1x1
+/// convolutions) and of a plain CNN give the same losses and updated weights as on flex, from
+/// the same weights and batches.
+#[test]
+fn sgd_steps_on_wgpu_match_flex() {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    use repsim::data::{ChannelStats, ImageBatcher, ShapesConfig, Split};
+    use repsim::model::{load_weights, save_weights, PlainCnnConfig, Probe, ResNetConfig};
+
+    let Some(device) = wgpu_device() else { return };
+    let flex = Device::flex();
+    let shapes = ShapesConfig::new()
+        .with_side(16)
+        .with_train_len(48)
+        .init(Split::Train)
+        .unwrap();
+    let batcher = ImageBatcher::new(ChannelStats::IDENTITY);
+    let batches: Vec<_> = (0..3)
+        .map(|b| {
+            let items: Vec<_> = (16 * b..16 * (b + 1))
+                .map(|i| shapes.get(i).unwrap())
+                .collect();
+            let labels: Vec<i64> = items.iter().map(|i| i.label as i64).collect();
+            let images = batcher.batch(items, &flex).images;
+            let labels = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
+                burn::tensor::TensorData::new(labels, [16]),
+                &flex,
+            );
+            (images, labels)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    type Steps = (Vec<f32>, Vec<Vec<f32>>);
+    let check = |what: &str, before: &[Vec<f32>], on_flex: Steps, on_wgpu: Steps| {
+        for (step, (a, b)) in on_flex.0.iter().zip(&on_wgpu.0).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{what}: loss of step {step}: flex {a}, wgpu {b}"
+            );
+        }
+        // The weights moved, and moved the same way.
+        let moved = largest_relative_difference(&on_flex.1, before);
+        assert!(
+            moved > 1e-3,
+            "{what}: three steps changed nothing ({moved})"
+        );
+        let diff = largest_relative_difference(&on_flex.1, &on_wgpu.1);
+        assert!(
+            diff <= 1e-4,
+            "{what}: weights after three steps differ by {diff} (relative)"
+        );
+    };
+
+    let resnet = ResNetConfig::cifar(8, 1, 10);
+    let path = dir.path().join("resnet.bpk");
+    let start = resnet.init(&flex).unwrap();
+    save_weights(&start, &path).unwrap();
+    let run = |device: &Device| {
+        let ad = device.clone().autodiff();
+        let model = load_weights(resnet.init(&ad).unwrap(), &path).unwrap();
+        sgd_steps(
+            model,
+            |m, x| m.forward_probed(x, &Probe::None).unwrap().0,
+            &batches,
+            &ad,
+        )
+    };
+    check("ResNet-8", &parameters(&start), run(&flex), run(&device));
+
+    let cnn = PlainCnnConfig::new().with_depth(3).with_width(8);
+    let path = dir.path().join("cnn.bpk");
+    let start = cnn.init(&flex).unwrap();
+    save_weights(&start, &path).unwrap();
+    let run = |device: &Device| {
+        let ad = device.clone().autodiff();
+        let model = load_weights(cnn.init(&ad).unwrap(), &path).unwrap();
+        sgd_steps(
+            model,
+            |m, x| m.forward_probed(x, &Probe::None).unwrap().0,
+            &batches,
+            &ad,
+        )
+    };
+    check("CNN", &parameters(&start), run(&flex), run(&device));
+}
+
+/// `repsim train --device wgpu` trains two tiny epochs of a plain CNN with checkpoints, and a
+/// run that looks killed after its first epoch resumes from that checkpoint to the same end.
+#[test]
+fn cli_trains_and_resumes_on_wgpu() {
+    if wgpu_device().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "cnn",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--data",
+            "shapes",
+            "--side",
+            "16",
+            "--train-count",
+            "32",
+            "--test-count",
+            "16",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "2",
+            "--device",
+            "wgpu",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_repsim"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "repsim {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    train(&[]);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    for line in metrics.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(m["train_loss"].as_f64().unwrap().is_finite(), "{line}");
+    }
+    // Killed after epoch 1: no final weights, no checkpoint of epoch 2.
+    std::fs::remove_file(out.join("model.bpk")).unwrap();
+    std::fs::remove_file(out.join("checkpoints/epoch-0002.json")).unwrap();
+    let kept = out.join("checkpoints/epoch-0001/model.bpk");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before = modified(&kept);
+    train(&["--resume"]);
+    assert_eq!(modified(&kept), before, "epoch 1 was trained again");
+    assert!(out.join("model.bpk").exists());
+    let resumed = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(resumed.lines().count(), 2, "{resumed}");
+    assert_eq!(
+        resumed.lines().next(),
+        metrics.lines().next(),
+        "epoch 1's metrics were kept"
     );
 }
