@@ -33,7 +33,7 @@ fn wgpu_device() -> Option<Device> {
         Err(e) if std::env::var("REPSIM_REQUIRE_WGPU").as_deref() != Ok("1") => {
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED {}: no wgpu adapter ({e}); install mesa-vulkan-drivers for software Vulkan, or set REPSIM_REQUIRE_WGPU=1 to fail instead",
+                "SKIPPED {}: {e} (set REPSIM_REQUIRE_WGPU=1 to fail instead)",
                 std::thread::current().name().unwrap_or("a wgpu test")
             );
             None
