@@ -150,29 +150,99 @@ pub fn permuted_inner_products(
 
 /// Two stacks of symmetric `m x m` matrices, ready to be scored under permutations of B.
 ///
-/// For `m <= 2048` both stacks are packed once to their upper triangles (the off-diagonal
-/// entries times `sqrt 2`, so the packed inner product is the full one, at half the work), and
-/// a chunk of permutations is one gather of B by packed indices and one matrix product; above,
-/// each B matrix is permuted by two row gathers. Float32 products summed by gemm: the null
-/// distribution needs no more digits.
+/// Every path scores the upper triangles only (the off-diagonal entries weighted twice, so the
+/// packed inner product is the full one, at half the work), except the device path above
+/// `m = 2048`:
+/// - on flex, the stacks already live in host memory: B's matrices are permuted there row by
+///   row (row `pi(i)` of B is read once, from cache, for every `j >= i`), many permutations at
+///   once on rayon's threads, and scored by one faer product per chunk of permutations;
+/// - on any other device, for `m <= 2048`, a chunk of permutations is one gather of B by packed
+///   indices and one matrix product; above, each B matrix is permuted by two row gathers.
+///
+/// Float32 products: the null distribution needs no more digits.
 pub struct PermutedProducts {
-    /// A's stack, transposed: `entries x La`.
-    a_t: Tensor<2>,
-    /// B's stack, `Lb x entries` (packed when `packed`).
-    b: Tensor<2>,
+    stacks: Stacks,
     m: usize,
-    packed: bool,
+}
+
+/// Where and how the stacks are kept.
+enum Stacks {
+    /// Flex: A packed (`La x m(m+1)/2`, off-diagonal entries doubled) and B whole (`Lb x m^2`),
+    /// both as host vectors.
+    Host {
+        a_packed: Vec<f32>,
+        b: Vec<f32>,
+        la: usize,
+        lb: usize,
+    },
+    /// Device tensors: A's stack transposed (`entries x La`) and B's (`Lb x entries`), packed
+    /// to upper triangles (each side's off-diagonal entries times `sqrt 2`) when `packed`.
+    Device {
+        a_t: Tensor<2>,
+        b: Tensor<2>,
+        packed: bool,
+    },
+}
+
+/// Host memory one chunk of permuted B matrices may take on the flex path.
+const HOST_CHUNK_BYTES: usize = 32 << 20;
+
+/// Whether `x` is an `f32` tensor on flex (host memory).
+fn on_flex(x: &Tensor<2>) -> bool {
+    x.dtype() == burn::tensor::DType::F32
+        && x.clone().try_into_primitive::<burn_flex::Flex>().is_ok()
 }
 
 impl PermutedProducts {
     /// Packs (or keeps) both stacks.
     pub fn new(a: &Tensor<2>, b: &Tensor<2>, m: usize) -> Self {
+        if on_flex(a) && on_flex(b) {
+            let (la, lb) = (a.dims()[0], b.dims()[0]);
+            let full_a: Vec<f32> = a
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            let b: Vec<f32> = b
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            if full_a.len() == la * m * m && b.len() == lb * m * m {
+                let mut a_packed = Vec::with_capacity(la * m * (m + 1) / 2);
+                for p in 0..la {
+                    let matrix = &full_a[p * m * m..(p + 1) * m * m];
+                    for i in 0..m {
+                        a_packed.push(matrix[i * m + i]);
+                        a_packed.extend(matrix[i * m + i + 1..(i + 1) * m].iter().map(|v| 2.0 * v));
+                    }
+                }
+                return PermutedProducts {
+                    stacks: Stacks::Host {
+                        a_packed,
+                        b,
+                        la,
+                        lb,
+                    },
+                    m,
+                };
+            }
+        }
+        Self::on_device(a, b, m)
+    }
+
+    /// The device path, whatever the device (flex included: the tests compare the two).
+    fn on_device(a: &Tensor<2>, b: &Tensor<2>, m: usize) -> Self {
         if m > FLAT_INDEX_MAX_M {
             return PermutedProducts {
-                a_t: a.clone().transpose(),
-                b: b.clone(),
+                stacks: Stacks::Device {
+                    a_t: a.clone().transpose(),
+                    b: b.clone(),
+                    packed: false,
+                },
                 m,
-                packed: false,
             };
         }
         let device = a.device();
@@ -193,69 +263,190 @@ impl PermutedProducts {
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [1, packed]), &device);
         let pack = |x: &Tensor<2>| x.clone().select(1, upper.clone()).mul(weights.clone());
         PermutedProducts {
-            a_t: pack(a).transpose(),
-            b: pack(b),
+            stacks: Stacks::Device {
+                a_t: pack(a).transpose(),
+                b: pack(b),
+                packed: true,
+            },
             m,
-            packed: true,
         }
     }
 
     /// The inner products under each of `permutations` (see [`permuted_inner_products`]).
     pub fn products(&self, permutations: &[Vec<u32>]) -> Result<Vec<f64>> {
-        let (la, lb, m) = (self.a_t.dims()[1], self.b.dims()[0], self.m);
-        let device = self.b.device();
-        let mut out = vec![0f64; permutations.len() * la * lb];
-        if self.packed {
-            let packed = m * (m + 1) / 2;
-            // Row-major upper triangle: (i, j), i <= j, at offset(i) + j.
-            let offset = |i: usize| i * m - i * (i + 1) / 2;
-            let per_permutation = packed * (4 * lb + 8);
-            let chunk = (GATHER_BUDGET_BYTES / per_permutation).clamp(1, permutations.len().max(1));
-            for (c, group) in permutations.chunks(chunk).enumerate() {
-                let mut flat = Vec::with_capacity(group.len() * packed);
-                for permutation in group {
-                    for i in 0..m {
-                        let pi = permutation[i] as usize;
-                        for &pj in &permutation[i..] {
-                            let (lo, hi) = (pi.min(pj as usize), pi.max(pj as usize));
-                            flat.push((offset(lo) + hi) as i64);
-                        }
+        match &self.stacks {
+            Stacks::Host {
+                a_packed,
+                b,
+                la,
+                lb,
+            } => Ok(host_products(a_packed, b, *la, *lb, self.m, permutations)),
+            Stacks::Device { a_t, b, packed } => {
+                device_products(a_t, b, *packed, self.m, permutations)
+            }
+        }
+    }
+}
+
+/// The flex path of [`PermutedProducts::products`]: B's matrices permuted and packed on the
+/// host, a chunk of permutations at a time, each chunk scored against A by one faer product.
+fn host_products(
+    a_packed: &[f32],
+    b: &[f32],
+    la: usize,
+    lb: usize,
+    m: usize,
+    permutations: &[Vec<u32>],
+) -> Vec<f64> {
+    use faer::{Accum, MatMut, MatRef, Par};
+    use rayon::prelude::*;
+    let packed = m * (m + 1) / 2;
+    let mut out = vec![0f64; permutations.len() * la * lb];
+    let chunk = (HOST_CHUNK_BYTES / (4 * lb * packed).max(1)).clamp(1, permutations.len().max(1));
+    let mut gathered = vec![0f32; chunk * lb * packed];
+    let mut products = vec![0f32; chunk * lb * la];
+    for (c, group) in permutations.chunks(chunk).enumerate() {
+        let rows = group.len() * lb;
+        // Row (k, q): B_q permuted by permutation k, its upper triangle row by row.
+        gathered[..rows * packed]
+            .par_chunks_mut(packed)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (permutation, q) = (&group[row / lb], row % lb);
+                let matrix = &b[q * m * m..(q + 1) * m * m];
+                let mut at = 0;
+                for i in 0..m {
+                    let source = &matrix[permutation[i] as usize * m..][..m];
+                    for &pj in &permutation[i..] {
+                        dst[at] = source[pj as usize];
+                        at += 1;
                     }
                 }
-                let k = group.len();
-                let indices =
-                    Tensor::<1, Int>::from_data(TensorData::new(flat, [k * packed]), &device);
-                let gathered = self.b.clone().select(1, indices).reshape([lb * k, packed]);
-                let products = read_back(gathered.matmul(self.a_t.clone()))?; // (q, k) x p
-                for q in 0..lb {
-                    for kk in 0..k {
-                        for p in 0..la {
-                            let value = products[(q * k + kk) * la + p];
-                            out[((c * chunk + kk) * la + p) * lb + q] = value;
-                        }
+            });
+        faer::linalg::matmul::matmul(
+            MatMut::from_row_major_slice_mut(&mut products[..rows * la], rows, la),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&gathered[..rows * packed], rows, packed),
+            MatRef::from_row_major_slice(a_packed, la, packed).transpose(),
+            1.0f32,
+            Par::rayon(0),
+        );
+        for (row, values) in products[..rows * la].chunks(la).enumerate() {
+            let (k, q) = (c * chunk + row / lb, row % lb);
+            for (p, &v) in values.iter().enumerate() {
+                out[(k * la + p) * lb + q] = f64::from(v);
+            }
+        }
+    }
+    out
+}
+
+/// The device path of [`PermutedProducts::products`].
+fn device_products(
+    a_t: &Tensor<2>,
+    b: &Tensor<2>,
+    packed: bool,
+    m: usize,
+    permutations: &[Vec<u32>],
+) -> Result<Vec<f64>> {
+    let (la, lb) = (a_t.dims()[1], b.dims()[0]);
+    let device = b.device();
+    let mut out = vec![0f64; permutations.len() * la * lb];
+    if packed {
+        let packed = m * (m + 1) / 2;
+        // Row-major upper triangle: (i, j), i <= j, at offset(i) + j.
+        let offset = |i: usize| i * m - i * (i + 1) / 2;
+        let per_permutation = packed * (4 * lb + 8);
+        let chunk = (GATHER_BUDGET_BYTES / per_permutation).clamp(1, permutations.len().max(1));
+        for (c, group) in permutations.chunks(chunk).enumerate() {
+            let mut flat = Vec::with_capacity(group.len() * packed);
+            for permutation in group {
+                for i in 0..m {
+                    let pi = permutation[i] as usize;
+                    for &pj in &permutation[i..] {
+                        let (lo, hi) = (pi.min(pj as usize), pi.max(pj as usize));
+                        flat.push((offset(lo) + hi) as i64);
                     }
                 }
             }
-        } else {
-            for (kk, permutation) in permutations.iter().enumerate() {
-                let data: Vec<i64> = permutation.iter().map(|&v| v as i64).collect();
-                let indices = Tensor::<1, Int>::from_data(TensorData::new(data, [m]), &device);
-                for q in 0..lb {
-                    let permuted = self
-                        .b
-                        .clone()
-                        .narrow(0, q, 1)
-                        .reshape([m, m])
-                        .select(0, indices.clone())
-                        .select(1, indices.clone())
-                        .reshape([1, m * m]);
-                    let products = read_back(permuted.matmul(self.a_t.clone()))?;
+            let k = group.len();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(flat, [k * packed]), &device);
+            let gathered = b.clone().select(1, indices).reshape([lb * k, packed]);
+            let products = read_back(gathered.matmul(a_t.clone()))?; // (q, k) x p
+            for q in 0..lb {
+                for kk in 0..k {
                     for p in 0..la {
-                        out[(kk * la + p) * lb + q] = products[p];
+                        let value = products[(q * k + kk) * la + p];
+                        out[((c * chunk + kk) * la + p) * lb + q] = value;
                     }
                 }
             }
         }
-        Ok(out)
+    } else {
+        for (kk, permutation) in permutations.iter().enumerate() {
+            let data: Vec<i64> = permutation.iter().map(|&v| v as i64).collect();
+            let indices = Tensor::<1, Int>::from_data(TensorData::new(data, [m]), &device);
+            for q in 0..lb {
+                let permuted = b
+                    .clone()
+                    .narrow(0, q, 1)
+                    .reshape([m, m])
+                    .select(0, indices.clone())
+                    .select(1, indices.clone())
+                    .reshape([1, m * m]);
+                let products = read_back(permuted.matmul(a_t.clone()))?;
+                for p in 0..la {
+                    out[(kk * la + p) * lb + q] = products[p];
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::random_matrix;
+    use burn::tensor::Device;
+
+    /// `layers` random symmetric `m x m` matrices, flattened: `layers x m^2`.
+    fn symmetric_stack(layers: usize, m: usize, seed: u64) -> Tensor<2> {
+        let device = Device::flex();
+        let rows = (0..layers)
+            .map(|l| {
+                let x = random_matrix(m, m, seed + l as u64, &device);
+                (x.clone() + x.transpose()).reshape([1, m * m])
+            })
+            .collect();
+        Tensor::cat(rows, 0)
+    }
+
+    #[test]
+    fn the_host_path_equals_the_device_paths() {
+        for (m, la, lb, count) in [(1, 1, 1, 2), (7, 3, 2, 5), (64, 4, 3, 9), (2049, 1, 2, 2)] {
+            let (a, b) = (symmetric_stack(la, m, 1), symmetric_stack(lb, m, 100));
+            let mut permutations = vec![(0..m as u32).collect::<Vec<_>>()];
+            permutations.extend(crate::significance::permutation::whole_data_permutations(
+                m,
+                count - 1,
+                3,
+            ));
+            let host = PermutedProducts::new(&a, &b, m);
+            assert!(matches!(host.stacks, Stacks::Host { .. }));
+            let device = PermutedProducts::on_device(&a, &b, m);
+            assert!(matches!(device.stacks, Stacks::Device { .. }));
+            let (x, y) = (
+                host.products(&permutations).unwrap(),
+                device.products(&permutations).unwrap(),
+            );
+            assert_eq!(x.len(), count * la * lb);
+            for (k, (u, v)) in x.iter().zip(&y).enumerate() {
+                assert!(
+                    (u - v).abs() <= 1e-4 * v.abs().max(1.0),
+                    "m = {m}, value {k}: host {u}, device {v}"
+                );
+            }
+        }
     }
 }
