@@ -441,10 +441,16 @@ fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
             " With {} networks per group no layer can reach p <= {level}; `--seeds 4` or more can.",
             c.group_size
         ));
-    } else if smallest > 0.01 {
+    } else {
+        let next = 2 * (c.group_size + 1);
+        let assignments: usize = (1..=c.group_size + 1)
+            .map(|k| (next - c.group_size - 1 + k) as f64 / k as f64)
+            .product::<f64>()
+            .round() as usize;
         s.push_str(&format!(
-            " With {} networks per group the test can say no more than p = {smallest:.3}: that is the strongest evidence this group size can give; `--seeds 5` (252 assignments) gives finer p-values.",
-            c.group_size
+            " A layer at p = {smallest:.3} is as extreme as {} networks per group can show (no other assignment reaches the observed gap); `--seeds {}` ({assignments} assignments) resolves smaller p-values.",
+            c.group_size,
+            c.group_size + 1
         ));
     }
     s.push_str(" The test treats networks, not test images, as the units: it asks whether a new seed would show the same gap.\n\n");

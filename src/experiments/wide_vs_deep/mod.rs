@@ -570,16 +570,14 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
         });
         Ok(())
     };
+    // `second_seed`'s first two seeds: (its grid index, the second's run, the second).
     let (sd, sw) = config.second_seed;
-    let second_run = run_named(&model_name(sd, sw, 1));
-    if let (Some(a), Some(second_run)) = (index(sd, sw), second_run) {
-        let model_b = second_run.load(&ctx.device)?;
-        compare(
-            "same architecture, two seeds",
-            a,
-            &model_b,
-            &second_run.name,
-        )?;
+    let second = match (index(sd, sw), run_named(&model_name(sd, sw, 1))) {
+        (Some(a), Some(run)) => Some((a, run, run.load(&ctx.device)?)),
+        _ => None,
+    };
+    if let Some((a, run, model)) = &second {
+        compare("same architecture, two seeds", *a, model, &run.name)?;
     }
     // Wide vs deep of similar accuracy: among pairs of a wider-and-shallower model and a
     // narrower-and-deeper one, the pair whose test accuracies are closest.
@@ -613,17 +611,13 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
                 .collect()
         };
         let (wide_seeds, deep_seeds) = (other_seeds(wide)?, other_seeds(deep)?);
-        let baseline_runs = index(sd, sw).zip(second_run);
-        let baseline_model = baseline_runs
-            .map(|(_, run)| run.load(&ctx.device))
-            .transpose()?;
         let mut all: Vec<&AnyModel> = std::iter::once(&loaded[wide])
             .chain(&wide_seeds)
             .chain(std::iter::once(&loaded[deep]))
             .chain(&deep_seeds)
             .collect();
-        if let (Some((a, _)), Some(b)) = (baseline_runs, &baseline_model) {
-            all.extend([&loaded[a], b]);
+        if let Some((a, _, model)) = &second {
+            all.extend([&loaded[*a], model]);
         }
         let (labels, predictions) = test_predictions(&probing, &all)?;
         per_class = Some(per_class_result(
@@ -631,7 +625,9 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
             &labels,
             &predictions,
             (&models[wide].name, &models[deep].name),
-            baseline_runs.map(|(a, run)| (models[a].name.clone(), run.name.clone())),
+            second
+                .as_ref()
+                .map(|(a, run, _)| (models[*a].name.clone(), run.name.clone())),
             derived_seed(ctx.args.seed, 7),
         ));
     }
