@@ -111,12 +111,13 @@ fn the_plan_is_stable_and_writes_nothing() {
             "train-resnet8x1-seed2",
             "analysis-resnet8x1",
             "analysis-resnet8x2",
+            "analysis-resnet8x1-seed2",
             "analysis-cross",
             "report"
         ]
     );
     assert_eq!(cells[3]["needs"], serde_json::json!(["train-resnet8x1"]));
-    assert_eq!(cells[6]["needs"].as_array().unwrap().len(), 6);
+    assert_eq!(cells[7]["needs"].as_array().unwrap().len(), 7);
     let command = cells[0]["command"].as_str().unwrap();
     assert!(command.ends_with("--cell train-resnet8x1"), "{command}");
     assert!(
