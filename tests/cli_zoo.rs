@@ -343,6 +343,51 @@ fn activations_then_compare_and_plot() {
         .contains("stage2.block1.out"));
 }
 
+/// A grid for similarities (a slightly negative unbiased-CKA cell only widens its scale); one
+/// image per measure when a distance is among them.
+#[test]
+fn plot_draws_a_grid_unless_distances_and_similarities_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = |metric: &str, values: [f64; 4]| {
+        serde_json::json!({
+            "metric": metric,
+            "rows": ["a", "b"],
+            "cols": ["a", "b"],
+            "values": [[values[0], values[1]], [values[2], values[3]]],
+        })
+    };
+    let draw = |name: &str, matrices: serde_json::Value| -> Vec<String> {
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        let json = folder.join("m.json");
+        std::fs::write(&json, serde_json::to_string(&matrices).unwrap()).unwrap();
+        let out = folder.join("x.png");
+        let o = repsim(&[
+            "plot",
+            json.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        let mut files = files_in(&folder);
+        files.retain(|f| f.ends_with(".png"));
+        files
+    };
+    let similarities = serde_json::json!([
+        matrix("linear_cka", [1.0, 0.4, 0.4, 1.0]),
+        matrix("minibatch_cka", [1.0, -0.02, -0.02, 1.0]),
+    ]);
+    assert_eq!(draw("similar", similarities), ["x.png"]);
+    let mixed = serde_json::json!([
+        matrix("linear_cka", [1.0, 0.4, 0.4, 1.0]),
+        matrix("procrustes", [0.0, 1.3, 1.3, 0.0]),
+    ]);
+    assert_eq!(
+        draw("mixed", mixed),
+        ["x-linear_cka.png", "x-procrustes.png"]
+    );
+}
+
 #[test]
 fn plot_refuses_bad_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -111,7 +111,8 @@ pub struct CompareArgs {
     /// Write all results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Draw the results to this PNG or SVG (a heatmap, or a grid for several metrics).
+    /// Draw the results to this PNG or SVG: a heatmap, or a grid for several metrics (one
+    /// FILE-METRIC image each when distances and similarities are mixed, or with --separate).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     #[command(flatten)]

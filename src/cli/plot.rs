@@ -97,7 +97,7 @@ impl PlotStyle {
 }
 
 /// Draws `matrices` to `out`: a heatmap for one, a grid for several (or one file each when
-/// `separate`). `row_title`/`col_title` name the compared inputs. Returns the files written.
+/// `separate`, or when distances and similarities are mixed). `row_title`/`col_title` name the compared inputs. Returns the files written.
 pub fn draw_results(
     matrices: &[SimilarityMatrix],
     out: &Path,
@@ -148,17 +148,18 @@ pub fn draw_results(
         heatmap(&matrices[0], out)?;
         return Ok(vec![out.to_path_buf()]);
     }
-    // One colour scale cannot serve measures of different ranges (Procrustes distances reach
-    // 2, similarities stay in [0, 1]): such a mix is drawn one image per measure.
+    // One colour scale cannot serve distances and similarities (Procrustes distances reach 2,
+    // 0 is "the same"; similarities stay near [0, 1], 1 is "the same"): such a mix is drawn one
+    // image per measure. Similarities a little below 0 (unbiased HSIC) only widen the shared
+    // scale. A measure repsim does not know (a hand-made file) counts as a distance when it
+    // has values above 1.
+    let is_distance = |m: &SimilarityMatrix| match m.metric.parse::<repsim_similarity::Metric>() {
+        Ok(metric) => metric.is_distance(),
+        Err(_) => m.values.iter().flatten().flatten().any(|v| *v > 1.0 + 1e-9),
+    };
     let mixed_ranges = style.range.is_none()
-        && matrices.iter().any(|m| {
-            m.values
-                .iter()
-                .flatten()
-                .flatten()
-                .any(|v| *v < -1e-9 || *v > 1.0 + 1e-9)
-        })
-        && matrices.iter().any(|m| m.metric != matrices[0].metric);
+        && matrices.iter().any(is_distance)
+        && !matrices.iter().all(is_distance);
     if mixed_ranges && !separate {
         eprintln!("note: the measures have different value ranges; drawing one image per measure");
     }
