@@ -395,7 +395,8 @@ pub(crate) fn draw_keys<'a, DB: DrawingBackend>(
 }
 
 /// A framed swatch of `fill` (crossed like a cell that is not significant when `crossed`)
-/// with `label` beside it, its top-left at `(x, y)`.
+/// with `label` beside it, its top-left at `(x, y)`, moved left as far as it takes for the
+/// label to end inside the drawing.
 fn draw_key<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (x, y): (f64, f64),
@@ -405,6 +406,11 @@ fn draw_key<DB: DrawingBackend>(
     label: &str,
     font: &TextStyle,
 ) -> Result<(), VizError> {
+    let (label_width, _) = text_size(area, label, font)?;
+    let width = f64::from(area.dim_in_pixel().0);
+    let x = x
+        .min(width - side * 1.4 - label_width - side / 2.0)
+        .max(0.0);
     let rect = Rect {
         left: x,
         top: y,

@@ -283,6 +283,45 @@ fn grid_shares_one_scale_and_draws_every_panel() {
     assert!(pixels.contains(&rgb(ColorMap::Magma.undefined())));
 }
 
+/// The key of cells that are not significant ends inside the drawing, in a grid and in a
+/// single heatmap: its label is moved left rather than cut at the right edge.
+#[test]
+fn the_significance_key_stays_inside_the_image() {
+    let mut a = matrix(
+        vec![vec![Some(0.9), Some(0.02)], vec![Some(0.8), Some(0.01)]],
+        "a",
+    );
+    a.significance.p_value = Some(vec![
+        vec![Some(0.01), Some(0.6)],
+        vec![Some(0.01), Some(0.7)],
+    ]);
+    let both = [a.clone(), a.clone()];
+    let grid = HeatmapGrid::auto(&both);
+    let heatmap = Heatmap::new(&a, HeatmapOptions::default());
+    for (what, png, svg) in [
+        (
+            "grid",
+            render_png(&grid).unwrap(),
+            render_svg(&grid).unwrap(),
+        ),
+        (
+            "heatmap",
+            render_png(&heatmap).unwrap(),
+            render_svg(&heatmap).unwrap(),
+        ),
+    ] {
+        assert!(svg.contains("(permutations)"), "{what}: no key");
+        let image = decode(&png);
+        let (w, h) = image.dimensions();
+        // No text touches the last columns of the image.
+        assert_eq!(
+            dark_pixels(&image, (w - 3, 0, w, h)),
+            0,
+            "{what}: something is cut at the right edge"
+        );
+    }
+}
+
 #[test]
 fn curves_and_bars_render() {
     let series = (0..6)
