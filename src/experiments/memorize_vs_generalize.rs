@@ -249,7 +249,7 @@ impl Experiment for MemorizeVsGeneralize {
         }
         let between_groups = (0..g)
             .flat_map(|i| (0..g).map(move |j| (i, j)))
-            .map(|(i, j)| ((i, j), distances[&(i, g + j)].clone()))
+            .map(|(i, j)| ((i, j), pair_of(&distances, i, g + j, per_network[0].len())))
             .collect();
         let layer_tests = per_network[0]
             .iter()
@@ -259,7 +259,11 @@ impl Experiment for MemorizeVsGeneralize {
                 test: two_group_permutation(
                     2 * g,
                     g,
-                    |i, j| distances[&(i, j)][l],
+                    |i, j| {
+                        distances
+                            .get(&(i, j))
+                            .and_then(|d| d.get(l).copied().flatten())
+                    },
                     derived_seed(ctx.args.seed, l as u64),
                 ),
             })
@@ -356,6 +360,19 @@ fn pair_distances(
     pairs
 }
 
+/// The distances of networks `i < j` per layer (undefined where the pair is missing).
+fn pair_of(
+    distances: &std::collections::BTreeMap<(usize, usize), Vec<Option<f64>>>,
+    i: usize,
+    j: usize,
+    layers: usize,
+) -> Vec<Option<f64>> {
+    distances
+        .get(&(i, j))
+        .cloned()
+        .unwrap_or_else(|| vec![None; layers])
+}
+
 /// One group's distances: every pair of its `members` (indices into `distances`' networks,
 /// reported by their place in the group), with the mean and standard deviation over pairs.
 fn group_distances(
@@ -369,7 +386,7 @@ fn group_distances(
     let mut pairs = Vec::new();
     for (i, &a) in members.iter().enumerate() {
         for (j, &b) in members.iter().enumerate().skip(i + 1) {
-            pairs.push(((i, j), distances[&(a, b)].clone()));
+            pairs.push(((i, j), pair_of(distances, a, b, layers.len())));
         }
     }
     let (mut mean, mut sd) = (Vec::new(), Vec::new());
