@@ -227,8 +227,9 @@ pub fn two_group_permutation(
     })
 }
 
-/// `n` choose `k`, `None` when it overflows.
-fn binomial(n: usize, k: usize) -> Option<usize> {
+/// `n` choose `k`, `None` when it overflows: the number of assignments
+/// [`two_group_permutation`] has for groups of `k` among `n`.
+pub fn binomial(n: usize, k: usize) -> Option<usize> {
     let k = k.min(n - k);
     let mut value: usize = 1;
     for i in 0..k {

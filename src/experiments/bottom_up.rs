@@ -18,8 +18,8 @@ use repsim_train::{
 use serde::{Deserialize, Serialize};
 
 use super::harness::{
-    derived_seed, file_name, image_data, markdown_table, Context, Experiment, ExperimentArgs,
-    Figure, Provenance, Scale, TrainedRun, Training,
+    derived_seed, file_name, image_data, listed, markdown_table, Context, Experiment,
+    ExperimentArgs, Figure, Provenance, Scale, TrainedRun, Training,
 };
 use crate::analysis::spearman;
 use crate::error::{Error, Result};
@@ -395,20 +395,13 @@ fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
             }
         }
     }
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    };
     let mut s = format!(
         "## Significance at this scale\n\nA correlation counts as a bottom-up order when its 95% bootstrap interval over the layers \
          (the (depth, epoch) pairs resampled {LAYER_RESAMPLES} times) lies above zero. With a few layers per network and epochs that \
          tie, the intervals are wide; they say how much the order rests on single layers, not how another seed would order them. \
          Bottom-up and significant: {}. Not significant: {}.\n\n",
-        list(&supported),
-        list(&not)
+        listed(&supported),
+        listed(&not)
     );
     if c.seeds >= 2 {
         let rows: Vec<Vec<String>> = r

@@ -663,6 +663,19 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `items` joined by commas for a summary's sentence, or "none".
+pub fn listed<S: AsRef<str>>(items: &[S]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The file name of `path` (for captions and summaries).
 pub fn file_name(path: &Path) -> String {
     path.file_name()

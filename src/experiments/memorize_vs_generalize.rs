@@ -18,11 +18,11 @@ use repsim_viz::{save, LineColors, LinePlot, Series};
 use serde::{Deserialize, Serialize};
 
 use super::harness::{
-    derived_seed, image_data, markdown_table, Context, Experiment, ExperimentArgs, Figure,
+    derived_seed, image_data, listed, markdown_table, Context, Experiment, ExperimentArgs, Figure,
     Provenance, Scale, TrainedRun, Training,
 };
 use crate::error::{Error, Result};
-use crate::statistics::{two_group_permutation, PermutationTest};
+use crate::statistics::{binomial, mean_sd, two_group_permutation, PermutationTest};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -392,11 +392,10 @@ fn group_distances(
     let (mut mean, mut sd) = (Vec::new(), Vec::new());
     for l in 0..names.len() {
         let v: Vec<f64> = pairs.iter().filter_map(|(_, d)| d[l]).collect();
-        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let s =
-            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+        // No pair: 0 and 0; one pair: its distance and 0.
+        let (m, sd_over_pairs) = mean_sd(&v).map_or((0.0, 0.0), |(m, s)| (m, s.unwrap_or(0.0)));
         mean.push(m);
-        sd.push(s);
+        sd.push(sd_over_pairs);
     }
     let accuracies = |f: fn(&repsim_train::EpochMetrics) -> f64| -> Result<Vec<f64>> {
         runs.iter().map(|r| Ok(f(r.last()?))).collect()
@@ -429,16 +428,6 @@ fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
         .iter()
         .filter(|t| t.test.is_some())
         .partition(|t| t.test.is_some_and(|t| t.p_value <= level));
-    let names = |v: &[&LayerTest]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.iter()
-                .map(|t| t.layer.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
     let smallest = 1.0 / first.assignments as f64;
     let mut s = format!(
         "**Significance at this scale** (a permutation test per layer: the {} networks are reassigned to two groups of {} in every \
@@ -450,8 +439,8 @@ fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
         if first.exact { "" } else { " (a seeded sample of 20,000 assignments)" },
         first.assignments,
         smallest,
-        names(&significant),
-        names(&not),
+        listed(&significant.iter().map(|t| t.layer.as_str()).collect::<Vec<_>>()),
+        listed(&not.iter().map(|t| t.layer.as_str()).collect::<Vec<_>>()),
     );
     if smallest > level {
         s.push_str(&format!(
@@ -459,11 +448,8 @@ fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
             c.group_size
         ));
     } else {
-        let next = 2 * (c.group_size + 1);
-        let assignments: usize = (1..=c.group_size + 1)
-            .map(|k| (next - c.group_size - 1 + k) as f64 / k as f64)
-            .product::<f64>()
-            .round() as usize;
+        let next = c.group_size + 1;
+        let assignments = binomial(2 * next, next).unwrap_or(usize::MAX);
         s.push_str(&format!(
             " A layer at p = {smallest:.3} is as extreme as {} networks per group can show (no other assignment reaches the observed gap); `--seeds {}` ({assignments} assignments) resolves smaller p-values.",
             c.group_size,

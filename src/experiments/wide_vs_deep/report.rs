@@ -290,13 +290,16 @@ fn seeds_table(r: &WideVsDeepAnalysis) -> String {
 /// there is that baseline).
 fn gap_stands_out(pc: &PerClassResult, class: usize) -> bool {
     let gap = &pc.gaps[class];
-    let largest_seed_gap = pc
-        .gaps
+    gap.interval.is_some_and(|i| i.excludes(0.0)) && gap.gap.abs() > largest_seed_gap(pc)
+}
+
+/// The largest seed-to-seed gap over the classes (0 without a baseline).
+fn largest_seed_gap(pc: &PerClassResult) -> f64 {
+    pc.gaps
         .iter()
         .filter_map(|g| g.seed_gap)
         .map(f64::abs)
-        .fold(0.0, f64::max);
-    gap.interval.is_some_and(|i| i.excludes(0.0)) && gap.gap.abs() > largest_seed_gap
+        .fold(0.0, f64::max)
 }
 
 /// The per-class table (the paper's Section 6).
@@ -428,12 +431,6 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
             .iter()
             .filter(|g| g.interval.is_some_and(|i| i.excludes(0.0)))
             .count();
-        let largest_seed_gap = pc
-            .gaps
-            .iter()
-            .filter_map(|g| g.seed_gap)
-            .map(f64::abs)
-            .fold(0.0, f64::max);
         s.push_str(&format!(
             "- **Wide vs deep per class**: {} of {} classes have a gap whose interval excludes zero{}; {}.\n",
             excluding_zero,
@@ -441,7 +438,7 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
             if pc.baseline.is_some() {
                 format!(
                     ", against a largest seed-to-seed gap of {:.1} points",
-                    100.0 * largest_seed_gap
+                    100.0 * largest_seed_gap(pc)
                 )
             } else {
                 String::new()

@@ -198,18 +198,15 @@ impl PermutedProducts {
     pub fn new(a: &Tensor<2>, b: &Tensor<2>, m: usize) -> Self {
         if on_flex(a) && on_flex(b) {
             let (la, lb) = (a.dims()[0], b.dims()[0]);
-            let full_a: Vec<f32> = a
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
-            let b: Vec<f32> = b
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            // On flex `into_data` is a copy in host memory; a failed read falls to the device path.
+            let host = |x: &Tensor<2>| -> Vec<f32> {
+                x.clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default()
+            };
+            let (full_a, b) = (host(a), host(b));
             if full_a.len() == la * m * m && b.len() == lb * m * m {
                 let mut a_packed = Vec::with_capacity(la * m * (m + 1) / 2);
                 for p in 0..la {
