@@ -373,9 +373,14 @@ fn sgd_steps_on_wgpu_match_flex() {
             moved > 1e-3,
             "{what}: three steps changed nothing ({moved})"
         );
+        // Typically 1e-7; in 2 of 80 runs here (random weights) the CNN's weights differed by
+        // 1.6e-4 and 2.2e-4 after three steps, its first step's loss agreeing to 1e-7: flex and
+        // wgpu sum in different orders, and three steps through batch norm amplify that. A wrong
+        // gradient on either device moves the weights by the size of the update itself (the
+        // `moved` check above: 1e-3 and more).
         let diff = largest_relative_difference(&on_flex.1, &on_wgpu.1);
         assert!(
-            diff <= 1e-4,
+            diff <= 1e-3,
             "{what}: weights after three steps differ by {diff} (relative)"
         );
     };
