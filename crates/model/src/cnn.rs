@@ -2,6 +2,7 @@
 //! and width (Simonyan & Zisserman 2015), and the small network of the SVCCA tutorial on
 //! convolutional layers (Raghu et al. 2017; google/svcca `tutorials/002`).
 
+use crate::kernels::{batch_norm, conv2d};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -133,9 +134,9 @@ impl PlainCnn {
     fn forward_recorded(&self, mut x: Tensor<4>, rec: &mut Recorder) -> Tensor<2> {
         for (i, layer) in self.layers.iter().enumerate() {
             let k = i + 1;
-            x = layer.conv.forward(x);
+            x = conv2d(&layer.conv, x);
             rec.map(Level::Inner, || format!("layer{k}.conv"), &x);
-            x = layer.bn.forward(x);
+            x = batch_norm(&layer.bn, x);
             rec.map(Level::Inner, || format!("layer{k}.bn"), &x);
             x = relu(x);
             rec.map(Level::Block, || format!("layer{k}"), &x);
@@ -238,15 +239,15 @@ impl SvccaConvNet {
     }
 
     fn forward_recorded(&self, x: Tensor<4>, rec: &mut Recorder) -> Tensor<2> {
-        let x = relu(self.conv1.forward(x));
+        let x = relu(conv2d(&self.conv1, x));
         rec.map(Level::Block, || "conv1".into(), &x);
         let x = self.pool.forward(x);
         rec.map(Level::Inner, || "pool1".into(), &x);
-        let x = relu(self.conv2.forward(x));
+        let x = relu(conv2d(&self.conv2, x));
         rec.map(Level::Block, || "conv2".into(), &x);
         let x = self.pool.forward(x);
         rec.map(Level::Inner, || "pool2".into(), &x);
-        let x = self.bn.forward(x);
+        let x = batch_norm(&self.bn, x);
         rec.map(Level::Inner, || "bn".into(), &x);
         let [n, c, h, w] = x.dims();
         let x = relu(self.fc1.forward(x.reshape([n, c * h * w])));

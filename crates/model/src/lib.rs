@@ -17,6 +17,7 @@
 
 mod cnn;
 mod error;
+pub mod kernels;
 mod memory;
 mod params;
 mod probe;

@@ -13,6 +13,7 @@
 //! `zero_pad` (He et al.'s option A: subsample and pad channels with zeros; no parameters).
 //! Every block records `stageS.blockB.{conv1,bn1,relu1,conv2,bn2,...,add,out}`.
 
+use crate::kernels::{batch_norm, conv2d};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -410,29 +411,29 @@ pub struct Block {
 impl Block {
     fn forward(&self, x: Tensor<4>, prefix: &str, rec: &mut Recorder) -> Tensor<4> {
         let name = |s: &'static str| move || format!("{prefix}.{s}");
-        let out = self.conv1.forward(x.clone());
+        let out = conv2d(&self.conv1, x.clone());
         rec.map(Level::Inner, name("conv1"), &out);
-        let out = self.bn1.forward(out);
+        let out = batch_norm(&self.bn1, out);
         rec.map(Level::Inner, name("bn1"), &out);
         let out = relu(out);
         rec.map(Level::Inner, name("relu1"), &out);
-        let out = self.conv2.forward(out);
+        let out = conv2d(&self.conv2, out);
         rec.map(Level::Inner, name("conv2"), &out);
-        let mut out = self.bn2.forward(out);
+        let mut out = batch_norm(&self.bn2, out);
         rec.map(Level::Inner, name("bn2"), &out);
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
             out = relu(out);
             rec.map(Level::Inner, name("relu2"), &out);
-            out = conv3.forward(out);
+            out = conv2d(conv3, out);
             rec.map(Level::Inner, name("conv3"), &out);
-            out = bn3.forward(out);
+            out = batch_norm(bn3, out);
             rec.map(Level::Inner, name("bn3"), &out);
         }
         let shortcut = match (&self.downsample, &self.zero_pad) {
             (Some(d), _) => {
-                let s = d.conv.forward(x);
+                let s = conv2d(&d.conv, x);
                 rec.map(Level::Inner, name("shortcut.conv"), &s);
-                let s = d.bn.forward(s);
+                let s = batch_norm(&d.bn, s);
                 rec.map(Level::Inner, name("shortcut.bn"), &s);
                 s
             }
@@ -489,9 +490,9 @@ impl ResNet {
     }
 
     fn forward_recorded(&self, x: Tensor<4>, rec: &mut Recorder) -> Tensor<2> {
-        let out = self.conv1.forward(x);
+        let out = conv2d(&self.conv1, x);
         rec.map(Level::Inner, || "stem.conv".into(), &out);
-        let out = self.bn1.forward(out);
+        let out = batch_norm(&self.bn1, out);
         rec.map(Level::Inner, || "stem.bn".into(), &out);
         let out = relu(out);
         let mut out = match &self.maxpool {
