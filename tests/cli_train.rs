@@ -330,3 +330,80 @@ fn compare_probes_two_run_directories_in_memory() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a run directory"));
 }
+
+/// repsim's flex kernels (convolution, batch norm) against burn's own ops
+/// (`REPSIM_KERNELS=burn`): a ResNet-8 trained for two epochs learns alike (the kernels round
+/// differently, so the runs drift apart; a wrong gradient would leave one near chance), and
+/// with the kernels a run is reproduced bit for bit (its losses, every step's summed, to the
+/// last digit).
+#[test]
+fn resnet8_trains_alike_with_repsim_kernels_and_burns_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, kernels: &str| {
+        let out = dir.path().join(name);
+        let out_str = out.to_str().unwrap();
+        let mut args = vec!["train", "--out", out_str, "--epochs", "2"];
+        args.extend_from_slice(&[
+            "--model",
+            "resnet",
+            "--depth",
+            "8",
+            "--data",
+            "shapes",
+            "--side",
+            "16",
+            "--train-count",
+            "1200",
+            "--test-count",
+            "400",
+            "--batch-size",
+            "32",
+            "--seed",
+            "5",
+            "--quiet",
+            "--device",
+            "flex",
+        ]);
+        let output = Command::new(env!("CARGO_BIN_EXE_repsim"))
+            .args(&args)
+            .env("REPSIM_KERNELS", kernels)
+            .output()
+            .expect("repsim runs");
+        common::ok(output);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let epochs: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        epochs
+    };
+    let ours = run("repsim", "repsim");
+    let burns = run("burn", "burn");
+    let again = run("again", "repsim");
+    assert_eq!(ours.len(), 2);
+    for (epoch, (a, b)) in ours.iter().zip(&burns).enumerate() {
+        let field = |v: &serde_json::Value, f: &str| v[f].as_f64().unwrap();
+        let (acc_a, acc_b) = (field(a, "test_accuracy"), field(b, "test_accuracy"));
+        assert!(
+            (acc_a - acc_b).abs() <= 0.1,
+            "epoch {}: test accuracy {acc_a} with repsim's kernels, {acc_b} with burn's ops",
+            epoch + 1
+        );
+        let (loss_a, loss_b) = (field(a, "train_loss"), field(b, "train_loss"));
+        assert!(
+            (loss_a - loss_b).abs() <= 0.05 * loss_b,
+            "epoch {}: training loss {loss_a} with repsim's kernels, {loss_b} with burn's ops",
+            epoch + 1
+        );
+    }
+    assert!(
+        ours[1]["test_accuracy"].as_f64().unwrap() > 0.3,
+        "two epochs learn (chance is 0.1): {:?}",
+        ours[1]
+    );
+    for (a, b) in ours.iter().zip(&again) {
+        for f in ["train_loss", "test_loss", "test_accuracy"] {
+            assert_eq!(a[f], b[f], "{f} of a repeated run");
+        }
+    }
+}

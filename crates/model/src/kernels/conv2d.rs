@@ -441,7 +441,11 @@ mod tests {
 
     /// (images, in, out, side h, side w, kernel, stride, padding, bias): every kernel size,
     /// stride and padding the zoo uses, odd sizes, batch 1, the 7x7 ImageNet stem.
-    const CASES: [(usize, usize, usize, usize, usize, usize, usize, usize, bool); 9] = [
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize, usize, bool); 13] = [
+        (8, 4, 6, 1, 1, 3, 1, 1, false),
+        (8, 4, 6, 2, 2, 3, 2, 1, false),
+        (8, 4, 6, 2, 2, 1, 2, 0, false),
+        (8, 4, 6, 4, 4, 3, 2, 1, false),
         (3, 4, 5, 8, 8, 3, 1, 1, false),
         (2, 3, 6, 9, 7, 3, 2, 1, false),
         (1, 5, 4, 7, 5, 3, 1, 1, true),
