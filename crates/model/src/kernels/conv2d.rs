@@ -127,8 +127,126 @@ impl Geometry {
     }
 }
 
-/// Image `x`'s patch matrix (`K x P`, row-major) into `col`.
-fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
+impl Geometry {
+    /// Stride 1 and an output the input's size ("same" padding, as every 3x3 convolution of
+    /// the zoo with stride 1): a patch row is then the input plane shifted by a constant offset
+    /// in flattened `H W` order, except for the columns that wrap around a row's edge.
+    fn is_same_size(&self) -> bool {
+        self.stride == [1, 1] && self.output == self.input
+    }
+
+    /// For kernel offset `(ki, kj)` of a [`Self::is_same_size`] convolution: the shift from
+    /// output position to input position, the output positions `[lo, hi)` that land inside
+    /// the plane, and the output columns `[bad_lo, bad_hi)` that wrap around a row's edge.
+    fn shifted(&self, ki: usize, kj: usize) -> (isize, usize, usize, (usize, usize)) {
+        let w = self.input[1];
+        let plane = (self.input[0] * w) as isize;
+        let row_shift = ki as isize - self.pad_start[0] as isize;
+        let col_shift = kj as isize - self.pad_start[1] as isize;
+        let shift = row_shift * w as isize + col_shift;
+        let lo = (-shift).clamp(0, plane) as usize;
+        let hi = (plane - shift).clamp(0, plane) as usize;
+        let wrapped = if col_shift < 0 {
+            (0, (-col_shift as usize).min(w))
+        } else {
+            (w - (col_shift as usize).min(w), w)
+        };
+        (shift, lo, hi.max(lo), wrapped)
+    }
+}
+
+/// Zeroes columns `[lo, hi)` of every `width`-wide row of `row`.
+fn zero_columns(row: &mut [f32], width: usize, (lo, hi): (usize, usize)) {
+    if lo < hi {
+        for r in row.chunks_exact_mut(width) {
+            r[lo..hi].fill(0.0);
+        }
+    }
+}
+
+/// Floats of patch matrix one chunk of output positions may hold: 128 KB, so that a chunk and
+/// its gradient stay in a core's L2 cache between the copy and the product.
+const CHUNK_FLOATS: usize = 32 * 1024;
+
+impl Geometry {
+    /// Output positions per chunk: whole output rows up to [`CHUNK_FLOATS`] of patches for a
+    /// [`Self::is_same_size`] convolution, all positions otherwise.
+    fn chunk_positions(&self) -> usize {
+        if self.is_same_size() {
+            let row = self.output[1] * self.patch_len();
+            (CHUNK_FLOATS / row.max(1)).max(1) * self.output[1]
+        } else {
+            self.positions()
+        }
+    }
+}
+
+/// Columns `[p0, p1)` of image `x`'s patch matrix (`K x P`) into `col` (`K x (p1 - p0)`,
+/// row-major). Chunks other than the whole matrix come from [`Geometry::chunk_positions`].
+fn im2col(g: &Geometry, x: &[f32], col: &mut [f32], (p0, p1): (usize, usize)) {
+    if !g.is_same_size() {
+        return im2col_strided(g, x, col);
+    }
+    // A same-size patch row is the input plane shifted by a constant, its wrapped columns zero.
+    let [kh, kw] = g.kernel;
+    let (p, w, cp) = (g.positions(), g.input[1], p1 - p0);
+    for ci in 0..g.in_channels {
+        let channel = &x[ci * p..(ci + 1) * p];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let (shift, lo, hi, wrapped) = g.shifted(ki, kj);
+                let (a, b) = (lo.clamp(p0, p1), hi.clamp(p0, p1));
+                let row = (ci * kh + ki) * kw + kj;
+                let dst = &mut col[row * cp..(row + 1) * cp];
+                if a >= b {
+                    dst.fill(0.0);
+                    continue;
+                }
+                dst[..a - p0].fill(0.0);
+                dst[b - p0..].fill(0.0);
+                let from = (a as isize + shift) as usize;
+                dst[a - p0..b - p0].copy_from_slice(&channel[from..from + b - a]);
+                zero_columns(dst, w, wrapped);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`] for columns `[p0, p1)`: each entry of `col` added to the input
+/// position it was read from, into `dx`. `col` is scratch (its wrapped columns are zeroed).
+fn col2im(g: &Geometry, col: &mut [f32], dx: &mut [f32], (p0, p1): (usize, usize)) {
+    if !g.is_same_size() {
+        return col2im_strided(g, col, dx);
+    }
+    let [kh, kw] = g.kernel;
+    let (p, w, cp) = (g.positions(), g.input[1], p1 - p0);
+    for ci in 0..g.in_channels {
+        let channel = &mut dx[ci * p..(ci + 1) * p];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let (shift, lo, hi, wrapped) = g.shifted(ki, kj);
+                let (a, b) = (lo.clamp(p0, p1), hi.clamp(p0, p1));
+                if a >= b {
+                    continue;
+                }
+                let row = (ci * kh + ki) * kw + kj;
+                let src = &mut col[row * cp..(row + 1) * cp];
+                // Wrapped columns read padding: they take no gradient.
+                zero_columns(src, w, wrapped);
+                let from = (a as isize + shift) as usize;
+                for (t, &v) in channel[from..from + b - a]
+                    .iter_mut()
+                    .zip(&src[a - p0..b - p0])
+                {
+                    *t += v;
+                }
+            }
+        }
+    }
+}
+
+/// [`im2col`] of the whole matrix for any stride and padding, row by row.
+fn im2col_strided(g: &Geometry, x: &[f32], col: &mut [f32]) {
     let [kh, kw] = g.kernel;
     let [h, w] = g.input;
     let out_w = g.output[1];
@@ -166,14 +284,12 @@ fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// The adjoint of [`im2col`]: each entry of `col` added to the input position it was read
-/// from, into `dx` (zeroed first).
-fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
+/// [`col2im`] of the whole matrix for any stride and padding, added into `dx`.
+fn col2im_strided(g: &Geometry, col: &[f32], dx: &mut [f32]) {
     let [kh, kw] = g.kernel;
     let [h, w] = g.input;
     let out_w = g.output[1];
     let p = g.positions();
-    dx.fill(0.0);
     for ci in 0..g.in_channels {
         let channel = &mut dx[ci * h * w..(ci + 1) * h * w];
         for ki in 0..kh {
@@ -213,6 +329,48 @@ fn row_major_mut(values: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32
     MatMut::from_row_major_slice_mut(values, rows, cols)
 }
 
+/// Columns `[p0, p1)` of a row-major `rows x p` matrix, as a strided view.
+fn columns(values: &[f32], rows: usize, p: usize, (p0, p1): (usize, usize)) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice_with_stride(&values[p0..], rows, p1 - p0, p)
+}
+
+/// A row-major `rows x (p1 - p0)` product into columns `[p0, p1)` of the row-major
+/// `rows x p` matrix `values`: straight in when the chunk is every column, else through
+/// `scratch` and one copy per row.
+fn into_columns(
+    values: &mut [f32],
+    rows: usize,
+    p: usize,
+    (p0, p1): (usize, usize),
+    scratch: &mut Vec<f32>,
+    product: impl FnOnce(MatMut<'_, f32>),
+) {
+    let cp = p1 - p0;
+    if cp == p {
+        return product(row_major_mut(&mut values[..rows * p], rows, p));
+    }
+    scratch.resize(rows * cp, 0.0);
+    product(row_major_mut(scratch, rows, cp));
+    for (row, chunk) in scratch.chunks_exact(cp).enumerate() {
+        values[row * p + p0..row * p + p1].copy_from_slice(chunk);
+    }
+}
+
+/// The chunks `(p0, p1)` of output positions, in order.
+fn position_chunks(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let (p, step) = (g.positions(), g.chunk_positions().max(1));
+    (0..p).step_by(step).map(move |p0| (p0, (p0 + step).min(p)))
+}
+
+/// A patch buffer for one chunk (none for a pointwise convolution).
+fn patch_buffer(g: &Geometry) -> Vec<f32> {
+    if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![0f32; g.patch_len() * g.chunk_positions()]
+    }
+}
+
 /// The convolution of `x` (`N x C_in x H x W`) with `weight` (`C_out x K`), NCHW out.
 pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, p) = (g.patch_len(), g.positions());
@@ -221,22 +379,19 @@ pub fn forward(g: &Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     out.par_chunks_mut(g.output_len().max(1))
         .zip(x.par_chunks(g.image_len().max(1)))
         .for_each_init(
-            || vec![0f32; if g.is_pointwise() { 0 } else { k * p }],
-            |col, (y, x)| {
-                let patches = if g.is_pointwise() {
-                    row_major(x, k, p)
-                } else {
-                    im2col(g, x, col);
-                    row_major(col, k, p)
-                };
-                matmul(
-                    row_major_mut(y, g.out_channels, p),
-                    Accum::Replace,
-                    w,
-                    patches,
-                    1.0,
-                    Par::Seq,
-                );
+            || (patch_buffer(g), Vec::new()),
+            |(col, scratch), (y, x)| {
+                for chunk in position_chunks(g) {
+                    let patches = if g.is_pointwise() {
+                        columns(x, k, p, chunk)
+                    } else {
+                        im2col(g, x, col, chunk);
+                        row_major(&col[..k * (chunk.1 - chunk.0)], k, chunk.1 - chunk.0)
+                    };
+                    into_columns(y, g.out_channels, p, chunk, scratch, |dst| {
+                        matmul(dst, Accum::Replace, w, patches, 1.0, Par::Seq)
+                    });
+                }
             },
         );
     out
@@ -268,58 +423,52 @@ pub fn backward(
         .zip(dx_groups.into_par_iter())
         .map(|((x, dy), dx)| {
             let mut dw = vec![0f32; g.out_channels * k];
-            let mut col = vec![0f32; if g.is_pointwise() { 0 } else { k * p }];
-            let mut dcol = vec![
-                0f32;
-                if want_input && !g.is_pointwise() {
-                    k * p
-                } else {
-                    0
-                }
-            ];
+            let mut col = patch_buffer(g);
+            let mut dcol = if want_input {
+                patch_buffer(g)
+            } else {
+                Vec::new()
+            };
+            let mut scratch = Vec::new();
             let images = x.len() / g.image_len().max(1);
             for i in 0..images {
                 let x_i = &x[i * g.image_len()..(i + 1) * g.image_len()];
-                let dy_i = row_major(
-                    &dy[i * g.output_len()..(i + 1) * g.output_len()],
-                    g.out_channels,
-                    p,
-                );
-                let patches = if g.is_pointwise() {
-                    row_major(x_i, k, p)
-                } else {
-                    im2col(g, x_i, &mut col);
-                    row_major(&col, k, p)
-                };
-                matmul(
-                    row_major_mut(&mut dw, g.out_channels, k),
-                    Accum::Add,
-                    dy_i,
-                    patches.transpose(),
-                    1.0,
-                    Par::Seq,
-                );
-                if want_input {
+                let dy_i = &dy[i * g.output_len()..(i + 1) * g.output_len()];
+                for chunk in position_chunks(g) {
+                    let cp = chunk.1 - chunk.0;
+                    let dy_chunk = columns(dy_i, g.out_channels, p, chunk);
+                    let patches = if g.is_pointwise() {
+                        columns(x_i, k, p, chunk)
+                    } else {
+                        im2col(g, x_i, &mut col, chunk);
+                        row_major(&col[..k * cp], k, cp)
+                    };
+                    matmul(
+                        row_major_mut(&mut dw, g.out_channels, k),
+                        Accum::Add,
+                        dy_chunk,
+                        patches.transpose(),
+                        1.0,
+                        Par::Seq,
+                    );
+                    if !want_input {
+                        continue;
+                    }
                     let dx_i = &mut dx[i * g.image_len()..(i + 1) * g.image_len()];
                     if g.is_pointwise() {
-                        matmul(
-                            row_major_mut(dx_i, k, p),
-                            Accum::Replace,
-                            w.transpose(),
-                            dy_i,
-                            1.0,
-                            Par::Seq,
-                        );
+                        into_columns(dx_i, k, p, chunk, &mut scratch, |dst| {
+                            matmul(dst, Accum::Replace, w.transpose(), dy_chunk, 1.0, Par::Seq)
+                        });
                     } else {
                         matmul(
-                            row_major_mut(&mut dcol, k, p),
+                            row_major_mut(&mut dcol[..k * cp], k, cp),
                             Accum::Replace,
                             w.transpose(),
-                            dy_i,
+                            dy_chunk,
                             1.0,
                             Par::Seq,
                         );
-                        col2im(g, &dcol, dx_i);
+                        col2im(g, &mut dcol, dx_i, chunk);
                     }
                 }
             }
