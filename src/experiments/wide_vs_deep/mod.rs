@@ -275,10 +275,8 @@ impl Experiment for WideVsDeep {
     fn trainings(config: &WideVsDeepConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
         let mut trainings = Vec::new();
         for s in 0..config.seeds {
-            for &depth in &config.depths {
-                for &width in &config.widths {
-                    trainings.push(grid_training(config, args, depth, width, s));
-                }
+            for (depth, width) in config.cells() {
+                trainings.push(grid_training(config, args, depth, width, s));
             }
         }
         if config.seeds == 1 {
@@ -538,9 +536,9 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
         .collect::<Result<Vec<_>>>()?;
 
     let index = |depth: usize, width: usize| {
-        let i = config.depths.iter().position(|d| *d == depth)?;
-        let j = config.widths.iter().position(|w| *w == width)?;
-        Some(i * config.widths.len() + j)
+        models
+            .iter()
+            .position(|m| m.depth == depth && m.width == width)
     };
     let (d0, w0) = (config.depths[0], config.widths[0]);
     let (dn, wn) = (

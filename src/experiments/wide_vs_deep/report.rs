@@ -30,6 +30,26 @@ fn grid<'a>(
     grid
 }
 
+/// One panel per grid cell, depth down and width across, from the model of that depth and
+/// width (none for an omitted cell).
+fn by_cell<'a>(
+    config: &WideVsDeepConfig,
+    models: &'a [ModelResult],
+    panel: impl Fn(&'a ModelResult) -> GridPanel<'a>,
+) -> Vec<Option<GridPanel<'a>>> {
+    config
+        .depths
+        .iter()
+        .flat_map(|&d| config.widths.iter().map(move |&w| (d, w)))
+        .map(|(d, w)| {
+            models
+                .iter()
+                .find(|m| m.depth == d && m.width == w)
+                .map(&panel)
+        })
+        .collect()
+}
+
 /// Draws the grids of within-model CKA (with and without the first PC), the first-PC
 /// fractions and each cross-model comparison.
 pub(super) fn draw(
@@ -48,33 +68,23 @@ pub(super) fn draw(
             m.block_contrast
         ))
     };
-    let panels = models
-        .iter()
-        .map(|m| {
-            Some(GridPanel {
-                matrix: &m.within_cka,
-                caption: caption(m),
-            })
-        })
-        .collect();
+    let panels = by_cell(config, models, |m| GridPanel {
+        matrix: &m.within_cka,
+        caption: caption(m),
+    });
     save(
         &grid(config, panels, "Minibatch CKA within each model"),
         &ctx.out.join("within_cka.png"),
     )?;
     figures.push(Figure::new("within_cka.png", "Minibatch CKA between every pair of layers of each model (depth down, width across), as in Nguyen et al. 2021, Fig. 1. Captions: test accuracy and the longest block of layers with pairwise CKA above the threshold."));
-    let panels = models
-        .iter()
-        .map(|m| {
-            Some(GridPanel {
-                matrix: &m.cka_first_pc_removed,
-                caption: Some(format!(
-                    "block {}/{}",
-                    (m.block_share_pc_removed * m.within_cka.rows.len() as f64).round(),
-                    m.within_cka.rows.len()
-                )),
-            })
-        })
-        .collect();
+    let panels = by_cell(config, models, |m| GridPanel {
+        matrix: &m.cka_first_pc_removed,
+        caption: Some(format!(
+            "block {}/{}",
+            (m.block_share_pc_removed * m.within_cka.rows.len() as f64).round(),
+            m.within_cka.rows.len()
+        )),
+    });
     save(
         &grid(
             config,
@@ -132,6 +142,19 @@ pub(super) fn draw(
 }
 
 /// `summary.md` up to the reproduce line.
+/// ` (not ResNet-38 x4)`, or nothing when the grid is whole.
+fn omitted(c: &WideVsDeepConfig) -> String {
+    if c.omit.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = c
+        .omit
+        .iter()
+        .map(|(d, w)| format!("ResNet-{d} x{w}"))
+        .collect();
+    format!(" (not {})", names.join(", "))
+}
+
 pub(super) fn summary(
     c: &WideVsDeepConfig,
     r: &WideVsDeepAnalysis,
@@ -140,12 +163,12 @@ pub(super) fn summary(
 ) -> String {
     let mut s = format!(
         "# wide_vs_deep\n\nNguyen, Raghu & Kornblith 2021, *Do Wide and Deep Networks Learn the Same Things?*\n\n\
-         CIFAR-layout ResNets of depths {:?} and widths {:?}, trained on `{}` ({} training / {} test images, {} px) \
+         CIFAR-layout ResNets of depths {:?} and widths {:?}{}, trained on `{}` ({} training / {} test images, {} px) \
          for {} epochs (SGD, momentum 0.9, weight decay {}, peak lr {} after {} epochs of linear warm-up, cosine, batch {}). \
          Within-model similarity is minibatch CKA (unbiased HSIC per batch of {}, {} shuffled passes over the {} test images). \
          Device: {}. Wall time of this run {:.0} s (training {:.0} s, analysis {:.0} s); the models' own training time, \
          summed from their metrics, {:.0} s.\n\n",
-        c.depths, c.widths, p.data, c.train_count, c.test_count, c.side, c.epochs, c.weight_decay, c.lr, c.warmup_epochs, c.batch_size,
+        c.depths, c.widths, omitted(c), p.data, c.train_count, c.test_count, c.side, c.epochs, c.weight_decay, c.lr, c.warmup_epochs, c.batch_size,
         c.cka_batch, c.passes, c.test_count, p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.analysis_seconds,
         p.models_training_seconds
     );

@@ -14,6 +14,10 @@ pub struct WideVsDeepConfig {
     pub depths: Vec<usize>,
     /// Width multipliers, across the columns.
     pub widths: Vec<usize>,
+    /// (depth, width) cells of the grid not trained (an empty panel in the figures): the
+    /// default leaves out ResNet-38 x4, which alone would take longer than the rest.
+    #[serde(default)]
+    pub omit: Vec<(usize, usize)>,
     /// The (depth, width) whose first two seeds are compared (the seed-to-seed comparison and
     /// the per-class baseline); with one seed it is the one architecture trained twice.
     pub second_seed: (usize, usize),
@@ -63,6 +67,7 @@ impl WideVsDeepConfig {
             Scale::Smoke => WideVsDeepConfig {
                 depths: vec![8],
                 widths: vec![1, 2],
+                omit: Vec::new(),
                 second_seed: (8, 1),
                 side: 16,
                 train_count: 256,
@@ -84,8 +89,9 @@ impl WideVsDeepConfig {
             },
             Scale::Default => WideVsDeepConfig {
                 depths: vec![8, 20, 38],
-                widths: vec![1, 2],
-                second_seed: (38, 2),
+                widths: vec![1, 2, 4],
+                omit: vec![(38, 4)],
+                second_seed: (20, 2),
                 side: 16,
                 train_count: 1000,
                 test_count: 1024,
@@ -107,6 +113,7 @@ impl WideVsDeepConfig {
             Scale::Full => WideVsDeepConfig {
                 depths: vec![20, 38, 56, 110],
                 widths: vec![1, 2, 4, 8],
+                omit: Vec::new(),
                 second_seed: (110, 1),
                 side: 32,
                 train_count: 50_000,
@@ -142,6 +149,19 @@ impl WideVsDeepConfig {
                 "depth {d} is not a CIFAR ResNet depth (6n+2, at least 8)"
             ));
         }
+        if let Some((d, w)) = self
+            .omit
+            .iter()
+            .find(|(d, w)| !self.depths.contains(d) || !self.widths.contains(w))
+        {
+            return bad(format!(
+                "omit names ResNet-{d} x{w}, which is not in the grid (depths {:?}, widths {:?})",
+                self.depths, self.widths
+            ));
+        }
+        if self.cells().is_empty() {
+            return bad("wide_vs_deep's omit leaves no model in the grid".into());
+        }
         if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
             return bad(format!(
                 "the CKA batch ({}) and the PC examples ({}) must fit in the {} test images",
@@ -149,6 +169,17 @@ impl WideVsDeepConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl WideVsDeepConfig {
+    /// The grid's (depth, width) cells, depth down then width across, less `omit`.
+    pub fn cells(&self) -> Vec<(usize, usize)> {
+        self.depths
+            .iter()
+            .flat_map(|&d| self.widths.iter().map(move |&w| (d, w)))
+            .filter(|cell| !self.omit.contains(cell))
+            .collect()
     }
 }
 
@@ -297,4 +328,32 @@ pub struct WideVsDeepAnalysis {
     /// Per-class test accuracy of the wide and the deep model of similar accuracy (the paper's
     /// Section 6).
     pub per_class: Option<PerClassResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_cells_are_not_trained_and_must_be_in_the_grid() {
+        let mut config = WideVsDeepConfig::for_scale(Scale::Default);
+        assert_eq!(config.cells().len(), 3 * 3 - 1);
+        assert!(!config.cells().contains(&(38, 4)));
+        assert!(config.validate().is_ok());
+        config.omit = vec![(56, 4)];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("ResNet-56 x4"), "{err}");
+        config.omit = config.cells();
+        config.omit.push((38, 4));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("no model"), "{err}");
+    }
+
+    #[test]
+    fn a_config_file_without_omit_keeps_the_whole_grid() {
+        let mut json = serde_json::to_value(WideVsDeepConfig::for_scale(Scale::Smoke)).unwrap();
+        json.as_object_mut().unwrap().remove("omit");
+        let config: WideVsDeepConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config.cells(), vec![(8, 1), (8, 2)]);
+    }
 }
