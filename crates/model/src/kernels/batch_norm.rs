@@ -305,7 +305,8 @@ fn tracked_train(
 /// statistics update when `x` is on an autodiff device and the layer trains, the running
 /// statistics otherwise), through the fused kernels on flex and burn's own op elsewhere.
 pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
-    if !repsim_kernels() {
+    // An empty batch has no statistics: burn's op decides what that gives.
+    if !repsim_kernels() || x.shape().num_elements() == 0 {
         return bn.forward(x);
     }
     let training = x.device().is_autodiff() && bn.training.is_enabled();

@@ -541,7 +541,11 @@ fn tracked(x: TrackedTensor, weight: TrackedTensor, g: Geometry) -> TrackedTenso
 /// `conv` applied to `x` as burn's `Conv2d::forward` does, through the kernels above on flex
 /// (groups 1, dilation 1, explicit or no padding) and burn's own op otherwise.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if !repsim_kernels() || conv.groups != 1 || conv.dilation != [1, 1] {
+    if !repsim_kernels()
+        || conv.groups != 1
+        || conv.dilation != [1, 1]
+        || x.shape().num_elements() == 0
+    {
         return conv.forward(x);
     }
     let padding = match conv.padding {
