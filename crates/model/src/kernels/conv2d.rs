@@ -125,9 +125,7 @@ impl Geometry {
         };
         (lo.min(hi), hi)
     }
-}
 
-impl Geometry {
     /// Stride 1 and an output the input's size ("same" padding, as every 3x3 convolution of
     /// the zoo with stride 1): a patch row is then the input plane shifted by a constant offset
     /// in flattened `H W` order, except for the columns that wrap around a row's edge.
@@ -137,7 +135,7 @@ impl Geometry {
 
     /// For kernel offset `(ki, kj)` of a [`Self::is_same_size`] convolution: the shift from
     /// output position to input position, the output positions `[lo, hi)` that land inside
-    /// the plane, and the output columns `[bad_lo, bad_hi)` that wrap around a row's edge.
+    /// the plane, and the output columns that wrap around a row's edge.
     fn shifted(&self, ki: usize, kj: usize) -> (isize, usize, usize, (usize, usize)) {
         let w = self.input[1];
         let plane = (self.input[0] * w) as isize;
@@ -153,6 +151,17 @@ impl Geometry {
         };
         (shift, lo, hi.max(lo), wrapped)
     }
+
+    /// Output positions per chunk: whole output rows up to [`CHUNK_FLOATS`] of patches for a
+    /// [`Self::is_same_size`] convolution, all positions otherwise.
+    fn chunk_positions(&self) -> usize {
+        if self.is_same_size() {
+            let row = self.output[1] * self.patch_len();
+            (CHUNK_FLOATS / row.max(1)).max(1) * self.output[1]
+        } else {
+            self.positions()
+        }
+    }
 }
 
 /// Zeroes columns `[lo, hi)` of every `width`-wide row of `row`.
@@ -167,19 +176,6 @@ fn zero_columns(row: &mut [f32], width: usize, (lo, hi): (usize, usize)) {
 /// Floats of patch matrix one chunk of output positions may hold: 128 KB, so that a chunk and
 /// its gradient stay in a core's L2 cache between the copy and the product.
 const CHUNK_FLOATS: usize = 32 * 1024;
-
-impl Geometry {
-    /// Output positions per chunk: whole output rows up to [`CHUNK_FLOATS`] of patches for a
-    /// [`Self::is_same_size`] convolution, all positions otherwise.
-    fn chunk_positions(&self) -> usize {
-        if self.is_same_size() {
-            let row = self.output[1] * self.patch_len();
-            (CHUNK_FLOATS / row.max(1)).max(1) * self.output[1]
-        } else {
-            self.positions()
-        }
-    }
-}
 
 /// Columns `[p0, p1)` of image `x`'s patch matrix (`K x P`) into `col` (`K x (p1 - p0)`,
 /// row-major). Chunks other than the whole matrix come from [`Geometry::chunk_positions`].
