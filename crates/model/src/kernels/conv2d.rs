@@ -12,7 +12,11 @@
 //! ```
 //!
 //! A 1x1 convolution with stride 1 and no padding has `col_n = x_n`, so no patch matrix is
-//! built. Images run in parallel on rayon's pool, each with its own patch buffer; the weight
+//! built. For a stride-1 convolution whose output keeps the input's size (every 3x3 one of the
+//! zoo), a patch row is the input plane shifted by a constant, so it is one contiguous copy
+//! (and col2im one contiguous add), and the positions go in chunks of output rows whose patch
+//! matrix fits the L2 cache. Images run in parallel on rayon's pool, each thread with its own
+//! patch buffer; the weight
 //! gradient is summed in fixed groups of images and the groups added in order, so a training
 //! run is reproducible bit for bit on any number of threads. burn-flex's own backward goes
 //! through `conv_transpose2d` for `dx` and a convolution of the whole feature map for `dW`
