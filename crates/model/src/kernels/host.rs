@@ -17,17 +17,17 @@ pub type FlexAutodiff = Autodiff<Flex>;
 pub type TrackedTensor = <FlexAutodiff as BackendTypes>::FloatTensorPrimitive;
 
 /// Where a tensor lives, as far as the kernels care.
-pub enum OnFlex<const D: usize> {
+pub enum OnFlex {
     /// Plain flex (inference, or no gradient wanted).
     Plain(FlexTensor),
     /// Flex under autodiff: the op records itself in the graph.
     Tracked(TrackedTensor),
 }
 
-impl<const D: usize> OnFlex<D> {
+impl OnFlex {
     /// `x` as a flex primitive, or `None` for any other device or a float type other than
     /// `f32` (burn's op then runs).
-    pub fn of(x: &Tensor<D>) -> Option<Self> {
+    pub fn of<const D: usize>(x: &Tensor<D>) -> Option<Self> {
         if x.dtype() != DType::F32 {
             return None;
         }
