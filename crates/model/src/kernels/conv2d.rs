@@ -336,7 +336,10 @@ fn columns(values: &[f32], rows: usize, p: usize, (p0, p1): (usize, usize)) -> M
 
 /// A row-major `rows x (p1 - p0)` product into columns `[p0, p1)` of the row-major
 /// `rows x p` matrix `values`: straight in when the chunk is every column, else through
-/// `scratch` and one copy per row.
+/// `scratch` and one copy per row. Not through a strided view: faer 0.24.4's
+/// `MatMut::from_row_major_slice_with_stride_mut` builds its view with the two strides swapped
+/// (row stride 1, column stride `row_stride`), so a product into it writes past the slice
+/// (seen under valgrind; the `MatRef` version is right, and is what [`columns`] uses).
 fn into_columns(
     values: &mut [f32],
     rows: usize,
