@@ -339,7 +339,8 @@ fn columns(values: &[f32], rows: usize, p: usize, (p0, p1): (usize, usize)) -> M
 /// `scratch` and one copy per row. Not through a strided view: faer 0.24.4's
 /// `MatMut::from_row_major_slice_with_stride_mut` builds its view with the two strides swapped
 /// (row stride 1, column stride `row_stride`), so a product into it writes past the slice
-/// (seen under valgrind; the `MatRef` version is right, and is what [`columns`] uses).
+/// (seen under valgrind; faer-rs pull request 267, open, fixes it; the `MatRef` version is
+/// right, and is what [`columns`] uses).
 fn into_columns(
     values: &mut [f32],
     rows: usize,
