@@ -33,6 +33,29 @@ const SMALL: &[&str] = &[
     "flex",
 ];
 
+/// A ResNet-8 on 1,200 shapes images: a few seconds per epoch.
+const RESNET8: &[&str] = &[
+    "--model",
+    "resnet",
+    "--depth",
+    "8",
+    "--data",
+    "shapes",
+    "--side",
+    "16",
+    "--train-count",
+    "1200",
+    "--test-count",
+    "400",
+    "--batch-size",
+    "32",
+    "--seed",
+    "5",
+    "--quiet",
+    "--device",
+    "flex",
+];
+
 /// `repsim train --out OUT --epochs EPOCHS` with `base` and `extra` flags.
 fn args_with<'a>(
     base: &[&'a str],
@@ -342,33 +365,8 @@ fn resnet8_trains_alike_with_repsim_kernels_and_burns_ops() {
     let run = |name: &str, kernels: &str| {
         let out = dir.path().join(name);
         let out_str = out.to_str().unwrap();
-        let mut args = vec!["train", "--out", out_str, "--epochs", "2"];
-        args.extend_from_slice(&[
-            "--model",
-            "resnet",
-            "--depth",
-            "8",
-            "--data",
-            "shapes",
-            "--side",
-            "16",
-            "--train-count",
-            "1200",
-            "--test-count",
-            "400",
-            "--batch-size",
-            "32",
-            "--seed",
-            "5",
-            "--quiet",
-            "--device",
-            "flex",
-        ]);
-        let output = Command::new(env!("CARGO_BIN_EXE_repsim"))
-            .args(&args)
-            .env("REPSIM_KERNELS", kernels)
-            .output()
-            .expect("repsim runs");
+        let args = args_with(RESNET8, out_str, "2", &[]);
+        let output = common::repsim_with_env(&args, &[("REPSIM_KERNELS", kernels)]);
         common::ok(output);
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         let epochs: Vec<serde_json::Value> = metrics

@@ -5,9 +5,15 @@ use std::process::{Command, Output};
 
 /// Runs the `repsim` binary on flex with `args`.
 pub fn repsim(args: &[&str]) -> Output {
+    repsim_with_env(args, &[])
+}
+
+/// [`repsim`] with environment variables `vars` set for the run.
+pub fn repsim_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_repsim"))
         .args(args)
         .env("REPSIM_DEVICE", "flex")
+        .envs(vars.iter().copied())
         .output()
         .expect("repsim runs")
 }

@@ -369,10 +369,7 @@ mod tests {
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Device, Distribution};
 
-    fn relative_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        let scale = b.clone().abs().max().into_scalar::<f32>().max(1e-6);
-        (a - b).abs().max().into_scalar::<f32>() / scale
-    }
+    use crate::kernels::test_support::relative_difference;
 
     /// Two batch norms of `channels` with the same non-trivial γ, β and running statistics,
     /// sharing nothing (clones would share their running statistics).

@@ -425,59 +425,64 @@ pub fn backward(
     };
     let partials: Vec<Vec<f32>> = x_groups
         .zip(dx_groups.into_par_iter())
-        .map(|((x, dy), dx)| {
-            let mut dw = vec![0f32; g.out_channels * k];
-            let mut col = patch_buffer(g);
-            let mut dcol = if want_input {
-                patch_buffer(g)
-            } else {
-                Vec::new()
-            };
-            let mut scratch = Vec::new();
-            let images = x.len() / g.image_len().max(1);
-            for i in 0..images {
-                let x_i = &x[i * g.image_len()..(i + 1) * g.image_len()];
-                let dy_i = &dy[i * g.output_len()..(i + 1) * g.output_len()];
-                for chunk in position_chunks(g) {
-                    let cp = chunk.1 - chunk.0;
-                    let dy_chunk = columns(dy_i, g.out_channels, p, chunk);
-                    let patches = if g.is_pointwise() {
-                        columns(x_i, k, p, chunk)
-                    } else {
-                        im2col(g, x_i, &mut col, chunk);
-                        row_major(&col[..k * cp], k, cp)
-                    };
-                    matmul(
-                        row_major_mut(&mut dw, g.out_channels, k),
-                        Accum::Add,
-                        dy_chunk,
-                        patches.transpose(),
-                        1.0,
-                        Par::Seq,
-                    );
-                    if !want_input {
-                        continue;
-                    }
-                    let dx_i = &mut dx[i * g.image_len()..(i + 1) * g.image_len()];
-                    if g.is_pointwise() {
-                        into_columns(dx_i, k, p, chunk, &mut scratch, |dst| {
-                            matmul(dst, Accum::Replace, w.transpose(), dy_chunk, 1.0, Par::Seq)
-                        });
-                    } else {
+        .map_init(
+            // Scratch buffers, one set per rayon job rather than per group: every use
+            // overwrites what it reads.
+            || {
+                let dcol = if want_input {
+                    patch_buffer(g)
+                } else {
+                    Vec::new()
+                };
+                (patch_buffer(g), dcol, Vec::new())
+            },
+            |(col, dcol, scratch), ((x, dy), dx)| {
+                let mut dw = vec![0f32; g.out_channels * k];
+                let images = x.len() / g.image_len().max(1);
+                for i in 0..images {
+                    let x_i = &x[i * g.image_len()..(i + 1) * g.image_len()];
+                    let dy_i = &dy[i * g.output_len()..(i + 1) * g.output_len()];
+                    for chunk in position_chunks(g) {
+                        let cp = chunk.1 - chunk.0;
+                        let dy_chunk = columns(dy_i, g.out_channels, p, chunk);
+                        let patches = if g.is_pointwise() {
+                            columns(x_i, k, p, chunk)
+                        } else {
+                            im2col(g, x_i, col, chunk);
+                            row_major(&col[..k * cp], k, cp)
+                        };
                         matmul(
-                            row_major_mut(&mut dcol[..k * cp], k, cp),
-                            Accum::Replace,
-                            w.transpose(),
+                            row_major_mut(&mut dw, g.out_channels, k),
+                            Accum::Add,
                             dy_chunk,
+                            patches.transpose(),
                             1.0,
                             Par::Seq,
                         );
-                        col2im(g, &mut dcol, dx_i, chunk);
+                        if !want_input {
+                            continue;
+                        }
+                        let dx_i = &mut dx[i * g.image_len()..(i + 1) * g.image_len()];
+                        if g.is_pointwise() {
+                            into_columns(dx_i, k, p, chunk, scratch, |dst| {
+                                matmul(dst, Accum::Replace, w.transpose(), dy_chunk, 1.0, Par::Seq)
+                            });
+                        } else {
+                            matmul(
+                                row_major_mut(&mut dcol[..k * cp], k, cp),
+                                Accum::Replace,
+                                w.transpose(),
+                                dy_chunk,
+                                1.0,
+                                Par::Seq,
+                            );
+                            col2im(g, dcol, dx_i, chunk);
+                        }
                     }
                 }
-            }
-            dw
-        })
+                dw
+            },
+        )
         .collect();
     let mut weight_grad = vec![0f32; g.out_channels * k];
     for partial in &partials {
@@ -590,11 +595,7 @@ mod tests {
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Device, Distribution};
 
-    /// The largest difference between `a` and `b`, relative to `b`'s largest magnitude.
-    fn relative_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        let scale = b.clone().abs().max().into_scalar::<f32>().max(1e-6);
-        (a - b).abs().max().into_scalar::<f32>() / scale
-    }
+    use crate::kernels::test_support::relative_difference;
 
     /// (images, in, out, side h, side w, kernel, stride, padding, bias): every kernel size,
     /// stride and padding the zoo uses, odd sizes, batch 1, the 7x7 ImageNet stem.

@@ -15,6 +15,8 @@ mod conv2d;
 mod host;
 mod lanes;
 mod switch;
+#[cfg(test)]
+mod test_support;
 
 pub use batch_norm::batch_norm;
 pub use conv2d::conv2d;
