@@ -5,7 +5,7 @@
 //!   files, an activation directory), its directory exists and is writable (a temporary is
 //!   created and removed there), and stale temporaries of dead repsim processes are removed.
 //! - [`write_json`] and [`with_signal_cleanup`] write through repsim's one atomic writer ([`repsim_durable`]:
-//!   `DIR/.NAME.repsim-tmp-PID-K`, flushed, fsynced, given the replaced file's mode, renamed,
+//!   `DIR/.NAME.repsim-tmp-SCOPE-PID-K`, flushed, fsynced, given the replaced file's mode, renamed,
 //!   the directory fsynced); any error removes the temporary and names the output, not the
 //!   temporary. Ctrl-C and SIGTERM remove the temporaries in flight before exiting; a SIGKILL
 //!   leaves one, which the next run in that directory removes.
@@ -224,10 +224,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acts.npz");
         // PID 4194304 is above Linux's pid_max: no such process.
-        let stale = dir.path().join(".acts.npz.repsim-tmp-4194304");
+        let stale = dir.path().join(format!(
+            ".acts.npz.repsim-tmp-{}-4194304-0",
+            repsim_durable::process_scope()
+        ));
         let old_style = dir.path().join(".acts.npz.4194304.partial");
         std::fs::write(&stale, b"half").unwrap();
         std::fs::write(&old_style, b"half").unwrap();
+        // An earlier version's temporary counts as left behind once older than a lease.
+        let old = std::time::SystemTime::now()
+            - repsim_durable::lease()
+            - std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&old_style)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         check_output(&path, "--out", &["npz"], &[]).unwrap();
         assert!(!stale.exists() && !old_style.exists());
     }

@@ -1,16 +1,28 @@
 //! repsim's one way to write a file, used by every repsim crate (weights, checkpoints, the
-//! Tracker's observations, activation files, figures, results and summaries).
+//! Tracker's observations, activation files, figures, results and summaries), and its one way to
+//! lock a directory against a second writer.
 //!
-//! [`write_via`] writes `DIR/.NAME.repsim-tmp-PID-K` (created new, so it is this process's own),
-//! flushes and fsyncs it, gives it the mode of the file it replaces (else the umask default),
-//! renames it over `NAME` and fsyncs the directory. A process killed at any moment leaves the old
-//! file or the new one, never half of one; an error removes the temporary and leaves the old
-//! file. What a killed process leaves is a temporary, which [`remove_stale_temporaries`] removes
-//! once its process is gone (it also recognises the `.NAME.PID.partial` temporaries of repsim
-//! versions before this crate). [`remove_in_flight`] removes this process's temporaries, for a
-//! Ctrl-C or SIGTERM handler.
+//! [`write_via`] writes `DIR/.NAME.repsim-tmp-SCOPE-PID-K` (created new, so it is this process's
+//! own), flushes and fsyncs it, gives it the mode of the file it replaces (else the umask
+//! default), renames it over `NAME` and fsyncs the directory. A process killed at any moment
+//! leaves the old file or the new one, never half of one; an error removes the temporary and
+//! leaves the old file. What a killed process leaves is a temporary, which
+//! [`remove_stale_temporaries`] removes once it is sure the writer is gone: `SCOPE`
+//! ([`process_scope`]) names the host, its boot and its PID namespace, so a PID is judged only
+//! where it means something; a temporary of another machine or namespace is removed only when it
+//! has not changed for a lease ([`lease`]). [`remove_in_flight`] removes this process's
+//! temporaries, for a Ctrl-C or SIGTERM handler.
+//!
+//! [`DirLock`] (the `lock` module) is an exclusive lock that holds across processes, PID
+//! namespaces and machines sharing a file system.
 //!
 //! This crate depends on no other repsim crate (std and serde only), so every crate may use it.
+
+mod lock;
+mod scope;
+
+pub use lock::{DirLock, LockError, LockHolder};
+pub use scope::{fnv1a64, host_name, lease, process_scope, TemporaryOwner};
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -64,41 +76,55 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "output".into())
 }
 
-/// A fresh temporary name for `path`, unique within this process:
-/// `DIR/.NAME.repsim-tmp-PID-K`.
+/// A fresh temporary name for `path`, unique within this process and across machines:
+/// `DIR/.NAME.repsim-tmp-SCOPE-PID-K` (see [`process_scope`]).
 pub fn temporary_path(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let k = NEXT.fetch_add(1, Ordering::Relaxed);
     parent_dir(path).join(format!(
-        ".{}{TEMPORARY_TAG}{}-{k}",
+        ".{}{TEMPORARY_TAG}{}-{}-{k}",
         file_name(path),
+        process_scope(),
         std::process::id()
     ))
 }
 
-/// The process id in a name repsim gave a temporary (`.NAME.repsim-tmp-PID-K`,
-/// `.NAME.repsim-tmp-PID`, or the older `.NAME.PID.partial`), if it is one.
-pub fn temporary_owner(name: &str) -> Option<u32> {
+/// The writer of a temporary, from the name repsim gave it (`.NAME.repsim-tmp-SCOPE-PID-K`, or
+/// the forms of earlier versions without a scope: `.NAME.repsim-tmp-PID-K`,
+/// `.NAME.repsim-tmp-PID`, `.NAME.PID.partial`), if it is one.
+pub fn temporary_owner(name: &str) -> Option<TemporaryOwner> {
     if !name.starts_with('.') {
         return None;
     }
     if let Some((_, tail)) = name.rsplit_once(TEMPORARY_TAG) {
-        let pid = tail.split_once('-').map_or(tail, |(pid, k)| {
-            if k.chars().all(|c| c.is_ascii_digit()) && !k.is_empty() {
-                pid
-            } else {
-                ""
-            }
-        });
-        return pid.parse().ok();
+        let parts: Vec<&str> = tail.split('-').collect();
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        return match parts.as_slice() {
+            [scope, pid, k] if scope.len() == 16 && digits(k) => Some(TemporaryOwner {
+                scope: Some((*scope).to_string()),
+                pid: pid.parse().ok()?,
+            }),
+            [pid, k] if digits(k) => Some(TemporaryOwner {
+                scope: None,
+                pid: pid.parse().ok()?,
+            }),
+            [pid] => Some(TemporaryOwner {
+                scope: None,
+                pid: pid.parse().ok()?,
+            }),
+            _ => None,
+        };
     }
     let stem = name.strip_suffix(".partial")?;
     let (_, pid) = stem.rsplit_once('.')?;
-    pid.parse().ok()
+    Some(TemporaryOwner {
+        scope: None,
+        pid: pid.parse().ok()?,
+    })
 }
 
-/// Whether a process with this id runs (Linux: `/proc/PID`; elsewhere assumed alive, so nothing
-/// of a running process is ever removed).
+/// Whether a process with this id runs in this process's PID namespace (Linux: `/proc/PID`;
+/// elsewhere assumed alive, so nothing of a running process is ever removed).
 pub fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
@@ -110,8 +136,33 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Removes the temporaries in `dir` whose process no longer runs (what a `kill -9` left), and
-/// returns their paths. Temporaries of live processes, this one's included, are kept.
+/// How long ago `path` last changed (zero when unknown or in the future).
+fn age(path: &Path) -> std::time::Duration {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// Whether the writer of the temporary `path` (named for `owner`) is surely gone:
+/// - written here (same host, boot and PID namespace): its PID no longer runs;
+/// - written by an earlier repsim (no scope in the name): its PID no longer runs here and the
+///   temporary has not changed for a lease;
+/// - written on another machine or in another PID namespace (sharing `OUT` on a network file
+///   system, a container): the PID says nothing here, so only a temporary that has not changed
+///   for a lease ([`lease`]) counts as left behind.
+pub fn temporary_is_stale(path: &Path, owner: &TemporaryOwner) -> bool {
+    match &owner.scope {
+        Some(scope) if *scope == process_scope() => !process_alive(owner.pid),
+        Some(_) => age(path) > lease(),
+        None => !process_alive(owner.pid) && age(path) > lease(),
+    }
+}
+
+/// Removes the temporaries in `dir` whose writer is surely gone ([`temporary_is_stale`]: what
+/// a `kill -9` left), and returns their paths. Temporaries of live processes, this one's and
+/// those of other machines sharing the directory included, are kept.
 pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -119,13 +170,13 @@ pub fn remove_stale_temporaries(dir: &Path) -> Vec<PathBuf> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = temporary_owner(&name) else {
+        let Some(owner) = temporary_owner(&name) else {
             continue;
         };
-        if process_alive(pid) {
+        let path = entry.path();
+        if !temporary_is_stale(&path, &owner) {
             continue;
         }
-        let path = entry.path();
         let gone = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
@@ -359,39 +410,91 @@ mod tests {
         assert_eq!(mode, 0o751);
     }
 
+    fn owner(scope: Option<&str>, pid: u32) -> Option<TemporaryOwner> {
+        Some(TemporaryOwner {
+            scope: scope.map(str::to_string),
+            pid,
+        })
+    }
+
     #[test]
     fn temporaries_are_recognised_in_every_form() {
         let t = temporary_path(Path::new("d/x.bpk"));
         let name = t.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(temporary_owner(&name), Some(std::process::id()));
-        assert_eq!(temporary_owner(".x.bpk.repsim-tmp-77"), Some(77));
-        assert_eq!(temporary_owner(".x.bpk.repsim-tmp-77-3"), Some(77));
-        assert_eq!(temporary_owner(".model.bpk.77.partial"), Some(77));
+        let scope = process_scope();
+        assert_eq!(
+            temporary_owner(&name),
+            owner(Some(&scope), std::process::id())
+        );
+        assert_eq!(
+            temporary_owner(".x-y.bpk.repsim-tmp-0123456789abcdef-77-3"),
+            owner(Some("0123456789abcdef"), 77)
+        );
+        assert_eq!(temporary_owner(".x.bpk.repsim-tmp-77"), owner(None, 77));
+        assert_eq!(temporary_owner(".x.bpk.repsim-tmp-77-3"), owner(None, 77));
+        assert_eq!(temporary_owner(".model.bpk.77.partial"), owner(None, 77));
         assert_eq!(temporary_owner("x.bpk.repsim-tmp-77"), None);
         assert_eq!(temporary_owner(".x.bpk.repsim-tmp-77-a"), None);
+        assert_eq!(temporary_owner(".x.bpk.repsim-tmp-abc-77-1"), None);
         assert_eq!(temporary_owner(".x.partial"), None);
         assert_eq!(temporary_owner("model.bpk"), None);
+    }
+
+    fn make_old(path: &Path) {
+        let old = std::time::SystemTime::now() - lease() - std::time::Duration::from_secs(5);
+        File::open(path).unwrap().set_modified(old).unwrap();
     }
 
     #[test]
     fn stale_temporaries_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().unwrap();
+        let here = process_scope();
         // PID 4194304 is above Linux's pid_max limit, so no process has it.
-        for stale in [
-            ".x.bpk.repsim-tmp-4194304",
-            ".x.bpk.repsim-tmp-4194304-2",
-            ".y.png.4194304.partial",
-        ] {
+        let dead_here = [
+            format!(".x.bpk.repsim-tmp-{here}-4194304-0"),
+            format!(".y.bpk.repsim-tmp-{here}-4194304-2"),
+        ];
+        for stale in &dead_here {
             std::fs::write(dir.path().join(stale), b"x").unwrap();
         }
-        std::fs::create_dir(dir.path().join(".epoch-0001.repsim-tmp-4194304-0")).unwrap();
+        std::fs::create_dir(
+            dir.path()
+                .join(format!(".epoch-0001.repsim-tmp-{here}-4194304-0")),
+        )
+        .unwrap();
+        // Earlier versions' names: the PID is dead here and the file is older than a lease.
+        for legacy in [".z.bpk.repsim-tmp-4194304", ".w.png.4194304.partial"] {
+            std::fs::write(dir.path().join(legacy), b"x").unwrap();
+            make_old(&dir.path().join(legacy));
+        }
         let mine = temporary_path(&dir.path().join("y.bpk"));
         std::fs::write(&mine, b"y").unwrap();
         std::fs::write(dir.path().join("keep.json"), b"{}").unwrap();
         let removed = remove_stale_temporaries(dir.path());
-        assert_eq!(removed.len(), 4);
+        assert_eq!(removed.len(), 5, "{removed:?}");
         let left = names(dir.path());
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(mine.exists());
+    }
+
+    #[test]
+    fn temporaries_of_other_machines_are_kept_until_their_lease_runs_out() {
+        // Another host or PID namespace: its PID means nothing here (this PID may even be free
+        // here), so only age counts.
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir
+            .path()
+            .join(".a.json.repsim-tmp-ffffffffffffffff-4194304-0");
+        let left = dir
+            .path()
+            .join(".b.json.repsim-tmp-ffffffffffffffff-4194304-1");
+        let fresh_legacy = dir.path().join(".c.json.repsim-tmp-4194304-1");
+        for path in [&live, &left, &fresh_legacy] {
+            std::fs::write(path, b"x").unwrap();
+        }
+        make_old(&left);
+        let removed = remove_stale_temporaries(dir.path());
+        assert_eq!(removed, vec![left.clone()]);
+        assert!(live.exists() && fresh_legacy.exists());
     }
 }

@@ -236,11 +236,13 @@ pub fn train(config: &TrainConfig, out: &Path, options: &RunOptions) -> Result<T
     )
 }
 
-/// `RUN.lock` beside the run directory, holding the PID of the process training into it: a
-/// second process is refused while the first lives; a lock left by a killed process is taken
-/// over. Removed when the guard drops.
+/// `.RUN.lock` beside the run directory ([`repsim_durable::DirLock`]: an advisory lock, or a
+/// lease where the file system has none), naming the process training into it: a second
+/// process is refused while the first lives, on this machine, in another PID namespace or on
+/// another machine sharing the directory; a lock left by a killed process is taken over.
+/// Removed when the guard drops.
 struct RunLock {
-    path: PathBuf,
+    _lock: repsim_durable::DirLock,
 }
 
 impl RunLock {
@@ -277,54 +279,21 @@ impl RunLock {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
         let path = parent.join(format!(".{name}.lock"));
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    let _ = write!(file, "{}", std::process::id());
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    let alive = holder
-                        .trim()
-                        .parse::<u32>()
-                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                    if alive {
-                        return Err(TrainError::RunDir {
-                            path: out.to_path_buf(),
-                            message: format!(
-                                "another process (PID {}) is training into it ({})",
-                                holder.trim(),
-                                path.display()
-                            ),
-                        });
-                    }
-                    // Left by a process that no longer runs: take it over.
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => {
-                    return Err(TrainError::RunDir {
-                        path: out.to_path_buf(),
-                        message: format!("cannot create the lock {}: {e}", path.display()),
-                    })
-                }
-            }
+        match repsim_durable::DirLock::acquire(&path) {
+            Ok(lock) => Ok(RunLock { _lock: lock }),
+            Err(repsim_durable::LockError::Held { path, holder }) => Err(TrainError::RunDir {
+                path: out.to_path_buf(),
+                message: format!(
+                    "another process ({}) is training into it ({})",
+                    holder.map_or("whose lock file does not say who".into(), |h| h.to_string()),
+                    path.display()
+                ),
+            }),
+            Err(e) => Err(TrainError::RunDir {
+                path: out.to_path_buf(),
+                message: format!("cannot take the lock: {e}"),
+            }),
         }
-        Err(TrainError::RunDir {
-            path: out.to_path_buf(),
-            message: format!("cannot take the lock {}", path.display()),
-        })
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -344,12 +344,14 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
 fn a_second_process_training_into_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    // A lock held by a live process (this one, as a stand-in for another).
+    // A lock held by a live process (this one, through its own lock handle, as a stand-in
+    // for another).
     let lock = dir.path().join(".run.lock");
-    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    let held = repsim_durable::DirLock::acquire(&lock).unwrap();
     let err = train(&config(300, 1), &run, &options()).unwrap_err();
-    assert!(err.to_string().contains("another process"), "{err}");
-    // A lock left by a process that no longer runs is taken over, and removed at the end.
+    assert!(err.to_string().contains("another process (PID"), "{err}");
+    drop(held);
+    // A lock file left by a process that no longer runs is taken over, and removed at the end.
     std::fs::write(&lock, "4194304").unwrap();
     train(&config(300, 1), &run, &options()).unwrap();
     assert!(!lock.exists());
