@@ -102,7 +102,7 @@ pub struct CompareArgs {
     pub device: DeviceChoice,
     /// Compute shard I of N (0-based) of a minibatch_cka comparison: a contiguous range of
     /// whole minibatches, read from the files' own rows. Needs --state.
-    #[arg(long, requires = "state")]
+    #[arg(long, requires = "state", allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Write the shard's sufficient statistics to this state file (for `repsim merge`)
     /// instead of a matrix.
@@ -452,8 +452,8 @@ fn streamed(
     selected: &crate::device::SelectedDevice,
 ) -> Result<(), CliError> {
     use repsim_similarity::shard::{
-        batch_count, stream_statistics, CompareState, InputDescription, MergedState, Shard,
-        StateParameters, STATE_FORMAT, STATE_VERSION,
+        batch_count, check_chunk_size, stream_statistics, CompareState, InputDescription,
+        InputIdentity, MergedState, Shard, StateParameters, STATE_FORMAT, STATE_VERSION,
     };
     use repsim_similarity::RowSource;
     let shard: Shard = match &args.shard {
@@ -481,7 +481,7 @@ fn streamed(
             )));
         }
     }
-    check_batch_size(args.batch_size, n)?;
+    check_chunk_size(metrics, args.batch_size, n)?;
     let total = batch_count(n, args.batch_size);
     let batches = shard.batches(total);
     let names = metrics.iter().map(|m| m.name()).collect::<Vec<_>>();
@@ -526,34 +526,44 @@ fn streamed(
         .transpose()?
         .flatten();
     let minibatch_state = sums.minibatch.as_ref().and_then(|m| m.state().cloned());
+    let described_a = InputDescription::of(&a, &sums.batch_hashes_a);
+    let described_b = b
+        .as_ref()
+        .map(|b| InputDescription::of(b, &sums.batch_hashes_b));
     if let Some(path) = &args.state {
-        let state = CompareState {
+        let mut state = CompareState {
             format: STATE_FORMAT.into(),
             version: STATE_VERSION,
             repsim_version: env!("CARGO_PKG_VERSION").into(),
             metrics: names.iter().map(|n| n.to_string()).collect(),
             parameters,
-            a: InputDescription::of(&a),
-            b: b.as_ref().map(InputDescription::of),
+            a: described_a,
+            b: described_b,
             n_examples: n,
             total_batches: total,
             shard,
             batches,
             minibatch: minibatch_state,
             covariance,
+            checksum: String::new(),
         };
+        state.seal()?;
         let value = serde_json::to_value(&state)
             .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
         super::output::write_json(path, &value)?;
         eprintln!("wrote {} (shard {shard})", path.display());
         return Ok(());
     }
+    let identity = |d: &InputDescription| {
+        InputIdentity::new(&d.path, d.bytes, &d.fingerprint, &d.batch_hashes)
+    };
     let whole = MergedState {
         metrics: names.iter().map(|n| n.to_string()).collect(),
         parameters,
         n_examples: n,
         minibatch: sums.minibatch,
         covariance,
+        identity: (identity(&described_a), described_b.as_ref().map(identity)),
     };
     let results = whole.matrices(&selected.device)?;
     let b_side = b.as_ref().unwrap_or(&a);
@@ -572,6 +582,7 @@ fn streamed(
         "shapes_b": b_side.shapes(),
         "precision": "f32",
         "streamed": true,
+        "inputs": identity_json(&whole.identity),
     });
     args.report(&results, meta)
 }
@@ -733,4 +744,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
+}
+
+/// The `inputs` entry of a streamed or merged comparison's results: each input's path, size,
+/// content fingerprint and rows hash (the same for any split into shards). B is `null` when B
+/// is A.
+pub fn identity_json(
+    identity: &(
+        repsim_similarity::shard::InputIdentity,
+        Option<repsim_similarity::shard::InputIdentity>,
+    ),
+) -> serde_json::Value {
+    json!({ "a": identity.0, "b": identity.1 })
 }

@@ -67,6 +67,7 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         "shapes_b": b.shapes,
         "precision": "f32",
         "shards": states.len(),
+        "inputs": super::compare::identity_json(&merged.identity),
     });
     let titles = (
         Some(first.a.path.display().to_string()),
@@ -81,3 +82,4 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         titles,
     )
 }
+

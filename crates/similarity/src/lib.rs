@@ -85,5 +85,5 @@ pub use metric::{
 };
 pub use minibatch::{MinibatchCka, MinibatchCkaState};
 pub use principal::{first_component, FirstComponent};
-pub use row_source::RowSource;
+pub use row_source::{RowSource, Xxh3};
 pub use significance::{assess, SignificanceOptions};

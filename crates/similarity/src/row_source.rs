@@ -10,7 +10,15 @@
 //!   rows before the range are decompressed and dropped in a 64 kB buffer. Reading ranges in
 //!   increasing order continues one decoder, so a full pass costs one decompression.
 //!
-//! Arrays in Fortran order are refused: their rows are not contiguous.
+//! Arrays in Fortran order are read too: a `.npy` file or stored member one feature column at
+//! a time (each column's rows are contiguous), a compressed member decompressed whole once and
+//! kept in memory (its columns span the whole stream). Rows come back in C order either way.
+//!
+//! Content identity (for merges of shards, [`crate::shard`]): [`RowSource::fingerprint`] names
+//! the whole content of every file cheaply (an `.npz` member by the CRC-32 its archive stores
+//! for it; a `.npy` file by 64 evenly spread 4 KiB samples of its bytes), and
+//! [`RowSource::read_rows_hashed`] feeds the exact bytes of the rows read, in C order, to an
+//! xxh3 hash.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -18,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use npyz::{DType, NpyHeader, Order, TypeChar};
+/// The streaming hash [`RowSource::read_rows_hashed`] feeds (xxh3, 64 bits).
+pub use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Result, SimilarityError};
 use crate::files::{activation_path, check_same_count, ActivationPath, HostLayer};
@@ -48,13 +58,25 @@ struct LayerSource {
     shape: Vec<usize>,
     is_f64: bool,
     little_endian: bool,
+    /// Stored in Fortran (column-major) order.
+    fortran: bool,
     location: Location,
     decoder: Mutex<Option<OpenDecoder>>,
+    /// A compressed Fortran-order member, decompressed whole and put in C order (once).
+    whole: Mutex<Option<Vec<u8>>>,
 }
 
 impl LayerSource {
+    fn element_bytes(&self) -> usize {
+        if self.is_f64 {
+            8
+        } else {
+            4
+        }
+    }
+
     fn row_bytes(&self) -> usize {
-        self.shape[1..].iter().product::<usize>() * if self.is_f64 { 8 } else { 4 }
+        self.shape[1..].iter().product::<usize>() * self.element_bytes()
     }
 }
 
@@ -63,6 +85,8 @@ pub struct RowSource {
     path: PathBuf,
     layers: Vec<LayerSource>,
     header_hash: String,
+    bytes: u64,
+    fingerprint: String,
 }
 
 impl RowSource {
@@ -70,7 +94,9 @@ impl RowSource {
     /// [`crate::read_activations`] for the naming and ordering of layers) and reads only the
     /// headers.
     pub fn open(path: &Path) -> Result<Self> {
-        let layers = match activation_path(path)? {
+        let kind = activation_path(path)?;
+        let is_npz = matches!(kind, ActivationPath::Npz);
+        let layers = match kind {
             ActivationPath::Directory(files) => files
                 .iter()
                 .map(|p| npy_layer(p))
@@ -95,11 +121,28 @@ impl RowSource {
                 )
             })
             .collect();
+        let (bytes, fingerprint) = content_fingerprint(path, is_npz, &layers)?;
         Ok(RowSource {
             path: path.to_path_buf(),
             header_hash: fnv1a64(&description.join("\n")),
             layers,
+            bytes,
+            fingerprint,
         })
+    }
+
+    /// The size in bytes of the file (of every `.npy` file, for a directory).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A cheap identity of the whole content: `zip-crc32:` and an xxh3 of every member's name,
+    /// size and stored CRC-32 (an `.npz`), or `sampled:` and an xxh3 of each `.npy` file's size
+    /// and 64 samples of 4 KiB spread evenly over it. Two files whose fingerprints differ hold
+    /// different data; a change confined to bytes between the samples of a `.npy` file is not
+    /// seen here (the rows' own hashes, [`Self::read_rows_hashed`], see it).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The file or directory.
@@ -130,6 +173,26 @@ impl RowSource {
 
     /// Rows `start .. start + len` of every layer, as f32.
     pub fn read_rows(&self, start: usize, len: usize) -> Result<Vec<HostLayer>> {
+        self.read_rows_inner(start, len, None)
+    }
+
+    /// [`Self::read_rows`], feeding the rows' bytes as stored (every layer in order, its rows
+    /// in C order) to `hash`.
+    pub fn read_rows_hashed(
+        &self,
+        start: usize,
+        len: usize,
+        hash: &mut Xxh3,
+    ) -> Result<Vec<HostLayer>> {
+        self.read_rows_inner(start, len, Some(hash))
+    }
+
+    fn read_rows_inner(
+        &self,
+        start: usize,
+        len: usize,
+        mut hash: Option<&mut Xxh3>,
+    ) -> Result<Vec<HostLayer>> {
         if start + len > self.num_examples() {
             return Err(SimilarityError::file(
                 &self.path,
@@ -140,9 +203,9 @@ impl RowSource {
                 ),
             ));
         }
-        self.layers
-            .iter()
-            .map(|layer| {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            layers.push({
                 let mut bytes = vec![0u8; len * layer.row_bytes()];
                 read_layer_rows(layer, start, len, &mut bytes).map_err(|message| {
                     SimilarityError::file(
@@ -154,18 +217,172 @@ impl RowSource {
                         ),
                     )
                 })?;
+                if let Some(hash) = hash.as_deref_mut() {
+                    hash.update(&bytes);
+                }
                 let values = decode(&bytes, layer.is_f64, layer.little_endian);
                 let mut shape = layer.shape.clone();
                 shape[0] = len;
-                Ok(HostLayer {
+                HostLayer {
                     name: layer.name.clone(),
                     shape,
                     values,
                     stored_dtype: if layer.is_f64 { "f64" } else { "f32" },
-                })
-            })
-            .collect()
+                }
+            });
+        }
+        Ok(layers)
     }
+}
+
+/// For each feature in C order, its column in a Fortran-order array of `shape`: the feature
+/// at trailing index `(t1, .., tk)` is column `t1 + d1 t2 + d1 d2 t3 + ..`.
+fn fortran_columns(shape: &[usize]) -> Vec<usize> {
+    let trailing = &shape[1..];
+    let count: usize = trailing.iter().product();
+    (0..count)
+        .map(|flat| {
+            // Unravel `flat` in C order, ravel in Fortran order.
+            let mut rest = flat;
+            let mut index = vec![0usize; trailing.len()];
+            for (k, d) in trailing.iter().enumerate().rev() {
+                index[k] = rest % d;
+                rest /= d;
+            }
+            let mut column = 0;
+            for (k, d) in trailing.iter().enumerate().rev() {
+                column = column * d + index[k];
+            }
+            column
+        })
+        .collect()
+}
+
+/// Puts `len` rows from per-column runs (`columns[c]` holds rows `0..len` of column `c`, each
+/// `element` bytes) into C order.
+fn columns_to_rows(shape: &[usize], columns: &[u8], len: usize, element: usize, out: &mut [u8]) {
+    let order = fortran_columns(shape);
+    let features = order.len();
+    for row in 0..len {
+        for (feature, &column) in order.iter().enumerate() {
+            let from = (column * len + row) * element;
+            let to = (row * features + feature) * element;
+            out[to..to + element].copy_from_slice(&columns[from..from + element]);
+        }
+    }
+}
+
+/// Rows `start .. start + len` of a Fortran-order layer, in C order.
+fn read_fortran_rows(
+    layer: &LayerSource,
+    start: usize,
+    len: usize,
+    out: &mut [u8],
+) -> std::result::Result<(), String> {
+    let n = layer.shape[0];
+    let element = layer.element_bytes();
+    let features = layer.row_bytes() / element;
+    match &layer.location {
+        Location::Raw { path, offset } => {
+            // Column c's rows are contiguous at offset + (c n + start) * element.
+            let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+            let mut columns = vec![0u8; len * features * element];
+            for (c, run) in columns.chunks_exact_mut(len * element).enumerate() {
+                file.seek(SeekFrom::Start(
+                    offset + ((c * n + start) * element) as u64,
+                ))
+                .map_err(|e| format!("cannot seek: {e}"))?;
+                file.read_exact(run).map_err(|e| {
+                    format!("cannot read ({e}): the file is shorter than its header says")
+                })?;
+            }
+            columns_to_rows(&layer.shape, &columns, len, element, out);
+            Ok(())
+        }
+        Location::Deflated {
+            path,
+            offset,
+            compressed,
+            header,
+        } => {
+            let mut slot = layer.whole.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                let mut decoder = open_member_data(path, *offset, *compressed, *header)?;
+                let mut columns = vec![0u8; n * features * element];
+                decoder.read_exact(&mut columns).map_err(|e| {
+                    format!("cannot decompress ({e}): the member is shorter than its header says")
+                })?;
+                let mut rows = vec![0u8; columns.len()];
+                columns_to_rows(&layer.shape, &columns, n, element, &mut rows);
+                *slot = Some(rows);
+            }
+            let whole = slot.as_ref().map(Vec::as_slice).unwrap_or_default();
+            let row_bytes = layer.row_bytes();
+            out.copy_from_slice(&whole[start * row_bytes..(start + len) * row_bytes]);
+            Ok(())
+        }
+    }
+}
+
+/// The size of the files behind `layers` and their content fingerprint (see
+/// [`RowSource::fingerprint`]).
+fn content_fingerprint(
+    path: &Path,
+    is_npz: bool,
+    layers: &[LayerSource],
+) -> Result<(u64, String)> {
+    let fail = |message: String| SimilarityError::file(path, message);
+    if is_npz {
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| fail(format!("cannot read: {e}")))?
+            .len();
+        let file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+        let mut archive = zip::ZipArchive::new(BufReader::new(file))
+            .map_err(|e| fail(format!("not a valid .npz (zip) archive: {e}")))?;
+        let mut hash = Xxh3::new();
+        for index in 0..archive.len() {
+            let entry = archive
+                .by_index_raw(index)
+                .map_err(|e| fail(format!("entry {index}: {e}")))?;
+            hash.update(entry.name_raw());
+            hash.update(&entry.size().to_le_bytes());
+            hash.update(&entry.crc32().to_le_bytes());
+        }
+        return Ok((bytes, format!("zip-crc32:{:016x}", hash.digest())));
+    }
+    let mut files: Vec<&Path> = Vec::new();
+    for layer in layers {
+        if let Location::Raw { path, .. } = &layer.location {
+            if !files.contains(&path.as_path()) {
+                files.push(path);
+            }
+        }
+    }
+    let mut hash = Xxh3::new();
+    let mut total = 0u64;
+    const SAMPLES: u64 = 64;
+    const SAMPLE_BYTES: u64 = 4096;
+    let mut buffer = vec![0u8; SAMPLE_BYTES as usize];
+    for file_path in files {
+        let fail = |message: String| SimilarityError::file(file_path, message);
+        let mut file = File::open(file_path).map_err(|e| fail(format!("cannot open: {e}")))?;
+        let size = file
+            .metadata()
+            .map_err(|e| fail(format!("cannot read: {e}")))?
+            .len();
+        total += size;
+        hash.update(&size.to_le_bytes());
+        let span = size.saturating_sub(SAMPLE_BYTES);
+        for k in 0..SAMPLES {
+            let at = span * k / (SAMPLES - 1);
+            let take = SAMPLE_BYTES.min(size) as usize;
+            file.seek(SeekFrom::Start(at))
+                .and_then(|_| file.read_exact(&mut buffer[..take]))
+                .map_err(|e| fail(format!("cannot read: {e}")))?;
+            hash.update(&buffer[..take]);
+        }
+    }
+    Ok((total, format!("sampled:{:016x}", hash.digest())))
 }
 
 fn read_layer_rows(
@@ -174,6 +391,9 @@ fn read_layer_rows(
     len: usize,
     out: &mut [u8],
 ) -> std::result::Result<(), String> {
+    if layer.fortran {
+        return read_fortran_rows(layer, start, len, out);
+    }
     let row_bytes = layer.row_bytes() as u64;
     match &layer.location {
         Location::Raw { path, offset } => {
@@ -194,12 +414,7 @@ fn read_layer_rows(
             let open = match slot.take() {
                 Some(open) if open.row <= start => slot.insert(open),
                 _ => {
-                    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-                    file.seek(SeekFrom::Start(*offset))
-                        .map_err(|e| format!("cannot seek: {e}"))?;
-                    let mut decoder =
-                        flate2::read::DeflateDecoder::new(BufReader::new(file).take(*compressed));
-                    skip(&mut decoder, *header)?;
+                    let decoder = open_member_data(path, *offset, *compressed, *header)?;
                     slot.insert(OpenDecoder { decoder, row: 0 })
                 }
             };
@@ -219,6 +434,22 @@ fn read_layer_rows(
             }
         }
     }
+}
+
+/// A decoder of the deflated member whose `compressed` bytes start at `offset` of `path`,
+/// positioned after its `header` bytes (at the member's first row).
+fn open_member_data(
+    path: &Path,
+    offset: u64,
+    compressed: u64,
+    header: u64,
+) -> std::result::Result<flate2::read::DeflateDecoder<std::io::Take<BufReader<File>>>, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("cannot seek: {e}"))?;
+    let mut decoder = flate2::read::DeflateDecoder::new(BufReader::new(file).take(compressed));
+    skip(&mut decoder, header)?;
+    Ok(decoder)
 }
 
 /// Reads and drops `count` bytes.
@@ -264,6 +495,7 @@ struct ParsedHeader {
     shape: Vec<usize>,
     is_f64: bool,
     little_endian: bool,
+    fortran: bool,
     length: u64,
 }
 
@@ -311,11 +543,6 @@ fn parse_header(reader: &mut impl Read) -> std::result::Result<ParsedHeader, Str
             ))
         }
     };
-    if header.order() == Order::Fortran {
-        return Err(
-            "stored in Fortran order, whose rows are not contiguous: save it in C order (np.ascontiguousarray) to read it by rows".into(),
-        );
-    }
     let shape: Vec<usize> = header
         .shape()
         .iter()
@@ -330,6 +557,7 @@ fn parse_header(reader: &mut impl Read) -> std::result::Result<ParsedHeader, Str
         shape,
         is_f64,
         little_endian,
+        fortran: header.order() == Order::Fortran,
         length: 8 + length_bytes + dict_len,
     })
 }
@@ -372,11 +600,13 @@ fn npy_layer(path: &Path) -> Result<LayerSource> {
         shape: header.shape,
         is_f64: header.is_f64,
         little_endian: header.little_endian,
+        fortran: header.fortran,
         location: Location::Raw {
             path: path.to_path_buf(),
             offset: header.length,
         },
         decoder: Mutex::new(None),
+        whole: Mutex::new(None),
     })
 }
 
@@ -438,8 +668,10 @@ fn npz_layers(path: &Path) -> Result<Vec<LayerSource>> {
             shape: header.shape,
             is_f64: header.is_f64,
             little_endian: header.little_endian,
+            fortran: header.fortran,
             location,
             decoder: Mutex::new(None),
+            whole: Mutex::new(None),
         });
     }
     Ok(layers)

@@ -13,10 +13,15 @@
 //! RBF CKA need every pair of examples at once and are not sharded.
 //!
 //! A state file ([`CompareState`]) is JSON and describes itself: format and version, the
-//! metric and its parameters, each input's layers, shapes and header hash, the example count,
-//! the shard and its batch range, the repsim version. [`merge_states`] refuses mixed metrics,
-//! parameters or inputs, overlapping or missing ranges (naming them); [`read_state`] refuses a
-//! truncated or foreign file.
+//! metric and its parameters, each input's layers, shapes and header hash, its size and content
+//! fingerprint ([`RowSource::fingerprint`]) and an xxh3 hash of the rows of every minibatch the
+//! shard read, the example count, the shard and its batch range, the repsim version, and a
+//! checksum over all of it. [`read_state`] refuses a truncated, foreign or damaged file (the
+//! checksum), and one whose numbers contradict each other (counts against the range, sums not
+//! finite); [`merge_states`] refuses mixed metrics, parameters or inputs (by content: shards
+//! that read different files, or one file changed between shards, are named), overlapping or
+//! missing ranges (naming them). The merged result carries the inputs' identity
+//! ([`InputIdentity`]): the same for every split into shards and for the unsharded pass.
 //!
 //! Each shard reads only its own rows of the input files ([`RowSource`]), one batch at a
 //! time, so the memory of a shard (and of an unsharded streaming comparison,
@@ -37,11 +42,13 @@ use crate::matrix::SimilarityMatrix;
 use crate::metric::{check_batch_size, Metric};
 use crate::minibatch::{MinibatchCka, MinibatchCkaState};
 use crate::row_source::RowSource;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// The `format` of a state file.
 pub const STATE_FORMAT: &str = "repsim-compare-state";
-/// The version of the state format this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+/// The version of the state format this build writes and reads (2: content hashes and a
+/// checksum; version 1 had neither and is refused, naming the version).
+pub const STATE_VERSION: u32 = 2;
 /// The most numbers the feature-space statistics of one state may hold (128 MB as f64):
 /// beyond, the comparison is refused with minibatch CKA named instead.
 pub const MAX_STATE_NUMBERS: usize = 16 << 20;
@@ -83,9 +90,11 @@ impl Shard {
     /// The whole comparison as one shard.
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
-    /// This shard's minibatches of `total` (contiguous; sizes differ by at most one).
+    /// This shard's minibatches of `total` (contiguous; sizes differ by at most one). Computed
+    /// in 128 bits: no index, count or total overflows.
     pub fn batches(self, total: usize) -> Range<usize> {
-        (self.index * total / self.count)..((self.index + 1) * total / self.count)
+        let at = |i: usize| (i as u128 * total as u128 / self.count as u128) as usize;
+        at(self.index)..at(self.index + 1)
     }
 }
 
@@ -100,16 +109,53 @@ pub struct InputDescription {
     pub layers: Vec<String>,
     /// Layer shapes as stored.
     pub shapes: Vec<Vec<usize>>,
+    /// [`RowSource::bytes`]: the size of its files.
+    pub bytes: u64,
+    /// [`RowSource::fingerprint`]: the whole content, cheaply.
+    pub fingerprint: String,
+    /// xxh3 of the rows of each minibatch this shard read, in order (as 16 hex digits).
+    pub batch_hashes: Vec<String>,
 }
 
 impl InputDescription {
-    /// The description of `source`.
-    pub fn of(source: &RowSource) -> Self {
+    /// The description of `source`, whose minibatches hashed to `batch_hashes`.
+    pub fn of(source: &RowSource, batch_hashes: &[u64]) -> Self {
         InputDescription {
             path: source.path().to_path_buf(),
             header_hash: source.header_hash().to_string(),
             layers: source.names(),
             shapes: source.shapes(),
+            bytes: source.bytes(),
+            fingerprint: source.fingerprint().to_string(),
+            batch_hashes: batch_hashes.iter().map(|h| format!("{h:016x}")).collect(),
+        }
+    }
+}
+
+/// What a comparison's result says of one input: where it was, its size and fingerprint, and
+/// `rows_hash`, an xxh3 over the hashes of every minibatch's rows in order. The same for the
+/// unsharded pass and for any split into shards, so two results of the same data and batch size
+/// carry the same identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputIdentity {
+    /// The file or directory, as given (to the first shard, when merged).
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// [`RowSource::fingerprint`].
+    pub fingerprint: String,
+    /// xxh3 of the per-minibatch row hashes, in order.
+    pub rows_hash: String,
+}
+
+impl InputIdentity {
+    /// The identity of an input from its per-minibatch hashes (in order, all of them).
+    pub fn new(path: &Path, bytes: u64, fingerprint: &str, batch_hashes: &[String]) -> Self {
+        InputIdentity {
+            path: path.to_path_buf(),
+            bytes,
+            fingerprint: fingerprint.to_string(),
+            rows_hash: format!("{:016x}", xxh3_64(batch_hashes.join(",").as_bytes())),
         }
     }
 }
@@ -158,6 +204,158 @@ pub struct CompareState {
     pub minibatch: Option<MinibatchCkaState>,
     /// The feature-space sums of the linear CKA and CCA-family metrics over its examples.
     pub covariance: Option<CovarianceState>,
+    /// xxh3 (16 hex digits) of this state as compact JSON with the checksum empty
+    /// ([`CompareState::seal`]); a changed digit anywhere is refused by [`read_state`].
+    #[serde(default)]
+    pub checksum: String,
+}
+
+impl CompareState {
+    fn payload_hash(&self) -> Result<String> {
+        let mut unsealed = self.clone();
+        unsealed.checksum = String::new();
+        let bytes = serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
+            name: "state",
+            message: format!("cannot serialise: {e}"),
+        })?;
+        Ok(format!("{:016x}", xxh3_64(&bytes)))
+    }
+
+    /// Sets the checksum over everything else (call last, before writing).
+    pub fn seal(&mut self) -> Result<()> {
+        self.checksum = self.payload_hash()?;
+        Ok(())
+    }
+
+    /// The minibatches of this state's range that are full (minibatch CKA counts only those).
+    fn full_batches(&self) -> usize {
+        let (n, size) = (self.n_examples, self.parameters.batch_size);
+        self.batches
+            .clone()
+            .filter(|b| (b + 1).saturating_mul(size) <= n)
+            .count()
+    }
+
+    /// The examples in this state's range.
+    fn examples(&self) -> usize {
+        let (n, size) = (self.n_examples, self.parameters.batch_size);
+        let end = self.batches.end.saturating_mul(size).min(n);
+        end.saturating_sub(self.batches.start.saturating_mul(size))
+    }
+
+    /// Refuses a state whose numbers contradict each other: the shard and its range, the
+    /// example and batch counts of its sums against the range, the hashes against the range,
+    /// sums that are not finite.
+    fn check_consistent(&self, path: &Path) -> Result<()> {
+        let bad = |what: String| {
+            SimilarityError::file(
+                path,
+                format!("{what}: a damaged or hand-edited state file"),
+            )
+        };
+        let size = self.parameters.batch_size;
+        if size == 0 {
+            return Err(bad("batch size 0".into()));
+        }
+        if self.shard.count == 0 || self.shard.index >= self.shard.count {
+            return Err(bad(format!("shard {}", self.shard)));
+        }
+        if self.total_batches != batch_count(self.n_examples, size) {
+            return Err(bad(format!(
+                "{} minibatches of {size} for {} examples",
+                self.total_batches, self.n_examples
+            )));
+        }
+        if self.batches != self.shard.batches(self.total_batches) {
+            return Err(bad(format!(
+                "minibatches {}..{} are not shard {}'s of {} ({:?})",
+                self.batches.start,
+                self.batches.end,
+                self.shard,
+                self.total_batches,
+                self.shard.batches(self.total_batches)
+            )));
+        }
+        for (side, input) in [("A", Some(&self.a)), ("B", self.b.as_ref())] {
+            if let Some(input) = input {
+                if input.batch_hashes.len() != self.batches.len() {
+                    return Err(bad(format!(
+                        "{} row hashes of input {side} for {} minibatches",
+                        input.batch_hashes.len(),
+                        self.batches.len()
+                    )));
+                }
+            }
+        }
+        if let Some(m) = &self.minibatch {
+            let full = self.full_batches();
+            if m.n_batches != full || m.n_examples != full * size {
+                return Err(bad(format!(
+                    "minibatch sums over {} batches ({} examples), but its range holds {full} full batches of {size}",
+                    m.n_batches, m.n_examples
+                )));
+            }
+            let (rows, cols) = (m.rows.len(), m.cols.len());
+            if m.hsic_ab.len() != rows * cols
+                || [&m.hsic_aa, &m.trace_aa, &m.centred_trace_aa]
+                    .iter()
+                    .any(|v| v.len() != rows)
+                || [&m.hsic_bb, &m.trace_bb, &m.centred_trace_bb]
+                    .iter()
+                    .any(|v| v.len() != cols)
+            {
+                return Err(bad("minibatch sums of the wrong lengths".into()));
+            }
+            let all_finite = m
+                .hsic_ab
+                .iter()
+                .chain(&m.hsic_aa)
+                .chain(&m.hsic_bb)
+                .chain(&m.trace_aa)
+                .chain(&m.trace_bb)
+                .chain(&m.centred_trace_aa)
+                .chain(&m.centred_trace_bb)
+                .all(|v| v.is_finite());
+            if !all_finite {
+                return Err(bad("a minibatch sum is not finite".into()));
+            }
+        } else if self.metrics.iter().any(|m| m == Metric::MinibatchCka.name())
+            && self.full_batches() > 0
+        {
+            return Err(bad("minibatch sums missing".into()));
+        }
+        if let Some(c) = &self.covariance {
+            if c.n != self.examples() {
+                return Err(bad(format!(
+                    "feature-space sums over {} examples, but its range holds {}",
+                    c.n,
+                    self.examples()
+                )));
+            }
+            let side_values = |side: &crate::covariance_stream::SideState| {
+                side.shifts
+                    .iter()
+                    .chain(&side.sums)
+                    .chain(&side.scatters)
+                    .all(|v| v.iter().all(|x| x.is_finite()))
+            };
+            if !side_values(&c.a)
+                || !c.b.as_ref().is_none_or(side_values)
+                || !c.cross.iter().all(|v| v.iter().all(|x| x.is_finite()))
+            {
+                return Err(bad("a feature-space sum is not finite".into()));
+            }
+        } else if self
+            .metrics
+            .iter()
+            .filter_map(|m| m.parse::<Metric>().ok())
+            .any(uses_covariance)
+            && self.examples() > 0
+        {
+            return Err(bad("feature-space sums missing".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Whether `metric` is computed from the feature-space sums.
@@ -168,13 +366,29 @@ fn uses_covariance(metric: Metric) -> bool {
     )
 }
 
-/// Refuses metrics that cannot be sharded (debiased and RBF CKA need every pair of examples
-/// at once), naming minibatch CKA.
+/// Why `metric` cannot be computed from shards' sums (`None`: it can).
+fn why_not_shardable(metric: Metric) -> Option<&'static str> {
+    match metric {
+        Metric::MinibatchCka => None,
+        m if uses_covariance(m) => None,
+        Metric::LinearCkaDebiased | Metric::RbfCka | Metric::RbfCkaDebiased => {
+            Some("needs the Gram of every pair of examples at once")
+        }
+        Metric::MutualKnn | Metric::Cknna => {
+            Some("needs every example's nearest neighbours among all examples")
+        }
+        Metric::Rsa => Some("needs the dissimilarity of every pair of examples at once"),
+        Metric::ShapeAngular => Some("aligns every example at once (its whitened SVD is not computed from sums)"),
+        _ => Some("is not computed from sums"),
+    }
+}
+
+/// Refuses metrics that cannot be sharded, each with its reason, naming minibatch CKA and the
+/// feature-space measures that can.
 pub fn check_shardable(metrics: &[Metric]) -> Result<()> {
-    let refused: Vec<&str> = metrics
+    let refused: Vec<String> = metrics
         .iter()
-        .filter(|m| !(**m == Metric::MinibatchCka || uses_covariance(**m)))
-        .map(|m| m.name())
+        .filter_map(|m| why_not_shardable(*m).map(|why| format!("{} {why}", m.name())))
         .collect();
     if refused.is_empty() {
         return Ok(());
@@ -182,9 +396,8 @@ pub fn check_shardable(metrics: &[Metric]) -> Result<()> {
     Err(SimilarityError::InvalidParameter {
         name: "--metric",
         message: format!(
-            "{} need{} the Gram of every pair of examples at once and cannot be sharded: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
-            refused.join(", "),
-            if refused.len() == 1 { "s" } else { "" }
+            "{}, so cannot be sharded: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
+            refused.join("; ")
         ),
     })
 }
@@ -196,21 +409,44 @@ pub struct StreamedSums {
     pub minibatch: Option<MinibatchCka>,
     /// The feature-space sums (when a metric needs them).
     pub covariance: Option<CovarianceAccumulator>,
+    /// xxh3 of each minibatch's rows of A, in order.
+    pub batch_hashes_a: Vec<u64>,
+    /// The same of B (empty when B is A).
+    pub batch_hashes_b: Vec<u64>,
 }
 
-/// The layers of rows `start .. start + len` of `source`, on `device`, shaped by `conv`.
+/// The layers of rows `start .. start + len` of `source`, on `device`, shaped by `conv`, and
+/// the xxh3 of their bytes.
 fn batch_layers(
     source: &RowSource,
     start: usize,
     len: usize,
     conv: ConvMode,
     device: &Device,
-) -> Result<Vec<Layer>> {
-    source
-        .read_rows(start, len)?
+) -> Result<(Vec<Layer>, u64)> {
+    let mut hash = Xxh3::new();
+    let layers = source
+        .read_rows_hashed(start, len, &mut hash)?
         .into_iter()
         .map(|l| l.into_layer_with(device, conv))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((layers, hash.digest()))
+}
+
+/// Checks a minibatch (read chunk) size for `metrics` on `n` examples: minibatch CKA needs
+/// [`check_batch_size`]'s rules; the feature-space sums only read in chunks, so any positive
+/// size does (a chunk larger than the data is the whole data).
+pub fn check_chunk_size(metrics: &[Metric], batch_size: usize, n: usize) -> Result<()> {
+    if metrics.contains(&Metric::MinibatchCka) {
+        return check_batch_size(batch_size, n);
+    }
+    if batch_size == 0 {
+        return Err(SimilarityError::InvalidParameter {
+            name: "--batch-size",
+            message: "0: the examples are read in chunks of this many rows".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses what cannot stream: a conv mode that turns positions into examples.
@@ -241,7 +477,7 @@ pub fn stream_statistics(
     check_streamable(conv)?;
     check_shardable(metrics)?;
     let n = a.num_examples();
-    check_batch_size(batch_size, n)?;
+    check_chunk_size(metrics, batch_size, n)?;
     let mut sums = StreamedSums {
         minibatch: metrics
             .contains(&Metric::MinibatchCka)
@@ -250,14 +486,20 @@ pub fn stream_statistics(
             .iter()
             .any(|m| uses_covariance(*m))
             .then(CovarianceAccumulator::new),
+        ..StreamedSums::default()
     };
     for batch in batches {
         let start = batch * batch_size;
         let len = batch_size.min(n - start);
-        let layers_a = batch_layers(a, start, len, conv, device)?;
+        let (layers_a, hash_a) = batch_layers(a, start, len, conv, device)?;
+        sums.batch_hashes_a.push(hash_a);
         let layers_b = match b {
             None => None,
-            Some(b) => Some(batch_layers(b, start, len, conv, device)?),
+            Some(b) => {
+                let (layers, hash) = batch_layers(b, start, len, conv, device)?;
+                sums.batch_hashes_b.push(hash);
+                Some(layers)
+            }
         };
         let side_b = layers_b.as_deref().unwrap_or(&layers_a);
         if let Some(covariance) = &mut sums.covariance {
@@ -314,14 +556,31 @@ pub fn read_state(path: &Path) -> Result<CompareState> {
         return Err(SimilarityError::file(
             path,
             format!(
-                "state format version {}; this repsim reads version {STATE_VERSION}",
-                version.map_or("unknown".to_string(), |v| v.to_string())
+                "state format version {}; this repsim reads version {STATE_VERSION}{}",
+                version.map_or("unknown".to_string(), |v| v.to_string()),
+                if version == Some(1) {
+                    " (version 1 has no content hashes or checksum): compute the shards again with this repsim"
+                } else {
+                    ""
+                }
             ),
         ));
     }
-    serde_json::from_value(value).map_err(|e| {
+    let state: CompareState = serde_json::from_value(value).map_err(|e| {
         SimilarityError::file(path, format!("an incomplete or damaged state file: {e}"))
-    })
+    })?;
+    let expected = state.payload_hash()?;
+    if state.checksum != expected {
+        return Err(SimilarityError::file(
+            path,
+            format!(
+                "its checksum does not match its contents (stored {:?}, computed {expected}): a damaged or edited state file",
+                state.checksum
+            ),
+        ));
+    }
+    state.check_consistent(path)?;
+    Ok(state)
 }
 
 /// Merges the states of every shard of one comparison into its accumulator, after checking
@@ -374,6 +633,24 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
             {
                 return Err(differ(path, side, hash(mine), hash(theirs)));
             }
+            // Same layers and shapes; the same data? Size and content fingerprint.
+            if let (Some(mine), Some(theirs)) = (mine, theirs) {
+                if (mine.bytes, &mine.fingerprint) != (theirs.bytes, &theirs.fingerprint) {
+                    return Err(SimilarityError::file(
+                        path,
+                        format!(
+                            "its {side} ({}, {} bytes, content {}) is not the data {} read as {side} ({}, {} bytes, content {}): these shards read different files, or the file changed between shards",
+                            mine.path.display(),
+                            mine.bytes,
+                            mine.fingerprint,
+                            first_path.display(),
+                            theirs.path.display(),
+                            theirs.bytes,
+                            theirs.fingerprint
+                        ),
+                    ));
+                }
+            }
         }
         if state.total_batches != first.total_batches || state.n_examples != first.n_examples {
             return Err(differ(
@@ -387,13 +664,14 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
     // The ranges: sorted by start, they must tile [0, total) with no gap and no overlap.
     let mut order: Vec<&(PathBuf, CompareState)> = states.iter().collect();
     order.sort_by_key(|(_, s)| (s.batches.start, s.batches.end));
+    let n = first.n_examples;
     let describe = |r: &Range<usize>, batch_size: usize| {
         format!(
             "minibatches {}..{} (examples {}..{})",
             r.start,
             r.end,
-            r.start * batch_size,
-            r.end * batch_size
+            r.start.saturating_mul(batch_size).min(n),
+            r.end.saturating_mul(batch_size).min(n)
         )
     };
     let batch_size = first.parameters.batch_size;
@@ -435,9 +713,10 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
             ),
         });
     }
+    let states_in_order: Vec<&CompareState> = order.iter().map(|(_, s)| s).collect();
     let mut minibatch: Option<MinibatchCka> = None;
     let mut covariance: Option<CovarianceState> = None;
-    for (path, state) in order {
+    for (path, state) in order.iter().copied() {
         let damaged = |what: &str| {
             SimilarityError::file(
                 path.as_path(),
@@ -460,12 +739,28 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
             }
         }
     }
+    let identity = |side: fn(&CompareState) -> Option<&InputDescription>| {
+        let described = side(first)?;
+        let hashes: Vec<String> = states_in_order
+            .iter()
+            .flat_map(|s| side(s).map(|d| d.batch_hashes.clone()).unwrap_or_default())
+            .collect();
+        Some(InputIdentity::new(
+            &described.path,
+            described.bytes,
+            &described.fingerprint,
+            &hashes,
+        ))
+    };
+    let a = identity(|s| Some(&s.a)).expect("input A is always described");
+    let b = identity(|s| s.b.as_ref());
     Ok(MergedState {
         metrics: first.metrics.clone(),
         parameters: first.parameters.clone(),
         n_examples: first.n_examples,
         minibatch,
         covariance,
+        identity: (a, b),
     })
 }
 
@@ -481,6 +776,8 @@ pub struct MergedState {
     pub minibatch: Option<MinibatchCka>,
     /// The feature-space sums.
     pub covariance: Option<CovarianceState>,
+    /// What was read: input A's identity and B's (`None` when B is A).
+    pub identity: (InputIdentity, Option<InputIdentity>),
 }
 
 impl MergedState {
@@ -562,6 +859,13 @@ mod tests {
                 assert_eq!(next, total);
             }
         }
+    }
+
+    #[test]
+    fn huge_shard_counts_do_not_overflow() {
+        let shard: Shard = "18446744073709551614/18446744073709551615".parse().unwrap();
+        assert_eq!(shard.batches(4), 3..4);
+        assert_eq!(Shard { index: 0, count: usize::MAX }.batches(4), 0..0);
     }
 
     #[test]
