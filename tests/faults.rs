@@ -3,10 +3,13 @@
 //! uninterrupted run; and one test per fault of issue 25 (a run without its config, a lock
 //! reached through a symbolic link, a divergence in the last step, resuming with other
 //! tracking options, an output inside an input run, leftovers of killed processes, text files
-//! too short, metrics validated before any is computed).
+//! too short, metrics validated before any is computed); and of issue 32, the run lock and the
+//! stale-temporary cleanup across PID namespaces (`unshare -p -f --mount-proc`: a process
+//! whose PIDs mean nothing here, as on another machine sharing the directory).
 //!
-//! The kill loops need `strace` (Debian's package); without it they say so and pass, unless
-//! `REPSIM_REQUIRE_STRACE=1` (as in CI, whose script installs it).
+//! The kill loops need `strace` (Debian's package), the namespace tests `unshare` as root;
+//! without them they say so and pass, unless `REPSIM_REQUIRE_STRACE=1` /
+//! `REPSIM_REQUIRE_UNSHARE=1` (as in CI, whose script installs strace; unshare is util-linux).
 
 mod common;
 
@@ -83,22 +86,33 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Whether strace can trace here; with `REPSIM_REQUIRE_STRACE=1`, its absence fails the test.
-fn strace_available() -> bool {
-    let works = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "true"])
+/// Whether `program ARGS` runs and succeeds here; where it does not, the tests that need it
+/// say so and pass, unless `require` (an environment variable, set in CI) asks for it.
+fn tool_works(program: &str, args: &[&str], require: &str, what: &str) -> bool {
+    let works = Command::new(program)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !works {
         assert!(
-            std::env::var_os("REPSIM_REQUIRE_STRACE").is_none(),
-            "strace is required (REPSIM_REQUIRE_STRACE) but cannot trace here"
+            std::env::var_os(require).is_none(),
+            "{program} is required ({require}) but cannot run here"
         );
-        eprintln!("strace is not available: the kill-at-every-rename tests are skipped");
+        eprintln!("{program} cannot run here: {what} are skipped");
     }
     works
+}
+
+/// Whether strace can trace here; with `REPSIM_REQUIRE_STRACE=1`, its absence fails the test.
+fn strace_available() -> bool {
+    tool_works(
+        "strace",
+        &["-qq", "-o", "/dev/null", "true"],
+        "REPSIM_REQUIRE_STRACE",
+        "the kill-at-every-rename tests",
+    )
 }
 
 /// The number of `rename` system calls `repsim ARGS` makes.
@@ -413,11 +427,7 @@ fn the_lock_holds_through_a_symbolic_link() {
     let link = dir.path().join("two2_link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     // A live process (this test) holds the run's lock, under the run's own name.
-    std::fs::write(
-        dir.path().join(".two2.lock"),
-        std::process::id().to_string(),
-    )
-    .unwrap();
+    let _held = repsim_durable::DirLock::acquire(&dir.path().join(".two2.lock")).unwrap();
     let o = run(&train(&link, "1", &["--overwrite"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("another process"), "{}", stderr(&o));
@@ -502,16 +512,30 @@ fn leftovers_of_killed_processes_are_removed_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("r");
     assert!(run(&train(&run_dir, "2", TRACK)).status.success());
-    // PID 4194304 is above Linux's pid_max: its process is gone.
+    // PID 4194304 is above Linux's pid_max: its process is gone. The names carry this host's
+    // scope (host, boot, PID namespace: the repsim process below shares it), or are the forms of
+    // earlier versions, which count as left behind once older than a lease.
+    let here = repsim_durable::process_scope();
     let planted = [
         run_dir.join(".model.bpk.4194304.partial"),
-        run_dir.join(".metrics.jsonl.repsim-tmp-4194304"),
-        run_dir.join("checkpoints/.epoch-0001.json.repsim-tmp-4194304-3"),
+        run_dir.join(format!(".metrics.jsonl.repsim-tmp-{here}-4194304-0")),
+        run_dir.join(format!(
+            "checkpoints/.epoch-0001.json.repsim-tmp-{here}-4194304-3"
+        )),
         run_dir.join("checkpoints/epoch-0001/.state.json.repsim-tmp-4194304"),
-        run_dir.join("track/.index.json.repsim-tmp-4194304-0"),
+        run_dir.join(format!("track/.index.json.repsim-tmp-{here}-4194304-0")),
     ];
+    let old = std::time::SystemTime::now()
+        - repsim_durable::lease()
+        - std::time::Duration::from_secs(5);
     for path in &planted {
         std::fs::write(path, b"half").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
     // A half-pruned checkpoint: its manifest gone, part of its folder left.
     std::fs::create_dir_all(run_dir.join("checkpoints/epoch-0000")).unwrap();
@@ -527,10 +551,10 @@ fn leftovers_of_killed_processes_are_removed_on_resume() {
     assert!(!run_dir.join("checkpoints/epoch-0000").exists());
     assert_clean(&run_dir);
     // A finished run resumed again (nothing left to train) is cleaned up too.
-    std::fs::write(&planted[0], b"half").unwrap();
+    std::fs::write(&planted[1], b"half").unwrap();
     let o = run(&train(&run_dir, "2", &extra));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!planted[0].exists());
+    assert!(!planted[1].exists());
 }
 
 #[test]
@@ -638,4 +662,119 @@ fn every_metric_is_checked_before_any_is_computed() {
         !String::from_utf8_lossy(&o.stdout).contains("svcca ("),
         "SVCCA was computed before the check"
     );
+}
+
+/// Whether `unshare -p -f --mount-proc` (a new PID namespace with its own /proc) works here;
+/// with `REPSIM_REQUIRE_UNSHARE=1` (CI) its absence fails the test.
+fn unshare_available() -> bool {
+    tool_works(
+        "unshare",
+        &["-p", "-f", "--mount-proc", "true"],
+        "REPSIM_REQUIRE_UNSHARE",
+        "the PID-namespace tests",
+    )
+}
+
+/// `repsim ARGS` in a new PID namespace, where this machine's PIDs mean nothing (as on
+/// another machine sharing the directory).
+fn in_other_namespace(args: &[String], vars: &[(&str, &str)]) -> Output {
+    Command::new("unshare")
+        .args(["-p", "-f", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_repsim"))
+        .args(args)
+        .env("REPSIM_DEVICE", "flex")
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_training_in_another_pid_namespace_is_refused_while_the_first_runs() {
+    let _one = one_at_a_time();
+    if !unshare_available() {
+        return;
+    }
+    // Both kinds of lock: advisory (the default) and the lease of file systems without one.
+    for mode in ["flock", "lease"] {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("r");
+        let lock = dir.path().join(".r.lock");
+        let args = train(&run_dir, "500", &[]);
+        let mut first = Command::new(env!("CARGO_BIN_EXE_repsim"))
+            .args(&args)
+            .env("REPSIM_DEVICE", "flex")
+            .env("REPSIM_LOCK", mode)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::fs::read_to_string(&lock).map_or(true, |t| !t.contains("\"pid\"")) {
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "{mode}: the first training took no lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let second = in_other_namespace(&args, &[("REPSIM_LOCK", mode)]);
+        let _ = first.kill();
+        let _ = first.wait();
+        assert_eq!(second.status.code(), Some(2), "{mode}: {}", stderr(&second));
+        let message = stderr(&second);
+        assert!(
+            message.contains(&format!("another process (PID {} on", first.id()))
+                && message.contains("another machine or PID namespace"),
+            "{mode}: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_command_in_another_pid_namespace_keeps_the_live_temporaries_of_this_one() {
+    let _one = one_at_a_time();
+    if !unshare_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // This test process stands for a live writer in OUT: a temporary named as repsim names
+    // them, for this process.
+    let live = repsim_durable::temporary_path(&out.join("results.json"));
+    std::fs::write(&live, b"half").unwrap();
+    // And one of a process of this namespace that is gone (PID above pid_max).
+    let dead = out.join(format!(
+        ".summary.md.repsim-tmp-{}-4194304-0",
+        repsim_durable::process_scope()
+    ));
+    std::fs::write(&dead, b"half").unwrap();
+    let layer = |name: &str, seed: u64| repsim::similarity::files::HostLayer {
+        name: name.into(),
+        shape: vec![64, 5],
+        values: repsim::similarity::testing::random_values(64, 5, seed),
+        stored_dtype: "f32",
+    };
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    repsim::similarity::files::write_npy(&a, &layer("a", 1)).unwrap();
+    repsim::similarity::files::write_npy(&b, &layer("b", 2)).unwrap();
+    // `compare --json OUT/x.json` cleans up OUT's stale temporaries before it writes.
+    let args: Vec<String> = [
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--json",
+        out.join("x.json").to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = in_other_namespace(&args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(live.exists(), "a live writer's temporary was removed from elsewhere");
+    // Its own namespace's leftovers: the PID there is another namespace's, so still kept...
+    assert!(dead.exists());
+    // ...until a process of this namespace, where the PID means something, sees it is gone.
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dead.exists() && live.exists());
 }

@@ -65,6 +65,7 @@ pub fn main() -> ExitCode {
     crate::device::quiet_headless_vulkan();
     crate::allocator::keep_freed_memory();
     crate::logging::init();
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),
@@ -79,6 +80,28 @@ pub fn main() -> ExitCode {
         Command::Devices => devices(),
     };
     flags::exit(result)
+}
+
+/// A reader that stops early (`repsim ... | head -1`) closes the pipe: the next line printed
+/// fails with EPIPE, which `println!` turns into a panic. Such a panic ends the process quietly
+/// (exit code 0, as ripgrep and fd do), after removing the temporaries of files being written
+/// (no file is half-written: they are renamed into place only when complete). Every other
+/// panic goes to the default hook.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            repsim_durable::remove_in_flight();
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn devices() -> Result<(), CliError> {

@@ -271,8 +271,28 @@ pub fn run_cell<E: Experiment>(args: &ExperimentArgs, id: &str) -> Result<CellOu
     let config = config_of::<E>(args)?;
     let plan = plan_with::<E>(args, &config)?;
     let cell = plan.cell(id)?.clone();
+    let out_existed = args.out_dir(E::NAME).exists();
     let ctx = open_context::<E>(args)?;
-    run_cell_in::<E>(&ctx, &config, &plan, &cell)
+    let outcome = run_cell_in::<E>(&ctx, &config, &plan, &cell);
+    if outcome.is_err() && !out_existed {
+        // A refused cell (its needs missing) leaves no empty OUT behind.
+        remove_if_empty(&ctx.out);
+    }
+    outcome
+}
+
+/// Removes `dir` when it holds nothing but empty directories.
+fn remove_if_empty(dir: &Path) {
+    fn holds_files(dir: &Path) -> bool {
+        std::fs::read_dir(dir).map_or(true, |entries| {
+            entries
+                .flatten()
+                .any(|e| !e.path().is_dir() || holds_files(&e.path()))
+        })
+    }
+    if !holds_files(dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// The experiment's context, with the temporaries an interrupted cell left in `OUT/cells` and
@@ -288,6 +308,19 @@ fn open_context<E: Experiment>(args: &ExperimentArgs) -> Result<Context> {
         }
     }
     Ok(ctx)
+}
+
+/// Whether `path` holds a complete results file (a JSON object with its configuration, trainings
+/// and provenance): a damaged one is written again by the report cell, never kept.
+fn complete_results(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+        ["config", "training", "provenance"]
+            .iter()
+            .all(|key| v.get(key).is_some())
+    })
 }
 
 /// The record of cell `id`, if it left one that can be read.
@@ -309,16 +342,9 @@ fn write_record(out: &Path, record: &CellRecord) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a over `parts`, each followed by a separator.
+/// FNV-1a over `parts`, each followed by a separator ([`repsim_durable::fnv1a64`]).
 fn fingerprint(parts: &[String]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    repsim_durable::fnv1a64(parts)
 }
 
 fn json_text(value: &impl Serialize) -> Result<String> {
@@ -526,14 +552,16 @@ fn report<E: Experiment>(
         .filter_map(|c| read_record(&ctx.out, &c.id))
         .collect();
     let train_seconds: f64 = train_records.iter().map(|r| r.seconds).sum();
+    // Whether weights were reused depends on how often their cells ran, not on the results:
+    // it is no part of the report's fingerprint.
     for run in &runs {
-        prints.push(format!("{}:{}", run.name, run.reused));
+        prints.push(run.name.clone());
     }
     let print = fingerprint(&prints);
     let summary_path = ctx.out.join("summary.md");
     if read_record(&ctx.out, &cell.id).is_some_and(|r| r.fingerprint.as_deref() == Some(&print))
         && summary_path.is_file()
-        && ctx.out.join("results.json").is_file()
+        && complete_results(&ctx.out.join("results.json"))
     {
         return Ok(CellOutcome::AlreadyComplete);
     }
@@ -544,6 +572,10 @@ fn report<E: Experiment>(
         train_seconds,
         runs.iter().map(|r| r.training_seconds()).sum(),
         analysis_seconds + report_seconds,
+        runs.iter()
+            .filter(|r| r.reused)
+            .map(|r| r.name.clone())
+            .collect(),
     );
     let mut summary = E::summary(config, &analysis, &provenance, &figures);
     summary.push_str(&format!(

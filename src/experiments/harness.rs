@@ -217,6 +217,12 @@ pub struct Provenance {
     /// Wall time of the analysis cells (when they were computed) and the report, summed,
     /// seconds.
     pub analysis_seconds: f64,
+    /// The models whose weights were already complete in `runs/` when their training cell last
+    /// ran (so not trained by it). Like the wall times, this depends on how often cells ran,
+    /// not on the results; it is the one other part of `results.json` that may differ between
+    /// a single process and cells.
+    #[serde(default)]
+    pub reused_models: Vec<String>,
 }
 
 /// The experiment's context: device, output directory, options.
@@ -367,6 +373,7 @@ impl Context {
         train_seconds: f64,
         models_training_seconds: f64,
         analysis_seconds: f64,
+        reused_models: Vec<String>,
     ) -> Provenance {
         Provenance {
             repsim_version: env!("CARGO_PKG_VERSION").into(),
@@ -379,6 +386,7 @@ impl Context {
             train_seconds,
             models_training_seconds,
             analysis_seconds,
+            reused_models,
         }
     }
 

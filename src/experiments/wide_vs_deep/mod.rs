@@ -339,7 +339,7 @@ impl Experiment for WideVsDeep {
 
     fn combine(
         config: &WideVsDeepConfig,
-        runs: &[TrainedRun],
+        _runs: &[TrainedRun],
         mut parts: Vec<serde_json::Value>,
     ) -> Result<WideVsDeepAnalysis> {
         let invalid = |e: serde_json::Error| {
@@ -349,16 +349,10 @@ impl Experiment for WideVsDeep {
             .pop()
             .ok_or_else(|| Error::Failure("wide_vs_deep: no analysis part".into()))?;
         let cross: CrossPart = serde_json::from_value(cross).map_err(invalid)?;
-        let mut models = parts
+        let models = parts
             .into_iter()
             .map(|p| serde_json::from_value::<ModelResult>(p).map_err(invalid))
             .collect::<Result<Vec<_>>>()?;
-        // Whether the weights were reused is the training cell's, not the analysis's.
-        for model in &mut models {
-            if let Some(run) = runs.iter().find(|r| r.name == model.name) {
-                model.reused = run.reused;
-            }
-        }
         Ok(assemble(config, models, cross))
     }
 
@@ -379,12 +373,8 @@ impl Experiment for WideVsDeep {
         report::summary(config, analysis, provenance, figures)
     }
 
-    fn reproduce_note(analysis: &WideVsDeepAnalysis) -> String {
-        let reused = analysis.models.iter().filter(|m| m.reused).count();
-        format!(
-            " (weights reused from `runs/` when the config is unchanged; {reused} of {} models were reused in this run)",
-            analysis.models.len()
-        )
+    fn reproduce_note(_analysis: &WideVsDeepAnalysis) -> String {
+        " (weights reused from `runs/` when the config is unchanged: which were is in `results.json`'s provenance)".into()
     }
 }
 
@@ -714,6 +704,5 @@ fn measure_model(
             && contrast >= config.block_min_contrast,
         block_share_pc_examples: block_before.1 as f64 / l,
         block_share_pc_removed: block_removed.1 as f64 / l,
-        reused: run.reused,
     })
 }

@@ -224,8 +224,6 @@ pub struct ModelResult {
     pub block_share_pc_examples: f64,
     /// The block share with each layer's first PC removed (same examples and estimator).
     pub block_share_pc_removed: f64,
-    /// Whether the weights were reused from an earlier run.
-    pub reused: bool,
 }
 
 /// A cross-model comparison.
