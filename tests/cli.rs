@@ -15,7 +15,13 @@ use serde_json::Value;
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("REPSIM_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+        .unwrap_or_else(|| {
+            // Read at run time: a test binary reused by another checkout reads its fixtures.
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+                .join("tests/fixtures")
+        });
     assert!(
         dir.join("kornblith_demo_x.npy").is_file(),
         "fixtures not found in {}",
@@ -297,7 +303,7 @@ fn cca_family_through_the_cli() {
         ],
         dir.path(),
     );
-    // Reference values: shared/fixtures/README.md (cca) and shared/reference/simref.py.
+    // Reference values: tests/fixtures/README.md (cca) and shared/reference/simref.py.
     for (metric, want) in [
         ("cca", 0.731014),
         ("svcca", 0.731014),
@@ -457,4 +463,31 @@ fn svcca_and_procrustes_handle_layers_wider_than_the_examples() {
         "needs more examples than features",
     );
     assert_rejected(&["compare", w, w, "--metric", "pwcca"], "--conv pool=K");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    // `repsim ... | head -1`: the reader is gone before anything is printed (its end of the
+    // pipe closed first, so this does not depend on timing).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args([
+            "experiment",
+            "wide_vs_deep",
+            "--smoke",
+            "--plan",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ])
+        .env("REPSIM_DEVICE", "flex")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }

@@ -1,4 +1,4 @@
-//! The reference values of `shared/fixtures/README.md` (float64 numpy, checked against the
+//! The reference values of `tests/fixtures/README.md` (float64 numpy, checked against the
 //! published implementations), through the library on the flex CPU backend.
 
 mod common;
@@ -119,14 +119,14 @@ fn svcca_svhn_fc_linear_and_debiased() {
 }
 
 mod cca_family {
-    //! The CCA family against `shared/fixtures/README.md` and, where the README gives no value,
+    //! The CCA family against `tests/fixtures/README.md` and, where the README gives no value,
     //! against `shared/reference/simref.py` (float64 numpy) run on the same fixtures.
     //!
     //! PWCCA's `google` convention depends on the arbitrary signs of the singular vectors. The
-    //! README's values (demo 0.736982, MNIST 0.737201) are those of numpy's LAPACK signs; repsim
-    //! fixes the signs by scikit-learn's `svd_flip` rule, and the expected values below are
-    //! `simref.pwcca_google` with that rule applied to `u` (demo 0.736639, MNIST 0.802025,
-    //! SVHN 0.714605).
+    //! fixtures README's values fix them by scikit-learn's `svd_flip` rule, as repsim does: the
+    //! expected values below are `simref.pwcca_google` with that rule applied to `u` (demo
+    //! 0.736639, MNIST 0.802025, SVHN 0.714605); numpy's own LAPACK signs give 0.736982 and
+    //! 0.737201 (the README's values in parentheses).
 
     use super::common::{assert_close, fixture};
     use burn::tensor::Device;

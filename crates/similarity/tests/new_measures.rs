@@ -164,7 +164,7 @@ fn svhn_against_simref() {
     );
 }
 
-/// The README's MNIST values (`shared/fixtures/README.md`, n = 10,000): mutual kNN and CKNNA
+/// The README's MNIST values (`tests/fixtures/README.md`, n = 10,000): mutual kNN and CKNNA
 /// (rows normalised, without the authors' +1e-6).
 #[test]
 fn mnist_knn_measures_at_ten_thousand_examples() {

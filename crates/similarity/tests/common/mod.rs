@@ -6,17 +6,22 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor};
 use repsim_similarity::read_activations;
 
-/// `../shared/fixtures` beside the repository (or `REPSIM_FIXTURES`). Missing fixtures fail the
-/// test loudly rather than skipping it.
+/// The repository's `tests/fixtures` (or `REPSIM_FIXTURES`). The crate's directory is read at
+/// run time (cargo sets `CARGO_MANIFEST_DIR` for the tests it runs), not baked in at compile
+/// time: a test binary reused by another checkout must read that checkout's fixtures. Missing
+/// fixtures fail the test loudly rather than skipping it.
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("REPSIM_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+            let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+            crate_dir.join("../../tests/fixtures")
         });
     assert!(
         dir.join("kornblith_demo_x.npy").is_file(),
-        "test fixtures not found in {} (set REPSIM_FIXTURES to the shared/fixtures folder)",
+        "test fixtures not found in {} (the repository's tests/fixtures, or REPSIM_FIXTURES)",
         dir.display()
     );
     dir
