@@ -174,8 +174,10 @@ fn wide_vs_deep_smoke_run_and_rerun() {
         check_matrix(&m["cka_first_pc_removed"], false);
         let layers = m["within_cka"]["rows"].as_array().unwrap().len();
         assert_eq!(m["first_pc_fraction"].as_array().unwrap().len(), layers);
-        assert_eq!(m["reused"], false);
     }
+    // Nothing was there to reuse; which models were is provenance, not a result.
+    assert_eq!(r["provenance"]["reused_models"], serde_json::json!([]));
+    assert!(models.iter().all(|m| m.get("reused").is_none()));
     assert!(!r["cross"].as_array().unwrap().is_empty());
     for c in r["cross"].as_array().unwrap() {
         check_matrix(&c["cka"], false);
@@ -190,11 +192,20 @@ fn wide_vs_deep_smoke_run_and_rerun() {
         "{commit}"
     );
     check_summary(&out);
-    // A rerun with the same config reuses every trained model.
+    // A rerun with the same config reuses every trained model (each training cell's record
+    // says so) and leaves results.json as it was.
+    let before = results(&out);
     wide_vs_deep::run(&smoke(&out)).unwrap();
     for m in results(&out)["models"].as_array().unwrap() {
-        assert_eq!(m["reused"], true);
+        let record = out.join("cells").join(format!(
+            "train-{}.json",
+            m["name"].as_str().unwrap()
+        ));
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        assert_eq!(record["reused"], true, "{}", record);
     }
+    assert_eq!(results(&out), before);
 }
 
 #[test]
@@ -528,8 +539,9 @@ fn wide_vs_deep_with_two_seeds_reports_spreads_and_per_class_intervals() {
     // seed-to-seed model of a one-seed run) are the two-seed run's, reused.
     wide_vs_deep::run(&with_config(None)).unwrap();
     let r = results(&out);
+    let reused = array(&r["provenance"]["reused_models"]);
     for m in array(&r["models"]).iter().chain(array(&r["seed_models"])) {
-        assert_eq!(m["reused"], true, "{} was trained again", m["name"]);
+        assert!(reused.contains(&m["name"]), "{} was trained again", m["name"]);
     }
     assert_eq!(array(&r["seed_models"]).len(), 1);
     let summary = summary_of(&out);
@@ -620,6 +632,27 @@ fn memorize_vs_generalize_tests_every_layer_by_permuting_networks() {
     );
     assert!(summary.contains("1/20 = 0.050"), "{summary}");
     assert!(summary.contains("p (permutation)"));
+    // Holm over the layers, recomputed by hand from the raw p-values: sorted, the i-th
+    // smallest of m times (m - i), made non-decreasing, capped at 1.
+    let raw: Vec<f64> = tests
+        .iter()
+        .map(|t| t["test"]["p_value"].as_f64().unwrap())
+        .collect();
+    let m = raw.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| raw[a].total_cmp(&raw[b]).then(a.cmp(&b)));
+    let mut running: f64 = 0.0;
+    let mut by_hand = vec![0.0; m];
+    for (rank, &l) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * raw[l]).min(1.0));
+        by_hand[l] = running;
+    }
+    for (l, t) in tests.iter().enumerate() {
+        let holm = t["holm_p_value"].as_f64().unwrap();
+        assert!((holm - by_hand[l]).abs() < 1e-12, "layer {l}: {holm} vs {}", by_hand[l]);
+    }
+    assert!(summary.contains("p (Holm over layers)"), "{summary}");
+    assert!(summary.contains("Holm-corrected"), "{summary}");
     // One network per group has no pair: refused as bad input, before training.
     let mut one = smoke(&dir.path().join("one"));
     one.seeds = Some(1);

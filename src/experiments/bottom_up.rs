@@ -399,9 +399,13 @@ fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
         "## Significance at this scale\n\nA correlation counts as a bottom-up order when its 95% bootstrap interval over the layers \
          (the (depth, epoch) pairs resampled {LAYER_RESAMPLES} times) lies above zero. With a few layers per network and epochs that \
          tie, the intervals are wide; they say how much the order rests on single layers, not how another seed would order them. \
-         Bottom-up and significant: {}. Not significant: {}.\n\n",
+         Bottom-up and significant: {}. Not significant: {}. **No correction for multiple tests**: these are {} separate 95% \
+         intervals (one per network and measure), so by chance alone about {:.1} of them could exclude zero; read one that does as \
+         a lead, not a finding.\n\n",
         listed(&supported),
-        listed(&not)
+        listed(&not),
+        supported.len() + not.len(),
+        0.05 * (supported.len() + not.len()) as f64
     );
     if c.seeds >= 2 {
         let rows: Vec<Vec<String>> = r

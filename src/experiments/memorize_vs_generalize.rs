@@ -22,7 +22,7 @@ use super::harness::{
     Provenance, Scale, TrainedRun, Training,
 };
 use crate::error::{Error, Result};
-use crate::statistics::{binomial, mean_sd, two_group_permutation, PermutationTest};
+use crate::statistics::{binomial, holm, mean_sd, two_group_permutation, PermutationTest};
 
 /// The experiment's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +113,10 @@ pub struct LayerTest {
     /// The test (statistic: mean distance within the random-label group minus within the
     /// true-label group); `None` when a group has no defined distance at this layer.
     pub test: Option<PermutationTest>,
+    /// The p-value adjusted for testing every layer ([`crate::statistics::holm`], over the
+    /// layers with a test); the one the summary calls significant or not.
+    #[serde(default)]
+    pub holm_p_value: Option<f64>,
 }
 
 /// What the experiment measured (`results.json` adds the configs and provenance).
@@ -251,7 +255,7 @@ impl Experiment for MemorizeVsGeneralize {
             .flat_map(|i| (0..g).map(move |j| (i, j)))
             .map(|(i, j)| ((i, j), pair_of(&distances, i, g + j, per_network[0].len())))
             .collect();
-        let layer_tests = per_network[0]
+        let mut layer_tests: Vec<LayerTest> = per_network[0]
             .iter()
             .enumerate()
             .map(|(l, layer)| LayerTest {
@@ -266,8 +270,16 @@ impl Experiment for MemorizeVsGeneralize {
                     },
                     derived_seed(ctx.args.seed, l as u64),
                 ),
+                holm_p_value: None,
             })
             .collect();
+        let raw: Vec<Option<f64>> = layer_tests
+            .iter()
+            .map(|t| t.test.map(|t| t.p_value))
+            .collect();
+        for (t, adjusted) in layer_tests.iter_mut().zip(holm(&raw)) {
+            t.holm_p_value = adjusted;
+        }
         Ok(MemorizeAnalysis {
             groups,
             between_groups,
@@ -417,43 +429,59 @@ fn layer_test(r: &MemorizeAnalysis, l: usize) -> Option<&PermutationTest> {
 }
 
 /// The summary's "Significance at this scale": which layers' gaps the permutation test
-/// supports, and the smallest p-value the group size allows.
+/// supports after Holm's correction over the layers, and the smallest adjusted p-value the group
+/// size allows.
 fn significance_paragraph(c: &MemorizeConfig, r: &MemorizeAnalysis) -> String {
     let level = 0.05;
     let Some(first) = r.layer_tests.iter().find_map(|t| t.test) else {
         return "**Significance at this scale**: no layer has a defined distance in both groups, so no test was made.\n\n".into();
     };
-    let (significant, not): (Vec<&LayerTest>, Vec<&LayerTest>) = r
-        .layer_tests
+    let tested: Vec<&LayerTest> = r.layer_tests.iter().filter(|t| t.test.is_some()).collect();
+    let m = tested.len();
+    let (significant, not): (Vec<&LayerTest>, Vec<&LayerTest>) = tested
         .iter()
-        .filter(|t| t.test.is_some())
-        .partition(|t| t.test.is_some_and(|t| t.p_value <= level));
+        .partition(|t| t.holm_p_value.is_some_and(|p| p <= level));
     let smallest = 1.0 / first.assignments as f64;
+    let smallest_adjusted = (m as f64 * smallest).min(1.0);
+    let uncorrected = tested
+        .iter()
+        .filter(|t| t.test.is_some_and(|t| t.p_value <= level))
+        .count();
     let mut s = format!(
         "**Significance at this scale** (a permutation test per layer: the {} networks are reassigned to two groups of {} in every \
          possible way{}, and p is the share of assignments whose statistic, mean distance within the random-label group minus within \
-         the true-label group, is at least the observed one; the smallest possible p is 1/{} = {:.3}). \
-         Layers where the memorising networks are further apart at p <= {level}: {}. Not significant: {}.",
+         the true-label group, is at least the observed one; the smallest possible p is 1/{} = {:.3}). {m} layers are tested, so the \
+         p-values are **Holm-corrected** for multiple tests (Holm 1979: the family-wise error rate over the {m} layers stays at most \
+         {level}; the smallest possible adjusted p is {m} x {:.3} = {:.3}). \
+         Layers where the memorising networks are further apart at Holm-adjusted p <= {level}: {}. Not significant: {}. \
+         Before the correction, {uncorrected} of {m} layers had p <= {level}.",
         2 * c.group_size,
         c.group_size,
         if first.exact { "" } else { " (a seeded sample of 20,000 assignments)" },
         first.assignments,
         smallest,
+        smallest,
+        smallest_adjusted,
         listed(&significant.iter().map(|t| t.layer.as_str()).collect::<Vec<_>>()),
         listed(&not.iter().map(|t| t.layer.as_str()).collect::<Vec<_>>()),
     );
-    if smallest > level {
+    if smallest_adjusted > level {
+        // The smallest group size whose adjusted minimum reaches the level.
+        let enough = (c.group_size + 1..64)
+            .find(|g| binomial(2 * g, *g).is_some_and(|a| m as f64 / a as f64 <= level))
+            .unwrap_or(c.group_size + 1);
         s.push_str(&format!(
-            " With {} networks per group no layer can reach p <= {level}; `--seeds 4` or more can.",
-            c.group_size
+            " With {} networks per group and {m} layers no layer can reach an adjusted p <= {level}; `--seeds {enough}` \
+             ({} assignments) can.",
+            c.group_size,
+            binomial(2 * enough, enough).unwrap_or(usize::MAX)
         ));
     } else {
         let next = c.group_size + 1;
         let assignments = binomial(2 * next, next).unwrap_or(usize::MAX);
         s.push_str(&format!(
-            " A layer at p = {smallest:.3} is as extreme as {} networks per group can show (no other assignment reaches the observed gap); `--seeds {}` ({assignments} assignments) resolves smaller p-values.",
+            " An unadjusted p = {smallest:.3} is as extreme as {} networks per group can show (no other assignment reaches the observed gap); `--seeds {next}` ({assignments} assignments) resolves smaller p-values.",
             c.group_size,
-            c.group_size + 1
         ));
     }
     s.push_str(" The test treats networks, not test images, as the units: it asks whether a new seed would show the same gap.\n\n");
@@ -495,6 +523,12 @@ fn summary(c: &MemorizeConfig, r: &MemorizeAnalysis, p: &Provenance) -> String {
             }
             row.push(format!("{:+.3}", r.groups[1].mean[l] - r.groups[0].mean[l]));
             row.push(layer_test(r, l).map_or("-".into(), |t| format!("{:.3}", t.p_value)));
+            row.push(
+                r.layer_tests
+                    .get(l)
+                    .and_then(|t| t.holm_p_value)
+                    .map_or("-".into(), |p| format!("{p:.3}")),
+            );
             row
         })
         .collect();
@@ -505,6 +539,7 @@ fn summary(c: &MemorizeConfig, r: &MemorizeAnalysis, p: &Provenance) -> String {
             "random labels",
             "random - true",
             "p (permutation)",
+            "p (Holm over layers)",
         ],
         &rows,
     ));

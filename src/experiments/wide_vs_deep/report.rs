@@ -472,6 +472,11 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
                 format!("standing out of it: {}", standing.join(", "))
             },
         ));
+        s.push_str(&format!(
+            "  **No correction for multiple tests**: {} separate 95% intervals, so about {:.1} could exclude zero by chance alone.\n",
+            pc.gaps.len(),
+            0.05 * pc.gaps.len() as f64
+        ));
     }
     if let Some(two) = r
         .cross
