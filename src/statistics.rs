@@ -227,6 +227,83 @@ pub fn two_group_permutation(
     })
 }
 
+/// A one-sided permutation test of Spearman's rank correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpearmanTest {
+    /// The observed correlation.
+    pub rho: f64,
+    /// The share of orderings of `y` (the observed one included) whose correlation with `x` is
+    /// at least the observed one: the p-value against "no positive association".
+    pub p_value: f64,
+    /// How many orderings were evaluated.
+    pub permutations: usize,
+    /// Whether every ordering was enumerated (else a seeded random sample, the observed one
+    /// counted in).
+    pub exact: bool,
+}
+
+/// Orderings beyond which [`permutation_spearman`] samples: 7! = 5,040 are enumerated.
+const MAX_EXACT_ORDERINGS_N: usize = 7;
+
+/// Spearman's correlation of `(x, y)` and its one-sided permutation p-value: `y` is reordered
+/// against `x` in every way (n <= 7) or in 20,000 seeded random ways (the observed order counted
+/// as one of them), and p is the share of orderings whose correlation is at least the observed
+/// one. Under no association every ordering is equally likely, so p is valid for any
+/// distribution of the values. `None` for fewer than three pairs or no defined correlation.
+pub fn permutation_spearman(x: &[f64], y: &[f64], seed: u64) -> Option<SpearmanTest> {
+    let n = x.len();
+    if n < 3 || y.len() != n {
+        return None;
+    }
+    let observed = spearman(x, y)?;
+    let tolerance = 1e-12;
+    let mut permuted = y.to_vec();
+    let (mut at_least, mut total) = (0usize, 0usize);
+    let mut count = |order: &[f64]| {
+        if let Some(r) = spearman(x, order) {
+            total += 1;
+            at_least += usize::from(r >= observed - tolerance);
+        }
+    };
+    let exact = n <= MAX_EXACT_ORDERINGS_N;
+    if exact {
+        // Heap's algorithm: every ordering of y once.
+        let mut c = vec![0usize; n];
+        count(&permuted);
+        let mut i = 0;
+        while i < n {
+            if c[i] < i {
+                if i % 2 == 0 {
+                    permuted.swap(0, i);
+                } else {
+                    permuted.swap(c[i], i);
+                }
+                count(&permuted);
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+    } else {
+        count(y);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 1..MAX_ENUMERATED {
+            for k in (1..n).rev() {
+                permuted.swap(k, rng.random_range(0..=k));
+            }
+            count(&permuted);
+        }
+    }
+    Some(SpearmanTest {
+        rho: observed,
+        p_value: at_least as f64 / total.max(1) as f64,
+        permutations: total,
+        exact,
+    })
+}
+
 /// Holm's step-down adjustment of `p_values` for testing them together (Holm 1979): with the
 /// `m` defined p-values in increasing order `p_(1) <= .. <= p_(m)`, the adjusted value of
 /// `p_(i)` is `max_{j <= i} min(1, (m - j + 1) p_(j))`. Rejecting where the adjusted p is at
@@ -264,6 +341,34 @@ pub fn binomial(n: usize, k: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn permutation_spearman_counts_orderings_as_by_hand() {
+        // x and y in the same order: of the 4! = 24 orderings of y only the observed one has
+        // rho = 1, so p = 1/24.
+        let t = super::permutation_spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0], 0)
+            .unwrap();
+        assert!((t.rho - 1.0).abs() < 1e-12);
+        assert_eq!((t.permutations, t.exact), (24, true));
+        assert!((t.p_value - 1.0 / 24.0).abs() < 1e-15);
+        // y = (1, 3, 2, 4) against x = (1, 2, 3, 4): rho = 1 - 6 * 2 / (4 * 15) = 0.8, reached
+        // by the identity (rho 1) and by the three orderings one swap of neighbours away
+        // (rho 0.8 each): 4 of 24.
+        let t = super::permutation_spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0], 0)
+            .unwrap();
+        assert!((t.rho - 0.8).abs() < 1e-12, "{}", t.rho);
+        assert!((t.p_value - 4.0 / 24.0).abs() < 1e-15, "{}", t.p_value);
+        // Reversed: every ordering is at least -1.
+        let t = super::permutation_spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0], 0).unwrap();
+        assert_eq!(t.p_value, 1.0);
+        // Past 7 pairs: sampled, seeded, the observed order counted in.
+        let x: Vec<f64> = (0..9).map(f64::from).collect();
+        let t = super::permutation_spearman(&x, &x, 5).unwrap();
+        assert!(!t.exact && t.permutations == 20_000);
+        assert!(t.p_value >= 1.0 / 20_000.0 && t.p_value < 0.001);
+        assert_eq!(super::permutation_spearman(&x, &x, 5), Some(t));
+        assert!(super::permutation_spearman(&[1.0, 2.0], &[1.0, 2.0], 0).is_none());
+    }
+
     #[test]
     fn holm_adjusts_as_by_hand() {
         // Sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04,

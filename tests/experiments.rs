@@ -175,6 +175,42 @@ fn wide_vs_deep_smoke_run_and_rerun() {
         let layers = m["within_cka"]["rows"].as_array().unwrap().len();
         assert_eq!(m["first_pc_fraction"].as_array().unwrap().len(), layers);
     }
+    // The capacity trend by hand: Spearman (average ranks for ties) of ln(parameters / N)
+    // against each block statistic over the grid and seed models, and the share of the 3! = 6
+    // orderings of the statistic whose correlation is at least the observed one.
+    let all: Vec<&Value> = models.iter().chain(array(&r["seed_models"])).collect();
+    let n_train = r["config"]["train_count"].as_f64().unwrap();
+    let x: Vec<f64> = all
+        .iter()
+        .map(|m| (m["parameters"].as_f64().unwrap() / n_train).ln())
+        .collect();
+    let trends = array(&r["capacity_trend"]);
+    for statistic in ["block_contrast", "block_share"] {
+        let y: Vec<f64> = all.iter().map(|m| m[statistic].as_f64().unwrap()).collect();
+        let trend = trends.iter().find(|t| t["statistic"] == statistic);
+        let Some(rho) = rank_correlation(&x, &y) else {
+            // A constant statistic has no correlation: no trend is claimed.
+            assert!(trend.is_none(), "{statistic}: {trend:?}");
+            continue;
+        };
+        let trend = trend.unwrap_or_else(|| panic!("{statistic}: no trend in {trends:?}"));
+        assert_eq!(trend["points"], all.len());
+        assert!((trend["spearman"].as_f64().unwrap() - rho).abs() < 1e-12, "{trend}");
+        let mut orderings = Vec::new();
+        permutations(&y, &mut Vec::new(), &mut vec![false; y.len()], &mut orderings);
+        let defined: Vec<f64> = orderings
+            .iter()
+            .filter_map(|o| rank_correlation(&x, o))
+            .collect();
+        let p = defined.iter().filter(|r| **r >= rho - 1e-12).count() as f64
+            / defined.len() as f64;
+        assert!((trend["p_value"].as_f64().unwrap() - p).abs() < 1e-12, "{trend}");
+    }
+    assert!(
+        trends.iter().any(|t| t["statistic"] == "block_contrast"),
+        "block contrast is never constant on real models: {trends:?}"
+    );
+    assert!(summary_of(&out).contains("## Block structure against capacity per training image"));
     // Nothing was there to reuse; which models were is provenance, not a result.
     assert_eq!(r["provenance"]["reused_models"], serde_json::json!([]));
     assert!(models.iter().all(|m| m.get("reused").is_none()));
@@ -546,6 +582,44 @@ fn wide_vs_deep_with_two_seeds_reports_spreads_and_per_class_intervals() {
     assert_eq!(array(&r["seed_models"]).len(), 1);
     let summary = summary_of(&out);
     assert!(summary.contains("trained from one seed"), "{summary}");
+}
+
+/// Spearman's correlation by hand: Pearson's correlation of the average ranks (ties share the
+/// mean of their positions); `None` when either side is constant.
+fn rank_correlation(x: &[f64], y: &[f64]) -> Option<f64> {
+    let ranks = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .map(|a| {
+                let below = v.iter().filter(|b| **b < *a).count() as f64;
+                let equal = v.iter().filter(|b| **b == *a).count() as f64;
+                below + (equal + 1.0) / 2.0
+            })
+            .collect()
+    };
+    let (rx, ry) = (ranks(x), ranks(y));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mx, my) = (mean(&rx), mean(&ry));
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
+}
+
+/// Every ordering of `values`, by recursion.
+fn permutations(values: &[f64], prefix: &mut Vec<f64>, used: &mut Vec<bool>, out: &mut Vec<Vec<f64>>) {
+    if prefix.len() == values.len() {
+        out.push(prefix.clone());
+        return;
+    }
+    for i in 0..values.len() {
+        if !used[i] {
+            used[i] = true;
+            prefix.push(values[i]);
+            permutations(values, prefix, used, out);
+            prefix.pop();
+            used[i] = false;
+        }
+    }
 }
 
 /// The permutation p-value of layer `l` recomputed from the distances in `results.json`:

@@ -18,8 +18,8 @@ mod results;
 
 use results::CLASS_RESAMPLES;
 pub use results::{
-    ArchitectureResult, ClassGap, CrossResult, ModelResult, PerClassResult, Spread,
-    WideVsDeepAnalysis, WideVsDeepConfig,
+    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, ModelResult, PerClassResult,
+    Spread, WideVsDeepAnalysis, WideVsDeepConfig,
 };
 
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ use super::harness::{
 };
 use crate::analysis::{block_contrast, longest_block};
 use crate::error::{Error, Result};
-use crate::statistics::{bootstrap_mean, mean_sd};
+use crate::statistics::{bootstrap_mean, bootstrap_spearman, mean_sd, permutation_spearman};
 
 /// The test split's labels and each model's predicted class per image, in one pass.
 fn test_predictions(
@@ -479,13 +479,54 @@ fn assemble(
             });
         }
     }
+    let capacity_trend = capacity_trends(config, models.iter().chain(&seed_models));
     WideVsDeepAnalysis {
         models,
         seed_models,
         architectures,
         cross,
         per_class,
+        capacity_trend,
     }
+}
+
+/// Bootstrap resamples of the capacity trend's interval.
+const TREND_RESAMPLES: usize = 2000;
+
+/// The capacity trends (see [`CapacityTrend`]) of block contrast and block share over
+/// `models`, each trained on `config.train_count` images. Seeded streams: a rerun gives the
+/// same interval and p-value.
+fn capacity_trends<'a>(
+    config: &WideVsDeepConfig,
+    models: impl Iterator<Item = &'a ModelResult>,
+) -> Vec<CapacityTrend> {
+    let models: Vec<&ModelResult> = models.collect();
+    let per_image: Vec<f64> = models
+        .iter()
+        .map(|m| (m.parameters as f64 / config.train_count as f64).ln())
+        .collect();
+    let statistics: [(&str, fn(&ModelResult) -> f64); 2] = [
+        ("block_contrast", |m| m.block_contrast),
+        ("block_share", |m| m.block_share),
+    ];
+    statistics
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (name, of))| {
+            let values: Vec<f64> = models.iter().map(|m| of(m)).collect();
+            let seed = derived_seed(0x7e4d, k as u64);
+            let test = permutation_spearman(&per_image, &values, seed)?;
+            Some(CapacityTrend {
+                statistic: name.to_string(),
+                points: models.len(),
+                training_set_sizes: vec![config.train_count],
+                spearman: test.rho,
+                interval: bootstrap_spearman(&per_image, &values, TREND_RESAMPLES, 0.95, seed),
+                p_value: test.p_value,
+                permutations: test.permutations,
+            })
+        })
+        .collect()
 }
 
 /// What the cross-model part needs to know of a grid model (from its run).

@@ -256,6 +256,7 @@ pub(super) fn summary(
     if let Some(pc) = &r.per_class {
         s.push_str(&per_class_table(pc));
     }
+    s.push_str(&capacity_trend(r));
     s.push_str(&significance(c, r));
     for Figure { file, caption } in figures {
         s.push_str(&format!("![{file}]({file})\n\n*{caption}*\n\n"));
@@ -388,6 +389,49 @@ fn per_class_table(pc: &PerClassResult) -> String {
         &rows,
     ));
     s.push('\n');
+    s
+}
+
+/// The summary's answer to "does block structure grow with capacity relative to the training
+/// set?": Spearman's correlation of each block statistic with ln(parameters per training image),
+/// its interval and permutation p-value, and what the grid can and cannot say.
+fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
+    let mut s = "## Block structure against capacity per training image
+
+".to_string();
+    if r.capacity_trend.is_empty() {
+        s.push_str("Fewer than three models: no trend is measured.\n\n");
+        return s;
+    }
+    for t in &r.capacity_trend {
+        let verdict = match t.interval {
+            Some(i) if i.low > 0.0 && t.p_value <= 0.05 => "grows with capacity per image",
+            Some(i) if i.high < 0.0 => "falls with capacity per image",
+            _ => "no trend distinguishable from none",
+        };
+        s.push_str(&format!(
+            "- **{}** against ln(parameters / training images), over {} models and seeds: Spearman {:+.2} [95% bootstrap {}], \
+             one-sided permutation p = {:.3} ({} orderings): {verdict}.\n",
+            t.statistic.replace('_', " "),
+            t.points,
+            t.spearman,
+            t.interval
+                .map_or("undefined".into(), |i| format!("{:+.2}, {:+.2}", i.low, i.high)),
+            t.p_value,
+            t.permutations,
+        ));
+    }
+    let sizes = &r.capacity_trend[0].training_set_sizes;
+    if sizes.len() == 1 {
+        s.push_str(&format!(
+            "\nEvery model here saw the same {} training images, so this trend is over capacity alone: the paper's claim is about \
+             capacity *relative to* the training set, and its other axis, the training-set size, is not varied by this grid. Two \
+             tests (contrast and share) are reported without correction; the bootstrap treats models and seeds as exchangeable.\n\n",
+            sizes[0]
+        ));
+    } else {
+        s.push('\n');
+    }
     s
 }
 

@@ -326,6 +326,31 @@ pub struct WideVsDeepAnalysis {
     /// Per-class test accuracy of the wide and the deep model of similar accuracy (the paper's
     /// Section 6).
     pub per_class: Option<PerClassResult>,
+    /// Does block structure grow with capacity relative to the training set? One trend per
+    /// block statistic, over every trained model and seed.
+    #[serde(default)]
+    pub capacity_trend: Vec<CapacityTrend>,
+}
+
+/// Spearman's correlation between `ln(parameters / training images)` and a block statistic over
+/// every trained model (every seed a point), with a bootstrap interval over the models and a
+/// one-sided permutation p-value (H1: the statistic grows with capacity per image).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CapacityTrend {
+    /// The block statistic: `block_contrast` or `block_share`.
+    pub statistic: String,
+    /// Models (with their seeds) in the correlation.
+    pub points: usize,
+    /// Distinct training-set sizes among them (1: the trend is over capacity alone).
+    pub training_set_sizes: Vec<usize>,
+    /// Spearman's rho.
+    pub spearman: f64,
+    /// Its 95% percentile bootstrap interval (pairs resampled with replacement).
+    pub interval: Option<Interval>,
+    /// The one-sided permutation p-value ([`crate::statistics::permutation_spearman`]).
+    pub p_value: f64,
+    /// Orderings evaluated by the permutation test.
+    pub permutations: usize,
 }
 
 #[cfg(test)]
