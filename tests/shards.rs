@@ -753,3 +753,32 @@ fn shard_specifications_and_sizes_at_the_edges() {
     let (m, w) = (matrix(&merged)[0][0].unwrap(), matrix(&whole)[0][0].unwrap());
     assert!((m - w).abs() < 1e-6, "{m} vs {w}");
 }
+
+#[test]
+fn merge_verifies_every_row_against_the_inputs_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    // 2,000 x 64 float32: 512 kB, more than the fingerprint's 64 samples of 4 kB cover.
+    let a = dir.path().join("a.npy");
+    let b = dir.path().join("b.npy");
+    write_npy(&a, &random_layer("a", vec![2000, 64], &mut rng)).unwrap();
+    write_npy(&b, &random_layer("b", vec![2000, 8], &mut rng)).unwrap();
+    let states = shard_states(&a, &b, dir.path(), 2, &[]);
+    let merged = dir.path().join("merged.json");
+    ok(merge(&states, &["--verify-inputs", "--json", merged.to_str().unwrap()]));
+    // One value changed between two of the fingerprint's samples, inside shard 0's rows.
+    let size = std::fs::metadata(&a).unwrap().len();
+    let span = size - 4096;
+    let offset = (span * 10 / 63 + 4096 + 1000) / 4 * 4;
+    assert!(offset + 4 < span * 11 / 63, "the change must fall between two samples");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    std::fs::write(&a, &bytes).unwrap();
+    // The fingerprint does not see it, so a plain merge goes through (the documented limit)...
+    ok(merge(&states, &[]));
+    // ...and the row check does, naming the shard, the input and the minibatch.
+    refused(
+        merge(&states, &["--verify-inputs"]),
+        &["part-0-of-2.state", "input A", "changed since this shard read it", "minibatch"],
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use repsim_similarity::shard::{merge_states, read_state};
+use repsim_similarity::shard::{merge_states, read_state, verify_inputs};
 use serde_json::json;
 
 use crate::error::Error as CliError;
@@ -20,6 +20,11 @@ pub struct MergeArgs {
     /// Draw the merged matrix to this PNG or SVG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Read the inputs again (at the paths the states name) and check every shard's rows
+    /// against the hashes it recorded: catches any change to a file since a shard read it.
+    /// One pass over the inputs' rows.
+    #[arg(long)]
+    pub verify_inputs: bool,
     #[command(flatten)]
     pub style: super::plot::PlotStyle,
 }
@@ -41,6 +46,10 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         .map(|path| Ok((path.clone(), read_state(path)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
     let merged = merge_states(&states)?;
+    if args.verify_inputs {
+        verify_inputs(&states)?;
+        eprintln!("verified every shard's rows against the inputs");
+    }
     let first = &states[0].1;
     let selected = crate::device::select_device(crate::device::DeviceChoice::Flex)?;
     let results = merged.matrices(&selected.device)?;

@@ -764,6 +764,47 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
     })
 }
 
+/// Reads the inputs again where the state files say they are and checks every minibatch's
+/// rows against the hashes each shard recorded: a file changed anywhere since a shard read it,
+/// even between the fingerprint's samples, is refused, naming the shard file, the input and the
+/// minibatches. Costs one pass over the inputs' rows (no arithmetic); inputs that cannot be
+/// opened here (another machine's paths) are an error too, naming them, since nothing would be
+/// verified.
+pub fn verify_inputs(states: &[(PathBuf, CompareState)]) -> Result<()> {
+    for (path, state) in states {
+        let size = state.parameters.batch_size;
+        for (side, input) in [("input A", Some(&state.a)), ("input B", state.b.as_ref())] {
+            let Some(input) = input else { continue };
+            let source = RowSource::open(&input.path).map_err(|e| {
+                SimilarityError::file(
+                    path,
+                    format!(
+                        "cannot verify its {side}, {}: {e}",
+                        input.path.display()
+                    ),
+                )
+            })?;
+            for (batch, recorded) in state.batches.clone().zip(&input.batch_hashes) {
+                let start = batch * size;
+                let len = size.min(state.n_examples.saturating_sub(start));
+                let mut hash = Xxh3::new();
+                source.read_rows_hashed(start, len, &mut hash)?;
+                if format!("{:016x}", hash.digest()) != *recorded {
+                    return Err(SimilarityError::file(
+                        path,
+                        format!(
+                            "its {side}, {}, changed since this shard read it: minibatch {batch} (examples {start}..{}) hashes otherwise now",
+                            input.path.display(),
+                            start + len
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The statistics of every shard of one comparison, added up.
 pub struct MergedState {
     /// The metrics, in the order asked.
