@@ -353,8 +353,8 @@ mod tests {
         // y = (1, 3, 2, 4) against x = (1, 2, 3, 4): rho = 1 - 6 * 2 / (4 * 15) = 0.8, reached
         // by the identity (rho 1) and by the three orderings one swap of neighbours away
         // (rho 0.8 each): 4 of 24.
-        let t = super::permutation_spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0], 0)
-            .unwrap();
+        let t =
+            super::permutation_spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0], 0).unwrap();
         assert!((t.rho - 0.8).abs() < 1e-12, "{}", t.rho);
         assert!((t.p_value - 4.0 / 24.0).abs() < 1e-15, "{}", t.p_value);
         // Reversed: every ordering is at least -1.
@@ -386,7 +386,10 @@ mod tests {
         // at 1.
         let six = super::holm(&[Some(1.0 / 70.0); 6]);
         assert!(six.iter().all(|p| (p.unwrap() - 6.0 / 70.0).abs() < 1e-15));
-        assert_eq!(super::holm(&[Some(0.5), Some(0.6)]), vec![Some(1.0), Some(1.0)]);
+        assert_eq!(
+            super::holm(&[Some(0.5), Some(0.6)]),
+            vec![Some(1.0), Some(1.0)]
+        );
         assert!(super::holm(&[]).is_empty());
     }
 

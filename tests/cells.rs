@@ -181,12 +181,20 @@ fn cells_in_any_order_give_the_single_process_results() {
     // Running a complete training cell again changes no result: the report stays complete
     // and results.json stays the single process's.
     let again = ok(run_line(&report[0]));
-    assert!(text(&again).contains("already complete"), "{}", text(&again));
+    assert!(
+        text(&again).contains("already complete"),
+        "{}",
+        text(&again)
+    );
     assert_eq!(results(&out), results(&single));
     // A damaged results.json is written again, not kept as complete.
     std::fs::write(out.join("results.json"), "{").unwrap();
     let again = ok(run_line(&report[0]));
-    assert!(!text(&again).contains("already complete"), "{}", text(&again));
+    assert!(
+        !text(&again).contains("already complete"),
+        "{}",
+        text(&again)
+    );
     assert_eq!(results(&out), results(&single));
 
     // An unknown cell is bad input, naming the cells there are.

@@ -172,44 +172,14 @@ fn wide_vs_deep_smoke_run_and_rerun() {
     for m in models {
         check_matrix(&m["within_cka"], true);
         check_matrix(&m["cka_first_pc_removed"], false);
+        // Each layer's first PC alone is a rank-1 Gram: CKA 1 with itself.
+        check_matrix(&m["cka_first_pc_alone"], true);
         let layers = m["within_cka"]["rows"].as_array().unwrap().len();
         assert_eq!(m["first_pc_fraction"].as_array().unwrap().len(), layers);
     }
-    // The capacity trend by hand: Spearman (average ranks for ties) of ln(parameters / N)
-    // against each block statistic over the grid and seed models, and the share of the 3! = 6
-    // orderings of the statistic whose correlation is at least the observed one.
+    // The capacity trend over the grid and seed models (3 points).
     let all: Vec<&Value> = models.iter().chain(array(&r["seed_models"])).collect();
-    let n_train = r["config"]["train_count"].as_f64().unwrap();
-    let x: Vec<f64> = all
-        .iter()
-        .map(|m| (m["parameters"].as_f64().unwrap() / n_train).ln())
-        .collect();
-    let trends = array(&r["capacity_trend"]);
-    for statistic in ["block_contrast", "block_share"] {
-        let y: Vec<f64> = all.iter().map(|m| m[statistic].as_f64().unwrap()).collect();
-        let trend = trends.iter().find(|t| t["statistic"] == statistic);
-        let Some(rho) = rank_correlation(&x, &y) else {
-            // A constant statistic has no correlation: no trend is claimed.
-            assert!(trend.is_none(), "{statistic}: {trend:?}");
-            continue;
-        };
-        let trend = trend.unwrap_or_else(|| panic!("{statistic}: no trend in {trends:?}"));
-        assert_eq!(trend["points"], all.len());
-        assert!((trend["spearman"].as_f64().unwrap() - rho).abs() < 1e-12, "{trend}");
-        let mut orderings = Vec::new();
-        permutations(&y, &mut Vec::new(), &mut vec![false; y.len()], &mut orderings);
-        let defined: Vec<f64> = orderings
-            .iter()
-            .filter_map(|o| rank_correlation(&x, o))
-            .collect();
-        let p = defined.iter().filter(|r| **r >= rho - 1e-12).count() as f64
-            / defined.len() as f64;
-        assert!((trend["p_value"].as_f64().unwrap() - p).abs() < 1e-12, "{trend}");
-    }
-    assert!(
-        trends.iter().any(|t| t["statistic"] == "block_contrast"),
-        "block contrast is never constant on real models: {trends:?}"
-    );
+    check_capacity_trend(&r, &all);
     assert!(summary_of(&out).contains("## Block structure against capacity per training image"));
     // Nothing was there to reuse; which models were is provenance, not a result.
     assert_eq!(r["provenance"]["reused_models"], serde_json::json!([]));
@@ -233,15 +203,136 @@ fn wide_vs_deep_smoke_run_and_rerun() {
     let before = results(&out);
     wide_vs_deep::run(&smoke(&out)).unwrap();
     for m in results(&out)["models"].as_array().unwrap() {
-        let record = out.join("cells").join(format!(
-            "train-{}.json",
-            m["name"].as_str().unwrap()
-        ));
+        let record = out
+            .join("cells")
+            .join(format!("train-{}.json", m["name"].as_str().unwrap()));
         let record: Value =
             serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
         assert_eq!(record["reused"], true, "{}", record);
     }
     assert_eq!(results(&out), before);
+}
+
+/// The capacity trend by hand: Spearman (average ranks for ties) of ln(parameters / N), each
+/// model at the N it was trained on, against each block statistic over `all`, and the share of
+/// the orderings of the statistic (all n! of them) whose correlation is at least the observed one.
+fn check_capacity_trend(r: &Value, all: &[&Value]) {
+    let x: Vec<f64> = all
+        .iter()
+        .map(|m| (m["parameters"].as_f64().unwrap() / m["train_images"].as_f64().unwrap()).ln())
+        .collect();
+    let trends = array(&r["capacity_trend"]);
+    for statistic in ["block_contrast", "block_share"] {
+        let y: Vec<f64> = all.iter().map(|m| m[statistic].as_f64().unwrap()).collect();
+        let trend = trends.iter().find(|t| t["statistic"] == statistic);
+        let Some(rho) = rank_correlation(&x, &y) else {
+            // A constant statistic has no correlation: no trend is claimed.
+            assert!(trend.is_none(), "{statistic}: {trend:?}");
+            continue;
+        };
+        let trend = trend.unwrap_or_else(|| panic!("{statistic}: no trend in {trends:?}"));
+        assert_eq!(trend["points"], all.len());
+        assert!(
+            (trend["spearman"].as_f64().unwrap() - rho).abs() < 1e-12,
+            "{trend}"
+        );
+        let mut orderings = Vec::new();
+        permutations(
+            &y,
+            &mut Vec::new(),
+            &mut vec![false; y.len()],
+            &mut orderings,
+        );
+        let defined: Vec<f64> = orderings
+            .iter()
+            .filter_map(|o| rank_correlation(&x, o))
+            .collect();
+        let p = defined.iter().filter(|r| **r >= rho - 1e-12).count() as f64 / defined.len() as f64;
+        assert!(
+            (trend["p_value"].as_f64().unwrap() - p).abs() < 1e-12,
+            "{trend}"
+        );
+    }
+    assert!(
+        trends.iter().any(|t| t["statistic"] == "block_contrast"),
+        "block contrast is never constant on real models: {trends:?}"
+    );
+}
+
+/// The training-set-size axis: the smoke grid again on 64 of its 256 training images, from the
+/// same initialisation and for the same number of steps; the trend runs over both sizes.
+#[test]
+fn wide_vs_deep_training_set_size_axis() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wvd-sizes");
+    let mut config = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
+    config.other_train_counts = vec![64];
+    let config_path = dir.path().join("sizes.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let mut args = smoke(&out);
+    args.config = Some(config_path);
+    wide_vs_deep::run(&args).unwrap();
+    let r = results(&out);
+    let models = array(&r["models"]);
+    let sized = array(&r["size_models"]);
+    let names: Vec<&str> = sized.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["resnet8x1-n64", "resnet8x2-n64"]);
+    for (m, at_64) in models.iter().zip(sized) {
+        assert_eq!(m["train_images"], 256);
+        assert_eq!(at_64["train_images"], 64);
+        // 256 images in batches of 64 for 1 epoch, 64 images for 4 epochs: 4 steps each.
+        assert_eq!(m["steps"], 4);
+        assert_eq!(at_64["steps"], 4);
+        check_matrix(&at_64["within_cka"], true);
+        // The same initialisation: the same seed at both sizes (a paired design).
+        let seed_of = |name: &str| {
+            let text =
+                std::fs::read_to_string(out.join("runs").join(name).join("config.json")).unwrap();
+            let run: Value = serde_json::from_str(&text).unwrap();
+            (
+                run["config"]["seed"].clone(),
+                run["config"]["data"]["train_count"].clone(),
+                run["config"]["epochs"].clone(),
+            )
+        };
+        let (seed, count, epochs) = seed_of(m["name"].as_str().unwrap());
+        let (seed_64, count_64, epochs_64) = seed_of(at_64["name"].as_str().unwrap());
+        assert_eq!(seed, seed_64);
+        assert_eq!((count, epochs), (256.into(), 1.into()));
+        assert_eq!((count_64, epochs_64), (64.into(), 4.into()));
+    }
+    // The trend over every model at both sizes (2 + 1 second seed + 2 = 5 points).
+    let all: Vec<&Value> = models
+        .iter()
+        .chain(array(&r["seed_models"]))
+        .chain(sized)
+        .collect();
+    assert_eq!(all.len(), 5);
+    check_capacity_trend(&r, &all);
+    for t in array(&r["capacity_trend"]) {
+        assert_eq!(t["training_set_sizes"], serde_json::json!([64, 256]));
+    }
+    // The cross-model comparisons and the architectures stay at the main size.
+    for c in array(&r["cross"]) {
+        for side in ["model_a", "model_b"] {
+            assert!(!c[side].as_str().unwrap().contains("-n"), "{}", c[side]);
+        }
+    }
+    for a in array(&r["architectures"]) {
+        assert!(array(&a["runs"])
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("-n")));
+    }
+    assert!(out.join("within_cka_depth8_by_training_size.png").is_file());
+    let summary = summary_of(&out);
+    assert!(summary.contains("## Training-set size"), "{summary}");
+    assert!(summary.contains("| resnet8x1-n64 | 64 |"), "{summary}");
+    assert!(
+        summary.contains("2 different training-set sizes (64, 256)"),
+        "{summary}"
+    );
+    check_summary(&out);
 }
 
 #[test]
@@ -577,7 +668,11 @@ fn wide_vs_deep_with_two_seeds_reports_spreads_and_per_class_intervals() {
     let r = results(&out);
     let reused = array(&r["provenance"]["reused_models"]);
     for m in array(&r["models"]).iter().chain(array(&r["seed_models"])) {
-        assert!(reused.contains(&m["name"]), "{} was trained again", m["name"]);
+        assert!(
+            reused.contains(&m["name"]),
+            "{} was trained again",
+            m["name"]
+        );
     }
     assert_eq!(array(&r["seed_models"]).len(), 1);
     let summary = summary_of(&out);
@@ -606,7 +701,12 @@ fn rank_correlation(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 /// Every ordering of `values`, by recursion.
-fn permutations(values: &[f64], prefix: &mut Vec<f64>, used: &mut Vec<bool>, out: &mut Vec<Vec<f64>>) {
+fn permutations(
+    values: &[f64],
+    prefix: &mut Vec<f64>,
+    used: &mut Vec<bool>,
+    out: &mut Vec<Vec<f64>>,
+) {
     if prefix.len() == values.len() {
         out.push(prefix.clone());
         return;
@@ -723,7 +823,11 @@ fn memorize_vs_generalize_tests_every_layer_by_permuting_networks() {
     }
     for (l, t) in tests.iter().enumerate() {
         let holm = t["holm_p_value"].as_f64().unwrap();
-        assert!((holm - by_hand[l]).abs() < 1e-12, "layer {l}: {holm} vs {}", by_hand[l]);
+        assert!(
+            (holm - by_hand[l]).abs() < 1e-12,
+            "layer {l}: {holm} vs {}",
+            by_hand[l]
+        );
     }
     assert!(summary.contains("p (Holm over layers)"), "{summary}");
     assert!(summary.contains("Holm-corrected"), "{summary}");

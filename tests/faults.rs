@@ -525,9 +525,8 @@ fn leftovers_of_killed_processes_are_removed_on_resume() {
         run_dir.join("checkpoints/epoch-0001/.state.json.repsim-tmp-4194304"),
         run_dir.join(format!("track/.index.json.repsim-tmp-{here}-4194304-0")),
     ];
-    let old = std::time::SystemTime::now()
-        - repsim_durable::lease()
-        - std::time::Duration::from_secs(5);
+    let old =
+        std::time::SystemTime::now() - repsim_durable::lease() - std::time::Duration::from_secs(5);
     for path in &planted {
         std::fs::write(path, b"half").unwrap();
         std::fs::File::options()
@@ -770,7 +769,10 @@ fn a_command_in_another_pid_namespace_keeps_the_live_temporaries_of_this_one() {
     .collect();
     let o = in_other_namespace(&args, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(live.exists(), "a live writer's temporary was removed from elsewhere");
+    assert!(
+        live.exists(),
+        "a live writer's temporary was removed from elsewhere"
+    );
     // Its own namespace's leftovers: the PID there is another namespace's, so still kept...
     assert!(dead.exists());
     // ...until a process of this namespace, where the PID means something, sees it is gone.

@@ -449,7 +449,10 @@ fn merge_refuses_shards_that_read_other_data() {
         std::fs::create_dir(&other_dir).unwrap();
         let other = shard_states(&a2, &b, &other_dir, 3, &["--metric", metric]);
         refused(
-            merge(&[states[0].clone(), other[1].clone(), states[2].clone()], &[]),
+            merge(
+                &[states[0].clone(), other[1].clone(), states[2].clone()],
+                &[],
+            ),
             &["input A", "a2.npz", "different files, or the file changed"],
         );
     }
@@ -493,7 +496,12 @@ fn merged_shards_carry_the_identity_of_the_unsharded_pass() {
     ok(compare(
         &a,
         &b,
-        &["--metric", "minibatch_cka", "--json", whole.to_str().unwrap()],
+        &[
+            "--metric",
+            "minibatch_cka",
+            "--json",
+            whole.to_str().unwrap(),
+        ],
     ));
     let inputs_of = |path: &Path| {
         let document: Value =
@@ -526,13 +534,7 @@ fn damaged_and_contradictory_state_files_are_refused() {
     let (a, b) = inputs(dir.path());
     let parts = dir.path().join("parts");
     std::fs::create_dir(&parts).unwrap();
-    let states = shard_states(
-        &a,
-        &b,
-        &parts,
-        3,
-        &["--metric", "minibatch_cka,linear_cka"],
-    );
+    let states = shard_states(&a, &b, &parts, 3, &["--metric", "minibatch_cka,linear_cka"]);
     let with = |i: usize, path: &Path| {
         let mut all = states.clone();
         all[i] = path.to_path_buf();
@@ -649,7 +651,12 @@ fn fortran_order_files_stream_and_shard_as_c_order_ones() {
         ok(compare(
             a,
             &b,
-            &["--metric", "minibatch_cka", "--json", json.to_str().unwrap()],
+            &[
+                "--metric",
+                "minibatch_cka",
+                "--json",
+                json.to_str().unwrap(),
+            ],
         ));
         matrix(&json)
     };
@@ -750,7 +757,10 @@ fn shard_specifications_and_sizes_at_the_edges() {
         &small_b,
         &["--metric", "linear_cka", "--json", whole.to_str().unwrap()],
     ));
-    let (m, w) = (matrix(&merged)[0][0].unwrap(), matrix(&whole)[0][0].unwrap());
+    let (m, w) = (
+        matrix(&merged)[0][0].unwrap(),
+        matrix(&whole)[0][0].unwrap(),
+    );
     assert!((m - w).abs() < 1e-6, "{m} vs {w}");
 }
 
@@ -765,12 +775,18 @@ fn merge_verifies_every_row_against_the_inputs_when_asked() {
     write_npy(&b, &random_layer("b", vec![2000, 8], &mut rng)).unwrap();
     let states = shard_states(&a, &b, dir.path(), 2, &[]);
     let merged = dir.path().join("merged.json");
-    ok(merge(&states, &["--verify-inputs", "--json", merged.to_str().unwrap()]));
+    ok(merge(
+        &states,
+        &["--verify-inputs", "--json", merged.to_str().unwrap()],
+    ));
     // One value changed between two of the fingerprint's samples, inside shard 0's rows.
     let size = std::fs::metadata(&a).unwrap().len();
     let span = size - 4096;
     let offset = (span * 10 / 63 + 4096 + 1000) / 4 * 4;
-    assert!(offset + 4 < span * 11 / 63, "the change must fall between two samples");
+    assert!(
+        offset + 4 < span * 11 / 63,
+        "the change must fall between two samples"
+    );
     let mut bytes = std::fs::read(&a).unwrap();
     bytes[offset as usize] ^= 0x40;
     std::fs::write(&a, &bytes).unwrap();
@@ -779,6 +795,11 @@ fn merge_verifies_every_row_against_the_inputs_when_asked() {
     // ...and the row check does, naming the shard, the input and the minibatch.
     refused(
         merge(&states, &["--verify-inputs"]),
-        &["part-0-of-2.state", "input A", "changed since this shard read it", "minibatch"],
+        &[
+            "part-0-of-2.state",
+            "input A",
+            "changed since this shard read it",
+            "minibatch",
+        ],
     );
 }

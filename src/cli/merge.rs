@@ -91,4 +91,3 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         titles,
     )
 }
-

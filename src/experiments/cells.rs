@@ -351,8 +351,15 @@ fn json_text(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Failure(format!("as JSON: {e}")))
 }
 
+/// The version of the analysis parts' types: part of every analysis fingerprint, so parts
+/// cached by an older repsim whose types had other fields are computed again instead of failing
+/// to read. Raise it whenever an experiment's part type (its `results.json` entries) changes.
+/// 2: `wide_vs_deep` models carry their training-set size, steps, the first PC alone and the
+/// block contrast around its removal.
+pub const ANALYSIS_SCHEMA: u32 = 2;
+
 /// What an analysis part is computed from: the experiment, its configuration, the seed and
-/// data, the part, and each training's config and final weights (their hash).
+/// data, the part, the parts' schema, and each training's config and final weights (their hash).
 fn analysis_fingerprint<E: Experiment>(
     ctx: &Context,
     config: &E::Config,
@@ -365,6 +372,7 @@ fn analysis_fingerprint<E: Experiment>(
         ctx.args.seed.to_string(),
         ctx.args.data.clone(),
         part.to_string(),
+        format!("schema {ANALYSIS_SCHEMA}"),
     ];
     for run in runs {
         let weights = run.dir.join(repsim_train::FINAL_WEIGHTS);

@@ -18,8 +18,8 @@ mod results;
 
 use results::CLASS_RESAMPLES;
 pub use results::{
-    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, ModelResult, PerClassResult,
-    Spread, WideVsDeepAnalysis, WideVsDeepConfig,
+    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, ModelResult, PerClassResult, Spread,
+    WideVsDeepAnalysis, WideVsDeepConfig,
 };
 
 use std::path::PathBuf;
@@ -140,27 +140,30 @@ fn per_class_result(
     }
 }
 
+/// The training of the grid model `depth` x `width` on `train_count` images: the schedule of
+/// [`WideVsDeepConfig::schedule_at`].
 fn train_config(
     c: &WideVsDeepConfig,
     args: &ExperimentArgs,
-    depth: usize,
-    width: usize,
+    (depth, width): (usize, usize),
+    train_count: usize,
     seed: u64,
 ) -> TrainConfig {
+    let (epochs, warmup_epochs) = c.schedule_at(train_count);
     TrainConfig {
         model: ModelSpec::Resnet(ResNetConfig::cifar(depth, width, 10)),
-        data: image_data(args, c.side, c.train_count, c.test_count),
+        data: image_data(args, c.side, train_count, c.test_count),
         optimizer: OptimizerConfig::Sgd {
             momentum: 0.9,
             nesterov: false,
             weight_decay: c.weight_decay,
         },
         schedule: ScheduleConfig {
-            warmup_epochs: c.warmup_epochs,
+            warmup_epochs,
             ..ScheduleConfig::default()
         },
         lr: c.lr,
-        epochs: c.epochs,
+        epochs,
         batch_size: c.batch_size,
         seed,
     }
@@ -221,29 +224,48 @@ pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
 }
 
 /// The name of the grid model of `depth` x `width` from seed index `s` (0: `resnet20x2`,
-/// then `resnet20x2-seed2`, ...).
-fn model_name(depth: usize, width: usize, s: usize) -> String {
-    if s == 0 {
-        format!("resnet{depth}x{width}")
+/// then `resnet20x2-seed2`, ...), at `train_count`; at another training-set size N, with
+/// `-nN` after the architecture (`resnet20x2-n250`, `resnet20x2-n250-seed2`).
+fn model_name(
+    config: &WideVsDeepConfig,
+    (depth, width): (usize, usize),
+    n: usize,
+    s: usize,
+) -> String {
+    let size = if n == config.train_count {
+        String::new()
     } else {
-        format!("resnet{depth}x{width}-seed{}", s + 1)
+        format!("-n{n}")
+    };
+    if s == 0 {
+        format!("resnet{depth}x{width}{size}")
+    } else {
+        format!("resnet{depth}x{width}{size}-seed{}", s + 1)
     }
 }
 
-/// The grid model of `depth` x `width` from seed index `s`. Its seed follows from (depth,
-/// width, s), so it stays the same when the grid or the number of seeds changes.
+/// The grid model of `depth` x `width` from seed index `s`, trained on `n` images. Its seed
+/// follows from (depth, width, s) alone, so it stays the same when the grid or the number of
+/// seeds changes, and a model starts from the same initialisation at every training-set size.
 fn grid_training(
     config: &WideVsDeepConfig,
     args: &ExperimentArgs,
-    depth: usize,
-    width: usize,
+    cell: (usize, usize),
+    n: usize,
     s: usize,
 ) -> Training {
+    let (depth, width) = cell;
     let seed = derived_seed(args.seed, (100_000 * s + depth * 100 + width) as u64);
     Training::new(
-        model_name(depth, width, s),
-        train_config(config, args, depth, width, seed),
+        model_name(config, cell, n, s),
+        train_config(config, args, cell, n, seed),
     )
+}
+
+/// Whether `training` is of the grid at `config.train_count` (the cross-model comparisons'
+/// and the per-class accuracies' models).
+fn at_main_size(config: &WideVsDeepConfig, training: &TrainConfig) -> bool {
+    training.data.train_count == Some(config.train_count)
 }
 
 impl Experiment for WideVsDeep {
@@ -264,24 +286,40 @@ impl Experiment for WideVsDeep {
             Some(path) => format!("config {}", path.display()),
             None => format!("{:?} scale", args.scale()),
         };
+        let sizes = if config.other_train_counts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; again on {:?} training images for about as many steps",
+                config.other_train_counts
+            )
+        };
         format!(
-            "wide_vs_deep ({scale}): ResNets of depths {:?} x widths {:?} on {} ({} train / {} test images, {} px), {} epochs",
+            "wide_vs_deep ({scale}): ResNets of depths {:?} x widths {:?} on {} ({} train / {} test images, {} px), {} epochs{sizes}",
             config.depths, config.widths, args.data, config.train_count, config.test_count, config.side, config.epochs
         )
     }
 
     /// The grid (depth down, width across) from each seed in turn; with one seed, then the
-    /// second seed of `second_seed` (the seed-to-seed comparison).
+    /// second seed of `second_seed` (the seed-to-seed comparison); then the grid at each other
+    /// training-set size, from each seed.
     fn trainings(config: &WideVsDeepConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
         let mut trainings = Vec::new();
+        let n = config.train_count;
         for s in 0..config.seeds {
-            for (depth, width) in config.cells() {
-                trainings.push(grid_training(config, args, depth, width, s));
+            for cell in config.cells() {
+                trainings.push(grid_training(config, args, cell, n, s));
             }
         }
         if config.seeds == 1 {
-            let (sd, sw) = config.second_seed;
-            trainings.push(grid_training(config, args, sd, sw, 1));
+            trainings.push(grid_training(config, args, config.second_seed, n, 1));
+        }
+        for &n in &config.other_train_counts {
+            for s in 0..config.seeds {
+                for cell in config.cells() {
+                    trainings.push(grid_training(config, args, cell, n, s));
+                }
+            }
         }
         Ok(trainings)
     }
@@ -300,12 +338,17 @@ impl Experiment for WideVsDeep {
             .iter()
             .map(|run| model_part(ctx, config, run))
             .collect::<Result<Vec<_>>>()?;
-        Ok(assemble(config, models, cross_part(ctx, config, runs)?))
+        let main: Vec<TrainedRun> = runs
+            .iter()
+            .filter(|r| at_main_size(config, &r.config))
+            .cloned()
+            .collect();
+        Ok(assemble(config, models, cross_part(ctx, config, &main)?))
     }
 
     /// One part per trained model (its within-model CKA, first PC, block structure), and one
     /// for the cross-model comparisons, which needs every model.
-    fn analysis_parts(_config: &WideVsDeepConfig, trainings: &[Training]) -> Vec<AnalysisPart> {
+    fn analysis_parts(config: &WideVsDeepConfig, trainings: &[Training]) -> Vec<AnalysisPart> {
         let mut parts: Vec<AnalysisPart> = trainings
             .iter()
             .map(|t| AnalysisPart {
@@ -315,7 +358,11 @@ impl Experiment for WideVsDeep {
             .collect();
         parts.push(AnalysisPart {
             name: CROSS_PART.into(),
-            needs: trainings.iter().map(|t| t.name.clone()).collect(),
+            needs: trainings
+                .iter()
+                .filter(|t| at_main_size(config, &t.config))
+                .map(|t| t.name.clone())
+                .collect(),
         });
         parts
     }
@@ -361,7 +408,13 @@ impl Experiment for WideVsDeep {
         config: &WideVsDeepConfig,
         analysis: &WideVsDeepAnalysis,
     ) -> Result<Vec<Figure>> {
-        report::draw(ctx, config, &analysis.models, &analysis.cross)
+        report::draw(
+            ctx,
+            config,
+            &analysis.models,
+            &analysis.size_models,
+            &analysis.cross,
+        )
     }
 
     fn summary(
@@ -450,8 +503,11 @@ fn assemble(
     all: Vec<ModelResult>,
     CrossPart { cross, per_class }: CrossPart,
 ) -> WideVsDeepAnalysis {
+    let (main, size_models): (Vec<ModelResult>, Vec<ModelResult>) = all
+        .into_iter()
+        .partition(|m| m.train_images == config.train_count);
     let (models, seed_models): (Vec<ModelResult>, Vec<ModelResult>) =
-        all.into_iter().partition(|m| !m.name.contains("-seed"));
+        main.into_iter().partition(|m| !m.name.contains("-seed"));
     let mut architectures = Vec::new();
     for &depth in &config.depths {
         for &width in &config.widths {
@@ -469,7 +525,7 @@ fn assemble(
                 continue;
             }
             architectures.push(ArchitectureResult {
-                name: model_name(depth, width, 0),
+                name: model_name(config, (depth, width), config.train_count, 0),
                 runs: runs.iter().map(|m| m.name.clone()).collect(),
                 test_accuracy: spread(|m| m.test_accuracy),
                 block_share: spread(|m| m.block_share),
@@ -479,10 +535,11 @@ fn assemble(
             });
         }
     }
-    let capacity_trend = capacity_trends(config, models.iter().chain(&seed_models));
+    let capacity_trend = capacity_trends(models.iter().chain(&seed_models).chain(&size_models));
     WideVsDeepAnalysis {
         models,
         seed_models,
+        size_models,
         architectures,
         cross,
         per_class,
@@ -494,17 +551,17 @@ fn assemble(
 const TREND_RESAMPLES: usize = 2000;
 
 /// The capacity trends (see [`CapacityTrend`]) of block contrast and block share over
-/// `models`, each trained on `config.train_count` images. Seeded streams: a rerun gives the
-/// same interval and p-value.
-fn capacity_trends<'a>(
-    config: &WideVsDeepConfig,
-    models: impl Iterator<Item = &'a ModelResult>,
-) -> Vec<CapacityTrend> {
+/// `models`, each at the training-set size it was trained on. Seeded streams: a rerun gives
+/// the same interval and p-value.
+fn capacity_trends<'a>(models: impl Iterator<Item = &'a ModelResult>) -> Vec<CapacityTrend> {
     let models: Vec<&ModelResult> = models.collect();
     let per_image: Vec<f64> = models
         .iter()
-        .map(|m| (m.parameters as f64 / config.train_count as f64).ln())
+        .map(|m| (m.parameters as f64 / m.train_images.max(1) as f64).ln())
         .collect();
+    let mut sizes: Vec<usize> = models.iter().map(|m| m.train_images).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
     let statistics: [(&str, fn(&ModelResult) -> f64); 2] = [
         ("block_contrast", |m| m.block_contrast),
         ("block_share", |m| m.block_share),
@@ -519,7 +576,7 @@ fn capacity_trends<'a>(
             Some(CapacityTrend {
                 statistic: name.to_string(),
                 points: models.len(),
-                training_set_sizes: vec![config.train_count],
+                training_set_sizes: sizes.clone(),
                 spearman: test.rho,
                 interval: bootstrap_spearman(&per_image, &values, TREND_RESAMPLES, 0.95, seed),
                 p_value: test.p_value,
@@ -542,7 +599,10 @@ struct GridModel {
 /// gap), the smallest model against the deepest and the widest. `runs`: every trained model
 /// (the first seed's grid first).
 fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> Result<CrossPart> {
-    let grid_runs: Vec<&TrainedRun> = runs.iter().filter(|r| !r.name.contains("-seed")).collect();
+    let grid_runs: Vec<&TrainedRun> = runs
+        .iter()
+        .filter(|r| !r.name.contains("-seed") && at_main_size(config, &r.config))
+        .collect();
     let run_named = |name: &str| runs.iter().find(|r| r.name == name);
     let data = open_data(runs)?;
     let (probing, images) = probing(ctx, config, &data)?;
@@ -601,7 +661,8 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
     };
     // `second_seed`'s first two seeds: (its grid index, the second's run, the second).
     let (sd, sw) = config.second_seed;
-    let second = match (index(sd, sw), run_named(&model_name(sd, sw, 1))) {
+    let second_name = model_name(config, (sd, sw), config.train_count, 1);
+    let second = match (index(sd, sw), run_named(&second_name)) {
         (Some(a), Some(run)) => Some((a, run, run.load(&ctx.device)?)),
         _ => None,
     };
@@ -630,7 +691,8 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
         let other_seeds = |grid_index: usize| -> Result<Vec<AnyModel>> {
             (1..config.seeds)
                 .map(|s| {
-                    let name = model_name(models[grid_index].depth, models[grid_index].width, s);
+                    let cell = (models[grid_index].depth, models[grid_index].width);
+                    let name = model_name(config, cell, config.train_count, s);
                     run_named(&name)
                         .ok_or_else(|| {
                             Error::Failure(format!("wide_vs_deep: no trained model {name}"))
@@ -692,11 +754,13 @@ fn measure_model(
         .ok_or_else(|| Error::Failure("no PC batch".into()))??;
     let layers = layers_of(model, batch.images, &probing.probe)?;
     let mut fractions = Vec::new();
-    let (mut grams, mut removed) = (Vec::new(), Vec::new());
+    let (mut grams, mut removed, mut alone) = (Vec::new(), Vec::new(), Vec::new());
     for layer in &layers {
         match first_component(layer, 200) {
             Ok(pc) => {
                 fractions.push(pc.explained);
+                // The first component's own Gram, lambda v v^T: the whole minus the rest.
+                alone.push(pc.gram.clone().sub(pc.gram_without_first.clone()));
                 grams.push(pc.gram);
                 removed.push(pc.gram_without_first);
             }
@@ -707,6 +771,7 @@ fn measure_model(
                 let zeros = burn::tensor::Tensor::<2>::zeros([n, n], &ctx.device);
                 fractions.push(0.0);
                 grams.push(zeros.clone());
+                alone.push(zeros.clone());
                 removed.push(zeros);
             }
         }
@@ -716,21 +781,29 @@ fn measure_model(
     let cka_pc = cka_of_grams(&names, &grams, n, "linear_cka_debiased");
     let cka_removed = cka_of_grams(&names, &removed, n, "linear_cka_debiased")
         .with_parameter("first_pc", "removed");
+    let cka_alone =
+        cka_of_grams(&names, &alone, n, "linear_cka_debiased").with_parameter("first_pc", "alone");
     let block = longest_block(&within, config.block_threshold);
     let contrast = block_contrast(&within, block);
     let block_before = longest_block(&cka_pc, config.block_threshold);
     let block_removed = longest_block(&cka_removed, config.block_threshold);
+    let contrast_before = block_contrast(&cka_pc, block_before);
+    let contrast_removed = block_contrast(&cka_removed, block_removed);
     let (depth, width) = match &run.config.model {
         ModelSpec::Resnet(c) => (c.depth, c.width),
         _ => (0, 0),
     };
     let l = names.len().max(1) as f64;
     let last = run.last()?;
+    let train_images = run.config.data.train_count.unwrap_or(config.train_count);
     Ok(ModelResult {
         name: run.name.clone(),
         depth,
         width,
         parameters: model.num_params(),
+        train_images,
+        steps: run.config.epochs
+            * repsim_train::trainer::steps_per_epoch(train_images, run.config.batch_size),
         test_accuracy: last.test_accuracy,
         train_accuracy: last.train_accuracy,
         within_cka: within,
@@ -745,5 +818,8 @@ fn measure_model(
             && contrast >= config.block_min_contrast,
         block_share_pc_examples: block_before.1 as f64 / l,
         block_share_pc_removed: block_removed.1 as f64 / l,
+        block_contrast_pc_examples: contrast_before,
+        block_contrast_pc_removed: contrast_removed,
+        cka_first_pc_alone: cka_alone,
     })
 }

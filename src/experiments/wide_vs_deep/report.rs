@@ -56,6 +56,7 @@ pub(super) fn draw(
     ctx: &Context,
     config: &WideVsDeepConfig,
     models: &[ModelResult],
+    size_models: &[ModelResult],
     cross: &[CrossResult],
 ) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
@@ -94,6 +95,22 @@ pub(super) fn draw(
         &ctx.out.join("within_cka_first_pc_removed.png"),
     )?;
     figures.push(Figure::new("within_cka_first_pc_removed.png", "Debiased CKA with each layer's first principal component projected out (Nguyen et al. 2021, Section 4)."));
+    let panels = by_cell(config, models, |m| GridPanel {
+        matrix: &m.cka_first_pc_alone,
+        caption: Some(format!(
+            "1st PC {:.0}% of variance in block",
+            100.0 * mean_over_block(m)
+        )),
+    });
+    save(
+        &grid(
+            config,
+            panels,
+            "CKA of each layer's first principal component alone",
+        ),
+        &ctx.out.join("within_cka_first_pc_alone.png"),
+    )?;
+    figures.push(Figure::new("within_cka_first_pc_alone.png", "Debiased CKA between the layers' first principal components alone, on the same examples (Nguyen et al. 2021, Section 4: where one component dominates a block, the block shows here as it does in the full map)."));
     let series = models
         .iter()
         .map(|m| {
@@ -123,6 +140,9 @@ pub(super) fn draw(
         "first_pc_fraction.png",
         "The share of each layer's variance on its first principal component, per model.",
     ));
+    if !size_models.is_empty() {
+        figures.extend(draw_by_training_size(ctx, config, models, size_models)?);
+    }
     for c in cross {
         let file = format!("cross_{}.png", c.label.replace([' ', ','], "_"));
         let options = HeatmapOptions {
@@ -136,6 +156,66 @@ pub(super) fn draw(
         figures.push(Figure::new(
             file,
             format!("Minibatch CKA across models: {}.", c.label),
+        ));
+    }
+    Ok(figures)
+}
+
+/// The paper's layout of its training-set-size figures: one grid per depth, training-set size
+/// down (smallest first) and width across, each panel the first seed's within-model CKA.
+fn draw_by_training_size(
+    ctx: &Context,
+    config: &WideVsDeepConfig,
+    models: &[ModelResult],
+    size_models: &[ModelResult],
+) -> Result<Vec<Figure>> {
+    let mut sizes = config.train_counts();
+    sizes.sort_unstable();
+    let mut figures = Vec::new();
+    for &depth in &config.depths {
+        let panels: Vec<Option<GridPanel>> = sizes
+            .iter()
+            .flat_map(|&n| config.widths.iter().map(move |&w| (n, w)))
+            .map(|(n, w)| {
+                models
+                    .iter()
+                    .chain(size_models)
+                    .find(|m| {
+                        m.depth == depth
+                            && m.width == w
+                            && m.train_images == n
+                            && !m.name.contains("-seed")
+                    })
+                    .map(|m| GridPanel {
+                        matrix: &m.within_cka,
+                        caption: Some(format!(
+                            "train {:.0}% · block {}/{} · contrast {:.2}",
+                            100.0 * m.train_accuracy,
+                            m.block.1,
+                            m.within_cka.rows.len(),
+                            m.block_contrast
+                        )),
+                    })
+            })
+            .collect();
+        let mut grid = HeatmapGrid::new(panels, sizes.len(), config.widths.len());
+        grid.row_headers = sizes.iter().map(|n| format!("{n} images")).collect();
+        grid.col_headers = config
+            .widths
+            .iter()
+            .map(|w| format!("width x{w}"))
+            .collect();
+        grid.title = Some(format!(
+            "ResNet-{depth}: minibatch CKA within each model, by training-set size"
+        ));
+        grid.origin_lower = true;
+        grid.row_title = Some("layer".into());
+        grid.col_title = Some("layer".into());
+        let file = format!("within_cka_depth{depth}_by_training_size.png");
+        save(&grid, &ctx.out.join(&file))?;
+        figures.push(Figure::new(
+            file,
+            format!("Minibatch CKA within each ResNet-{depth} (training-set size down, width across), in the layout of Nguyen et al. 2021's training-set-size figure. Captions: final training accuracy and the block."),
         ));
     }
     Ok(figures)
@@ -184,21 +264,7 @@ pub(super) fn summary(
         .models
         .iter()
         .map(|m| {
-            let inside: Vec<f64> = m.first_pc_fraction[m.block.0..m.block.0 + m.block.1].to_vec();
-            let outside: Vec<f64> = m
-                .first_pc_fraction
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i < m.block.0 || *i >= m.block.0 + m.block.1)
-                .map(|(_, v)| *v)
-                .collect();
-            let mean = |v: &[f64]| {
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
-                }
-            };
+            let (inside, outside) = first_pc_in_and_out(m);
             vec![
                 m.name.clone(),
                 format!("{}", m.parameters),
@@ -215,11 +281,14 @@ pub(super) fn summary(
                 format!("{:.2}", m.block_contrast),
                 (if m.block_structure { "yes" } else { "no" }).to_string(),
                 format!(
-                    "{:.2} -> {:.2}",
-                    m.block_share_pc_examples, m.block_share_pc_removed
+                    "{:.2} -> {:.2} (contrast {:.2} -> {:.2})",
+                    m.block_share_pc_examples,
+                    m.block_share_pc_removed,
+                    m.block_contrast_pc_examples,
+                    m.block_contrast_pc_removed
                 ),
-                mean(&inside),
-                mean(&outside),
+                inside,
+                outside,
             ]
         })
         .collect();
@@ -233,7 +302,7 @@ pub(super) fn summary(
             "share",
             "contrast",
             "block structure",
-            "share, 1st PC removed (debiased CKA, PC examples)",
+            "share (contrast), 1st PC removed (debiased CKA, PC examples)",
             "1st-PC variance in block",
             "outside",
         ],
@@ -252,6 +321,7 @@ pub(super) fn summary(
         ));
     }
     s.push('\n');
+    s.push_str(&training_sizes_table(c, r));
     s.push_str(&seeds_table(r));
     if let Some(pc) = &r.per_class {
         s.push_str(&per_class_table(pc));
@@ -261,6 +331,117 @@ pub(super) fn summary(
     for Figure { file, caption } in figures {
         s.push_str(&format!("![{file}]({file})\n\n*{caption}*\n\n"));
     }
+    s
+}
+
+/// The mean share of variance on the first principal component over the block's layers.
+fn mean_over_block(m: &ModelResult) -> f64 {
+    let inside =
+        &m.first_pc_fraction[m.block.0..(m.block.0 + m.block.1).min(m.first_pc_fraction.len())];
+    inside.iter().sum::<f64>() / inside.len().max(1) as f64
+}
+
+/// The mean share of variance on the first principal component of the block's layers and of
+/// the other layers (`-` where there are none).
+fn first_pc_in_and_out(m: &ModelResult) -> (String, String) {
+    let in_block = |i: usize| i >= m.block.0 && i < m.block.0 + m.block.1;
+    let mean = |inside: bool| {
+        let v: Vec<f64> = m
+            .first_pc_fraction
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| in_block(*i) == inside)
+            .map(|(_, v)| *v)
+            .collect();
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
+        }
+    };
+    (mean(true), mean(false))
+}
+
+/// Every model at every training-set size (the paper's third axis), when there is more than one
+/// size: sorted by architecture, then size, then seed.
+fn training_sizes_table(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
+    if r.size_models.is_empty() {
+        return String::new();
+    }
+    let mut all: Vec<&ModelResult> = r
+        .models
+        .iter()
+        .chain(&r.seed_models)
+        .chain(&r.size_models)
+        .collect();
+    all.sort_by_key(|m| {
+        (
+            m.depth,
+            m.width,
+            m.train_images,
+            m.name.contains("-seed"),
+            m.name.clone(),
+        )
+    });
+    let schedules: Vec<String> = c
+        .train_counts()
+        .iter()
+        .map(|&n| {
+            let (epochs, warmup) = c.schedule_at(n);
+            format!(
+                "N = {n}: {epochs} epochs ({warmup} of warm-up), {} steps",
+                epochs * c.steps_per_epoch(n)
+            )
+        })
+        .collect();
+    let mut s = format!(
+        "## Training-set size
+
+The grid trained on the first N training images for each N, every model from the same          initialisation at every N (a paired design), for about the same number of optimisation steps: {}. Training accuracy is          the last epoch's, on augmented images.
+
+",
+        schedules.join("; ")
+    );
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|m| {
+            let (inside, outside) = first_pc_in_and_out(m);
+            vec![
+                m.name.clone(),
+                m.train_images.to_string(),
+                m.parameters.to_string(),
+                format!("{:.0}", m.parameters as f64 / m.train_images.max(1) as f64),
+                m.steps.to_string(),
+                format!("{:.1}%", 100.0 * m.train_accuracy),
+                format!("{:.1}%", 100.0 * m.test_accuracy),
+                format!("{} of {}", m.block.1, m.within_cka.rows.len()),
+                format!("{:.2}", m.block_share),
+                format!("{:.2}", m.block_contrast),
+                (if m.block_structure { "yes" } else { "no" }).to_string(),
+                inside,
+                outside,
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "model",
+            "N",
+            "parameters",
+            "parameters per image",
+            "steps",
+            "train acc",
+            "test acc",
+            "block (layers)",
+            "share",
+            "contrast",
+            "block structure",
+            "1st-PC variance in block",
+            "outside",
+        ],
+        &rows,
+    ));
+    s.push('\n');
     s
 }
 
@@ -398,7 +579,8 @@ fn per_class_table(pc: &PerClassResult) -> String {
 fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
     let mut s = "## Block structure against capacity per training image
 
-".to_string();
+"
+    .to_string();
     if r.capacity_trend.is_empty() {
         s.push_str("Fewer than three models: no trend is measured.\n\n");
         return s;
@@ -430,7 +612,11 @@ fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
             sizes[0]
         ));
     } else {
-        s.push('\n');
+        s.push_str(&format!(
+            "\nThe models were trained on {} different training-set sizes ({}), so capacity per image varies with both the              architecture and the data, as in the paper. Two tests (contrast and share) are reported without correction; the              bootstrap treats models, seeds and sizes as exchangeable, although a model at several sizes shares its              initialisation.\n\n",
+            sizes.len(),
+            sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        ));
     }
     s
 }

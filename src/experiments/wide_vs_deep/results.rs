@@ -26,8 +26,16 @@ pub struct WideVsDeepConfig {
     pub seeds: usize,
     /// Image side (shapes; CIFAR is 32).
     pub side: usize,
-    /// Training images.
+    /// Training images (the first this many of the training split).
     pub train_count: usize,
+    /// Further training-set sizes, the paper's third axis (capacity *relative to the data*):
+    /// the grid is trained again on the first N training images for each N here, from the same
+    /// initialisation as at `train_count` (a paired design: a model's seed does not depend on
+    /// N), for about the same number of optimisation steps ([`Self::schedule_at`]). Every model
+    /// at every N enters the capacity trend; the cross-model comparisons and the per-class
+    /// accuracies stay at `train_count`. Empty (the default): one size.
+    #[serde(default)]
+    pub other_train_counts: Vec<usize>,
     /// Test images (the probe set of the CKA estimates).
     pub test_count: usize,
     /// Epochs.
@@ -71,6 +79,7 @@ impl WideVsDeepConfig {
                 second_seed: (8, 1),
                 side: 16,
                 train_count: 256,
+                other_train_counts: Vec::new(),
                 test_count: 512,
                 epochs: 1,
                 batch_size: 64,
@@ -94,6 +103,7 @@ impl WideVsDeepConfig {
                 second_seed: (20, 2),
                 side: 16,
                 train_count: 1000,
+                other_train_counts: Vec::new(),
                 test_count: 1024,
                 epochs: 30,
                 batch_size: 64,
@@ -117,6 +127,7 @@ impl WideVsDeepConfig {
                 second_seed: (110, 1),
                 side: 32,
                 train_count: 50_000,
+                other_train_counts: Vec::new(),
                 test_count: 10_000,
                 epochs: 200,
                 batch_size: 128,
@@ -162,6 +173,17 @@ impl WideVsDeepConfig {
         if self.cells().is_empty() {
             return bad("wide_vs_deep's omit leaves no model in the grid".into());
         }
+        let mut sizes = self.train_counts();
+        if sizes.contains(&0) {
+            return bad("a training-set size of 0 images (train_count, other_train_counts)".into());
+        }
+        sizes.sort_unstable();
+        if let Some(w) = sizes.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!(
+                "training-set size {} appears twice (train_count {}, other_train_counts {:?})",
+                w[0], self.train_count, self.other_train_counts
+            ));
+        }
         if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
             return bad(format!(
                 "the CKA batch ({}) and the PC examples ({}) must fit in the {} test images",
@@ -183,6 +205,40 @@ impl WideVsDeepConfig {
     }
 }
 
+impl WideVsDeepConfig {
+    /// Every training-set size: `train_count`, then `other_train_counts`.
+    pub fn train_counts(&self) -> Vec<usize> {
+        std::iter::once(self.train_count)
+            .chain(self.other_train_counts.iter().copied())
+            .collect()
+    }
+
+    /// Optimisation steps per epoch on `n` training images (the trainer's rule).
+    pub fn steps_per_epoch(&self, n: usize) -> usize {
+        repsim_train::trainer::steps_per_epoch(n, self.batch_size)
+    }
+
+    /// (epochs, warm-up epochs) of a model trained on `n` images: `epochs` and `warmup_epochs`
+    /// scaled by the steps per epoch at `train_count` over those at `n`, so every training-set
+    /// size gets about the same number of optimisation steps (rounded to whole epochs, at least
+    /// one; a warm-up stays at least one epoch and shorter than the run). At `train_count`, the
+    /// configured values.
+    pub fn schedule_at(&self, n: usize) -> (usize, usize) {
+        if n == self.train_count {
+            return (self.epochs, self.warmup_epochs);
+        }
+        let ratio = self.steps_per_epoch(self.train_count) as f64 / self.steps_per_epoch(n) as f64;
+        let epochs = ((self.epochs as f64 * ratio).round() as usize).max(1);
+        let warmup = if self.warmup_epochs == 0 {
+            0
+        } else {
+            ((self.warmup_epochs as f64 * ratio).round() as usize)
+                .clamp(1, epochs.saturating_sub(1).max(1))
+        };
+        (epochs, warmup)
+    }
+}
+
 fn one_seed() -> usize {
     1
 }
@@ -198,6 +254,10 @@ pub struct ModelResult {
     pub width: usize,
     /// Trainable parameters.
     pub parameters: usize,
+    /// The training images it was trained on.
+    pub train_images: usize,
+    /// Its optimisation steps (epochs times steps per epoch).
+    pub steps: usize,
     /// Final test accuracy.
     pub test_accuracy: f64,
     /// Final training accuracy.
@@ -224,6 +284,14 @@ pub struct ModelResult {
     pub block_share_pc_examples: f64,
     /// The block share with each layer's first PC removed (same examples and estimator).
     pub block_share_pc_removed: f64,
+    /// The contrast of the longest block of the debiased CKA on the PC examples.
+    pub block_contrast_pc_examples: f64,
+    /// The contrast of the longest block with each layer's first PC removed (same examples).
+    pub block_contrast_pc_removed: f64,
+    /// Debiased CKA between the layers' first principal components alone (each layer's Gram
+    /// reduced to `lambda_1 v_1 v_1^T`; Nguyen et al. 2021, Section 4: inside a block the first
+    /// PCs match, so this map shows the block where the full one does).
+    pub cka_first_pc_alone: SimilarityMatrix,
 }
 
 /// A cross-model comparison.
@@ -318,7 +386,10 @@ pub struct WideVsDeepAnalysis {
     /// The other seeds' models (`resnet38x2-seed2`, ...).
     #[serde(default)]
     pub seed_models: Vec<ModelResult>,
-    /// Per architecture: its block structure over every seed trained.
+    /// The grid at the other training-set sizes (`other_train_counts`), every seed.
+    #[serde(default)]
+    pub size_models: Vec<ModelResult>,
+    /// Per architecture: its block structure over every seed trained (at `train_count`).
     #[serde(default)]
     pub architectures: Vec<ArchitectureResult>,
     /// Cross-model comparisons.
@@ -370,6 +441,34 @@ mod tests {
         config.omit.push((38, 4));
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("no model"), "{err}");
+    }
+
+    #[test]
+    fn other_training_set_sizes_get_about_the_same_steps() {
+        let mut config = WideVsDeepConfig::for_scale(Scale::Default);
+        // 1,000 images in batches of 64: 16 steps per epoch, 30 epochs, 2 of warm-up.
+        assert_eq!(config.schedule_at(1000), (30, 2));
+        // 250: 4 steps per epoch, so 4x the epochs (480 steps either way).
+        assert_eq!(config.schedule_at(250), (120, 8));
+        // 4,000: 63 steps per epoch; 30 x 16 / 63 = 7.6, so 8 epochs (504 steps), warm-up 1.
+        assert_eq!(config.schedule_at(4000), (8, 1));
+        // Fewer images than a batch: one step per epoch.
+        assert_eq!(config.schedule_at(10), (480, 32));
+        // 4,001 images: the trainer drops a last batch of one image, so still 63 steps.
+        assert_eq!(config.steps_per_epoch(4001), 63);
+        assert_eq!(config.steps_per_epoch(4002), 64);
+        config.other_train_counts = vec![250, 4000];
+        assert_eq!(config.train_counts(), vec![1000, 250, 4000]);
+        assert!(config.validate().is_ok());
+        config.other_train_counts = vec![250, 1000];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("1000 appears twice"), "{err}");
+        config.other_train_counts = vec![0];
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("size of 0"));
     }
 
     #[test]
