@@ -79,7 +79,9 @@ fn main() -> Result<(), String> {
     drop(layer);
     let megabytes = (n * d * 4) as f64 / 1e6;
     let open = best_of(options.reps, || {
-        RowSource::open(&path).map(|_| ()).map_err(|e| e.to_string())
+        RowSource::open(&path)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })?;
     let source = RowSource::open(&path).map_err(|e| e.to_string())?;
     let batches: Vec<(usize, usize)> = (0..n)
@@ -107,10 +109,7 @@ fn main() -> Result<(), String> {
         options.batch_size, options.reps
     );
     println!("  open (headers + fingerprint): {:.2} ms", open * 1e3);
-    println!(
-        "  read:        {read:.3} s ({:.0} MB/s)",
-        megabytes / read
-    );
+    println!("  read:        {read:.3} s ({:.0} MB/s)", megabytes / read);
     println!(
         "  read + hash: {hashed:.3} s ({:.0} MB/s): hashing adds {:+.1}% to reading",
         megabytes / hashed,

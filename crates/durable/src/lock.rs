@@ -240,7 +240,11 @@ impl DirLock {
                 Err(e) => return Err(io_error(path, "cannot create the lock", e)),
             }
         }
-        Err(io_error(path, "cannot take the lock", "taken over meanwhile"))
+        Err(io_error(
+            path,
+            "cannot take the lock",
+            "taken over meanwhile",
+        ))
     }
 
     /// The lock file.
@@ -317,8 +321,11 @@ mod tests {
         // What a killed holder leaves in advisory mode: the file, with no lock on it.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".run.lock");
-        std::fs::write(&path, b"{\"host\":\"x\",\"pid\":1,\"scope\":\"0\",\"since_unix\":0}")
-            .unwrap();
+        std::fs::write(
+            &path,
+            b"{\"host\":\"x\",\"pid\":1,\"scope\":\"0\",\"since_unix\":0}",
+        )
+        .unwrap();
         let lock = DirLock::acquire(&path).unwrap();
         assert_eq!(read_holder(&path).unwrap().pid, std::process::id());
         drop(lock);

@@ -40,8 +40,8 @@ pub fn process_scope() -> String {
     static SCOPE: OnceLock<String> = OnceLock::new();
     SCOPE
         .get_or_init(|| {
-            let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .unwrap_or_default();
+            let boot =
+                std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
             let namespace = std::fs::read_link(Path::new("/proc/self/ns/pid"))
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();

@@ -288,10 +288,8 @@ fn read_fortran_rows(
             let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
             let mut columns = vec![0u8; len * features * element];
             for (c, run) in columns.chunks_exact_mut(len * element).enumerate() {
-                file.seek(SeekFrom::Start(
-                    offset + ((c * n + start) * element) as u64,
-                ))
-                .map_err(|e| format!("cannot seek: {e}"))?;
+                file.seek(SeekFrom::Start(offset + ((c * n + start) * element) as u64))
+                    .map_err(|e| format!("cannot seek: {e}"))?;
                 file.read_exact(run).map_err(|e| {
                     format!("cannot read ({e}): the file is shorter than its header says")
                 })?;
@@ -326,11 +324,7 @@ fn read_fortran_rows(
 
 /// The size of the files behind `layers` and their content fingerprint (see
 /// [`RowSource::fingerprint`]).
-fn content_fingerprint(
-    path: &Path,
-    is_npz: bool,
-    layers: &[LayerSource],
-) -> Result<(u64, String)> {
+fn content_fingerprint(path: &Path, is_npz: bool, layers: &[LayerSource]) -> Result<(u64, String)> {
     let fail = |message: String| SimilarityError::file(path, message);
     if is_npz {
         let bytes = std::fs::metadata(path)

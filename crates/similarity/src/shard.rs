@@ -214,10 +214,11 @@ impl CompareState {
     fn payload_hash(&self) -> Result<String> {
         let mut unsealed = self.clone();
         unsealed.checksum = String::new();
-        let bytes = serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
-            name: "state",
-            message: format!("cannot serialise: {e}"),
-        })?;
+        let bytes =
+            serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
+                name: "state",
+                message: format!("cannot serialise: {e}"),
+            })?;
         Ok(format!("{:016x}", xxh3_64(&bytes)))
     }
 
@@ -248,10 +249,7 @@ impl CompareState {
     /// sums that are not finite.
     fn check_consistent(&self, path: &Path) -> Result<()> {
         let bad = |what: String| {
-            SimilarityError::file(
-                path,
-                format!("{what}: a damaged or hand-edited state file"),
-            )
+            SimilarityError::file(path, format!("{what}: a damaged or hand-edited state file"))
         };
         let size = self.parameters.batch_size;
         if size == 0 {
@@ -319,7 +317,10 @@ impl CompareState {
             if !all_finite {
                 return Err(bad("a minibatch sum is not finite".into()));
             }
-        } else if self.metrics.iter().any(|m| m == Metric::MinibatchCka.name())
+        } else if self
+            .metrics
+            .iter()
+            .any(|m| m == Metric::MinibatchCka.name())
             && self.full_batches() > 0
         {
             return Err(bad("minibatch sums missing".into()));
@@ -378,7 +379,9 @@ fn why_not_shardable(metric: Metric) -> Option<&'static str> {
             Some("needs every example's nearest neighbours among all examples")
         }
         Metric::Rsa => Some("needs the dissimilarity of every pair of examples at once"),
-        Metric::ShapeAngular => Some("aligns every example at once (its whitened SVD is not computed from sums)"),
+        Metric::ShapeAngular => {
+            Some("aligns every example at once (its whitened SVD is not computed from sums)")
+        }
         _ => Some("is not computed from sums"),
     }
 }
@@ -778,10 +781,7 @@ pub fn verify_inputs(states: &[(PathBuf, CompareState)]) -> Result<()> {
             let source = RowSource::open(&input.path).map_err(|e| {
                 SimilarityError::file(
                     path,
-                    format!(
-                        "cannot verify its {side}, {}: {e}",
-                        input.path.display()
-                    ),
+                    format!("cannot verify its {side}, {}: {e}", input.path.display()),
                 )
             })?;
             for (batch, recorded) in state.batches.clone().zip(&input.batch_hashes) {
@@ -906,7 +906,14 @@ mod tests {
     fn huge_shard_counts_do_not_overflow() {
         let shard: Shard = "18446744073709551614/18446744073709551615".parse().unwrap();
         assert_eq!(shard.batches(4), 3..4);
-        assert_eq!(Shard { index: 0, count: usize::MAX }.batches(4), 0..0);
+        assert_eq!(
+            Shard {
+                index: 0,
+                count: usize::MAX
+            }
+            .batches(4),
+            0..0
+        );
     }
 
     #[test]
