@@ -174,6 +174,21 @@ fn wide_vs_deep_smoke_run_and_rerun() {
         check_matrix(&m["cka_first_pc_removed"], false);
         // Each layer's first PC alone is a rank-1 Gram: CKA 1 with itself.
         check_matrix(&m["cka_first_pc_alone"], true);
+        // The dominant images: 8 distinct test images of the PC examples, largest share first,
+        // their shares those of a unit vector (at most 1 in all).
+        let dominant = &m["dominant_images"];
+        let images = array(&dominant["images"]);
+        assert_eq!(images.len(), 8);
+        let shares: Vec<f64> = images.iter().map(|i| i["share"].as_f64().unwrap()).collect();
+        assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
+        let total: f64 = shares.iter().sum();
+        assert!((dominant["top_share"].as_f64().unwrap() - total).abs() < 1e-12);
+        assert!(total <= 1.0 + 1e-9 && total > 8.0 / 256.0, "{total}");
+        let mut indices: Vec<u64> = images.iter().map(|i| i["index"].as_u64().unwrap()).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        assert_eq!(indices.len(), 8);
+        assert!(array(&m["within_cka"]["rows"]).contains(&dominant["layer"]));
         let layers = m["within_cka"]["rows"].as_array().unwrap().len();
         assert_eq!(m["first_pc_fraction"].as_array().unwrap().len(), layers);
     }

@@ -29,6 +29,10 @@ pub struct FirstComponent {
     pub gram: Tensor<2>,
     /// The centred Gram with the first component removed.
     pub gram_without_first: Tensor<2>,
+    /// `u`, the first component in example space (unit length; its sign is arbitrary):
+    /// `u_i^2` is example `i`'s share of the component, what the "dominant datapoints" of a
+    /// block are ranked by.
+    pub direction: Vec<f64>,
 }
 
 /// The first principal component of `layer` (see the module docs), by `iterations` steps of
@@ -69,6 +73,7 @@ pub fn first_component(layer: &Layer, iterations: usize) -> Result<FirstComponen
             .matmul(gram.clone().matmul(v.clone()))
             .reshape([1]),
     )?[0];
+    let direction = read_back(v.clone().reshape([n]))?;
     let projector = Tensor::<2>::eye(n, &device)
         .cast(precision)
         .sub(v.clone().matmul(v.transpose()));
@@ -77,6 +82,7 @@ pub fn first_component(layer: &Layer, iterations: usize) -> Result<FirstComponen
         explained: (lambda / trace).clamp(0.0, 1.0),
         gram,
         gram_without_first: without,
+        direction,
     })
 }
 
@@ -87,6 +93,12 @@ mod tests {
     use crate::kernel_cka::cka_from_grams;
     use crate::testing::random_matrix;
     use burn::tensor::Device;
+
+    /// The layer's values, row-major.
+    fn base_rows(layer: &Layer) -> Tensor<1> {
+        let [n, d] = layer.matrix.dims();
+        layer.matrix.clone().reshape([n * d])
+    }
 
     #[test]
     fn a_dominant_direction_is_found_and_removed() {
@@ -119,6 +131,21 @@ mod tests {
             cka > 0.95,
             "CKA of the PC-removed layer with the other columns: {cka}"
         );
+        // The direction is unit length, and one example scaled far out carries most of it.
+        let norm: f64 = first.direction.iter().map(|u| u * u).sum();
+        assert!((norm - 1.0).abs() < 1e-9, "{norm}");
+        let mut rows = read_back(base_rows(&layer)).unwrap();
+        rows[7 * 10 + 3] = 400.0; // example 7, feature 3
+        let outlier = Layer::new(
+            "outlier",
+            Tensor::<2>::from_data(
+                burn::tensor::TensorData::new(rows.iter().map(|v| *v as f32).collect(), [60, 10]),
+                &device,
+            ),
+        )
+        .unwrap();
+        let u = first_component(&outlier, 300).unwrap().direction;
+        assert!(u[7] * u[7] > 0.9, "example 7's share: {}", u[7] * u[7]);
         let constant = Layer::new("c", Tensor::<2>::ones([8, 3], &device)).unwrap();
         assert!(matches!(
             first_component(&constant, 10),

@@ -18,8 +18,8 @@ mod results;
 
 use results::CLASS_RESAMPLES;
 pub use results::{
-    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, ModelResult, PerClassResult, Spread,
-    WideVsDeepAnalysis, WideVsDeepConfig,
+    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, DominantImage, DominantImages,
+    ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
 };
 
 use std::path::PathBuf;
@@ -735,6 +735,49 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
     Ok(CrossPart { cross, per_class })
 }
 
+/// Images shown and summed as a block's dominant images.
+const DOMINANT_IMAGES: usize = 8;
+
+/// The [`DOMINANT_IMAGES`] test images of `examples` (test indices, in the order of `u`) with the
+/// largest share `u_i^2` of `layer`'s first principal component.
+fn dominant_images(
+    probing: &Probing<'_>,
+    layer: &str,
+    examples: &[usize],
+    u: &[f64],
+) -> Result<DominantImages> {
+    use burn::data::dataset::Dataset;
+    use repsim_data::ImageDataset;
+    let mut order: Vec<usize> = (0..u.len().min(examples.len())).collect();
+    order.sort_by(|&a, &b| (u[b] * u[b]).total_cmp(&(u[a] * u[a])));
+    order.truncate(DOMINANT_IMAGES);
+    let classes = probing.test.class_names();
+    let images = order
+        .iter()
+        .map(|&k| {
+            let index = examples[k];
+            let item = probing
+                .test
+                .get(index)
+                .map_err(|e| Error::Failure(format!("test image {index}: {e}")))?;
+            Ok(DominantImage {
+                index,
+                class: classes
+                    .get(item.label)
+                    .cloned()
+                    .unwrap_or_else(|| item.label.to_string()),
+                share: u[k] * u[k],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DominantImages {
+        layer: layer.to_string(),
+        examples: examples.len(),
+        top_share: images.iter().map(|i| i.share).sum(),
+        images,
+    })
+}
+
 /// The name of the cross-model part.
 const CROSS_PART: &str = "cross";
 
@@ -755,10 +798,12 @@ fn measure_model(
     let layers = layers_of(model, batch.images, &probing.probe)?;
     let mut fractions = Vec::new();
     let (mut grams, mut removed, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+    let mut directions = Vec::new();
     for layer in &layers {
         match first_component(layer, 200) {
             Ok(pc) => {
                 fractions.push(pc.explained);
+                directions.push(Some(pc.direction));
                 // The first component's own Gram, lambda v v^T: the whole minus the rest.
                 alone.push(pc.gram.clone().sub(pc.gram_without_first.clone()));
                 grams.push(pc.gram);
@@ -770,6 +815,7 @@ fn measure_model(
                 let n = layer.num_examples();
                 let zeros = burn::tensor::Tensor::<2>::zeros([n, n], &ctx.device);
                 fractions.push(0.0);
+                directions.push(None);
                 grams.push(zeros.clone());
                 alone.push(zeros.clone());
                 removed.push(zeros);
@@ -795,6 +841,17 @@ fn measure_model(
     };
     let l = names.len().max(1) as f64;
     let last = run.last()?;
+    // The block's middle layer, when the PC examples' layers are the CKA's (same probe).
+    let middle = block.0 + block.1 / 2;
+    let dominant_images = match directions.get(middle) {
+        Some(Some(u)) if within.rows.get(middle) == names.get(middle) => Some(dominant_images(
+            probing,
+            &names[middle],
+            &pc_batch.batches()[0],
+            u,
+        )?),
+        _ => None,
+    };
     let train_images = run.config.data.train_count.unwrap_or(config.train_count);
     Ok(ModelResult {
         name: run.name.clone(),
@@ -821,5 +878,6 @@ fn measure_model(
         block_contrast_pc_examples: contrast_before,
         block_contrast_pc_removed: contrast_removed,
         cka_first_pc_alone: cka_alone,
+        dominant_images,
     })
 }

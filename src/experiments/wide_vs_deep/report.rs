@@ -1,15 +1,17 @@
 //! wide_vs_deep's figures and summary.
 
 use repsim_viz::{
-    save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, LineColors, LinePlot, Series,
+    save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, ImageGrid, LineColors, LinePlot,
+    Series, Tile,
 };
 
 use super::results::{
     CrossResult, ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
     CLASS_RESAMPLES,
 };
-use crate::error::Result;
-use crate::experiments::harness::{markdown_table, Context, Figure, Provenance};
+use crate::error::{Error, Result};
+use crate::experiments::harness::{image_data, markdown_table, Context, Figure, Provenance};
+use repsim_train::datasets::RunData;
 
 fn grid<'a>(
     config: &WideVsDeepConfig,
@@ -143,6 +145,7 @@ pub(super) fn draw(
     if !size_models.is_empty() {
         figures.extend(draw_by_training_size(ctx, config, models, size_models)?);
     }
+    figures.extend(draw_dominant_images(ctx, config, models)?);
     for c in cross {
         let file = format!("cross_{}.png", c.label.replace([' ', ','], "_"));
         let options = HeatmapOptions {
@@ -159,6 +162,139 @@ pub(super) fn draw(
         ));
     }
     Ok(figures)
+}
+
+/// The models whose dominant images are drawn: those with block structure, or, with none, the
+/// one whose block stands apart most.
+fn with_dominant_images(models: &[ModelResult]) -> Vec<&ModelResult> {
+    let with_block: Vec<&ModelResult> = models
+        .iter()
+        .filter(|m| m.block_structure && m.dominant_images.is_some())
+        .collect();
+    if !with_block.is_empty() {
+        return with_block;
+    }
+    models
+        .iter()
+        .filter(|m| m.dominant_images.is_some())
+        .max_by(|a, b| a.block_contrast.total_cmp(&b.block_contrast))
+        .into_iter()
+        .collect()
+}
+
+/// The test images loading most on the first PC of each chosen model's block (one row per
+/// model), captioned with their class and share of the component.
+fn draw_dominant_images(
+    ctx: &Context,
+    config: &WideVsDeepConfig,
+    models: &[ModelResult],
+) -> Result<Option<Figure>> {
+    use burn::data::dataset::Dataset;
+    let chosen = with_dominant_images(models);
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let data_config = image_data(&ctx.args, config.side, config.train_count, config.test_count);
+    let RunData::Images(data) = RunData::open(&data_config, ctx.args.seed)? else {
+        return Ok(None);
+    };
+    let mut tiles = Vec::new();
+    let cols = chosen
+        .iter()
+        .filter_map(|m| m.dominant_images.as_ref())
+        .map(|d| d.images.len())
+        .max()
+        .unwrap_or(1);
+    for m in &chosen {
+        let Some(dominant) = &m.dominant_images else {
+            continue;
+        };
+        for image in &dominant.images {
+            let item = data.test.get(image.index).map_err(|e| {
+                Error::Failure(format!("test image {} of {}: {e}", image.index, m.name))
+            })?;
+            tiles.push(Tile {
+                rgb: item.to_rgb_interleaved(),
+                width: item.width,
+                height: item.height,
+                caption: format!("{} {:.0}%", image.class, 100.0 * image.share),
+            });
+        }
+        // Pad a short row, so every model starts a row.
+        while tiles.len() % cols != 0 {
+            tiles.push(Tile {
+                rgb: vec![255; 3 * config.side * config.side],
+                width: config.side,
+                height: config.side,
+                caption: String::new(),
+            });
+        }
+    }
+    let names: Vec<String> = chosen
+        .iter()
+        .map(|m| {
+            let d = m.dominant_images.as_ref().map_or("", |d| d.layer.as_str());
+            format!("{} ({d})", m.name)
+        })
+        .collect();
+    let grid = ImageGrid {
+        tiles,
+        cols,
+        title: format!(
+            "Test images loading most on the block's first PC; rows: {}",
+            names.join(", ")
+        ),
+        zoom: (96 / config.side.max(1)).clamp(1, 8),
+    };
+    let file = "dominant_images.png";
+    save(&grid, &ctx.out.join(file))?;
+    Ok(Some(Figure::new(
+        file,
+        format!(
+            "The {} test images with the largest share u_i^2 of the first principal component of the middle layer of each model's block (models with block structure, or the one whose block stands apart most), the dominant datapoints of Nguyen, Raghu & Kornblith 2022 (On the Origins of the Block Structure Phenomenon). An even spread would give each 1/{} of the component.",
+            cols, config.pc_examples
+        ),
+    )))
+}
+
+/// The summary's dominant-images lines: per chosen model, the top images' share of the block's
+/// first PC against an even spread, and their classes.
+fn dominant_images_text(r: &WideVsDeepAnalysis) -> String {
+    let chosen = with_dominant_images(&r.models);
+    if chosen.is_empty() {
+        return String::new();
+    }
+    let mut s = "**Dominant images** (the test images carrying most of the first principal component of the block's middle layer; `u` is the component over the PC examples, image `i` carries `u_i^2` of it):\n\n"
+        .to_string();
+    for m in chosen {
+        let Some(d) = &m.dominant_images else {
+            continue;
+        };
+        let mut classes: Vec<(String, usize)> = Vec::new();
+        for image in &d.images {
+            match classes.iter_mut().find(|(c, _)| *c == image.class) {
+                Some((_, n)) => *n += 1,
+                None => classes.push((image.class.clone(), 1)),
+            }
+        }
+        s.push_str(&format!(
+            "- {} ({}, block structure: {}): its {} top images carry {:.1}% of the component ({:.1}% if it were spread evenly over the {} examples); their classes: {}.\n",
+            m.name,
+            d.layer,
+            if m.block_structure { "yes" } else { "no" },
+            d.images.len(),
+            100.0 * d.top_share,
+            100.0 * d.images.len() as f64 / d.examples.max(1) as f64,
+            d.examples,
+            classes
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    s.push('\n');
+    s
 }
 
 /// The paper's layout of its training-set-size figures: one grid per depth, training-set size
@@ -321,6 +457,7 @@ pub(super) fn summary(
         ));
     }
     s.push('\n');
+    s.push_str(&dominant_images_text(r));
     s.push_str(&training_sizes_table(c, r));
     s.push_str(&seeds_table(r));
     if let Some(pc) = &r.per_class {
@@ -397,7 +534,7 @@ fn training_sizes_table(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String 
     let mut s = format!(
         "## Training-set size
 
-The grid trained on the first N training images for each N, every model from the same          initialisation at every N (a paired design), for about the same number of optimisation steps: {}. Training accuracy is          the last epoch's, on augmented images.
+The grid trained on the first N training images for each N, every model from the same initialisation at every N (a paired design), for about the same number of optimisation steps: {}. Training accuracy is the last epoch's, on augmented images.
 
 ",
         schedules.join("; ")
@@ -613,7 +750,7 @@ fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
         ));
     } else {
         s.push_str(&format!(
-            "\nThe models were trained on {} different training-set sizes ({}), so capacity per image varies with both the              architecture and the data, as in the paper. Two tests (contrast and share) are reported without correction; the              bootstrap treats models, seeds and sizes as exchangeable, although a model at several sizes shares its              initialisation.\n\n",
+            "\nThe models were trained on {} different training-set sizes ({}), so capacity per image varies with both the architecture and the data, as in the paper. Two tests (contrast and share) are reported without correction; the bootstrap treats models, seeds and sizes as exchangeable, although a model at several sizes shares its initialisation.\n\n",
             sizes.len(),
             sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
         ));

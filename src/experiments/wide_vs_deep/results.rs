@@ -292,6 +292,36 @@ pub struct ModelResult {
     /// reduced to `lambda_1 v_1 v_1^T`; Nguyen et al. 2021, Section 4: inside a block the first
     /// PCs match, so this map shows the block where the full one does).
     pub cka_first_pc_alone: SimilarityMatrix,
+    /// The test images that load most on the first principal component of the block's middle
+    /// layer: the "dominant datapoints" of Nguyen, Raghu & Kornblith 2022, *On the Origins of
+    /// the Block Structure Phenomenon in Neural Network Representations* (TMLR).
+    pub dominant_images: Option<DominantImages>,
+}
+
+/// The images a block's first principal component rests on: with `u` the component in example
+/// space (unit length), image `i` carries `u_i^2` of it; a component spread evenly over the `n`
+/// PC examples gives each `1 / n`, one driven by a few images gives those few most of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DominantImages {
+    /// The layer: the middle of the model's longest block.
+    pub layer: String,
+    /// The examples the component was computed on (the PC examples).
+    pub examples: usize,
+    /// The images loading most, largest share first.
+    pub images: Vec<DominantImage>,
+    /// Their summed share of the component (`images.len() / examples` if it were even).
+    pub top_share: f64,
+}
+
+/// One test image's share of a layer's first principal component.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DominantImage {
+    /// Its index in the test split.
+    pub index: usize,
+    /// Its class.
+    pub class: String,
+    /// `u_i^2`.
+    pub share: f64,
 }
 
 /// A cross-model comparison.
