@@ -484,9 +484,9 @@ mod tests {
         assert_eq!(config.schedule_at(4000), (8, 1));
         // Fewer images than a batch: one step per epoch.
         assert_eq!(config.schedule_at(10), (480, 32));
-        // 4,001 images: the trainer drops a last batch of one image, so still 63 steps.
-        assert_eq!(config.steps_per_epoch(4001), 63);
-        assert_eq!(config.steps_per_epoch(4002), 64);
+        // 63 x 64 + 1 images: the trainer drops a last batch of one image, so still 63 steps.
+        assert_eq!(config.steps_per_epoch(4033), 63);
+        assert_eq!(config.steps_per_epoch(4034), 64);
         config.other_train_counts = vec![250, 4000];
         assert_eq!(config.train_counts(), vec![1000, 250, 4000]);
         assert!(config.validate().is_ok());
