@@ -491,3 +491,41 @@ fn a_closed_pipe_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+#[test]
+fn version_completions_and_man_page_come_from_the_command_definitions() {
+    let version = repsim(&["--version"]);
+    assert!(version.status.success(), "{}", stderr(&version));
+    let text = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        text.starts_with(&format!("repsim {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains(repsim::experiments::build_commit()), "{text}");
+    for (shell, mark) in [
+        ("bash", "_repsim()"),
+        ("zsh", "#compdef repsim"),
+        ("fish", "complete -c repsim"),
+    ] {
+        let out = repsim(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(script.contains(mark), "{shell}: no {mark:?}");
+        // Every command and a command's own flag are completed.
+        for word in ["compare", "merge", "experiment", "verify-inputs"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let bad = repsim(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("tcsh"), "{}", stderr(&bad));
+    let man = repsim(&["man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = String::from_utf8_lossy(&man.stdout).into_owned();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH repsim"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    assert!(page.contains("compare") && page.contains("experiment"));
+}

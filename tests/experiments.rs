@@ -179,12 +179,18 @@ fn wide_vs_deep_smoke_run_and_rerun() {
         let dominant = &m["dominant_images"];
         let images = array(&dominant["images"]);
         assert_eq!(images.len(), 8);
-        let shares: Vec<f64> = images.iter().map(|i| i["share"].as_f64().unwrap()).collect();
+        let shares: Vec<f64> = images
+            .iter()
+            .map(|i| i["share"].as_f64().unwrap())
+            .collect();
         assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
         let total: f64 = shares.iter().sum();
         assert!((dominant["top_share"].as_f64().unwrap() - total).abs() < 1e-12);
         assert!(total <= 1.0 + 1e-9 && total > 8.0 / 256.0, "{total}");
-        let mut indices: Vec<u64> = images.iter().map(|i| i["index"].as_u64().unwrap()).collect();
+        let mut indices: Vec<u64> = images
+            .iter()
+            .map(|i| i["index"].as_u64().unwrap())
+            .collect();
         indices.sort_unstable();
         indices.dedup();
         assert_eq!(indices.len(), 8);

@@ -20,13 +20,25 @@ pub mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::sync::LazyLock;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::device::{list_adapters, DeviceChoice};
 
+/// `repsim --version`: the package version and the git commit the binary was built from
+/// (`-dirty` when the checkout had changes, `unknown` outside a checkout).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::experiments::build_commit()
+    )
+});
+
 /// Do these neural networks learn the same things? Layer x layer representational similarity.
 #[derive(Debug, Parser)]
-#[command(name = "repsim", version, about, long_about = None)]
+#[command(name = "repsim", version = VERSION.as_str(), about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,6 +66,13 @@ enum Command {
     Experiment(experiment::ExperimentCommandArgs),
     /// List the wgpu adapters and the device `auto` picks.
     Devices,
+    /// Print a shell completion script to stdout (`repsim completions bash > ~/.local/share/bash-completion/completions/repsim`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`repsim man > repsim.1; man ./repsim.1`).
+    Man,
 }
 
 /// A failed command: the crate's one error, bad input (exit 2) or a failure (exit 1); see
@@ -78,6 +97,11 @@ pub fn main() -> ExitCode {
         Command::Track(args) => track::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Devices => devices(),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "repsim", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => man_page(),
     };
     flags::exit(result)
 }
@@ -102,6 +126,18 @@ fn quiet_on_broken_pipe() {
         }
         default(info);
     }));
+}
+
+/// The man page of `repsim` and its commands, from the clap definitions. A reader that closes
+/// the pipe early ends it quietly, as everywhere.
+fn man_page() -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Failure(format!(
+            "writing the man page to stdout: {e}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn devices() -> Result<(), CliError> {

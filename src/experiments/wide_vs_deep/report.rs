@@ -1,8 +1,8 @@
 //! wide_vs_deep's figures and summary.
 
 use repsim_viz::{
-    save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, ImageGrid, LineColors, LinePlot,
-    Series, Tile,
+    save, GridPanel, Heatmap, HeatmapGrid, HeatmapOptions, ImageGrid, LineColors, LinePlot, Series,
+    Tile,
 };
 
 use super::results::{
@@ -194,7 +194,12 @@ fn draw_dominant_images(
     if chosen.is_empty() {
         return Ok(None);
     }
-    let data_config = image_data(&ctx.args, config.side, config.train_count, config.test_count);
+    let data_config = image_data(
+        &ctx.args,
+        config.side,
+        config.train_count,
+        config.test_count,
+    );
     let RunData::Images(data) = RunData::open(&data_config, ctx.args.seed)? else {
         return Ok(None);
     };
