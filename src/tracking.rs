@@ -26,12 +26,13 @@ pub fn convergence_plot(table: &ConvergenceTable, title: &str) -> LinePlot {
         })
         .filter(|s| !s.points.is_empty())
         .collect();
+    let unit = table.unit.name();
     let mut plot = LinePlot::new(
         series,
         title,
-        "epoch",
+        unit,
         &format!(
-            "{} with epoch {}",
+            "{} with {unit} {}",
             repsim_viz::measure_title(&table.metric),
             table.final_epoch
         ),
@@ -58,12 +59,13 @@ pub fn draw_convergence(
         let heatmap_path = PathBuf::from(format!("{base}_{}_heatmap.png", table.metric));
         let options = HeatmapOptions {
             title: Some(format!(
-                "{}: each layer vs itself at epoch {}",
+                "{}: each layer vs itself at {} {}",
                 repsim_viz::measure_title(&table.metric),
+                table.unit.name(),
                 table.final_epoch
             )),
             row_title: Some("layer".into()),
-            col_title: Some("epoch".into()),
+            col_title: Some(table.unit.name().into()),
             ..HeatmapOptions::default()
         };
         save(&Heatmap::new(&table.matrix, options), &heatmap_path)?;
@@ -99,8 +101,9 @@ pub fn summary_lines(report: &TrackReport, fraction: f64) -> Vec<String> {
         .iter()
         .map(|table| {
             format!(
-                "{}: first epoch >= {fraction} of the final: {}",
+                "{}: first {} >= {fraction} of the final: {}",
                 table.metric,
+                table.unit.name(),
                 table.first_epochs_text(fraction)
             )
         })

@@ -405,3 +405,33 @@ fn resnet8_trains_alike_with_repsim_kernels_and_burns_ops() {
         }
     }
 }
+
+#[test]
+fn track_every_steps_labels_observations_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = run.to_str().unwrap();
+    // 1,200 images in batches of 32: 38 steps (the last batch of 16 kept); every 10 steps and
+    // the last.
+    let o = repsim(&train_args(
+        out,
+        "1",
+        &["--track-every-steps", "10", "--probe-count", "100"],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(run.join("track").join("step-0038.npz").is_file());
+    let o = repsim(&["track", out, "--metric", "linear_cka", "--epoch", "20"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("steps [0, 10, 20, 30, 38]"), "{stdout}");
+    assert!(stdout.contains("first step at 0.9"), "{stdout}");
+    // Both ways of saying when to observe at once are refused.
+    let both = dir.path().join("both");
+    let o = repsim(&train_args(
+        both.to_str().unwrap(),
+        "1",
+        &["--track", "every-epoch", "--track-every-steps", "10"],
+    ));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--track-every-steps"));
+}

@@ -934,3 +934,43 @@ fn an_experiment_without_seeds_refuses_the_flag() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("does not take --seeds"), "{stderr}");
 }
+
+/// `bottom_up` observing every optimisation step: the convergence tables, the "first ...
+/// reaching" numbers and the summary are in steps (256 images in batches of 128 for 2 epochs:
+/// steps 0 to 4).
+#[test]
+fn bottom_up_tracks_every_k_steps_when_asked() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bu-steps");
+    let mut config = bottom_up::BottomUpConfig::for_scale(repsim::experiments::Scale::Smoke);
+    config.track_every_steps = Some(1);
+    let config_path = dir.path().join("steps.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let mut args = smoke(&out);
+    args.config = Some(config_path.clone());
+    bottom_up::run(&args).unwrap();
+    let r = results(&out);
+    for n in array(&r["networks"]) {
+        for table in array(&n["convergence"]) {
+            assert_eq!(table["unit"], "step");
+            assert_eq!(table["epochs"], serde_json::json!([0, 1, 2, 3, 4]));
+            let cols = array(&table["matrix"]["cols"]);
+            assert_eq!(cols[4], "step 4");
+            check_matrix(&table["matrix"], false);
+        }
+    }
+    let summary = summary_of(&out);
+    assert!(summary.contains("every 1 optimisation steps"), "{summary}");
+    assert!(
+        summary.contains("the first step at which a layer reaches"),
+        "{summary}"
+    );
+    check_summary(&out);
+    // A step count of 0 is refused with exit code 2.
+    config.track_every_steps = Some(0);
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let err = bottom_up::run(&args).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("track_every_steps"), "{err}");
+}

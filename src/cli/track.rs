@@ -26,7 +26,8 @@ pub struct TrackArgs {
     /// Also give one layer's epoch x epoch matrix (first measure).
     #[arg(long)]
     pub layer: Option<String>,
-    /// Also give the layer x layer matrix at this observed epoch (first measure).
+    /// Also give the layer x layer matrix at this observed epoch (first measure); for a run
+    /// tracked with steps=K, this observed step.
     #[arg(long)]
     pub epoch: Option<usize>,
 }
@@ -41,8 +42,9 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
     }
     let report = tracker.finish()?;
     for table in &report.convergence {
+        let unit = table.unit.name();
         println!(
-            "{} of each layer vs itself at epoch {} (rows: layers; columns: epochs {:?})",
+            "{} of each layer vs itself at {unit} {} (rows: layers; columns: {unit}s {:?})",
             table.metric, table.final_epoch, table.epochs
         );
         let width = table.matrix.rows.iter().map(|r| r.len()).max().unwrap_or(5);
@@ -54,7 +56,7 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
             println!("  {layer:<width$} {}", cells.join(" "));
         }
         println!(
-            "  first epoch at 0.9 of the final value: {}",
+            "  first {unit} at 0.9 of the final value: {}",
             table.first_epochs_text(0.9)
         );
     }

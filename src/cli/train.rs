@@ -105,9 +105,13 @@ pub struct TrainArgs {
     /// Examples per step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Record layers with the Tracker: every-epoch, or epochs like 0,1,2,4,8.
+    /// Record layers with the Tracker: every-epoch, epochs like 0,1,2,4,8, or steps=K.
     #[arg(long)]
     pub track: Option<String>,
+    /// Record layers with the Tracker at initialisation and every K optimisation steps (and
+    /// after the last): the same as --track steps=K.
+    #[arg(long, value_name = "K", conflicts_with = "track")]
+    pub track_every_steps: Option<usize>,
     /// Which layers the Tracker records: blocks, all, or names=a,b.
     #[arg(long, default_value = "blocks")]
     pub probe: String,
@@ -189,7 +193,11 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let probe = args.probe.parse()?;
     let conv: ConvMode = args.conv.parse()?;
     let measures = parse_metrics(&args.metric)?;
-    let track_epochs = args.track.as_deref().map(TrackEpochs::parse).transpose()?;
+    let track_text = args
+        .track
+        .clone()
+        .or_else(|| args.track_every_steps.map(|k| format!("steps={k}")));
+    let track_epochs = track_text.as_deref().map(TrackEpochs::parse).transpose()?;
     let config_for = |spec| -> Result<TrainConfig, CliError> {
         let config = TrainConfig {
             model: spec,

@@ -52,6 +52,11 @@ pub struct BottomUpConfig {
     /// Seeds of each network (`--seeds N`).
     #[serde(default = "one_seed")]
     pub seeds: usize,
+    /// Observe every K optimisation steps instead of every epoch (`null`: every epoch): the
+    /// resolution at which the early layers converge. The convergence tables, the "first ...
+    /// reaching" numbers and the figures are then in steps.
+    #[serde(default)]
+    pub track_every_steps: Option<usize>,
 }
 
 fn one_seed() -> usize {
@@ -80,6 +85,7 @@ impl BottomUpConfig {
                 lstm: (32, 2),
                 reach: 0.9,
                 seeds: 1,
+                track_every_steps: None,
             },
             Scale::Default => BottomUpConfig {
                 side: 16,
@@ -93,6 +99,7 @@ impl BottomUpConfig {
                 lstm: (64, 3),
                 reach: 0.9,
                 seeds: 1,
+                track_every_steps: None,
             },
             Scale::Full => BottomUpConfig {
                 side: 32,
@@ -106,6 +113,7 @@ impl BottomUpConfig {
                 lstm: (256, 4),
                 reach: 0.9,
                 seeds: 1,
+                track_every_steps: None,
             },
         }
     }
@@ -188,13 +196,18 @@ impl Experiment for BottomUp {
                 "bottom_up needs at least 1 seed (--seeds)".into(),
             ));
         }
+        if config.track_every_steps == Some(0) {
+            return Err(Error::Input(
+                "bottom_up: track_every_steps must be at least 1 (or null: every epoch)".into(),
+            ));
+        }
         Ok(())
     }
 
     fn headline(config: &BottomUpConfig, args: &ExperimentArgs) -> String {
         format!(
-            "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, {} seed(s) each, every layer tracked after every epoch",
-            config.resnet_depth, args.data, config.epochs, config.seeds
+            "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, {} seed(s) each, every layer tracked {}",
+            config.resnet_depth, args.data, config.epochs, config.seeds, when_observed(config)
         )
     }
 
@@ -260,7 +273,10 @@ impl Experiment for BottomUp {
                     },
                     track: Some(TrackOptions {
                         tracker: tracker.clone(),
-                        epochs: TrackEpochs::Every,
+                        epochs: match config.track_every_steps {
+                            Some(k) => TrackEpochs::EverySteps(k),
+                            None => TrackEpochs::Every,
+                        },
                         probe_count: config.probe_count,
                     }),
                 });
@@ -397,7 +413,7 @@ fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
     }
     let mut s = format!(
         "## Significance at this scale\n\nA correlation counts as a bottom-up order when its 95% bootstrap interval over the layers \
-         (the (depth, epoch) pairs resampled {LAYER_RESAMPLES} times) lies above zero. With a few layers per network and epochs that \
+         (the (depth, {unit}) pairs resampled {LAYER_RESAMPLES} times) lies above zero. With a few layers per network and {unit}s that \
          tie, the intervals are wide; they say how much the order rests on single layers, not how another seed would order them. \
          Bottom-up and significant: {}. Not significant: {}. **No correction for multiple tests**: these are {} separate 95% \
          intervals (one per network and measure), so by chance alone about {:.1} of them could exclude zero; read one that does as \
@@ -405,7 +421,8 @@ fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
         listed(&supported),
         listed(&not),
         supported.len() + not.len(),
-        0.05 * (supported.len() + not.len()) as f64
+        0.05 * (supported.len() + not.len()) as f64,
+        unit = unit(c),
     );
     if c.seeds >= 2 {
         let rows: Vec<Vec<String>> = r
@@ -441,16 +458,34 @@ fn significance_paragraph(c: &BottomUpConfig, r: &BottomUpAnalysis) -> String {
     s
 }
 
+/// When the Tracker observes: `after every epoch` or `every K optimisation steps`.
+fn when_observed(c: &BottomUpConfig) -> String {
+    match c.track_every_steps {
+        Some(k) => format!("every {k} optimisation steps"),
+        None => "after every epoch".into(),
+    }
+}
+
+/// What the observation labels count: `epoch` or `step`.
+fn unit(c: &BottomUpConfig) -> &'static str {
+    if c.track_every_steps.is_some() {
+        "step"
+    } else {
+        "epoch"
+    }
+}
+
 fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[Figure]) -> String {
+    let unit = unit(c);
     let mut s = format!(
         "# bottom_up\n\nRaghu et al. 2017 (SVCCA, Fig. 4); Morcos et al. 2018 (PWCCA, RNNs). A plain CNN, a ResNet-{} and an LSTM \
          row-sequence classifier trained on `{}` ({} training / {} test images, {} px, {} epochs); the Tracker records every \
-         block-level layer on {} test images at initialisation (epoch 0) and after every epoch (conv maps average-pooled to \
-         {} x {}). Each layer at each epoch is compared with itself at the last epoch. Device: {}. Wall time of this run {:.0} s (training {:.0} s); \
+         block-level layer on {} test images at initialisation ({unit} 0) and {} (conv maps average-pooled to \
+         {} x {}). Each layer at each {unit} is compared with itself at the last one. Device: {}. Wall time of this run {:.0} s (training {:.0} s); \
          the networks' own training and tracking time {:.0} s.\n\n\
-         Bottom-up convergence means the first epoch at which a layer reaches {} of its final similarity grows with depth: \
-         the rank correlation (Spearman) between layer index and that epoch is then positive.\n\n",
-        c.resnet_depth, p.data, c.train_count, c.test_count, c.side, c.epochs, c.probe_count, c.pool, c.pool,
+         Bottom-up convergence means the first {unit} at which a layer reaches {} of its final similarity grows with depth: \
+         the rank correlation (Spearman) between layer index and that {unit} is then positive.\n\n",
+        c.resnet_depth, p.data, c.train_count, c.test_count, c.side, c.epochs, c.probe_count, when_observed(c), c.pool, c.pool,
         p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.models_training_seconds, c.reach
     );
     // The first seed's tables; the other seeds' are in results.json and their correlations in
@@ -480,7 +515,7 @@ fn summary(c: &BottomUpConfig, r: &BottomUpAnalysis, p: &Provenance, figures: &[
         let mut header = vec!["layer"];
         header.extend(n.first_epoch.iter().map(|(m, _)| m.as_str()));
         s.push_str(&markdown_table(&header, &rows));
-        s.push_str("\nSpearman correlation of depth with the first epoch reaching the threshold (95% bootstrap interval over the layers): ");
+        s.push_str(&format!("\nSpearman correlation of depth with the first {unit} reaching the threshold (95% bootstrap interval over the layers): "));
         let corr: Vec<String> = n
             .depth_order_correlation
             .iter()

@@ -292,8 +292,9 @@ impl Context {
         let tracker = self.tracker_of(training);
         let tracked_completely = match &tracker {
             None => true,
-            Some(t) => repsim_train::Tracker::open(t.clone())
-                .is_ok_and(|t| t.index().epochs.last() == Some(&training.config.epochs)),
+            Some(t) => repsim_train::Tracker::open(t.clone()).is_ok_and(|t| {
+                t.index().epochs.last().copied() == final_observation(training, &dir)
+            }),
         };
         tracked_completely.then(|| TrainedRun {
             name: training.name.clone(),
@@ -689,4 +690,25 @@ pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The label of a tracked training's last observation: its last epoch, or, observed every K
+/// steps, its last optimisation step (epochs times the steps per epoch of the training examples
+/// its run record names). `None` when the run record cannot be read.
+fn final_observation(training: &Training, dir: &std::path::Path) -> Option<usize> {
+    let config = &training.config;
+    match training.track.as_ref().map(|t| &t.epochs) {
+        Some(repsim_train::TrackEpochs::EverySteps(_)) => {
+            let record: repsim_train::RunRecord =
+                repsim_train::durable::read_json(&dir.join("config.json")).ok()?;
+            Some(
+                config.epochs
+                    * repsim_train::trainer::steps_per_epoch(
+                        record.train_examples,
+                        config.batch_size,
+                    ),
+            )
+        }
+        _ => Some(config.epochs),
+    }
 }

@@ -46,7 +46,7 @@ pub use network::{visit_network, Inputs, Network, NetworkVisitor};
 pub use observe::{IntoActivations, Observe, ProbeInput};
 pub use progress::ProgressMode;
 pub use schedule::{ScheduleConfig, ScheduleKind};
-pub use tracker::{ConvergenceTable, TrackIndex, TrackReport, Tracker, TrackerConfig};
+pub use tracker::{ConvergenceTable, TimeUnit, TrackIndex, TrackReport, Tracker, TrackerConfig};
 pub use trainer::{
     completed_run, fit_model_to_data, read_metrics, same_config_run, train, RunOptions, RunRecord,
     TrackEpochs, TrackOptions, TrackRecord, TrainSummary, FINAL_WEIGHTS,

@@ -59,6 +59,31 @@ pub struct TrackerConfig {
     pub device: Device,
     /// Parameters of the measures.
     pub options: MetricOptions,
+    /// What the observations' labels count: epochs (the default) or optimisation steps.
+    pub unit: TimeUnit,
+}
+
+/// What the labels of the Tracker's observations count. It names the observation files
+/// (`epoch-0003.npz`, `step-0300.npz`) and the convergence tables' columns (`epoch 3`,
+/// `step 300`), and is recorded in `index.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Epochs: 0 is the initialisation, `e` the end of epoch `e`.
+    #[default]
+    Epoch,
+    /// Optimisation steps: 0 is the initialisation, `s` the model after `s` steps.
+    Step,
+}
+
+impl TimeUnit {
+    /// `epoch` or `step`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Epoch => "epoch",
+            TimeUnit::Step => "step",
+        }
+    }
 }
 
 impl TrackerConfig {
@@ -73,7 +98,14 @@ impl TrackerConfig {
             batch_size: 250,
             device: Device::flex(),
             options: MetricOptions::default(),
+            unit: TimeUnit::Epoch,
         }
+    }
+
+    /// What the observation labels count (epochs by default).
+    pub fn with_unit(mut self, unit: TimeUnit) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// The measures of the convergence table.
@@ -100,8 +132,11 @@ impl TrackerConfig {
 pub struct TrackIndex {
     /// Layer names, in forward order.
     pub layers: Vec<String>,
-    /// Observed epochs, ascending.
+    /// Observed epochs (or steps: see `unit`), ascending.
     pub epochs: Vec<usize>,
+    /// What the labels in `epochs` count (`epoch` in indexes written before steps existed).
+    #[serde(default)]
+    pub unit: TimeUnit,
     /// Probe examples (rows per layer).
     pub n_examples: usize,
     /// Each layer's features before storage (a layer with at least `n_examples` is stored as
@@ -123,6 +158,9 @@ pub struct ConvergenceTable {
     pub epochs: Vec<usize>,
     /// The final epoch everything is compared with.
     pub final_epoch: usize,
+    /// What `epochs` and `final_epoch` count.
+    #[serde(default)]
+    pub unit: TimeUnit,
     /// The table as a matrix (rows: layers, columns: epochs), `None` where undefined.
     pub matrix: SimilarityMatrix,
 }
@@ -182,12 +220,12 @@ pub struct TrackReport {
     pub warnings: Vec<String>,
 }
 
-/// The file of the observation of `epoch` under `dir`.
-fn observation_path(dir: &Path, epoch: usize) -> PathBuf {
-    dir.join(format!("epoch-{epoch:04}.npz"))
+/// The file of the observation labelled `label` under `dir`.
+fn observation_path(dir: &Path, unit: TimeUnit, label: usize) -> PathBuf {
+    dir.join(format!("{}-{label:04}.npz", unit.name()))
 }
 
-/// The observation files (`epoch-000e.npz`) under `dir`, in name order.
+/// The observation files (`epoch-000e.npz`, `step-000s.npz`) under `dir`, in name order.
 fn observation_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -197,7 +235,7 @@ fn observation_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with("epoch-") && n.ends_with(".npz")
+                (n.starts_with("epoch-") || n.starts_with("step-")) && n.ends_with(".npz")
             })
         })
         .collect();
@@ -248,12 +286,23 @@ impl Tracker {
             TrackIndex {
                 layers: Vec::new(),
                 epochs: Vec::new(),
+                unit: config.unit,
                 n_examples: probe_inputs.len(),
                 features: BTreeMap::new(),
                 bytes_per_observation: 0,
                 conv: config.conv.to_string(),
             }
         };
+        if index.unit != config.unit && !index.epochs.is_empty() {
+            return Err(TrainError::BadConfig(format!(
+                "{} holds observations labelled by {}, not by {}: observe on in the same unit, or use another directory",
+                config.dir.display(),
+                index.unit.name(),
+                config.unit.name()
+            )));
+        }
+        let mut index = index;
+        index.unit = config.unit;
         if index.n_examples != probe_inputs.len() {
             return Err(TrainError::BadConfig(format!(
                 "{} holds observations of {} probe examples, not {}",
@@ -279,7 +328,9 @@ impl Tracker {
                 message: "holds no tracker observations (train with --track to record some)".into(),
             });
         }
-        let index = read_json(&index_path)?;
+        let index: TrackIndex = read_json(&index_path)?;
+        let mut config = config;
+        config.unit = index.unit;
         Ok(Tracker {
             config,
             inputs: None,
@@ -319,7 +370,7 @@ impl Tracker {
     }
 
     fn epoch_path(&self, epoch: usize) -> PathBuf {
-        observation_path(&self.config.dir, epoch)
+        observation_path(&self.config.dir, self.index.unit, epoch)
     }
 
     /// Records every layer `observed` gives at `epoch`: `observed` is a closure from a batch
@@ -484,7 +535,7 @@ impl Tracker {
         for &epoch in &self.index.epochs {
             let mut layers = self.load_epoch(epoch)?;
             let mut l = layers.swap_remove(index);
-            l.name = format!("epoch {epoch}");
+            l.name = format!("{} {epoch}", self.index.unit.name());
             over_epochs.push(l);
         }
         if let Some(reason) = self.undefined_reason(metric, layer) {
@@ -500,14 +551,15 @@ impl Tracker {
     pub fn layer_matrix(&self, epoch: usize, metric: Metric) -> Result<SimilarityMatrix> {
         if !self.index.epochs.contains(&epoch) {
             return Err(TrainError::BadConfig(format!(
-                "epoch {epoch} was not observed; observed: {:?}",
+                "{} {epoch} was not observed; observed: {:?}",
+                self.index.unit.name(),
                 self.index.epochs
             )));
         }
         let layers = self.load_epoch(epoch)?;
         Ok(
             similarity_matrix(metric, &layers, &layers, &self.config.options)?
-                .with_parameter("epoch", epoch),
+                .with_parameter(self.index.unit.name(), epoch),
         )
     }
 
@@ -558,7 +610,10 @@ impl Tracker {
             let matrix = SimilarityMatrix::from_row_major(
                 metric.name(),
                 self.index.layers.clone(),
-                epochs.iter().map(|e| format!("epoch {e}")).collect(),
+                epochs
+                    .iter()
+                    .map(|e| format!("{} {e}", self.index.unit.name()))
+                    .collect(),
                 values,
                 self.index.n_examples,
             )
@@ -568,6 +623,7 @@ impl Tracker {
                 metric: metric.name().to_string(),
                 epochs: epochs.clone(),
                 final_epoch,
+                unit: self.index.unit,
                 matrix,
             });
         }

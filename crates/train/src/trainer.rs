@@ -27,7 +27,7 @@ use crate::metrics::EpochMetrics;
 use crate::network::{force_initialisation, visit_network, Network, NetworkVisitor};
 use crate::optimizer::{build_optimizer, load_optimizer, save_optimizer};
 use crate::progress::{EpochProgress, ProgressMode};
-use crate::tracker::{Tracker, TrackerConfig};
+use crate::tracker::{TimeUnit, Tracker, TrackerConfig};
 
 /// The run's `config.json`: the config and where it ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +78,7 @@ impl TrackRecord {
                     .map(|e| e.to_string())
                     .collect::<Vec<_>>()
                     .join(","),
+                TrackEpochs::EverySteps(k) => format!("steps={k}"),
             },
             probe_count: track.probe_count,
             probe: match &track.tracker.probe {
@@ -105,13 +106,25 @@ pub enum TrackEpochs {
     Every,
     /// After these epochs (0: at initialisation); the last epoch is always added.
     These(Vec<usize>),
+    /// At initialisation (step 0), after every `k` optimisation steps, and after the last
+    /// step: the resolution at which early layers converge (Raghu et al. 2017). Observations are
+    /// labelled by the optimisation step ([`crate::TimeUnit::Step`]).
+    EverySteps(usize),
 }
 
 impl TrackEpochs {
-    /// `every-epoch` or a list like `0,1,2,4,8`.
+    /// `every-epoch`, a list like `0,1,2,4,8`, or `steps=K` (every K optimisation steps).
     pub fn parse(text: &str) -> Result<Self> {
         if text == "every-epoch" {
             return Ok(TrackEpochs::Every);
+        }
+        if let Some(k) = text.strip_prefix("steps=") {
+            return match k.trim().parse::<usize>() {
+                Ok(k) if k >= 1 => Ok(TrackEpochs::EverySteps(k)),
+                _ => Err(TrainError::BadConfig(format!(
+                    "--track {text:?}: steps=K takes a whole number of optimisation steps of at least 1"
+                ))),
+            };
         }
         text.split(',')
             .map(|e| e.trim().parse::<usize>())
@@ -119,15 +132,31 @@ impl TrackEpochs {
             .map(TrackEpochs::These)
             .map_err(|_| {
                 TrainError::BadConfig(format!(
-                    "--track {text:?}: use every-epoch or a list of epochs like 0,1,2,4,8"
+                    "--track {text:?}: use every-epoch, a list of epochs like 0,1,2,4,8, or steps=K"
                 ))
             })
     }
 
+    /// Whether the model is observed at the end of `epoch` (0: at initialisation).
     fn contains(&self, epoch: usize, last: usize) -> bool {
         match self {
             TrackEpochs::Every => true,
             TrackEpochs::These(list) => epoch == last || list.contains(&epoch),
+            TrackEpochs::EverySteps(_) => epoch == 0,
+        }
+    }
+
+    /// Whether the model is observed after optimisation step `step` (counted from 1 over the
+    /// whole run) in the middle of an epoch.
+    fn at_step(&self, step: usize) -> bool {
+        matches!(self, TrackEpochs::EverySteps(k) if step % k == 0)
+    }
+
+    /// What the observation labels count.
+    fn unit(&self) -> TimeUnit {
+        match self {
+            TrackEpochs::EverySteps(_) => TimeUnit::Step,
+            _ => TimeUnit::Epoch,
         }
     }
 }
@@ -637,11 +666,15 @@ impl Loop<'_> {
                     .test_batches(track.probe_count, &device)
                     .next()
                     .ok_or_else(|| TrainError::BadConfig("the test split is empty".into()))??;
-                let mut tracker_config = track.tracker.clone();
+                let mut tracker_config = track.tracker.clone().with_unit(track.epochs.unit());
                 tracker_config.dir = out.join("track");
                 prepare_track_dir(&tracker_config.dir, first_epoch)?;
                 let mut tracker = Tracker::new(tracker_config, probe.inputs)?;
-                tracker.forget_after(first_epoch - 1)?;
+                // What the resumed checkpoint holds: its epoch, or its step count.
+                tracker.forget_after(match track.epochs.unit() {
+                    TimeUnit::Epoch => first_epoch - 1,
+                    TimeUnit::Step => step,
+                })?;
                 if first_epoch == 1 && track.epochs.contains(0, config.epochs) {
                     tracker.observe(0, &model)?;
                 }
@@ -693,6 +726,14 @@ impl Loop<'_> {
                 model = optimizer.step(lr, model, grads);
                 step += 1;
                 step_in_epoch += 1;
+                // Mid-epoch observations (`steps=K`): written before the epoch's checkpoint, so
+                // a process killed before it resumes from the previous checkpoint, forgets them
+                // and observes them again.
+                if let Some((tracker, when)) = tracker.as_mut() {
+                    if when.at_step(step) {
+                        tracker.observe(step, &model)?;
+                    }
+                }
                 seen += n;
                 targets_seen += m;
                 if pending.losses.len() == SYNC_EVERY {
@@ -739,6 +780,13 @@ impl Loop<'_> {
                 if when.contains(epoch, config.epochs) {
                     progress.phase("tracking");
                     tracker.observe(epoch, &model)?;
+                } else if when.unit() == TimeUnit::Step
+                    && epoch == config.epochs
+                    && !when.at_step(step)
+                {
+                    // The trained model, when the last step is not a multiple of K.
+                    progress.phase("tracking");
+                    tracker.observe(step, &model)?;
                 }
             }
             if let Some(last) = metrics.last_mut() {

@@ -389,3 +389,82 @@ fn a_character_language_model_trains_on_the_built_in_text() {
         .unwrap_err()
         .is_bad_input());
 }
+
+/// `steps=K`: observations at initialisation, every K optimisation steps and after the last,
+/// labelled by the step; observing leaves the training itself unchanged, and a run stopped
+/// after its first epoch and resumed observes exactly what an uninterrupted run does.
+#[test]
+fn tracking_every_k_steps_is_resumable_and_changes_no_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    // 600 images in batches of 64: 10 steps per epoch, 20 in all.
+    let c = config(600, 2);
+    let tracked = |run: &Path| {
+        let mut o = options();
+        o.track = Some(TrackOptions {
+            tracker: TrackerConfig::new(run.join("track"))
+                .with_measures(vec![Metric::LinearCka, Metric::Svcca]),
+            epochs: TrackEpochs::parse("steps=3").unwrap(),
+            probe_count: 100,
+        });
+        o
+    };
+    let untracked = train(&c, &dir.path().join("untracked"), &options()).unwrap();
+    let straight_dir = dir.path().join("straight");
+    let straight = train(&c, &straight_dir, &tracked(&straight_dir)).unwrap();
+    assert!(
+        weights(&c.model, straight.final_weights.as_ref().unwrap())
+            == weights(&c.model, untracked.final_weights.as_ref().unwrap()),
+        "observing every 3 steps changed the trained weights"
+    );
+    let open = |run: &Path| {
+        repsim_train::Tracker::open(
+            TrackerConfig::new(run.join("track"))
+                .with_measures(vec![Metric::LinearCka, Metric::Svcca]),
+        )
+        .unwrap()
+        .finish()
+        .unwrap()
+    };
+    let report = open(&straight_dir);
+    // Every third step, then the last (20 is not a multiple of 3).
+    assert_eq!(report.index.epochs, vec![0, 3, 6, 9, 12, 15, 18, 20]);
+    assert_eq!(report.index.unit, repsim_train::TimeUnit::Step);
+    assert!(straight_dir.join("track/step-0003.npz").is_file());
+    assert!(!straight_dir.join("track/epoch-0001.npz").exists());
+    for table in &report.convergence {
+        assert_eq!(table.final_epoch, 20);
+        assert_eq!(table.matrix.cols[1], "step 3");
+        // The last observation against itself: 1 for every defined layer.
+        for row in &table.matrix.values {
+            if let Some(last) = row.last().copied().flatten() {
+                assert!((last - 1.0).abs() < 1e-6, "{last}");
+            }
+        }
+    }
+
+    // Stopped after epoch 1 (step 10: observed 0, 3, 6, 9), then resumed.
+    let resumed_dir = dir.path().join("resumed");
+    let mut stop = tracked(&resumed_dir);
+    stop.stop_after = Some(1);
+    train(&c, &resumed_dir, &stop).unwrap();
+    let mut resume = tracked(&resumed_dir);
+    resume.resume = true;
+    train(&c, &resumed_dir, &resume).unwrap();
+    let resumed = open(&resumed_dir);
+    assert_eq!(resumed.index.epochs, report.index.epochs);
+    for (a, b) in resumed.convergence.iter().zip(&report.convergence) {
+        assert_eq!(a.matrix.values, b.matrix.values, "{}", a.metric);
+    }
+    // Resuming with epoch observations is refused, naming what differs.
+    let mut other = options();
+    other.resume = true;
+    other.track = Some(TrackOptions {
+        tracker: TrackerConfig::new(resumed_dir.join("track")),
+        epochs: TrackEpochs::Every,
+        probe_count: 100,
+    });
+    let err = train(&c, &resumed_dir, &other).unwrap_err();
+    assert!(err.to_string().contains("track"), "{err}");
+    assert!(TrackEpochs::parse("steps=0").is_err());
+    assert!(TrackEpochs::parse("steps=x").is_err());
+}
