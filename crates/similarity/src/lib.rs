@@ -24,6 +24,15 @@
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
 //! | [`conv`] | convolutional layers: flatten, spatial-as-samples, average pooling |
 //! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
+//! | [`row_source`] | row ranges of activation files read in place (files larger than memory) |
+//! | [`shard`] | sharded comparisons: state files with content identity and checksums, exact merges |
+//! | [`neighbours`] | each example's k nearest neighbours under a layer's linear kernel |
+//! | [`mutual_knn`] | mutual k-nearest-neighbour alignment (Huh et al. 2024) |
+//! | [`cknna`] | CKNNA, CKA over mutual-neighbour pairs (Huh et al. 2024) |
+//! | [`rsa`] | representational similarity analysis (Kriegeskorte et al. 2008) |
+//! | [`shape_metric`] | the angular shape metric (Williams et al. 2021) |
+//! | [`layer`] | [`Layer`], a layer's activations as examples x features on the device |
+//! | [`error`] | the crate's one error type, naming the file, layer or value |
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Tensor};
