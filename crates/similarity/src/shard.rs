@@ -127,7 +127,7 @@ impl InputDescription {
             shapes: source.shapes(),
             bytes: source.bytes(),
             fingerprint: source.fingerprint().to_string(),
-            batch_hashes: batch_hashes.iter().map(|h| format!("{h:016x}")).collect(),
+            batch_hashes: batch_hashes.iter().map(|h| batch_hash_text(*h)).collect(),
         }
     }
 }
@@ -416,6 +416,11 @@ pub struct StreamedSums {
     pub batch_hashes_a: Vec<u64>,
     /// The same of B (empty when B is A).
     pub batch_hashes_b: Vec<u64>,
+}
+
+/// A minibatch's row hash as a state file records it (16 hex digits).
+fn batch_hash_text(hash: u64) -> String {
+    format!("{hash:016x}")
 }
 
 /// The layers of rows `start .. start + len` of `source`, on `device`, shaped by `conv`, and
@@ -789,7 +794,7 @@ pub fn verify_inputs(states: &[(PathBuf, CompareState)]) -> Result<()> {
                 let len = size.min(state.n_examples.saturating_sub(start));
                 let mut hash = Xxh3::new();
                 source.read_rows_hashed(start, len, &mut hash)?;
-                if format!("{:016x}", hash.digest()) != *recorded {
+                if batch_hash_text(hash.digest()) != *recorded {
                     return Err(SimilarityError::file(
                         path,
                         format!(

@@ -338,12 +338,8 @@ impl Experiment for WideVsDeep {
             .iter()
             .map(|run| model_part(ctx, config, run))
             .collect::<Result<Vec<_>>>()?;
-        let main: Vec<TrainedRun> = runs
-            .iter()
-            .filter(|r| at_main_size(config, &r.config))
-            .cloned()
-            .collect();
-        Ok(assemble(config, models, cross_part(ctx, config, &main)?))
+        // The cross part picks the models at the main size itself.
+        Ok(assemble(config, models, cross_part(ctx, config, runs)?))
     }
 
     /// One part per trained model (its within-model CKA, first PC, block structure), and one
@@ -604,7 +600,12 @@ fn cross_part(ctx: &Context, config: &WideVsDeepConfig, runs: &[TrainedRun]) -> 
         .filter(|r| !r.name.contains("-seed") && at_main_size(config, &r.config))
         .collect();
     let run_named = |name: &str| runs.iter().find(|r| r.name == name);
-    let data = open_data(runs)?;
+    // The test split normalised as the main-size models were trained (another size's
+    // training subset has other channel statistics).
+    let first = grid_runs
+        .first()
+        .ok_or_else(|| Error::Failure("wide_vs_deep trained no model at its main size".into()))?;
+    let data = open_data(std::slice::from_ref(*first))?;
     let (probing, images) = probing(ctx, config, &data)?;
     let models = grid_runs
         .iter()

@@ -13,13 +13,25 @@ use crate::error::{Error, Result};
 use crate::experiments::harness::{image_data, markdown_table, Context, Figure, Provenance};
 use repsim_train::datasets::RunData;
 
+/// The grid's figures: depth down (one row per depth), width across.
 fn grid<'a>(
     config: &WideVsDeepConfig,
     panels: Vec<Option<GridPanel<'a>>>,
     title: &str,
 ) -> HeatmapGrid<'a> {
-    let mut grid = HeatmapGrid::new(panels, config.depths.len(), config.widths.len());
-    grid.row_headers = config.depths.iter().map(|d| format!("depth {d}")).collect();
+    let rows = config.depths.iter().map(|d| format!("depth {d}")).collect();
+    grid_with_rows(config, panels, rows, title)
+}
+
+/// A figure of one within-model matrix per panel: the rows `row_headers`, width across.
+fn grid_with_rows<'a>(
+    config: &WideVsDeepConfig,
+    panels: Vec<Option<GridPanel<'a>>>,
+    row_headers: Vec<String>,
+    title: &str,
+) -> HeatmapGrid<'a> {
+    let mut grid = HeatmapGrid::new(panels, row_headers.len(), config.widths.len());
+    grid.row_headers = row_headers;
     grid.col_headers = config
         .widths
         .iter()
@@ -339,19 +351,12 @@ fn draw_by_training_size(
                     })
             })
             .collect();
-        let mut grid = HeatmapGrid::new(panels, sizes.len(), config.widths.len());
-        grid.row_headers = sizes.iter().map(|n| format!("{n} images")).collect();
-        grid.col_headers = config
-            .widths
-            .iter()
-            .map(|w| format!("width x{w}"))
-            .collect();
-        grid.title = Some(format!(
-            "ResNet-{depth}: minibatch CKA within each model, by training-set size"
-        ));
-        grid.origin_lower = true;
-        grid.row_title = Some("layer".into());
-        grid.col_title = Some("layer".into());
+        let grid = grid_with_rows(
+            config,
+            panels,
+            sizes.iter().map(|n| format!("{n} images")).collect(),
+            &format!("ResNet-{depth}: minibatch CKA within each model, by training-set size"),
+        );
         let file = format!("within_cka_depth{depth}_by_training_size.png");
         save(&grid, &ctx.out.join(&file))?;
         figures.push(Figure::new(
@@ -478,30 +483,28 @@ pub(super) fn summary(
 
 /// The mean share of variance on the first principal component over the block's layers.
 fn mean_over_block(m: &ModelResult) -> f64 {
-    let inside =
-        &m.first_pc_fraction[m.block.0..(m.block.0 + m.block.1).min(m.first_pc_fraction.len())];
-    inside.iter().sum::<f64>() / inside.len().max(1) as f64
+    first_pc_mean(m, true).unwrap_or(0.0)
+}
+
+/// The mean first-PC share of the block's layers (`inside`) or of the others; `None` where
+/// there are none.
+fn first_pc_mean(m: &ModelResult, inside: bool) -> Option<f64> {
+    let in_block = |i: usize| i >= m.block.0 && i < m.block.0 + m.block.1;
+    let v: Vec<f64> = m
+        .first_pc_fraction
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| in_block(*i) == inside)
+        .map(|(_, v)| *v)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// The mean share of variance on the first principal component of the block's layers and of
 /// the other layers (`-` where there are none).
 fn first_pc_in_and_out(m: &ModelResult) -> (String, String) {
-    let in_block = |i: usize| i >= m.block.0 && i < m.block.0 + m.block.1;
-    let mean = |inside: bool| {
-        let v: Vec<f64> = m
-            .first_pc_fraction
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| in_block(*i) == inside)
-            .map(|(_, v)| *v)
-            .collect();
-        if v.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
-        }
-    };
-    (mean(true), mean(false))
+    let text = |inside| first_pc_mean(m, inside).map_or("-".into(), |v| format!("{v:.2}"));
+    (text(true), text(false))
 }
 
 /// Every model at every training-set size (the paper's third axis), when there is more than one
