@@ -25,7 +25,7 @@ fn matrix(n: usize) -> SimilarityMatrix {
         .map(|i| format!("stage{}.block{}.out", i / 50 + 1, i % 50 + 1))
         .collect();
     SimilarityMatrix {
-        metric: "linear_cka".into(),
+        measure: repsim::similarity::Measure::LINEAR_CKA,
         parameters: Default::default(),
         n_examples: Some(10_000),
         rows: names.clone(),

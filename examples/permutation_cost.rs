@@ -20,7 +20,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor, TensorData};
 use repsim::similarity::significance::permutation_null;
 use repsim::similarity::testing::random_values;
-use repsim::similarity::{similarity_matrix, Layer, Metric, MetricOptions};
+use repsim::similarity::{similarity_matrix, Layer, Measure};
 
 fn parse_args() -> Result<(usize, usize, usize), String> {
     let (mut permutations, mut reps, mut batch_size) = (1000usize, 3usize, 250usize);
@@ -66,10 +66,7 @@ fn run() -> Result<(), String> {
     let (permutations, reps, batch_size) = parse_args()?;
     let device = Device::flex();
     let n = 1000;
-    let options = MetricOptions {
-        batch_size,
-        ..MetricOptions::default()
-    };
+    let measure = Measure::minibatch_cka(batch_size);
     println!(
         "12 x 12 minibatch CKA, n = {n}, batches of {batch_size}, {permutations} permutations, best of {reps}"
     );
@@ -80,12 +77,12 @@ fn run() -> Result<(), String> {
     for d in [512, 2048, 4096, 16384] {
         let (a, b) = (layers(n, d, 1, &device)?, layers(n, d, 2, &device)?);
         let matrix = best_of(reps, || {
-            similarity_matrix(Metric::MinibatchCka, &a, &b, &options)
+            similarity_matrix(&measure, &a, &b)
                 .map(drop)
                 .map_err(|e| e.to_string())
         })?;
         let null = best_of(reps, || {
-            permutation_null(Metric::MinibatchCka, &a, &b, &options, permutations, 0)
+            permutation_null(&measure, &a, &b, permutations, 0)
                 .map(drop)
                 .map_err(|e| e.to_string())
         })?;

@@ -90,7 +90,13 @@ mod tests {
             }
         };
         let values = (0..25).map(|k| Some(v(k / 5, k % 5))).collect();
-        let m = SimilarityMatrix::from_row_major("x", names.clone(), names, values, 10);
+        let m = SimilarityMatrix::from_row_major(
+            repsim_similarity::Measure::LINEAR_CKA,
+            names.clone(),
+            names,
+            values,
+            10,
+        );
         assert_eq!(longest_block(&m, 0.9), (1, 3));
         // Inside: 0.95 (6 off-diagonal cells); with the other two layers: 0.5.
         assert!((block_contrast(&m, (1, 3)) - 0.45).abs() < 1e-12);

@@ -55,6 +55,12 @@ impl From<repsim_similarity::SimilarityError> for Error {
     }
 }
 
+impl From<repsim_similarity::ParameterError> for Error {
+    fn from(e: repsim_similarity::ParameterError) -> Self {
+        Error::from(repsim_similarity::SimilarityError::from(e))
+    }
+}
+
 impl From<repsim_model::ModelError> for Error {
     fn from(e: repsim_model::ModelError) -> Self {
         Error::classified(e.is_bad_input(), e)

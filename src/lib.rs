@@ -36,7 +36,7 @@ pub use repsim_model as model;
 pub use repsim_similarity as similarity;
 pub use repsim_similarity::{
     linear_cka, linear_cka_debiased, linear_cka_matrix, rbf_cka, rbf_cka_debiased, HsicEstimator,
-    Layer, Metric, MetricOptions, MinibatchCka, SimilarityError, SimilarityMatrix,
+    Layer, Measure, MinibatchCka, SimilarityError, SimilarityMatrix,
 };
 /// Training and the Tracker (`repsim-train`).
 pub use repsim_train as train;

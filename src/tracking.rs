@@ -33,7 +33,7 @@ pub fn convergence_plot(table: &ConvergenceTable, title: &str) -> LinePlot {
         unit,
         &format!(
             "{} with {unit} {}",
-            repsim_viz::measure_title(&table.metric),
+            table.matrix.measure.title(),
             table.final_epoch
         ),
     );
@@ -60,7 +60,7 @@ pub fn draw_convergence(
         let options = HeatmapOptions {
             title: Some(format!(
                 "{}: each layer vs itself at {} {}",
-                repsim_viz::measure_title(&table.metric),
+                table.matrix.measure.title(),
                 table.unit.name(),
                 table.final_epoch
             )),

@@ -2,9 +2,11 @@
 //! - no import circles between the modules of any crate of the workspace (a module that names
 //!   another through `crate::`, `super::` or a child's path imports it; doc comments aside);
 //! - the experiments never import the command line;
-//! - `similarity`, `model` and `data` depend on no other repsim crate but `repsim-durable`, the
-//!   std-only atomic writer; `viz` only on `similarity` (and `durable`); the library builds
-//!   without clap, ctrlc and mimalloc (they are optional, behind the `cli` feature).
+//! - `results` (the measures' names and parameters, matrices, results files; serde only)
+//!   depends on no repsim crate; `model` and `data` only on `repsim-durable`, the std-only
+//!   atomic writer; `similarity` on those two; `viz` only on `results` and `durable`, and on no
+//!   burn crate (it draws results without compiling burn); the library builds without clap,
+//!   ctrlc and mimalloc (they are optional, behind the `cli` feature).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -234,7 +236,7 @@ fn the_module_walker_sees_the_crates() {
         "cca::params",
         "cca::example_space",
         "minibatch",
-        "metric",
+        "measure",
     ] {
         assert!(
             g.contains_key(module),
@@ -315,10 +317,11 @@ fn dependencies(manifest: &Path) -> Vec<(String, String)> {
 fn dependencies_point_one_way() {
     let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("durable", &[][..]),
-        ("similarity", &["repsim-durable"][..]),
+        ("results", &[][..]),
+        ("similarity", &["repsim-durable", "repsim-results"][..]),
         ("model", &["repsim-durable"][..]),
         ("data", &["repsim-durable"][..]),
-        ("viz", &["repsim-durable", "repsim-similarity"][..]),
+        ("viz", &["repsim-durable", "repsim-results"][..]),
         (
             "train",
             &[
@@ -338,6 +341,16 @@ fn dependencies_point_one_way() {
                     "crates/{krate} depends on {name}"
                 );
             }
+        }
+    }
+    // The drawings and the results vocabulary compile no burn crate.
+    for krate in ["viz", "results"] {
+        let manifest = root().join("crates").join(krate).join("Cargo.toml");
+        for (name, _) in dependencies(&manifest) {
+            assert!(
+                !name.starts_with("burn") && !name.starts_with("cubecl"),
+                "crates/{krate} depends on {name}"
+            );
         }
     }
     // The command line's crates are optional in the root crate, behind the `cli` feature.

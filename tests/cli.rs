@@ -529,3 +529,87 @@ fn version_completions_and_man_page_come_from_the_command_definitions() {
     );
     assert!(page.contains("compare") && page.contains("experiment"));
 }
+
+/// A measure on the command line carries its parameters (`NAME:KEY=VALUE`), which win over the
+/// flags; the results file records them, and a bad one is refused naming it.
+#[test]
+fn measures_carry_their_parameters_on_the_command_line() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let x = f.join("kornblith_demo_x.npy");
+    let y = f.join("kornblith_demo_y.npy");
+    let (x, y) = (x.to_str().unwrap(), y.to_str().unwrap());
+    let (_, doc) = json_run(
+        &[
+            "compare",
+            x,
+            y,
+            "--metric",
+            "rbf_cka:threshold=0.5,svcca:dims=3,minibatch_cka:batch_size=50",
+            "--rbf-threshold",
+            "2",
+            "--batch-size",
+            "25",
+        ],
+        dir.path(),
+    );
+    let results = &doc["results"];
+    assert_eq!(results[0]["parameters"]["threshold"], 0.5);
+    assert_eq!(results[1]["parameters"]["reduction"], serde_json::json!({"dims": 3}));
+    assert_eq!(results[2]["parameters"]["batch_size"], 50);
+    // The same as the flags give.
+    let (_, flags) = json_run(
+        &["compare", x, y, "--metric", "rbf_cka", "--rbf-threshold", "0.5"],
+        dir.path(),
+    );
+    assert_eq!(flags["results"][0]["values"], results[0]["values"]);
+    assert_rejected(
+        &["compare", x, y, "--metric", "rbf_cka:threshold=-1"],
+        "positive number, got -1",
+    );
+    assert_rejected(
+        &["compare", x, y, "--metric", "cca:k=3"],
+        "cca has no parameter `k`",
+    );
+    assert_rejected(
+        &["compare", x, y, "--metric", "linear_cka,linear_cka:estimator=biased"],
+        "names linear_cka twice",
+    );
+    assert_rejected(
+        &["compare", x, y, "--metric", "rsa", "--rdm", "cosine"],
+        "unknown RDM",
+    );
+}
+
+/// A results file written by the previous version (`tests/fixtures/previous_version`) reads
+/// with every measure typed, its parameters included, and draws.
+#[test]
+fn results_files_of_the_previous_version_read_and_draw() {
+    // In the repository whatever REPSIM_FIXTURES says (read at run time, as `fixtures`).
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("tests/fixtures/previous_version/results.json");
+    let file: repsim::similarity::ResultsFile =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let specs: Vec<String> = file.results.iter().map(|m| m.measure.spec()).collect();
+    assert_eq!(
+        specs,
+        [
+            "linear_cka:estimator=biased",
+            "rbf_cka_debiased:estimator=unbiased:threshold=0.8",
+            "cknna:k=5:estimator=unbiased:normalize_rows=true",
+            "rsa:rdm=euclidean:compare=spearman",
+            "shape_angular:alpha=0.5",
+            "mutual_knn:k=5",
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("old.png");
+    let o = repsim(&[
+        "plot",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--separate",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -803,3 +803,96 @@ fn merge_verifies_every_row_against_the_inputs_when_asked() {
         ],
     );
 }
+
+/// The files of the previous state version (2: the measures by name, SVCCA's and PWCCA's
+/// parameters beside them), written by repsim 0.1.0 at commit 5656d90 into
+/// `tests/fixtures/previous_version` (see its README): its two shards merge, with every row
+/// verified, into the matrices that version merged, the measures typed with their parameters;
+/// and a shard of this version merges with one of that version.
+#[test]
+fn states_of_the_previous_version_merge_into_what_it_merged() {
+    // Read at run time: a test binary reused by another checkout reads its own fixtures.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let old = Path::new("tests/fixtures/previous_version");
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_repsim"))
+            .args(args)
+            .env("REPSIM_DEVICE", "flex")
+            .current_dir(&root)
+            .output()
+            .unwrap()
+    };
+    let state = |i: usize| old.join(format!("state-{i}-of-2.json"));
+    ok(run(&[
+        "merge",
+        state(0).to_str().unwrap(),
+        state(1).to_str().unwrap(),
+        "--verify-inputs",
+        "--json",
+        merged.to_str().unwrap(),
+    ]));
+    let read = |path: &Path| -> repsim_similarity::ResultsFile {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (now, then) = (read(&merged), read(&root.join(old).join("merged.json")));
+    let specs: Vec<String> = now.results.iter().map(|m| m.measure.spec()).collect();
+    assert_eq!(
+        specs,
+        [
+            "minibatch_cka:batch_size=8",
+            "svcca:dims=3",
+            "pwcca:convention=textbook"
+        ]
+    );
+    for (a, b) in now.results.iter().zip(&then.results) {
+        assert_eq!(a.measure, b.measure);
+        for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!((x - y).abs() < 1e-12, "{}: {x} vs {y}", a.measure);
+        }
+    }
+    // Shard 0 of this version with shard 1 of the previous one.
+    let fresh = dir.path().join("state-0.json");
+    ok(run(&[
+        "compare",
+        old.join("a.npz").to_str().unwrap(),
+        old.join("b.npz").to_str().unwrap(),
+        "--metric",
+        "minibatch_cka,svcca:dims=3,pwcca:convention=textbook",
+        "--batch-size",
+        "8",
+        "--shard",
+        "0/2",
+        "--state",
+        fresh.to_str().unwrap(),
+    ]));
+    let mixed = dir.path().join("mixed.json");
+    ok(run(&[
+        "merge",
+        fresh.to_str().unwrap(),
+        state(1).to_str().unwrap(),
+        "--json",
+        mixed.to_str().unwrap(),
+    ]));
+    assert_eq!(read(&mixed).results, now.results);
+    // A shard of other parameters is refused, naming them.
+    let other = dir.path().join("state-0-dims-2.json");
+    ok(run(&[
+        "compare",
+        old.join("a.npz").to_str().unwrap(),
+        old.join("b.npz").to_str().unwrap(),
+        "--metric",
+        "minibatch_cka,svcca:dims=2,pwcca:convention=textbook",
+        "--batch-size",
+        "8",
+        "--shard",
+        "0/2",
+        "--state",
+        other.to_str().unwrap(),
+    ]));
+    let refused = run(&["merge", other.to_str().unwrap(), state(1).to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("svcca:dims=2"), "{}", text(&refused));
+}

@@ -8,7 +8,7 @@ mod example;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use repsim::similarity::{linear_cka, Layer, Metric, MetricOptions};
+use repsim::similarity::{linear_cka, Layer, Measure};
 
 #[test]
 fn the_trackers_tables_equal_a_direct_computation_from_the_saved_weights() {
@@ -51,7 +51,6 @@ fn the_trackers_tables_equal_a_direct_computation_from_the_saved_weights() {
             .find(|t| t.metric == metric)
             .unwrap_or_else(|| panic!("no {metric} table"))
     };
-    let options = MetricOptions::default();
     for (l, name) in report.index.layers.iter().enumerate() {
         for (e, epoch_layers) in per_epoch.iter().enumerate() {
             let last = &per_epoch[2][l];
@@ -63,10 +62,9 @@ fn the_trackers_tables_equal_a_direct_computation_from_the_saved_weights() {
                 e + 1
             );
             let svcca = repsim::similarity::similarity_matrix(
-                Metric::Svcca,
+                &Measure::svcca(),
                 std::slice::from_ref(&epoch_layers[l]),
                 std::slice::from_ref(last),
-                &options,
             )
             .unwrap()
             .values[0][0]

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use repsim_similarity::metric::check_batch_size;
+use repsim_similarity::measure::check_batch_size;
 use repsim_similarity::{
-    assess, read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Metric,
-    MetricOptions, PwccaConvention, SignificanceOptions, SvdReduction,
+    assess, read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Measure,
+    PwccaConvention, RdmComparison, RdmKind, SignificanceOptions,
 };
 use serde_json::json;
 
@@ -41,6 +41,9 @@ pub struct CompareArgs {
     pub data: super::data::DataArgs,
     /// Metrics, comma-separated: linear_cka, linear_cka_debiased, rbf_cka, rbf_cka_debiased,
     /// minibatch_cka, cca, svcca, pwcca, procrustes, mutual_knn, cknna, rsa, shape_angular.
+    /// Each may carry its parameters, NAME:KEY=VALUE:...: rbf_cka:threshold=0.5, svcca:dims=20,
+    /// minibatch_cka:batch_size=64, cknna:k=20:normalize_rows=true (these win over the flags
+    /// below, which set every listed measure that has the parameter).
     #[arg(long, value_delimiter = ',', default_value = "linear_cka")]
     pub metric: Vec<String>,
     /// Batch size of minibatch_cka (examples left over after the last full batch are dropped).
@@ -57,7 +60,7 @@ pub struct CompareArgs {
     pub svd_dims: Option<usize>,
     /// PWCCA weighting: google (the SVCCA authors' code) or textbook.
     #[arg(long, default_value = "google")]
-    pub pwcca_convention: String,
+    pub pwcca_convention: PwccaConvention,
     /// mutual_knn and cknna: neighbours per example.
     #[arg(long, default_value_t = 10)]
     pub knn_k: usize,
@@ -69,10 +72,10 @@ pub struct CompareArgs {
     pub cknna_biased: bool,
     /// rsa: the dissimilarity, correlation (1 - Pearson r of two examples) or euclidean.
     #[arg(long, default_value = "correlation")]
-    pub rdm: String,
+    pub rdm: RdmKind,
     /// rsa: how two RDMs are compared, spearman or pearson.
     #[arg(long, default_value = "spearman")]
-    pub rsa_compare: String,
+    pub rsa_compare: RdmComparison,
     /// shape_angular: alpha in [0, 1] (1: no whitening, Procrustes' angle; 0: CCA's).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
@@ -96,7 +99,7 @@ pub struct CompareArgs {
     /// Conv layers (N, C, H, W): flatten, spatial (each position a datapoint; spatial=CAP
     /// caps the points) or pool=K (average-pool to K x K first).
     #[arg(long, default_value = "flatten")]
-    pub conv: String,
+    pub conv: ConvMode,
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
@@ -119,29 +122,60 @@ pub struct CompareArgs {
     pub style: super::plot::PlotStyle,
 }
 
+impl CompareArgs {
+    /// The measures of `--metric`, each with the flags' parameters where it has them and its
+    /// own `:key=value` pairs over those; a bad flag is named, a measure named twice refused.
+    fn measures(&self) -> Result<Vec<Measure>, CliError> {
+        let reduction = match self.svd_dims {
+            Some(k) => ("dims", k.to_string()),
+            None => ("keep", self.svd_keep.to_string()),
+        };
+        let flags = [
+            ("batch_size", self.batch_size.to_string()),
+            ("threshold", self.rbf_threshold.to_string()),
+            reduction,
+            ("convention", self.pwcca_convention.to_string()),
+            ("k", self.knn_k.to_string()),
+            ("normalize_rows", self.cknna_normalize.to_string()),
+            ("rdm", self.rdm.to_string()),
+            ("compare", self.rsa_compare.to_string()),
+            ("alpha", self.alpha.to_string()),
+        ];
+        let flag_of = |parameter: &str| match parameter {
+            "batch_size" => "--batch-size",
+            "threshold" => "--rbf-threshold",
+            "SVD keep fraction" => "--svd-keep",
+            "SVD dimensions" => "--svd-dims",
+            "k" => "--knn-k",
+            "alpha" => "--alpha",
+            _ => "--metric",
+        };
+        let mut measures: Vec<Measure> = Vec::new();
+        for spec in &self.metric {
+            let name = spec.trim().split(':').next().unwrap_or_default();
+            let mut defaults = flags.to_vec();
+            if name == "cknna" && self.cknna_biased {
+                defaults.push(("estimator", "biased".into()));
+            }
+            // The flags alone first, so that a bad flag is named as the flag.
+            Measure::from_spec(name, &defaults)
+                .map_err(|e| CliError::Input(format!("{}: {e}", flag_of(e.name))))?;
+            let measure = Measure::from_spec(spec, &defaults)?;
+            if measures.iter().any(|m| m.name() == measure.name()) {
+                return Err(CliError::Input(format!(
+                    "--metric names {} twice",
+                    measure.name()
+                )));
+            }
+            measures.push(measure);
+        }
+        Ok(measures)
+    }
+}
+
 /// Runs the comparison.
 pub fn run(args: CompareArgs) -> Result<(), CliError> {
-    let metrics = args
-        .metric
-        .iter()
-        .map(|m| m.trim().parse::<Metric>())
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(twice) = metrics
-        .iter()
-        .enumerate()
-        .find_map(|(i, m)| metrics[..i].contains(m).then_some(m))
-    {
-        return Err(CliError::Input(format!("--metric names {twice} twice")));
-    }
-    let uses_rbf = metrics
-        .iter()
-        .any(|m| matches!(m, Metric::RbfCka | Metric::RbfCkaDebiased));
-    if uses_rbf && !(args.rbf_threshold.is_finite() && args.rbf_threshold > 0.0) {
-        return Err(CliError::Input(format!(
-            "--rbf-threshold must be a positive number, got {}",
-            args.rbf_threshold
-        )));
-    }
+    let metrics = args.measures()?;
     if let Some(json) = &args.json {
         super::output::check_output(json, "--json", &["json"], &[&args.a, &args.b])?;
     }
@@ -150,42 +184,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         super::output::check_output(plot, "--plot", &[], &[&args.a, &args.b])?;
         args.style.colormap.parse::<repsim_viz::ColorMap>()?;
     }
-    let pwcca_convention: PwccaConvention = args.pwcca_convention.parse()?;
-    let conv_mode: ConvMode = args.conv.parse()?;
-    let svd_reduction = match args.svd_dims {
-        Some(0) => return Err(CliError::Input("--svd-dims must be at least 1".into())),
-        Some(k) => SvdReduction::Dims(k),
-        None if args.svd_keep > 0.0 && args.svd_keep <= 1.0 => SvdReduction::Keep(args.svd_keep),
-        None => {
-            return Err(CliError::Input(format!(
-                "--svd-keep must be in (0, 1], got {}",
-                args.svd_keep
-            )))
-        }
-    };
-
-    if !(0.0..=1.0).contains(&args.alpha) {
-        return Err(CliError::Input(format!(
-            "--alpha must be in [0, 1], got {}",
-            args.alpha
-        )));
-    }
-    let options = MetricOptions {
-        batch_size: args.batch_size,
-        rbf_threshold: args.rbf_threshold,
-        svd_reduction,
-        pwcca_convention,
-        knn_k: args.knn_k,
-        cknna_normalize: args.cknna_normalize,
-        cknna_estimator: if args.cknna_biased {
-            repsim_similarity::HsicEstimator::Biased
-        } else {
-            repsim_similarity::HsicEstimator::Unbiased
-        },
-        rdm: args.rdm.parse()?,
-        rsa_compare: args.rsa_compare.parse()?,
-        shape_alpha: args.alpha,
-    };
+    let conv_mode = args.conv;
 
     let significance = SignificanceOptions {
         permutations: args.permutations,
@@ -208,7 +207,9 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         && !is_weights(&args.b)
         && !is_run_dir(&args.a)
         && !is_run_dir(&args.b);
-    let only_minibatch = metrics.iter().all(|m| *m == Metric::MinibatchCka);
+    let only_minibatch = metrics
+        .iter()
+        .all(|m| matches!(m, Measure::MinibatchCka { .. }));
     if args.state.is_some() {
         repsim_similarity::shard::check_shardable(&metrics)?;
         if !files {
@@ -223,7 +224,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
             && !significance.any()
             && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
     {
-        return streamed(&args, &metrics, &options, conv_mode, &selected);
+        return streamed(&args, &metrics, conv_mode, &selected);
     }
 
     let started = Instant::now();
@@ -272,8 +273,8 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
                 metric.min_examples()
             )));
         }
-        if *metric == Metric::MinibatchCka {
-            check_batch_size(args.batch_size, n)?;
+        if let Measure::MinibatchCka { batch_size } = metric {
+            check_batch_size(*batch_size, n)?;
         }
     }
     let layer_names =
@@ -325,7 +326,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
         layers_a.len(),
         layers_b_ref.len()
     ));
-    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref, &options);
+    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref);
     spinner.finish_and_clear();
     let mut results = results?;
     eprintln!(
@@ -344,14 +345,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
                 "{metric}: {}",
                 describe_significance(&significance)
             ));
-            let assessed = assess(
-                matrix,
-                *metric,
-                &layers_a,
-                layers_b_ref,
-                &options,
-                &significance,
-            );
+            let assessed = assess(matrix, &layers_a, layers_b_ref, &significance);
             spinner.finish_and_clear();
             assessed?;
             eprintln!(
@@ -425,7 +419,7 @@ pub fn report(
 ) -> Result<(), CliError> {
     for matrix in results {
         for warning in &matrix.warnings {
-            eprintln!("warning: {}: {warning}", matrix.metric);
+            eprintln!("warning: {}: {warning}", matrix.measure);
         }
         print!("{}", table::render(matrix));
     }
@@ -446,8 +440,7 @@ pub fn report(
 /// memory, any file size), or one shard of a comparison written as a state file (`--state`).
 fn streamed(
     args: &CompareArgs,
-    metrics: &[Metric],
-    options: &MetricOptions,
+    metrics: &[Measure],
     conv: ConvMode,
     selected: &crate::device::SelectedDevice,
 ) -> Result<(), CliError> {
@@ -481,8 +474,16 @@ fn streamed(
             )));
         }
     }
-    check_chunk_size(metrics, args.batch_size, n)?;
-    let total = batch_count(n, args.batch_size);
+    // The files are read in minibatch CKA's batches, or in chunks of --batch-size.
+    let chunk = metrics
+        .iter()
+        .find_map(|m| match m {
+            Measure::MinibatchCka { batch_size } => Some(*batch_size),
+            _ => None,
+        })
+        .unwrap_or(args.batch_size);
+    check_chunk_size(metrics, chunk, n)?;
+    let total = batch_count(n, chunk);
     let batches = shard.batches(total);
     let names = metrics.iter().map(|m| m.name()).collect::<Vec<_>>();
     let started = Instant::now();
@@ -498,7 +499,7 @@ fn streamed(
         &a,
         b.as_ref(),
         metrics,
-        args.batch_size,
+        chunk,
         batches.clone(),
         conv,
         &selected.device,
@@ -510,14 +511,12 @@ fn streamed(
         names.join(", "),
         batches.start,
         batches.end,
-        args.batch_size,
+        chunk,
         started.elapsed().as_secs_f64()
     );
     let parameters = StateParameters {
-        batch_size: args.batch_size,
+        batch_size: chunk,
         conv: conv.to_string(),
-        svd_reduction: options.svd_reduction,
-        pwcca_convention: options.pwcca_convention.to_string(),
     };
     let covariance = sums
         .covariance
@@ -535,7 +534,7 @@ fn streamed(
             format: STATE_FORMAT.into(),
             version: STATE_VERSION,
             repsim_version: env!("CARGO_PKG_VERSION").into(),
-            metrics: names.iter().map(|n| n.to_string()).collect(),
+            measures: metrics.to_vec(),
             parameters,
             a: described_a,
             b: described_b,
@@ -558,7 +557,7 @@ fn streamed(
         InputIdentity::new(&d.path, d.bytes, &d.fingerprint, &d.batch_hashes)
     };
     let whole = MergedState {
-        metrics: names.iter().map(|n| n.to_string()).collect(),
+        measures: metrics.to_vec(),
         parameters,
         n_examples: n,
         minibatch: sums.minibatch,
@@ -574,7 +573,7 @@ fn streamed(
         "device": selected.to_string(),
         "n_examples": n,
         "metrics": names,
-        "batch_size": args.batch_size,
+        "batch_size": chunk,
         "conv": conv.to_string(),
         "layers_a": a.names(),
         "shapes_a": a.shapes(),

@@ -67,7 +67,7 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         "a": first.a.path.display().to_string(),
         "b": b.path.display().to_string(),
         "n_examples": n,
-        "metrics": first.metrics,
+        "metrics": first.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "batch_size": batch_size,
         "conv": first.parameters.conv,
         "layers_a": first.a.layers,

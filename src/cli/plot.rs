@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use repsim_similarity::SimilarityMatrix;
 use repsim_viz::{
-    check_output_path, measure_title, read_results, save, ColorMap, Heatmap, HeatmapGrid,
+    check_output_path, read_results, save, ColorMap, Heatmap, HeatmapGrid,
     HeatmapOptions,
 };
 
@@ -121,7 +121,7 @@ pub fn draw_results(
         // One file per measure: each title names its measure, even with a common --title.
         if several {
             if let Some(title) = &options.title {
-                options.title = Some(format!("{title} · {}", measure_title(&m.metric)));
+                options.title = Some(format!("{title} · {}", m.measure.title()));
             }
         }
         options.row_title = row_title.clone();
@@ -151,12 +151,8 @@ pub fn draw_results(
     // One colour scale cannot serve distances and similarities (Procrustes distances reach 2,
     // 0 is "the same"; similarities stay near [0, 1], 1 is "the same"): such a mix is drawn one
     // image per measure. Similarities a little below 0 (unbiased HSIC) only widen the shared
-    // scale. A measure repsim does not know (a hand-made file) counts as a distance when it
-    // has values above 1.
-    let is_distance = |m: &SimilarityMatrix| match m.metric.parse::<repsim_similarity::Metric>() {
-        Ok(metric) => metric.is_distance(),
-        Err(_) => m.values.iter().flatten().flatten().any(|v| *v > 1.0 + 1e-9),
-    };
+    // scale.
+    let is_distance = |m: &SimilarityMatrix| m.measure.is_distance();
     let mixed_ranges = style.range.is_none()
         && matrices.iter().any(is_distance)
         && !matrices.iter().all(is_distance);
@@ -174,7 +170,7 @@ pub fn draw_results(
             .unwrap_or_default();
         let mut written = Vec::new();
         for m in matrices {
-            let path = out.with_file_name(format!("{stem}-{}.{extension}", m.metric));
+            let path = out.with_file_name(format!("{stem}-{}.{extension}", m.measure));
             heatmap(m, &path)?;
             written.push(path);
         }
@@ -204,7 +200,7 @@ pub fn draw_results(
             .map_or(String::new(), |n| format!(" ({n} examples)"));
         let measures = matrices
             .iter()
-            .map(|m| measure_title(&m.metric))
+            .map(|m| m.measure.title().to_string())
             .collect::<Vec<_>>()
             .join(", ");
         if models.is_empty() {

@@ -17,7 +17,7 @@ pub fn render(matrix: &SimilarityMatrix) -> String {
     let examples = matrix
         .n_examples
         .map_or(String::new(), |n| format!("{n} examples, "));
-    let mut out = format!("{} ({examples}{rows} x {cols} layers)\n", matrix.metric);
+    let mut out = format!("{} ({examples}{rows} x {cols} layers)\n", matrix.measure);
     if rows > MAX_TABLE_ROWS || cols > MAX_TABLE_COLS {
         let defined: Vec<f64> = matrix.values.iter().flatten().flatten().copied().collect();
         let (min, max) = defined
@@ -66,11 +66,7 @@ pub fn render(matrix: &SimilarityMatrix) -> String {
                 .get("permuted")
                 .and_then(|v| v.as_str())
                 .unwrap_or("examples"),
-            if matrix
-                .metric
-                .parse::<repsim_similarity::Metric>()
-                .is_ok_and(|m| m.is_distance())
-            {
+            if matrix.measure.is_distance() {
                 "smaller distance than the null"
             } else {
                 "more similar than the null"
@@ -171,7 +167,7 @@ mod tests {
     #[test]
     fn small_matrices_print_every_cell_and_undefined_ones_say_so() {
         let m = SimilarityMatrix::from_row_major(
-            "linear_cka",
+            repsim_similarity::Measure::LINEAR_CKA,
             vec!["a".into(), "stage3.block5.conv2.long.name".into()],
             vec!["c".into()],
             vec![Some(0.5), None],
@@ -187,14 +183,20 @@ mod tests {
     fn large_matrices_get_a_summary() {
         let names: Vec<String> = (0..30).map(|i| format!("l{i}")).collect();
         let m =
-            SimilarityMatrix::from_row_major("x", names.clone(), names, vec![Some(0.25); 900], 10);
+            SimilarityMatrix::from_row_major(
+                repsim_similarity::Measure::LINEAR_CKA,
+                names.clone(),
+                names,
+                vec![Some(0.25); 900],
+                10,
+            );
         assert!(render(&m).contains("too large to print"));
     }
 
     #[test]
     fn significant_cells_are_starred_and_intervals_printed() {
         let mut m = SimilarityMatrix::from_row_major(
-            "linear_cka",
+            repsim_similarity::Measure::LINEAR_CKA,
             vec!["a".into(), "b".into()],
             vec!["c".into()],
             vec![Some(0.9), Some(0.2)],

@@ -65,10 +65,10 @@ pub fn run(args: TrackArgs) -> Result<(), CliError> {
     }
     let mut extra = Vec::new();
     if let Some(layer) = &args.layer {
-        extra.push(tracker.epoch_matrix(layer, measures[0])?);
+        extra.push(tracker.epoch_matrix(layer, &measures[0])?);
     }
     if let Some(epoch) = args.epoch {
-        extra.push(tracker.layer_matrix(epoch, measures[0])?);
+        extra.push(tracker.layer_matrix(epoch, &measures[0])?);
     }
     let json_path = args
         .json

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use repsim_similarity::{ConvMode, Metric};
+use repsim_similarity::{ConvMode, Measure};
 use repsim_train::{
     fit_model_to_data, train, DataConfig, OptimizerConfig, ProgressMode, RunOptions,
     ScheduleConfig, TrackEpochs, TrackOptions, TrackerConfig, TrainConfig,
@@ -121,7 +121,8 @@ pub struct TrainArgs {
     /// How the Tracker turns conv maps into matrices: flatten or pool=K.
     #[arg(long, default_value = "flatten")]
     pub conv: String,
-    /// The Tracker's measures (comma-separated).
+    /// The Tracker's measures (comma-separated), each NAME or NAME:KEY=VALUE..., e.g.
+    /// svcca:dims=20.
     #[arg(long, default_value = "svcca,pwcca,linear_cka")]
     pub metric: String,
     /// Continue from the newest complete checkpoint of --out.
@@ -144,10 +145,10 @@ pub struct TrainArgs {
     pub device: DeviceChoice,
 }
 
-/// Parses a comma-separated list of measures.
-pub fn parse_metrics(text: &str) -> Result<Vec<Metric>, CliError> {
+/// Parses a comma-separated list of measures, each `name[:key=value]...`.
+pub fn parse_metrics(text: &str) -> Result<Vec<Measure>, CliError> {
     text.split(',')
-        .map(|m| m.trim().parse::<Metric>().map_err(CliError::from))
+        .map(|m| m.trim().parse::<Measure>().map_err(CliError::from))
         .collect()
 }
 

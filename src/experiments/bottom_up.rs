@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use repsim_model::{
     CellKind, ModelSpec, PlainCnnConfig, RecurrentConfig, ResNetConfig, RnnClassifierConfig,
 };
-use repsim_similarity::{ConvMode, Metric};
+use repsim_similarity::{ConvMode, Measure};
 use repsim_train::{
     ConvergenceTable, OptimizerConfig, ScheduleConfig, TrackEpochs, TrackOptions, Tracker,
     TrackerConfig, TrainConfig,
@@ -250,7 +250,7 @@ impl Experiment for BottomUp {
             ),
         ];
         let tracker = TrackerConfig::new("track")
-            .with_measures(vec![Metric::Svcca, Metric::Pwcca, Metric::LinearCka])
+            .with_measures(vec![Measure::svcca(), Measure::PWCCA, Measure::LINEAR_CKA])
             .with_conv(if config.pool > 1 {
                 ConvMode::Pool { size: config.pool }
             } else {

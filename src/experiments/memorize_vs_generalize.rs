@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use repsim_data::ProbeSet;
 use repsim_model::{ModelSpec, PlainCnnConfig, Probe, TimeReduction};
-use repsim_similarity::{similarity_matrix, ConvMode, Layer, Metric, MetricOptions};
+use repsim_similarity::{similarity_matrix, ConvMode, Layer, Measure};
 use repsim_train::datasets::RunData;
 use repsim_train::observe::layers_from_activations;
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
@@ -232,14 +232,13 @@ impl Experiment for MemorizeVsGeneralize {
             .next()
             .ok_or_else(|| Error::Failure("no probe batch".into()))??;
         let mode = ConvMode::Pool { size: config.pool };
-        let options = MetricOptions::default();
         let mut per_network: Vec<Vec<Layer>> = Vec::new();
         for run in runs {
             let model = run.load(&ctx.device)?;
             let (_, acts) = model.forward_images(batch.images.clone(), &Probe::Blocks)?;
             per_network.push(layers_from_activations(acts, mode, TimeReduction::Last)?);
         }
-        let distances = pair_distances(&per_network, &options);
+        let distances = pair_distances(&per_network);
         let g = config.group_size;
         let mut groups = Vec::new();
         for (k, (label, _, _)) in GROUPS.iter().enumerate() {
@@ -347,7 +346,6 @@ impl Experiment for MemorizeVsGeneralize {
 /// it is undefined).
 fn pair_distances(
     per_network: &[Vec<Layer>],
-    options: &MetricOptions,
 ) -> std::collections::BTreeMap<(usize, usize), Vec<Option<f64>>> {
     let mut pairs = std::collections::BTreeMap::new();
     for i in 0..per_network.len() {
@@ -357,10 +355,9 @@ fn pair_distances(
                 .zip(&per_network[j])
                 .map(|(a, b)| {
                     similarity_matrix(
-                        Metric::Pwcca,
+                        &Measure::PWCCA,
                         std::slice::from_ref(a),
                         std::slice::from_ref(b),
-                        options,
                     )
                     .ok()
                     .and_then(|m| m.values[0][0])

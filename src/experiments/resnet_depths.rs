@@ -346,7 +346,7 @@ fn compare(
         .enumerate()
         .map(|(i, c)| (i + 1, c))
     {
-        let matrix = cka.finish()?.with_parameter("batch_size", config.cka_batch);
+        let matrix = cka.finish_with_batch_size(config.cka_batch)?;
         log::info!(
             "{} vs {}: {} x {} layers, minibatch CKA in {seconds:.1} s",
             networks[0].name,

@@ -165,28 +165,10 @@ fn score(a: &Prepared, b: &Prepared, estimator: HsicEstimator) -> Option<f64> {
     (denominator > 0.0 && value.is_finite()).then_some(value)
 }
 
-/// The options of CKNNA.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CknnaOptions {
-    /// Neighbours per example (the paper's 10).
-    pub k: usize,
-    /// The HSIC estimator (unbiased: the diagonal excluded from the neighbours).
-    pub estimator: HsicEstimator,
-    /// Divide rows by their L2 norm first (the authors' pipeline).
-    pub normalize: bool,
-}
+/// CKNNA's parameters (defined in `repsim-results` with the other measures').
+pub use repsim_results::CknnaParams;
 
-impl Default for CknnaOptions {
-    fn default() -> Self {
-        CknnaOptions {
-            k: 10,
-            estimator: HsicEstimator::Unbiased,
-            normalize: false,
-        }
-    }
-}
-
-fn prepare(layer: &Layer, options: &CknnaOptions) -> Result<Prepared> {
+fn prepare(layer: &Layer, options: &CknnaParams) -> Result<Prepared> {
     let neighbours = nearest_neighbours(
         layer,
         options.k,
@@ -197,7 +179,7 @@ fn prepare(layer: &Layer, options: &CknnaOptions) -> Result<Prepared> {
 }
 
 /// `2 <= k <= n - 1`, and the 4 examples the unbiased HSIC needs.
-fn check_examples(n: usize, options: &CknnaOptions) -> Result<()> {
+fn check_examples(n: usize, options: &CknnaParams) -> Result<()> {
     check_k(options.k, n, 2, "cknna")?;
     if n < crate::conditioning::MIN_EXAMPLES {
         return Err(crate::error::SimilarityError::InvalidParameter {
@@ -209,7 +191,7 @@ fn check_examples(n: usize, options: &CknnaOptions) -> Result<()> {
 }
 
 /// CKNNA of two layers over the same examples (`None`: undefined, a self term not positive).
-pub fn cknna(x: &Layer, y: &Layer, options: &CknnaOptions) -> Result<Option<f64>> {
+pub fn cknna(x: &Layer, y: &Layer, options: &CknnaParams) -> Result<Option<f64>> {
     let n = check_same_examples([x, y])?;
     check_examples(n, options)?;
     Ok(score(
@@ -223,7 +205,7 @@ pub fn cknna(x: &Layer, y: &Layer, options: &CknnaOptions) -> Result<Option<f64>
 pub fn cknna_matrix(
     layers_a: &[Layer],
     layers_b: &[Layer],
-    options: &CknnaOptions,
+    options: &CknnaParams,
 ) -> Result<SimilarityMatrix> {
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
     check_examples(n, options)?;
@@ -244,21 +226,12 @@ pub fn cknna_matrix(
         }
     }
     let mut matrix = SimilarityMatrix::from_row_major(
-        "cknna",
+        repsim_results::Measure::Cknna(*options),
         layers_a.iter().map(|l| l.name.clone()).collect(),
         layers_b.iter().map(|l| l.name.clone()).collect(),
         values,
         n,
-    )
-    .with_parameter("k", options.k)
-    .with_parameter(
-        "estimator",
-        match options.estimator {
-            HsicEstimator::Unbiased => "unbiased",
-            HsicEstimator::Biased => "biased",
-        },
-    )
-    .with_parameter("normalize_rows", options.normalize);
+    );
     matrix.warnings.extend(warnings);
     Ok(matrix)
 }

@@ -119,7 +119,7 @@ pub fn scale_to_unit(layer: &Layer) -> Result<Layer> {
 
 /// The fewest examples any measure accepts: with 2 or 3 examples every pair of layers looks
 /// alike (two points always lie on a line: CKA 1.0), and the unbiased HSIC divides by `n - 3`.
-pub const MIN_EXAMPLES: usize = 4;
+pub use repsim_results::MIN_EXAMPLES;
 
 #[cfg(test)]
 mod tests {

@@ -495,7 +495,7 @@ impl CovarianceState {
             }
         }
         SimilarityMatrix::from_row_major(
-            "linear_cka",
+            repsim_results::Measure::LINEAR_CKA,
             self.a.names.clone(),
             b.names.clone(),
             values,

@@ -136,3 +136,12 @@ impl SimilarityError {
 
 /// Result alias of the similarity crate.
 pub type Result<T> = std::result::Result<T, SimilarityError>;
+
+impl From<repsim_results::ParameterError> for SimilarityError {
+    fn from(e: repsim_results::ParameterError) -> Self {
+        SimilarityError::InvalidParameter {
+            name: e.name,
+            message: e.message,
+        }
+    }
+}

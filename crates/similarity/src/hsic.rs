@@ -16,39 +16,15 @@ use burn::tensor::Tensor;
 
 use crate::centering::{center_gram, u_center_gram};
 
-/// Which HSIC estimator a CKA uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HsicEstimator {
-    /// `HSIC_0`, biased (Gretton et al. 2005): plain CKA.
-    Biased,
-    /// `HSIC_1`, unbiased (Song et al. 2012): debiased CKA.
-    Unbiased,
-}
+/// Which HSIC estimator a CKA uses (defined in `repsim-results` with the other parameters).
+pub use repsim_results::HsicEstimator;
 
-impl HsicEstimator {
-    /// The fewest examples repsim computes the estimator for: 4 for both. The biased one is
-    /// defined from 2, but with 2 or 3 examples every pair of layers looks alike (CKA 1.0 for
-    /// any two layers of 2 examples), so it is refused rather than reported.
-    pub fn min_examples(self) -> usize {
-        crate::conditioning::MIN_EXAMPLES
-    }
-
-    /// Centres a Gram matrix the way this estimator needs: `H K H` or U-centring.
-    pub fn center(self, gram: Tensor<2>) -> Tensor<2> {
-        match self {
-            HsicEstimator::Biased => center_gram(gram),
-            HsicEstimator::Unbiased => u_center_gram(gram),
-        }
-    }
-
-    /// The normalisation of `<centred K, centred L>`: `(n-1)^2` or `n (n-3)`.
-    pub fn normalizer(self, n: usize) -> f64 {
-        let n = n as f64;
-        match self {
-            HsicEstimator::Biased => (n - 1.0) * (n - 1.0),
-            HsicEstimator::Unbiased => n * (n - 3.0),
-        }
+/// Centres a Gram matrix the way `estimator` needs: `H K H` (biased) or U-centring
+/// (unbiased).
+pub fn center_for(estimator: HsicEstimator, gram: Tensor<2>) -> Tensor<2> {
+    match estimator {
+        HsicEstimator::Biased => center_gram(gram),
+        HsicEstimator::Unbiased => u_center_gram(gram),
     }
 }
 
@@ -65,8 +41,8 @@ pub fn unbiased_hsic(k: Tensor<2>, l: Tensor<2>) -> Tensor<1> {
 /// HSIC of two Gram matrices with the given estimator.
 pub fn hsic(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> Tensor<1> {
     let n = k.dims()[0];
-    let kc = estimator.center(k);
-    let lc = estimator.center(l);
+    let kc = center_for(estimator, k);
+    let lc = center_for(estimator, l);
     kc.mul(lc).sum().div_scalar(estimator.normalizer(n))
 }
 

@@ -34,8 +34,8 @@ pub fn cka_from_grams(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> R
             n,
         });
     }
-    let kc = estimator.center(k);
-    let lc = estimator.center(l);
+    let kc = crate::hsic::center_for(estimator, k);
+    let lc = crate::hsic::center_for(estimator, l);
     let rows = |t: Tensor<2>| t.sum_dim(1).reshape([n]);
     let v = read_sums(vec![
         rows(kc.clone().mul(lc.clone())),
@@ -105,7 +105,9 @@ pub(crate) fn centred_rbf_row(
     // (`cross_inner_products`), the other place float32 loses digits at large n.
     let conditioned = centred_and_scaled(layer);
     match rbf_gram(&conditioned, threshold) {
-        Ok(gram) => Ok(Some(estimator.center(gram).reshape([1, n * n]))),
+        Ok(gram) => Ok(Some(
+            crate::hsic::center_for(estimator, gram).reshape([1, n * n]),
+        )),
         Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
         // Conditioning spreads a NaN over the layer: find it in the original.
         Err(SimilarityError::NonFinite { .. } | SimilarityError::Overflow { .. }) => {
@@ -197,14 +199,12 @@ fn rbf_cka_matrix_and_defined(
         }
     }
     let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
-    let metric = match estimator {
-        HsicEstimator::Biased => "rbf_cka",
-        HsicEstimator::Unbiased => "rbf_cka_debiased",
+    let measure = repsim_results::Measure::RbfCka {
+        threshold,
+        estimator,
     };
     let mut matrix =
-        SimilarityMatrix::from_row_major(metric, names(layers_a), names(layers_b), values, n)
-            .with_parameter("estimator", estimator)
-            .with_parameter("threshold", threshold);
+        SimilarityMatrix::from_row_major(measure, names(layers_a), names(layers_b), values, n);
     matrix.warnings = warnings;
     let defined = DefinedLayers {
         rows: rows_a.iter().map(Option::is_some).collect(),

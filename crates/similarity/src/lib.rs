@@ -19,9 +19,9 @@
 //! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
 //! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
-//! | [`metric`] | the measures by name; one entry point for a layer x layer matrix |
+//! | [`measure`] | [`Measure`], a measure with its parameters (from `repsim-results`); one entry point for a layer x layer matrix |
 //! | [`significance`] | permutation p-values and bootstrap intervals for every cell of every measure |
-//! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share |
+//! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share (from `repsim-results`) |
 //! | [`conv`] | convolutional layers: flatten, spatial-as-samples, average pooling |
 //! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
 //! | [`row_source`] | row ranges of activation files read in place (files larger than memory) |
@@ -59,8 +59,9 @@ pub mod hsic;
 pub mod kernel_cka;
 pub mod layer;
 pub mod linear_cka;
-pub mod matrix;
-pub mod metric;
+/// [`SimilarityMatrix`] (defined in `repsim-results`, which the viz crate reads without burn).
+pub use repsim_results::matrix;
+pub mod measure;
 pub mod minibatch;
 pub mod mutual_knn;
 pub mod neighbours;
@@ -89,8 +90,11 @@ pub use kernel_cka::{cka_from_grams, rbf_cka, rbf_cka_debiased, rbf_cka_matrix};
 pub use layer::Layer;
 pub use linear_cka::{linear_cka, linear_cka_debiased, linear_cka_matrix};
 pub use matrix::{Significance, SimilarityMatrix};
-pub use metric::{
-    minibatch_cka_matrix, similarity_matrices, similarity_matrix, Metric, MetricOptions,
+pub use measure::{
+    minibatch_cka_matrix, similarity_matrices, similarity_matrix, Measure, MEASURE_NAMES,
+};
+pub use repsim_results::{
+    CknnaParams, ParameterError, RdmComparison, RdmKind, ResultsFile, ResultsMeta,
 };
 pub use minibatch::{MinibatchCka, MinibatchCkaState};
 pub use principal::{first_component, FirstComponent};

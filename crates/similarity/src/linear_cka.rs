@@ -276,13 +276,9 @@ fn linear_cka_matrix_and_defined(
         }
     }
     let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
-    let metric = match estimator {
-        HsicEstimator::Biased => "linear_cka",
-        HsicEstimator::Unbiased => "linear_cka_debiased",
-    };
+    let measure = repsim_results::Measure::LinearCka { estimator };
     let mut matrix =
-        SimilarityMatrix::from_row_major(metric, names(layers_a), names(layers_b), values, n)
-            .with_parameter("estimator", estimator);
+        SimilarityMatrix::from_row_major(measure, names(layers_a), names(layers_b), values, n);
     matrix.warnings = warnings;
     let defined = DefinedLayers {
         rows: defined_a,

@@ -329,6 +329,16 @@ impl MinibatchCka {
     /// The CKA matrix `sum HSIC_ab / sqrt(sum HSIC_aa sum HSIC_bb)`; cells of layers with zero
     /// variance are `None`, with a warning naming the layer.
     pub fn finish(&self) -> Result<SimilarityMatrix> {
+        self.finish_with(None)
+    }
+
+    /// [`MinibatchCka::finish`] for callers whose batches were `batch_size` examples with a
+    /// smaller last one: the matrix records `batch_size` as the measure's.
+    pub fn finish_with_batch_size(&self, batch_size: usize) -> Result<SimilarityMatrix> {
+        self.finish_with(Some(batch_size))
+    }
+
+    fn finish_with(&self, nominal_batch_size: Option<usize>) -> Result<SimilarityMatrix> {
         let state = self
             .state
             .as_ref()
@@ -379,8 +389,12 @@ impl MinibatchCka {
                     .then(|| state.hsic_ab[k] / (state.hsic_aa[i] * state.hsic_bb[j]).sqrt())
             })
             .collect();
+        // Without a nominal size: every batch counted has the same size where the callers pass
+        // full batches of one size; otherwise the measure records the mean, and says so.
+        let batch_size =
+            nominal_batch_size.unwrap_or(state.n_examples / state.n_batches.max(1));
         let mut matrix = SimilarityMatrix::from_row_major(
-            "minibatch_cka",
+            repsim_results::Measure::MinibatchCka { batch_size },
             state.rows.clone(),
             state.cols.clone(),
             values,
@@ -388,6 +402,9 @@ impl MinibatchCka {
         )
         .with_parameter("estimator", crate::HsicEstimator::Unbiased)
         .with_parameter("batches", state.n_batches);
+        if nominal_batch_size.is_none() && state.n_examples % state.n_batches.max(1) != 0 {
+            matrix.set_parameter("batch_sizes", "unequal: batch_size is their mean");
+        }
         matrix.warnings = warnings;
         Ok(matrix)
     }

@@ -18,7 +18,7 @@ use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
 use crate::sides::Sides;
 
 /// The default number of neighbours (the paper's).
-pub const DEFAULT_K: usize = 10;
+pub use repsim_results::params::DEFAULT_K;
 
 /// `|N_a(i) ∩ N_b(i)|` summed over examples, over `n k`.
 fn alignment(a: &Neighbours, b: &Neighbours) -> f64 {
@@ -67,11 +67,10 @@ pub fn mutual_knn_matrix(
         .flat_map(|na| b.iter().map(move |nb| Some(alignment(na, nb))))
         .collect();
     Ok(SimilarityMatrix::from_row_major(
-        "mutual_knn",
+        repsim_results::Measure::MutualKnn { k },
         layers_a.iter().map(|l| l.name.clone()).collect(),
         layers_b.iter().map(|l| l.name.clone()).collect(),
         values,
         n,
-    )
-    .with_parameter("k", k))
+    ))
 }

@@ -15,80 +15,13 @@
 //! correlation RDM's Gram on the layer's device where it has f64, as flex does). Memory is
 //! `O(n^2)` per layer (the `n (n-1) / 2` distances): 4 MB at `n = 1,000`, 400 MB at 10,000.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
 use crate::sides::Sides;
 
-/// How an RDM measures the dissimilarity of two examples.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RdmKind {
-    /// `1 - Pearson r` of the two example vectors.
-    #[default]
-    Correlation,
-    /// `||x_i - x_j||_2`.
-    Euclidean,
-}
-
-/// How two RDMs are compared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RdmComparison {
-    /// Spearman's rank correlation (average ranks for ties).
-    #[default]
-    Spearman,
-    /// Pearson's correlation of the distances.
-    Pearson,
-}
-
-impl FromStr for RdmKind {
-    type Err = SimilarityError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "correlation" => Ok(RdmKind::Correlation),
-            "euclidean" => Ok(RdmKind::Euclidean),
-            other => Err(SimilarityError::InvalidParameter {
-                name: "--rdm",
-                message: format!("unknown RDM {other:?}; use correlation or euclidean"),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for RdmKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RdmKind::Correlation => "correlation",
-            RdmKind::Euclidean => "euclidean",
-        })
-    }
-}
-
-impl FromStr for RdmComparison {
-    type Err = SimilarityError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "spearman" => Ok(RdmComparison::Spearman),
-            "pearson" => Ok(RdmComparison::Pearson),
-            other => Err(SimilarityError::InvalidParameter {
-                name: "--rsa-compare",
-                message: format!("unknown comparison {other:?}; use spearman or pearson"),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for RdmComparison {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RdmComparison::Spearman => "spearman",
-            RdmComparison::Pearson => "pearson",
-        })
-    }
-}
+pub use repsim_results::{RdmComparison, RdmKind};
 
 /// The upper triangle (without the diagonal) of a layer's RDM, row-major: `d(0,1), d(0,2), ...`.
 pub fn rdm_vector(layer: &Layer, kind: RdmKind) -> Result<Vec<f64>> {
@@ -250,14 +183,12 @@ pub fn rsa_matrix(
         })
         .collect();
     let mut matrix = SimilarityMatrix::from_row_major(
-        "rsa",
+        repsim_results::Measure::Rsa { rdm: kind, compare },
         layers_a.iter().map(|l| l.name.clone()).collect(),
         layers_b.iter().map(|l| l.name.clone()).collect(),
         values,
         n,
-    )
-    .with_parameter("rdm", kind.to_string())
-    .with_parameter("compare", compare.to_string());
+    );
     matrix.warnings.extend(warnings);
     Ok(matrix)
 }

@@ -114,12 +114,11 @@ pub fn shape_angular_matrix(
         }
     }
     Ok(SimilarityMatrix::from_row_major(
-        "shape_angular",
+        repsim_results::Measure::ShapeAngular { alpha },
         layers_a.iter().map(|l| l.name.clone()).collect(),
         layers_b.iter().map(|l| l.name.clone()).collect(),
         values,
         n,
     )
-    .with_parameter("alpha", alpha)
     .with_parameter("kind", "distance (radians; 0 = the same shape)"))
 }

@@ -35,20 +35,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::cca::{CcaMeasure, PwccaConvention, SvdReduction};
 use crate::conv::ConvMode;
+use crate::hsic::HsicEstimator;
 use crate::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use crate::error::{Result, SimilarityError};
 use crate::layer::Layer;
 use crate::matrix::SimilarityMatrix;
-use crate::metric::{check_batch_size, Metric};
+use crate::measure::{check_batch_size, Measure};
 use crate::minibatch::{MinibatchCka, MinibatchCkaState};
 use crate::row_source::RowSource;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// The `format` of a state file.
 pub const STATE_FORMAT: &str = "repsim-compare-state";
-/// The version of the state format this build writes and reads (2: content hashes and a
-/// checksum; version 1 had neither and is refused, naming the version).
-pub const STATE_VERSION: u32 = 2;
+/// The version of the state format this build writes (3: the measures typed, each with its
+/// parameters). Version 2 (the measures by name, SVCCA's and PWCCA's parameters beside them)
+/// is read too; version 1 had no content hashes or checksum and is refused, naming the version.
+pub const STATE_VERSION: u32 = 3;
 /// The most numbers the feature-space statistics of one state may hold (128 MB as f64):
 /// beyond, the comparison is refused with minibatch CKA named instead.
 pub const MAX_STATE_NUMBERS: usize = 16 << 20;
@@ -160,17 +162,14 @@ impl InputIdentity {
     }
 }
 
-/// The parameters a merge must agree on.
+/// The parameters of the pass a merge must agree on (the measures' own are in
+/// [`CompareState::measures`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateParameters {
-    /// Minibatch size (and the chunk size every statistic is read in).
+    /// The chunk size every statistic is read in (minibatch CKA's batch size).
     pub batch_size: usize,
     /// How conv layers were shaped (`flatten`, `pool=K`).
     pub conv: String,
-    /// SVCCA's reduction.
-    pub svd_reduction: SvdReduction,
-    /// PWCCA's weighting (`google` or `textbook`).
-    pub pwcca_convention: String,
 }
 
 /// The sufficient statistics of one shard of a comparison, as written to a state file.
@@ -182,9 +181,9 @@ pub struct CompareState {
     pub version: u32,
     /// The repsim version that wrote it.
     pub repsim_version: String,
-    /// The metrics, in the order asked.
-    pub metrics: Vec<String>,
-    /// Their parameters.
+    /// The measures with their parameters, in the order asked.
+    pub measures: Vec<Measure>,
+    /// The pass's parameters.
     pub parameters: StateParameters,
     /// Input A.
     pub a: InputDescription,
@@ -255,6 +254,17 @@ impl CompareState {
         if size == 0 {
             return Err(bad("batch size 0".into()));
         }
+        check_shardable(&self.measures).map_err(|e| bad(e.to_string()))?;
+        for measure in &self.measures {
+            measure.validate().map_err(|e| bad(e.to_string()))?;
+            if let Measure::MinibatchCka { batch_size } = measure {
+                if *batch_size != size {
+                    return Err(bad(format!(
+                        "minibatch_cka with batch size {batch_size} read in chunks of {size}"
+                    )));
+                }
+            }
+        }
         if self.shard.count == 0 || self.shard.index >= self.shard.count {
             return Err(bad(format!("shard {}", self.shard)));
         }
@@ -318,9 +328,9 @@ impl CompareState {
                 return Err(bad("a minibatch sum is not finite".into()));
             }
         } else if self
-            .metrics
+            .measures
             .iter()
-            .any(|m| m == Metric::MinibatchCka.name())
+            .any(|m| matches!(m, Measure::MinibatchCka { .. }))
             && self.full_batches() > 0
         {
             return Err(bad("minibatch sums missing".into()));
@@ -346,52 +356,48 @@ impl CompareState {
             {
                 return Err(bad("a feature-space sum is not finite".into()));
             }
-        } else if self
-            .metrics
-            .iter()
-            .filter_map(|m| m.parse::<Metric>().ok())
-            .any(uses_covariance)
-            && self.examples() > 0
-        {
+        } else if self.measures.iter().any(uses_covariance) && self.examples() > 0 {
             return Err(bad("feature-space sums missing".into()));
         }
         Ok(())
     }
 }
 
-/// Whether `metric` is computed from the feature-space sums.
-fn uses_covariance(metric: Metric) -> bool {
+/// Whether `measure` is computed from the feature-space sums.
+fn uses_covariance(measure: &Measure) -> bool {
     matches!(
-        metric,
-        Metric::LinearCka | Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes
+        measure,
+        Measure::LinearCka {
+            estimator: HsicEstimator::Biased
+        } | Measure::Cca(_)
     )
 }
 
-/// Why `metric` cannot be computed from shards' sums (`None`: it can).
-fn why_not_shardable(metric: Metric) -> Option<&'static str> {
-    match metric {
-        Metric::MinibatchCka => None,
+/// Why `measure` cannot be computed from shards' sums (`None`: it can).
+fn why_not_shardable(measure: &Measure) -> Option<&'static str> {
+    match measure {
+        Measure::MinibatchCka { .. } => None,
         m if uses_covariance(m) => None,
-        Metric::LinearCkaDebiased | Metric::RbfCka | Metric::RbfCkaDebiased => {
+        Measure::LinearCka { .. } | Measure::RbfCka { .. } => {
             Some("needs the Gram of every pair of examples at once")
         }
-        Metric::MutualKnn | Metric::Cknna => {
+        Measure::MutualKnn { .. } | Measure::Cknna(_) => {
             Some("needs every example's nearest neighbours among all examples")
         }
-        Metric::Rsa => Some("needs the dissimilarity of every pair of examples at once"),
-        Metric::ShapeAngular => {
+        Measure::Rsa { .. } => Some("needs the dissimilarity of every pair of examples at once"),
+        Measure::ShapeAngular { .. } => {
             Some("aligns every example at once (its whitened SVD is not computed from sums)")
         }
-        _ => Some("is not computed from sums"),
+        Measure::Cca(_) => None,
     }
 }
 
-/// Refuses metrics that cannot be sharded, each with its reason, naming minibatch CKA and the
+/// Refuses measures that cannot be sharded, each with its reason, naming minibatch CKA and the
 /// feature-space measures that can.
-pub fn check_shardable(metrics: &[Metric]) -> Result<()> {
-    let refused: Vec<String> = metrics
+pub fn check_shardable(measures: &[Measure]) -> Result<()> {
+    let refused: Vec<String> = measures
         .iter()
-        .filter_map(|m| why_not_shardable(*m).map(|why| format!("{} {why}", m.name())))
+        .filter_map(|m| why_not_shardable(m).map(|why| format!("{} {why}", m.name())))
         .collect();
     if refused.is_empty() {
         return Ok(());
@@ -441,12 +447,22 @@ fn batch_layers(
     Ok((layers, hash.digest()))
 }
 
-/// Checks a minibatch (read chunk) size for `metrics` on `n` examples: minibatch CKA needs
-/// [`check_batch_size`]'s rules; the feature-space sums only read in chunks, so any positive
-/// size does (a chunk larger than the data is the whole data).
-pub fn check_chunk_size(metrics: &[Metric], batch_size: usize, n: usize) -> Result<()> {
-    if metrics.contains(&Metric::MinibatchCka) {
-        return check_batch_size(batch_size, n);
+/// Checks a minibatch (read chunk) size for `measures` on `n` examples: minibatch CKA needs
+/// [`check_batch_size`]'s rules and its own batch size; the feature-space sums only read in
+/// chunks, so any positive size does (a chunk larger than the data is the whole data).
+pub fn check_chunk_size(measures: &[Measure], batch_size: usize, n: usize) -> Result<()> {
+    for measure in measures {
+        if let Measure::MinibatchCka { batch_size: own } = measure {
+            if *own != batch_size {
+                return Err(SimilarityError::InvalidParameter {
+                    name: "--batch-size",
+                    message: format!(
+                        "minibatch_cka's batch size {own} and the chunk size {batch_size} differ: a streamed comparison reads the files in minibatch CKA's batches"
+                    ),
+                });
+            }
+            return check_batch_size(batch_size, n);
+        }
     }
     if batch_size == 0 {
         return Err(SimilarityError::InvalidParameter {
@@ -468,31 +484,32 @@ pub fn check_streamable(conv: ConvMode) -> Result<()> {
     Ok(())
 }
 
-/// The statistics of `metrics` over the minibatches `batches` (chunks of `batch_size`
+/// The statistics of `measures` over the minibatches `batches` (chunks of `batch_size`
 /// consecutive examples; the last chunk may be partial: minibatch CKA skips it, the
 /// feature-space sums take it) of `a` against `b` (`None`: A against itself), reading one
 /// chunk of rows at a time. Over every batch, minibatch CKA's sums are the same, in the same
-/// order, as [`crate::metric::minibatch_cka_matrix`]'s on the whole files.
+/// order, as [`crate::measure::minibatch_cka_matrix`]'s on the whole files.
 pub fn stream_statistics(
     a: &RowSource,
     b: Option<&RowSource>,
-    metrics: &[Metric],
+    measures: &[Measure],
     batch_size: usize,
     batches: Range<usize>,
     conv: ConvMode,
     device: &Device,
 ) -> Result<StreamedSums> {
     check_streamable(conv)?;
-    check_shardable(metrics)?;
+    check_shardable(measures)?;
     let n = a.num_examples();
-    check_chunk_size(metrics, batch_size, n)?;
+    check_chunk_size(measures, batch_size, n)?;
     let mut sums = StreamedSums {
-        minibatch: metrics
-            .contains(&Metric::MinibatchCka)
-            .then(MinibatchCka::new),
-        covariance: metrics
+        minibatch: measures
             .iter()
-            .any(|m| uses_covariance(*m))
+            .any(|m| matches!(m, Measure::MinibatchCka { .. }))
+            .then(MinibatchCka::new),
+        covariance: measures
+            .iter()
+            .any(uses_covariance)
             .then(CovarianceAccumulator::new),
         ..StreamedSums::default()
     };
@@ -560,11 +577,14 @@ pub fn read_state(path: &Path) -> Result<CompareState> {
         ));
     }
     let version = value.get("version").and_then(|v| v.as_u64());
+    if version == Some(2) {
+        return read_state_v2(path, value);
+    }
     if version != Some(u64::from(STATE_VERSION)) {
         return Err(SimilarityError::file(
             path,
             format!(
-                "state format version {}; this repsim reads version {STATE_VERSION}{}",
+                "state format version {}; this repsim reads versions 2 and {STATE_VERSION}{}",
                 version.map_or("unknown".to_string(), |v| v.to_string()),
                 if version == Some(1) {
                     " (version 1 has no content hashes or checksum): compute the shards again with this repsim"
@@ -591,6 +611,101 @@ pub fn read_state(path: &Path) -> Result<CompareState> {
     Ok(state)
 }
 
+/// A version-2 state as that version wrote it: the measures by name, SVCCA's reduction and
+/// PWCCA's convention beside them. Read to check its checksum (over this layout), then
+/// converted.
+#[derive(Clone, Serialize, Deserialize)]
+struct StateV2 {
+    format: String,
+    version: u32,
+    repsim_version: String,
+    metrics: Vec<String>,
+    parameters: ParametersV2,
+    a: InputDescription,
+    b: Option<InputDescription>,
+    n_examples: usize,
+    total_batches: usize,
+    shard: Shard,
+    batches: Range<usize>,
+    minibatch: Option<MinibatchCkaState>,
+    covariance: Option<CovarianceState>,
+    #[serde(default)]
+    checksum: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct ParametersV2 {
+    batch_size: usize,
+    conv: String,
+    svd_reduction: SvdReduction,
+    pwcca_convention: String,
+}
+
+fn read_state_v2(path: &Path, value: serde_json::Value) -> Result<CompareState> {
+    let old: StateV2 = serde_json::from_value(value).map_err(|e| {
+        SimilarityError::file(path, format!("an incomplete or damaged state file: {e}"))
+    })?;
+    let mut unsealed = old.clone();
+    unsealed.checksum = String::new();
+    let bytes = serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
+        name: "state",
+        message: format!("cannot serialise: {e}"),
+    })?;
+    let expected = format!("{:016x}", xxh3_64(&bytes));
+    if old.checksum != expected {
+        return Err(SimilarityError::file(
+            path,
+            format!(
+                "its checksum does not match its contents (stored {:?}, computed {expected}): a damaged or edited state file",
+                old.checksum
+            ),
+        ));
+    }
+    let p = &old.parameters;
+    let convention: PwccaConvention = p
+        .pwcca_convention
+        .parse()
+        .map_err(|e| SimilarityError::file(path, format!("{e}")))?;
+    let measures = old
+        .metrics
+        .iter()
+        .map(|name| {
+            Ok(match Measure::from_name(name)? {
+                Measure::MinibatchCka { .. } => Measure::MinibatchCka {
+                    batch_size: p.batch_size,
+                },
+                Measure::Cca(CcaMeasure::Svcca(_)) => {
+                    Measure::Cca(CcaMeasure::Svcca(p.svd_reduction))
+                }
+                Measure::Cca(CcaMeasure::Pwcca(_)) => Measure::Cca(CcaMeasure::Pwcca(convention)),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| SimilarityError::file(path, e.to_string()))?;
+    let state = CompareState {
+        format: old.format,
+        version: old.version,
+        repsim_version: old.repsim_version,
+        measures,
+        parameters: StateParameters {
+            batch_size: p.batch_size,
+            conv: p.conv.clone(),
+        },
+        a: old.a,
+        b: old.b,
+        n_examples: old.n_examples,
+        total_batches: old.total_batches,
+        shard: old.shard,
+        batches: old.batches,
+        minibatch: old.minibatch,
+        covariance: old.covariance,
+        checksum: old.checksum,
+    };
+    state.check_consistent(path)?;
+    Ok(state)
+}
+
 /// Merges the states of every shard of one comparison into its accumulator, after checking
 /// that they are of the same metric, parameters and inputs, and that their minibatch ranges
 /// cover the whole pass exactly once.
@@ -611,13 +726,11 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
         )
     };
     for (path, state) in &states[1..] {
-        if state.metrics != first.metrics {
-            return Err(differ(
-                path,
-                "the metrics",
-                state.metrics.join(","),
-                first.metrics.join(","),
-            ));
+        if state.measures != first.measures {
+            let specs = |s: &CompareState| {
+                s.measures.iter().map(Measure::spec).collect::<Vec<_>>().join(",")
+            };
+            return Err(differ(path, "the measures", specs(state), specs(first)));
         }
         if state.parameters != first.parameters {
             return Err(differ(
@@ -763,7 +876,7 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
     let a = identity(|s| Some(&s.a)).expect("input A is always described");
     let b = identity(|s| s.b.as_ref());
     Ok(MergedState {
-        metrics: first.metrics.clone(),
+        measures: first.measures.clone(),
         parameters: first.parameters.clone(),
         n_examples: first.n_examples,
         minibatch,
@@ -812,9 +925,9 @@ pub fn verify_inputs(states: &[(PathBuf, CompareState)]) -> Result<()> {
 
 /// The statistics of every shard of one comparison, added up.
 pub struct MergedState {
-    /// The metrics, in the order asked.
-    pub metrics: Vec<String>,
-    /// Their parameters.
+    /// The measures, in the order asked.
+    pub measures: Vec<Measure>,
+    /// The pass's parameters.
     pub parameters: StateParameters,
     /// Examples in each input.
     pub n_examples: usize,
@@ -833,20 +946,16 @@ impl MergedState {
             name: "state files",
             message: format!("they hold no {what} (no example was read)"),
         };
-        let pwcca: PwccaConvention = self.parameters.pwcca_convention.parse()?;
         let mut accumulator = None;
         let mut matrices = Vec::new();
-        for name in &self.metrics {
-            let metric: Metric = name.parse()?;
-            let matrix = match metric {
-                Metric::MinibatchCka => {
-                    let batch_size = self.parameters.batch_size;
+        for measure in &self.measures {
+            let matrix = match *measure {
+                Measure::MinibatchCka { batch_size } => {
                     let mut matrix = self
                         .minibatch
                         .as_ref()
                         .ok_or_else(|| missing("full minibatch"))?
-                        .finish()?
-                        .with_parameter("batch_size", batch_size);
+                        .finish()?;
                     let (n, left_out) = (self.n_examples, self.n_examples % batch_size);
                     if left_out > 0 {
                         matrix.warnings.push(format!(
@@ -855,25 +964,21 @@ impl MergedState {
                     }
                     matrix
                 }
-                Metric::LinearCka => self
+                Measure::LinearCka {
+                    estimator: HsicEstimator::Biased,
+                } => self
                     .covariance
                     .as_ref()
                     .ok_or_else(|| missing("feature-space sums"))?
                     .linear_cka(),
-                Metric::Cca | Metric::Svcca | Metric::Pwcca | Metric::Procrustes => {
+                Measure::Cca(cca) => {
                     let state = self
                         .covariance
                         .as_ref()
                         .ok_or_else(|| missing("feature-space sums"))?;
                     let accumulator: &CovarianceAccumulator = accumulator
                         .get_or_insert_with(|| CovarianceAccumulator::from_state(state, device));
-                    let measure = match metric {
-                        Metric::Cca => CcaMeasure::Cca,
-                        Metric::Svcca => CcaMeasure::Svcca(self.parameters.svd_reduction),
-                        Metric::Pwcca => CcaMeasure::Pwcca(pwcca),
-                        _ => CcaMeasure::Procrustes,
-                    };
-                    accumulator.finish(measure)?
+                    accumulator.finish(cca)?
                 }
                 other => {
                     return Err(SimilarityError::InvalidParameter {

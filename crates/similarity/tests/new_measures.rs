@@ -8,11 +8,11 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{assert_close, fixture};
-use repsim_similarity::cknna::{cknna, CknnaOptions};
+use repsim_similarity::cknna::{cknna, CknnaParams};
 use repsim_similarity::mutual_knn::mutual_knn;
 use repsim_similarity::rsa::{rdm_correlation, rdm_vector, rsa, RdmComparison, RdmKind};
 use repsim_similarity::shape_metric::shape_angular;
-use repsim_similarity::{similarity_matrix, HsicEstimator, Layer, Metric, MetricOptions};
+use repsim_similarity::{similarity_matrix, HsicEstimator, Layer, Measure};
 
 /// The formula data of `new_measures.py`: float32 values of a smooth function.
 fn formula(n: usize, d: usize, seed: f64, device: &Device) -> Layer {
@@ -34,8 +34,8 @@ fn fixture_layer(name: &str, device: &Device) -> Layer {
     Layer::new(name, fixture(name, device)).unwrap()
 }
 
-fn options(normalize: bool, estimator: HsicEstimator) -> CknnaOptions {
-    CknnaOptions {
+fn options(normalize: bool, estimator: HsicEstimator) -> CknnaParams {
+    CknnaParams {
         k: 10,
         estimator,
         normalize,
@@ -308,8 +308,7 @@ fn the_shape_distance_is_a_metric() {
     }
     // alpha = 1 is Procrustes' angle: cos theta = 1 - procrustes / 2.
     let (x, y) = (&layers[0], &layers[1]);
-    let options = MetricOptions::default();
-    let procrustes = similarity_matrix(Metric::Procrustes, &[x.clone()], &[y.clone()], &options)
+    let procrustes = similarity_matrix(&Measure::PROCRUSTES, &[x.clone()], &[y.clone()])
         .unwrap()
         .values[0][0]
         .unwrap();
@@ -326,41 +325,31 @@ fn the_matrices_equal_pairwise_calls_and_bad_parameters_are_refused() {
     let device = Device::flex();
     let a = [formula(50, 4, 1.0, &device), formula(50, 6, 2.0, &device)];
     let b = [formula(50, 5, 3.0, &device)];
-    let options = MetricOptions::default();
-    for (metric, pair) in [
-        (Metric::MutualKnn, mutual_knn(&a[1], &b[0], 10).unwrap()),
+    for (name, pair) in [
+        ("mutual_knn", mutual_knn(&a[1], &b[0], 10).unwrap()),
         (
-            Metric::Cknna,
-            cknna(&a[1], &b[0], &CknnaOptions::default())
+            "cknna",
+            cknna(&a[1], &b[0], &CknnaParams::default())
                 .unwrap()
                 .unwrap(),
         ),
         (
-            Metric::Rsa,
+            "rsa",
             rsa(&a[1], &b[0], RdmKind::Correlation, RdmComparison::Spearman)
                 .unwrap()
                 .unwrap(),
         ),
-        (
-            Metric::ShapeAngular,
-            shape_angular(&a[1], &b[0], 1.0).unwrap(),
-        ),
+        ("shape_angular", shape_angular(&a[1], &b[0], 1.0).unwrap()),
     ] {
-        let matrix = similarity_matrix(metric, &a, &b, &options).unwrap();
+        let metric = Measure::from_name(name).unwrap();
+        let matrix = similarity_matrix(&metric, &a, &b).unwrap();
         assert_eq!(matrix.values[1][0], Some(pair), "{metric}");
-        assert_eq!(matrix.metric, metric.name());
+        assert_eq!(matrix.measure, metric);
     }
-    let too_many = MetricOptions {
-        knn_k: 50,
-        ..MetricOptions::default()
-    };
-    let error = similarity_matrix(Metric::MutualKnn, &a, &b, &too_many)
+    let error = similarity_matrix(&Measure::MutualKnn { k: 50 }, &a, &b)
         .unwrap_err()
         .to_string();
     assert!(error.contains("k = 50"), "{error}");
-    let alpha = MetricOptions {
-        shape_alpha: 1.5,
-        ..MetricOptions::default()
-    };
-    assert!(similarity_matrix(Metric::ShapeAngular, &a, &b, &alpha).is_err());
+    let alpha = Measure::ShapeAngular { alpha: 1.5 };
+    assert!(similarity_matrix(&alpha, &a, &b).is_err());
 }

@@ -7,7 +7,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use repsim_similarity::testing::SplitMix64;
 use repsim_similarity::{
-    similarity_matrix, HsicEstimator, Layer, Metric, MetricOptions, MinibatchCka,
+    similarity_matrix, HsicEstimator, Layer, Measure, MinibatchCka,
 };
 
 const N: usize = 200;
@@ -160,41 +160,32 @@ fn cka64(k: &[Vec<f64>], l: &[Vec<f64>], estimator: HsicEstimator) -> f64 {
     dot(&kc, &lc) / (dot(&kc, &kc) * dot(&lc, &lc)).sqrt()
 }
 
-fn reference(metric: Metric, x: &[f32], y: &[f32]) -> f64 {
+fn reference(metric: Measure, x: &[f32], y: &[f32]) -> f64 {
     let (x, y) = (to_f64(x, N), to_f64(y, N));
     match metric {
-        Metric::LinearCka => cka64(
-            &linear_gram64(&x),
-            &linear_gram64(&y),
-            HsicEstimator::Biased,
-        ),
-        Metric::LinearCkaDebiased => cka64(
-            &linear_gram64(&x),
-            &linear_gram64(&y),
-            HsicEstimator::Unbiased,
-        ),
-        Metric::RbfCka => cka64(
-            &rbf_gram64(&x, 1.0),
-            &rbf_gram64(&y, 1.0),
-            HsicEstimator::Biased,
-        ),
-        Metric::RbfCkaDebiased => cka64(
-            &rbf_gram64(&x, 1.0),
-            &rbf_gram64(&y, 1.0),
-            HsicEstimator::Unbiased,
+        Measure::LinearCka { estimator } => {
+            cka64(&linear_gram64(&x), &linear_gram64(&y), estimator)
+        }
+        Measure::RbfCka {
+            threshold,
+            estimator,
+        } => cka64(
+            &rbf_gram64(&x, threshold),
+            &rbf_gram64(&y, threshold),
+            estimator,
         ),
         other => panic!("no f64 reference for {other}"),
     }
 }
 
-fn repsim_value(metric: Metric, x: &[f32], y: &[f32]) -> Result<f64, String> {
+fn repsim_value(metric: Measure, x: &[f32], y: &[f32]) -> Result<f64, String> {
     let a = [layer("x", x, N)];
     let b = [layer("y", y, N)];
-    let options = MetricOptions {
-        batch_size: 50,
-        ..MetricOptions::default()
+    let metric = match metric {
+        Measure::MinibatchCka { .. } => Measure::minibatch_cka(50),
+        other => other,
     };
-    let m = similarity_matrix(metric, &a, &b, &options).map_err(|e| e.to_string())?;
+    let m = similarity_matrix(&metric, &a, &b).map_err(|e| e.to_string())?;
     m.values[0][0].ok_or_else(|| format!("undefined: {:?}", m.warnings))
 }
 
@@ -205,12 +196,9 @@ const OFFSETS: [f64; 4] = [-1e6, -3e3, 1e3, 1e4];
 fn cka_measures_match_float64_for_every_scale_and_offset() {
     let (g, y) = base_data(7);
     let mut failures = Vec::new();
-    for metric in [
-        Metric::LinearCka,
-        Metric::LinearCkaDebiased,
-        Metric::RbfCka,
-        Metric::RbfCkaDebiased,
-    ] {
+    for metric in ["linear_cka", "linear_cka_debiased", "rbf_cka", "rbf_cka_debiased"]
+        .map(|name| Measure::from_name(name).unwrap())
+    {
         let cases = SCALES
             .iter()
             .map(|s| (*s, 0.0))
@@ -238,15 +226,11 @@ fn cka_measures_match_float64_for_every_scale_and_offset() {
 fn cca_family_and_minibatch_are_invariant_to_scale_and_offset() {
     let (g, y) = base_data(11);
     let mut failures = Vec::new();
-    for metric in [
-        Metric::MinibatchCka,
-        Metric::Cca,
-        Metric::Svcca,
-        Metric::Pwcca,
-        Metric::Procrustes,
-    ] {
+    for metric in ["minibatch_cka", "cca", "svcca", "pwcca", "procrustes"]
+        .map(|name| Measure::from_name(name).unwrap())
+    {
         let base = repsim_value(metric, &g, &y).unwrap();
-        let offsets: &[f64] = if metric == Metric::Pwcca {
+        let offsets: &[f64] = if metric == Measure::PWCCA {
             // The google convention weighs the uncentred features: an offset changes the value.
             &[]
         } else {
@@ -283,10 +267,10 @@ fn only_a_really_constant_layer_has_zero_variance() {
     // Tiny or offset data varies; a layer constant up to its own rounding does not.
     for (scale, offset) in [(1e-20, 0.0), (1.0, 1e4), (1e-30, 0.0)] {
         let x = transformed(&g, scale, offset);
-        repsim_value(Metric::LinearCka, &x, &y).unwrap();
+        repsim_value(Measure::LINEAR_CKA, &x, &y).unwrap();
     }
     let constant = vec![1234.5f32; N * D];
-    let err = repsim_value(Metric::LinearCka, &constant, &y).unwrap_err();
+    let err = repsim_value(Measure::LINEAR_CKA, &constant, &y).unwrap_err();
     assert!(err.contains("zero variance"), "{err}");
 }
 
@@ -363,10 +347,10 @@ fn linear_cka_at_fifty_thousand_examples_matches_float64() {
         let a = [layer("x", x, BIG_N)];
         let b = [layer("y", &y, BIG_N)];
         for (metric, want) in [
-            (Metric::LinearCka, biased),
-            (Metric::LinearCkaDebiased, debiased),
+            (Measure::LINEAR_CKA, biased),
+            (Measure::LINEAR_CKA_DEBIASED, debiased),
         ] {
-            let got = similarity_matrix(metric, &a, &b, &MetricOptions::default())
+            let got = similarity_matrix(&metric, &a, &b)
                 .unwrap()
                 .values[0][0]
                 .unwrap();
@@ -401,12 +385,9 @@ fn the_reported_cases_give_one() {
             .iter()
             .map(|v| ((*v as f64 - offset) / scale) as f32)
             .collect();
-        for metric in [
-            Metric::LinearCka,
-            Metric::LinearCkaDebiased,
-            Metric::RbfCka,
-            Metric::RbfCkaDebiased,
-        ] {
+        for metric in ["linear_cka", "linear_cka_debiased", "rbf_cka", "rbf_cka_debiased"]
+            .map(|name| Measure::from_name(name).unwrap())
+        {
             let value = repsim_value(metric, &x, &y).unwrap();
             assert!(
                 (value - 1.0).abs() < 1e-5,
@@ -421,18 +402,12 @@ fn the_reported_cases_give_one() {
 #[test]
 fn shared_cca_statistics_are_scale_safe_too() {
     let (g, y) = base_data(13);
-    let metrics = [
-        Metric::Cca,
-        Metric::Svcca,
-        Metric::Pwcca,
-        Metric::Procrustes,
-    ];
-    let options = MetricOptions::default();
+    let metrics = ["cca", "svcca", "pwcca", "procrustes"].map(|name| Measure::from_name(name).unwrap());
     for scale in [1e-30, 1.0, 1e30] {
         let x = transformed(&g, scale, 0.0);
         let a = [layer("x", &x, N)];
         let b = [layer("y", &y, N)];
-        let together = repsim_similarity::similarity_matrices(&metrics, &a, &b, &options).unwrap();
+        let together = repsim_similarity::similarity_matrices(&metrics, &a, &b).unwrap();
         for (metric, shared) in metrics.iter().zip(&together) {
             let alone = repsim_value(*metric, &g, &y).unwrap();
             let value = shared.values[0][0].expect("defined");

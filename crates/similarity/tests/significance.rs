@@ -10,7 +10,7 @@ use repsim_similarity::significance::batches::batch_permutations;
 use repsim_similarity::significance::permutation::{select_rows, whole_data_permutations};
 use repsim_similarity::significance::{assess, permutation_null, SignificanceOptions};
 use repsim_similarity::testing::SplitMix64;
-use repsim_similarity::{similarity_matrix, Layer, Metric, MetricOptions};
+use repsim_similarity::{similarity_matrix, Layer, Measure, MEASURE_NAMES};
 
 fn layer(name: &str, values: Vec<f32>, n: usize, device: &Device) -> Layer {
     let d = values.len() / n;
@@ -58,15 +58,24 @@ fn noise_layers(n: usize, count: usize, seed: u64, device: &Device) -> Vec<Layer
         .collect()
 }
 
-const FAST_PATHS: [Metric; 7] = [
-    Metric::LinearCka,
-    Metric::LinearCkaDebiased,
-    Metric::RbfCka,
-    Metric::RbfCkaDebiased,
-    Metric::Rsa,
-    Metric::MutualKnn,
-    Metric::Cca,
+const FAST_PATHS: [&str; 7] = [
+    "linear_cka",
+    "linear_cka_debiased",
+    "rbf_cka",
+    "rbf_cka_debiased",
+    "rsa",
+    "mutual_knn",
+    "cca",
 ];
+
+/// The measure `name` with `k` neighbours and minibatches of `batch_size` where it has them.
+fn measure(name: &str, k: usize, batch_size: usize) -> Measure {
+    Measure::from_spec(
+        name,
+        &[("k", k.to_string()), ("batch_size", batch_size.to_string())],
+    )
+    .unwrap()
+}
 
 #[test]
 fn null_draws_equal_the_matrix_on_permuted_rows() {
@@ -74,16 +83,13 @@ fn null_draws_equal_the_matrix_on_permuted_rows() {
     let n = 40;
     let a = related_layers(n, 1, &device);
     let b = related_layers(n, 2, &device);
-    let options = MetricOptions {
-        knn_k: 5,
-        ..MetricOptions::default()
-    };
     let draws = 5;
     let permutations = whole_data_permutations(n, draws, 7);
-    for metric in FAST_PATHS {
+    for name in FAST_PATHS {
+        let metric = measure(name, 5, 256);
         for (side_a, side_b) in [(&a, &b), (&a, &a)] {
-            let null = permutation_null(metric, side_a, side_b, &options, draws, 7).unwrap();
-            let direct = similarity_matrix(metric, side_a, side_b, &options).unwrap();
+            let null = permutation_null(&metric, side_a, side_b, draws, 7).unwrap();
+            let direct = similarity_matrix(&metric, side_a, side_b).unwrap();
             for (c, value) in direct.values.iter().flatten().enumerate() {
                 let same_path = null.observed[c].unwrap();
                 assert!(
@@ -93,7 +99,7 @@ fn null_draws_equal_the_matrix_on_permuted_rows() {
             }
             for (k, order) in permutations.iter().enumerate() {
                 let permuted = select_rows(side_b, order);
-                let expected = similarity_matrix(metric, side_a, &permuted, &options).unwrap();
+                let expected = similarity_matrix(&metric, side_a, &permuted).unwrap();
                 for (c, value) in expected.values.iter().flatten().enumerate() {
                     let got = null.null[k * null.observed.len() + c].unwrap();
                     assert!(
@@ -112,13 +118,10 @@ fn minibatch_null_permutes_within_batches() {
     let (n, m) = (60, 20);
     let a = related_layers(n, 3, &device);
     let b = related_layers(n, 4, &device);
-    let options = MetricOptions {
-        batch_size: m,
-        ..MetricOptions::default()
-    };
+    let metric = Measure::minibatch_cka(m);
     let draws = 3;
-    let null = permutation_null(Metric::MinibatchCka, &a, &b, &options, draws, 11).unwrap();
-    let direct = similarity_matrix(Metric::MinibatchCka, &a, &b, &options).unwrap();
+    let null = permutation_null(&metric, &a, &b, draws, 11).unwrap();
+    let direct = similarity_matrix(&metric, &a, &b).unwrap();
     for (c, value) in direct.values.iter().flatten().enumerate() {
         assert!((null.observed[c].unwrap() - value.unwrap()).abs() < 1e-5);
     }
@@ -129,9 +132,7 @@ fn minibatch_null_permutes_within_batches() {
         let order: Vec<u32> = (0..n / m)
             .flat_map(|t| per_batch[t][k].iter().map(move |&i| (t * m) as u32 + i))
             .collect();
-        let expected =
-            similarity_matrix(Metric::MinibatchCka, &a, &select_rows(&b, &order), &options)
-                .unwrap();
+        let expected = similarity_matrix(&metric, &a, &select_rows(&b, &order)).unwrap();
         for (c, value) in expected.values.iter().flatten().enumerate() {
             let got = null.null[k * null.observed.len() + c].unwrap();
             assert!(
@@ -157,30 +158,20 @@ fn ks_uniform(mut values: Vec<f64>) -> f64 {
 fn p_values_are_uniform_on_independent_data() {
     let device = Device::flex();
     let n = 48;
-    let options = MetricOptions {
-        batch_size: 16,
-        knn_k: 5,
-        ..MetricOptions::default()
-    };
-    for metric in [
-        Metric::LinearCka,
-        Metric::MinibatchCka,
-        Metric::MutualKnn,
-        Metric::Rsa,
-        Metric::Procrustes,
-    ] {
+    for name in ["linear_cka", "minibatch_cka", "mutual_knn", "rsa", "procrustes"] {
+        let metric = measure(name, 5, 16);
         let mut p_values = Vec::new();
         // Distinct data sets, so the p-values are independent draws.
         for set in 0..60u64 {
             let a = noise_layers(n, 1, 100 + 2 * set, &device);
             let b = noise_layers(n, 1, 101 + 2 * set, &device);
-            let mut m = similarity_matrix(metric, &a, &b, &options).unwrap();
+            let mut m = similarity_matrix(&metric, &a, &b).unwrap();
             let significance = SignificanceOptions {
                 permutations: 99,
                 seed: set,
                 ..SignificanceOptions::default()
             };
-            assess(&mut m, metric, &a, &b, &options, &significance).unwrap();
+            assess(&mut m, &a, &b, &significance).unwrap();
             p_values.push(m.significance.p_value.unwrap()[0][0].unwrap());
         }
         // The 0.1% critical value of the one-sample KS statistic is 1.95 / sqrt(N); the
@@ -199,19 +190,15 @@ fn p_values_are_uniform_on_independent_data() {
 fn identical_data_gets_the_smallest_p_value() {
     let device = Device::flex();
     let layers = related_layers(40, 5, &device);
-    let options = MetricOptions {
-        batch_size: 10,
-        knn_k: 5,
-        ..MetricOptions::default()
-    };
     let significance = SignificanceOptions {
         permutations: 199,
         calibrated: true,
         ..SignificanceOptions::default()
     };
-    for metric in Metric::ALL {
-        let mut m = similarity_matrix(metric, &layers, &layers, &options).unwrap();
-        assess(&mut m, metric, &layers, &layers, &options, &significance).unwrap();
+    for name in MEASURE_NAMES {
+        let metric = measure(name, 5, 10);
+        let mut m = similarity_matrix(&metric, &layers, &layers).unwrap();
+        assess(&mut m, &layers, &layers, &significance).unwrap();
         let p = m.significance.p_value.as_ref().unwrap();
         for i in 0..layers.len() {
             assert_eq!(p[i][i], Some(1.0 / 200.0), "{metric} layer {i}");
@@ -264,26 +251,22 @@ fn population_pair(n: usize, seed: u64, device: &Device) -> (Vec<Layer>, Vec<Lay
 fn bootstrap_intervals_cover_the_population_value() {
     let device = Device::flex();
     let draws = 30;
-    for (metric, n, batch_size) in [
-        (Metric::LinearCkaDebiased, 120, 256),
-        (Metric::MinibatchCka, 400, 20),
+    for (metric, n) in [
+        (Measure::LINEAR_CKA_DEBIASED, 120),
+        (Measure::minibatch_cka(20), 400),
     ] {
-        let options = MetricOptions {
-            batch_size,
-            ..MetricOptions::default()
-        };
         let mut covered = 0;
         let mut population = 0.0;
         for set in 0..draws {
             let (a, b, value) = population_pair(n, 1000 + set, &device);
             population = value;
-            let mut m = similarity_matrix(metric, &a, &b, &options).unwrap();
+            let mut m = similarity_matrix(&metric, &a, &b).unwrap();
             let significance = SignificanceOptions {
                 bootstrap: 100,
                 seed: set,
                 ..SignificanceOptions::default()
             };
-            assess(&mut m, metric, &a, &b, &options, &significance).unwrap();
+            assess(&mut m, &a, &b, &significance).unwrap();
             let low = m.significance.ci_low.unwrap()[0][0].unwrap();
             let high = m.significance.ci_high.unwrap()[0][0].unwrap();
             assert!(low <= high);
@@ -303,16 +286,12 @@ fn bootstrap_intervals_cover_the_population_value() {
 fn bad_options_are_refused() {
     let device = Device::flex();
     let a = related_layers(12, 9, &device);
-    let options = MetricOptions {
-        batch_size: 12,
-        ..MetricOptions::default()
-    };
-    let mut m = similarity_matrix(Metric::MinibatchCka, &a, &a, &options).unwrap();
+    let mut m = similarity_matrix(&Measure::minibatch_cka(12), &a, &a).unwrap();
     let one_batch = SignificanceOptions {
         bootstrap: 10,
         ..SignificanceOptions::default()
     };
-    let err = assess(&mut m, Metric::MinibatchCka, &a, &a, &options, &one_batch)
+    let err = assess(&mut m, &a, &a, &one_batch)
         .unwrap_err()
         .to_string();
     assert!(err.contains("batch"), "{err}");

@@ -89,7 +89,7 @@ pub fn compare<Ma, Mb>(
         }
         cka.update(&from_a, &from_b)?;
     }
-    Ok(cka.finish()?.with_parameter("batch_size", batch_size))
+    Ok(cka.finish_with_batch_size(batch_size)?)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use repsim_model::{Probe, TimeReduction};
 use repsim_similarity::files::{read_activations, write_npz};
 use repsim_similarity::{
     centred_gram, coordinates_from_centred_gram, similarity_matrix, ConvMode, HostLayer, Layer,
-    Metric, MetricOptions, SimilarityMatrix,
+    Measure, SimilarityMatrix,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +44,9 @@ use crate::observe::{layers_from_activations, Observe};
 pub struct TrackerConfig {
     /// Where observations are stored (`RUN/track` in a training run).
     pub dir: PathBuf,
-    /// The measures of the convergence table (default SVCCA, PWCCA, linear CKA).
-    pub measures: Vec<Metric>,
+    /// The measures of the convergence table, each with its parameters (default SVCCA,
+    /// PWCCA, linear CKA).
+    pub measures: Vec<Measure>,
     /// Which layers (default: blocks).
     pub probe: Probe,
     /// How sequence activations become one row per example.
@@ -57,8 +58,6 @@ pub struct TrackerConfig {
     pub batch_size: usize,
     /// The device the measures run on (default: flex).
     pub device: Device,
-    /// Parameters of the measures.
-    pub options: MetricOptions,
     /// What the observations' labels count: epochs (the default) or optimisation steps.
     pub unit: TimeUnit,
 }
@@ -91,13 +90,12 @@ impl TrackerConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         TrackerConfig {
             dir: dir.into(),
-            measures: vec![Metric::Svcca, Metric::Pwcca, Metric::LinearCka],
+            measures: vec![Measure::svcca(), Measure::PWCCA, Measure::LINEAR_CKA],
             probe: Probe::Blocks,
             time: TimeReduction::Last,
             conv: ConvMode::Flatten,
             batch_size: 250,
             device: Device::flex(),
-            options: MetricOptions::default(),
             unit: TimeUnit::Epoch,
         }
     }
@@ -109,7 +107,7 @@ impl TrackerConfig {
     }
 
     /// The measures of the convergence table.
-    pub fn with_measures(mut self, measures: Vec<Metric>) -> Self {
+    pub fn with_measures(mut self, measures: Vec<Measure>) -> Self {
         self.measures = measures;
         self
     }
@@ -152,7 +150,7 @@ pub struct TrackIndex {
 /// measure: rows are layers (forward order), columns epochs (`epoch 3`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvergenceTable {
-    /// The measure.
+    /// The measure's name (`matrix.measure` holds it with its parameters).
     pub metric: String,
     /// The epochs (columns).
     pub epochs: Vec<usize>,
@@ -508,18 +506,18 @@ impl Tracker {
     }
 
     /// Why `metric` is undefined for `layer` as stored, if it is.
-    fn undefined_reason(&self, metric: Metric, layer: &str) -> Option<String> {
+    fn undefined_reason(&self, measure: &Measure, layer: &str) -> Option<String> {
         let features = *self.index.features.get(layer)?;
         let n = self.index.n_examples;
-        (matches!(metric, Metric::Pwcca | Metric::Cca) && features >= n).then(|| {
+        (measure.cca_measure().is_some_and(|m| m.needs_more_examples_than_features()) && features >= n).then(|| {
             format!(
-                "{metric} of layer `{layer}` needs more probe examples than its {features} features (has {n}); use --conv pool=K or a CKA measure"
+                "{measure} of layer `{layer}` needs more probe examples than its {features} features (has {n}); use --conv pool=K or a CKA measure"
             )
         })
     }
 
     /// One layer over the observed epochs vs itself at each: an epochs x epochs matrix.
-    pub fn epoch_matrix(&self, layer: &str, metric: Metric) -> Result<SimilarityMatrix> {
+    pub fn epoch_matrix(&self, layer: &str, measure: &Measure) -> Result<SimilarityMatrix> {
         let index = self
             .index
             .layers
@@ -538,17 +536,17 @@ impl Tracker {
             l.name = format!("{} {epoch}", self.index.unit.name());
             over_epochs.push(l);
         }
-        if let Some(reason) = self.undefined_reason(metric, layer) {
+        if let Some(reason) = self.undefined_reason(measure, layer) {
             return Err(TrainError::BadConfig(reason));
         }
         Ok(
-            similarity_matrix(metric, &over_epochs, &over_epochs, &self.config.options)?
+            similarity_matrix(measure, &over_epochs, &over_epochs)?
                 .with_parameter("layer", layer),
         )
     }
 
     /// Every layer vs every layer at one observed epoch.
-    pub fn layer_matrix(&self, epoch: usize, metric: Metric) -> Result<SimilarityMatrix> {
+    pub fn layer_matrix(&self, epoch: usize, measure: &Measure) -> Result<SimilarityMatrix> {
         if !self.index.epochs.contains(&epoch) {
             return Err(TrainError::BadConfig(format!(
                 "{} {epoch} was not observed; observed: {:?}",
@@ -558,7 +556,7 @@ impl Tracker {
         }
         let layers = self.load_epoch(epoch)?;
         Ok(
-            similarity_matrix(metric, &layers, &layers, &self.config.options)?
+            similarity_matrix(measure, &layers, &layers)?
                 .with_parameter(self.index.unit.name(), epoch),
         )
     }
@@ -579,10 +577,10 @@ impl Tracker {
             .collect::<Result<_>>()?;
         let mut warnings = Vec::new();
         let mut convergence = Vec::new();
-        for &metric in &self.config.measures {
+        for measure in &self.config.measures {
             let mut values = Vec::new();
             for (l, layer) in self.index.layers.iter().enumerate() {
-                if let Some(reason) = self.undefined_reason(metric, layer) {
+                if let Some(reason) = self.undefined_reason(measure, layer) {
                     warnings.push(reason);
                     values.extend(std::iter::repeat_n(None, epochs.len()));
                     continue;
@@ -596,19 +594,19 @@ impl Tracker {
                     })
                     .collect();
                 let last = [over_epochs[over_epochs.len() - 1].clone()];
-                match similarity_matrix(metric, &over_epochs, &last, &self.config.options) {
+                match similarity_matrix(measure, &over_epochs, &last) {
                     Ok(m) => {
                         warnings.extend(m.warnings.iter().cloned());
                         values.extend(m.values.into_iter().map(|row| row[0]));
                     }
                     Err(e) => {
-                        warnings.push(format!("{metric} of layer `{layer}` is undefined: {e}"));
+                        warnings.push(format!("{measure} of layer `{layer}` is undefined: {e}"));
                         values.extend(std::iter::repeat_n(None, epochs.len()));
                     }
                 }
             }
             let matrix = SimilarityMatrix::from_row_major(
-                metric.name(),
+                *measure,
                 self.index.layers.clone(),
                 epochs
                     .iter()
@@ -620,7 +618,7 @@ impl Tracker {
             .with_parameter("compared_with_epoch", final_epoch)
             .with_parameter("table", "convergence");
             convergence.push(ConvergenceTable {
-                metric: metric.name().to_string(),
+                metric: measure.name().to_string(),
                 epochs: epochs.clone(),
                 final_epoch,
                 unit: self.index.unit,

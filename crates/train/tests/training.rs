@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use repsim_model::{load_weights, ModelSpec, PlainCnnConfig, Probe};
-use repsim_similarity::{linear_cka, svcca, Metric, SvdReduction};
+use repsim_similarity::{linear_cka, svcca, Measure, SvdReduction};
 use repsim_train::checkpoint::{checkpoint_dir, MODEL};
 use repsim_train::datasets::RunData;
 use repsim_train::{
@@ -246,9 +246,9 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     o.keep_epochs = vec![1, 2, 3];
     o.track = Some(TrackOptions {
         tracker: TrackerConfig::new(run.join("track")).with_measures(vec![
-            Metric::Svcca,
-            Metric::LinearCka,
-            Metric::Pwcca,
+            Measure::svcca(),
+            Measure::LINEAR_CKA,
+            Measure::PWCCA,
         ]),
         epochs: TrackEpochs::Every,
         probe_count: 200,
@@ -256,9 +256,9 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     train(&c, &run, &o).unwrap();
     let mut tracker =
         repsim_train::Tracker::open(TrackerConfig::new(run.join("track")).with_measures(vec![
-            Metric::Svcca,
-            Metric::LinearCka,
-            Metric::Pwcca,
+            Measure::svcca(),
+            Measure::LINEAR_CKA,
+            Measure::PWCCA,
         ]))
         .unwrap();
     let report = tracker.finish().unwrap();
@@ -334,9 +334,9 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
         }
     }
     // The layer x layer matrix at an epoch and one layer's epoch x epoch matrix.
-    let lxl = tracker.layer_matrix(3, Metric::LinearCka).unwrap();
+    let lxl = tracker.layer_matrix(3, &Measure::LINEAR_CKA).unwrap();
     assert_eq!(lxl.shape(), (layers.len(), layers.len()));
-    let exe = tracker.epoch_matrix(&layers[0], Metric::LinearCka).unwrap();
+    let exe = tracker.epoch_matrix(&layers[0], &Measure::LINEAR_CKA).unwrap();
     assert_eq!(exe.shape(), (4, 4));
 }
 
@@ -402,7 +402,7 @@ fn tracking_every_k_steps_is_resumable_and_changes_no_weight() {
         let mut o = options();
         o.track = Some(TrackOptions {
             tracker: TrackerConfig::new(run.join("track"))
-                .with_measures(vec![Metric::LinearCka, Metric::Svcca]),
+                .with_measures(vec![Measure::LINEAR_CKA, Measure::svcca()]),
             epochs: TrackEpochs::parse("steps=3").unwrap(),
             probe_count: 100,
         });
@@ -419,7 +419,7 @@ fn tracking_every_k_steps_is_resumable_and_changes_no_weight() {
     let open = |run: &Path| {
         repsim_train::Tracker::open(
             TrackerConfig::new(run.join("track"))
-                .with_measures(vec![Metric::LinearCka, Metric::Svcca]),
+                .with_measures(vec![Measure::LINEAR_CKA, Measure::svcca()]),
         )
         .unwrap()
         .finish()

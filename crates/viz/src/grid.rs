@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use repsim_similarity::SimilarityMatrix;
+use repsim_results::SimilarityMatrix;
 
 use crate::paint::{self, Rect};
 use crate::{ColorMap, Figure, FigureSize, VizError};
@@ -84,7 +84,7 @@ impl<'a> HeatmapGrid<'a> {
             .map(|m| {
                 Some(GridPanel {
                     matrix: m,
-                    caption: Some(paint::measure_title(&m.metric)),
+                    caption: Some(m.measure.title().to_string()),
                 })
             })
             .collect();

@@ -8,7 +8,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use repsim_similarity::SimilarityMatrix;
+use repsim_results::SimilarityMatrix;
 
 use crate::paint::{self, Rect};
 use crate::{ColorMap, Figure, FigureSize, VizError};
@@ -90,7 +90,7 @@ impl<'a> Heatmap<'a> {
         self.options
             .title
             .clone()
-            .unwrap_or_else(|| paint::measure_title(&self.matrix.metric))
+            .unwrap_or_else(|| self.matrix.measure.title().to_string())
     }
 }
 

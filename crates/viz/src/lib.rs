@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! # use repsim_viz::{save, Heatmap, HeatmapOptions};
-//! # fn demo(matrix: &repsim_similarity::SimilarityMatrix) -> Result<(), repsim_viz::VizError> {
+//! # fn demo(matrix: &repsim_results::SimilarityMatrix) -> Result<(), repsim_viz::VizError> {
 //! save(&Heatmap::new(matrix, HeatmapOptions::default()), "cka.png".as_ref())?;
 //! # Ok(()) }
 //! ```
@@ -41,7 +41,6 @@ pub use images::{ImageGrid, Tile};
 pub use output::{
     check_output_path, render_png, render_svg, save, Figure, FigureSize, ImageFormat,
 };
-pub use paint::measure_title;
 pub use plotters::style::RGBColor;
-pub use repsim_similarity::SimilarityMatrix;
+pub use repsim_results::{Measure, SimilarityMatrix};
 pub use results::{parse_results, read_results, Results};

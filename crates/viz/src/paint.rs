@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontDesc, FontFamily, FontStyle, FontTransform};
-use repsim_similarity::SimilarityMatrix;
+use repsim_results::SimilarityMatrix;
 
 use crate::output::FONT_FAMILY;
 use crate::{ColorMap, VizError};
@@ -109,13 +109,13 @@ pub(crate) fn check_matrix(matrix: &SimilarityMatrix, what: &str) -> Result<(), 
     if rows == 0 || cols == 0 {
         return Err(VizError::Empty(format!(
             "{what} ({}) has {rows} rows and {cols} columns: nothing to draw",
-            matrix.metric
+            matrix.measure
         )));
     }
     if matrix.values.len() != rows {
         return Err(VizError::BadValue(format!(
             "{what} ({}) names {rows} rows but holds {} rows of values",
-            matrix.metric,
+            matrix.measure,
             matrix.values.len()
         )));
     }
@@ -123,7 +123,7 @@ pub(crate) fn check_matrix(matrix: &SimilarityMatrix, what: &str) -> Result<(), 
         if row.len() != cols {
             return Err(VizError::BadValue(format!(
                 "{what} ({}): row {i} ({}) holds {} values, expected {cols}",
-                matrix.metric,
+                matrix.measure,
                 matrix.rows[i],
                 row.len()
             )));
@@ -133,7 +133,7 @@ pub(crate) fn check_matrix(matrix: &SimilarityMatrix, what: &str) -> Result<(), 
                 if !v.is_finite() {
                     return Err(VizError::BadValue(format!(
                         "{what} ({}): value {v} at ({}, {}) is not finite",
-                        matrix.metric, matrix.rows[i], matrix.cols[j]
+                        matrix.measure, matrix.rows[i], matrix.cols[j]
                     )));
                 }
             }
@@ -433,26 +433,6 @@ fn draw_key<DB: DrawingBackend>(
         (HPos::Left, VPos::Center),
         false,
     )
-}
-
-/// A readable title for a measure's name (`linear_cka` -> `Linear CKA`).
-pub fn measure_title(metric: &str) -> String {
-    match metric {
-        "linear_cka" => "Linear CKA".into(),
-        "linear_cka_debiased" => "Linear CKA (debiased)".into(),
-        "rbf_cka" => "RBF CKA".into(),
-        "rbf_cka_debiased" => "RBF CKA (debiased)".into(),
-        "minibatch_cka" => "Minibatch CKA".into(),
-        "cca" => "Mean CCA".into(),
-        "svcca" => "SVCCA".into(),
-        "pwcca" => "PWCCA".into(),
-        "procrustes" => "Procrustes distance (0 = same)".into(),
-        "shape_angular" => "Angular shape distance (0 = same)".into(),
-        "mutual_knn" => "Mutual kNN alignment".into(),
-        "cknna" => "CKNNA".into(),
-        "rsa" => "RSA (RDM correlation)".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use repsim_similarity::SimilarityMatrix;
-use serde::Deserialize;
+use repsim_results::SimilarityMatrix;
+use repsim_results::ResultsMeta;
 
 use crate::VizError;
 
@@ -16,12 +16,6 @@ pub struct Results {
     pub model_a: Option<String>,
     /// What the columns were computed from (`meta.b`), when known.
     pub model_b: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Meta {
-    a: Option<String>,
-    b: Option<String>,
 }
 
 /// Reads a results file: `{"meta": ..., "results": [matrix, ...]}` as `repsim compare --json`
@@ -82,7 +76,7 @@ pub fn parse_results(text: &str, path: &Path) -> Result<Results, VizError> {
             let items = object["results"].as_array().ok_or_else(|| {
                 json_error("`results` must be an array of similarity matrices".into())
             })?;
-            let meta: Option<Meta> = object
+            let meta: Option<ResultsMeta> = object
                 .get("meta")
                 .and_then(|m| serde_json::from_value(m.clone()).ok());
             Results {
@@ -127,21 +121,21 @@ mod tests {
 
     #[test]
     fn a_hand_made_matrix_needs_only_metric_rows_cols_values() {
-        let text = r#"{"results": [{"metric": "m", "rows": ["a"], "cols": ["b", "c"],
+        let text = r#"{"results": [{"metric": "linear_cka", "rows": ["a"], "cols": ["b", "c"],
             "values": [[0.5, null]]}]}"#;
         let results = parse_results(text, Path::new("hand.json")).unwrap();
         assert_eq!(results.matrices[0].n_examples, None);
-        let missing = r#"{"results": [{"metric": "m", "cols": ["b"], "values": [[0.5]]}]}"#;
+        let missing = r#"{"results": [{"metric": "linear_cka", "cols": ["b"], "values": [[0.5]]}]}"#;
         let err = parse_results(missing, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("results[0]") && err.contains("rows"), "{err}");
-        let nan = r#"{"metric": "m", "rows": ["a"], "cols": ["b"], "values": [[NaN]]}"#;
+        let nan = r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b"], "values": [[NaN]]}"#;
         let err = parse_results(nan, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("null"), "{err}");
-        let text_value = r#"{"metric": "m", "rows": ["a"], "cols": ["b"], "values": [["x"]]}"#;
+        let text_value = r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b"], "values": [["x"]]}"#;
         let err = parse_results(text_value, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
@@ -149,11 +143,19 @@ mod tests {
             err.contains("the matrix") && err.contains("string"),
             "{err}"
         );
-        let ragged = r#"{"metric": "m", "rows": ["a"], "cols": ["b", "c"], "values": [[1.0]]}"#;
+        let ragged = r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b", "c"], "values": [[1.0]]}"#;
         let err = parse_results(ragged, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("values"), "{err}");
+        let unknown = r#"{"metric": "m", "rows": ["a"], "cols": ["b"], "values": [[1.0]]}"#;
+        let err = parse_results(unknown, Path::new("hand.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hand.json") && err.contains("unknown metric `m`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ fn matrix(values: Vec<Vec<Option<f64>>>, prefix: &str) -> SimilarityMatrix {
         .map(|j| format!("{prefix}.col{j}"))
         .collect::<Vec<_>>();
     SimilarityMatrix {
-        metric: "linear_cka".into(),
+        measure: repsim_viz::Measure::LINEAR_CKA,
         parameters: Default::default(),
         n_examples: Some(500),
         rows,
@@ -204,7 +204,7 @@ fn grid_labels_the_outer_panels_with_layer_names_and_axis_titles() {
             .collect::<Vec<_>>()
     };
     let m = SimilarityMatrix {
-        metric: "linear_cka".into(),
+        measure: repsim_viz::Measure::LINEAR_CKA,
         parameters: Default::default(),
         n_examples: Some(10),
         rows: names("stage1", 6),
@@ -358,7 +358,7 @@ fn curves_and_bars_render() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let empty = SimilarityMatrix {
-        metric: "linear_cka".into(),
+        measure: repsim_viz::Measure::LINEAR_CKA,
         parameters: Default::default(),
         n_examples: None,
         rows: vec![],

@@ -29,7 +29,7 @@ use burn::tensor::Device;
 use repsim_data::{ImageBatcher, ProbeSet};
 use repsim_model::{AnyModel, ModelSpec, Probe, ResNetConfig};
 use repsim_similarity::{
-    cka_from_grams, first_component, HsicEstimator, MinibatchCka, SimilarityMatrix,
+    cka_from_grams, first_component, HsicEstimator, Measure, MinibatchCka, SimilarityMatrix,
 };
 use repsim_train::datasets::RunData;
 use repsim_train::{OptimizerConfig, ScheduleConfig, TrainConfig};
@@ -189,19 +189,12 @@ impl Probing<'_> {
                 Some(b) => cka.update(&layers_a, &layers_of(b, images, &self.probe)?)?,
             }
         }
-        Ok(cka
-            .finish()?
-            .with_parameter("batch_size", self.probe_set.batches()[0].len()))
+        Ok(cka.finish_with_batch_size(self.probe_set.batches()[0].len())?)
     }
 }
 
-/// CKA (unbiased HSIC) between every pair of Grams.
-fn cka_of_grams(
-    names: &[String],
-    grams: &[burn::tensor::Tensor<2>],
-    n: usize,
-    metric: &str,
-) -> SimilarityMatrix {
+/// Linear CKA (unbiased HSIC) between every pair of linear Grams.
+fn cka_of_grams(names: &[String], grams: &[burn::tensor::Tensor<2>], n: usize) -> SimilarityMatrix {
     let l = grams.len();
     let mut values = vec![None; l * l];
     for i in 0..l {
@@ -212,7 +205,13 @@ fn cka_of_grams(
             values[j * l + i] = v;
         }
     }
-    SimilarityMatrix::from_row_major(metric, names.to_vec(), names.to_vec(), values, n)
+    SimilarityMatrix::from_row_major(
+        Measure::LINEAR_CKA_DEBIASED,
+        names.to_vec(),
+        names.to_vec(),
+        values,
+        n,
+    )
 }
 
 /// The experiment; see the module docs.
@@ -825,11 +824,9 @@ fn measure_model(
     }
     let names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
     let n = config.pc_examples;
-    let cka_pc = cka_of_grams(&names, &grams, n, "linear_cka_debiased");
-    let cka_removed = cka_of_grams(&names, &removed, n, "linear_cka_debiased")
-        .with_parameter("first_pc", "removed");
-    let cka_alone =
-        cka_of_grams(&names, &alone, n, "linear_cka_debiased").with_parameter("first_pc", "alone");
+    let cka_pc = cka_of_grams(&names, &grams, n);
+    let cka_removed = cka_of_grams(&names, &removed, n).with_parameter("first_pc", "removed");
+    let cka_alone = cka_of_grams(&names, &alone, n).with_parameter("first_pc", "alone");
     let block = longest_block(&within, config.block_threshold);
     let contrast = block_contrast(&within, block);
     let block_before = longest_block(&cka_pc, config.block_threshold);

@@ -309,7 +309,7 @@ pub fn cca_family_matrix(
     layers_b: &[Layer],
 ) -> Result<SimilarityMatrix> {
     if let CcaMeasure::Svcca(reduction) = measure {
-        reduction.check()?;
+        reduction.validate()?;
     }
     check_same_examples(layers_a.iter().chain(layers_b))?;
     for layer in layers_a.iter().chain(layers_b) {
@@ -410,11 +410,11 @@ pub(crate) fn matrix_from_prepared(
         }
     }
     let precision = format!("{:?}", prepared_a[0].stats.precision).to_lowercase();
-    let mut matrix = SimilarityMatrix::from_row_major(measure.name(), rows, cols, values, n)
+    let mut matrix =
+        SimilarityMatrix::from_row_major(repsim_results::Measure::Cca(measure), rows, cols, values, n)
         .with_parameter("precision", precision);
     matrix = match measure {
-        CcaMeasure::Svcca(reduction) => matrix
-            .with_parameter("reduction", reduction)
+        CcaMeasure::Svcca(_) => matrix
             .with_parameter(
                 "kept_dims_rows",
                 prepared_a.iter().map(|p| p.dims).collect::<Vec<_>>(),
@@ -423,7 +423,6 @@ pub(crate) fn matrix_from_prepared(
                 "kept_dims_cols",
                 prepared_b.iter().map(|p| p.dims).collect::<Vec<_>>(),
             ),
-        CcaMeasure::Pwcca(convention) => matrix.with_parameter("convention", convention),
         _ => matrix,
     };
     matrix.warnings = warnings;
@@ -502,7 +501,7 @@ fn example_space_matrix(
     let names = |layers: &[Layer]| layers.iter().map(|l| l.name.clone()).collect();
     let precision = format!("{:?}", bases_a[0].precision).to_lowercase();
     let mut matrix = SimilarityMatrix::from_row_major(
-        measure.name(),
+        repsim_results::Measure::Cca(measure),
         names(layers_a),
         names(layers_b),
         values,
@@ -512,7 +511,6 @@ fn example_space_matrix(
     .with_parameter("space", "examples");
     if let CcaMeasure::Svcca(reduction) = measure {
         matrix = matrix
-            .with_parameter("reduction", reduction)
             .with_parameter(
                 "kept_dims_rows",
                 bases_a
@@ -632,7 +630,7 @@ pub fn svcca<const DX: usize, const DY: usize>(
     y: &Tensor<DY>,
     reduction: SvdReduction,
 ) -> Result<CcaResult> {
-    reduction.check()?;
+    reduction.validate()?;
     pair_correlations(x, y, CcaMeasure::Svcca(reduction))
 }
 

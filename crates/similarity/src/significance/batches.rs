@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::gram::gram;
 use crate::kernel_cka::self_inner_products;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
-use crate::metric::check_batch_size;
+use crate::measure::check_batch_size;
 
 use super::pair_matrices::permuted_inner_products;
 

@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, SimilarityError};
 use crate::layer::Layer;
-use crate::metric::{similarity_matrix, Metric, MetricOptions};
+use crate::measure::{similarity_matrix, Measure};
 
 use super::batches::BatchTerms;
 use super::permutation::select_rows;
@@ -118,10 +118,9 @@ pub fn batch_intervals(
 /// Half-sample intervals of any measure around `observed` (the full-data matrix, row-major).
 #[allow(clippy::too_many_arguments)]
 pub fn half_sample_intervals(
-    metric: Metric,
+    measure: &Measure,
     layers_a: &[Layer],
     layers_b: &[Layer],
-    options: &MetricOptions,
     observed: &[Option<f64>],
     replicates: usize,
     confidence: f64,
@@ -129,12 +128,12 @@ pub fn half_sample_intervals(
 ) -> Result<Intervals> {
     let n = layers_a[0].num_examples();
     let m = n / 2;
-    if m < metric.min_examples() {
+    if m < measure.min_examples() {
         return Err(SimilarityError::InvalidParameter {
             name: "--bootstrap",
             message: format!(
-                "the bootstrap recomputes {metric} on half the examples ({m} of {n}), and it needs at least {}",
-                metric.min_examples()
+                "the bootstrap recomputes {measure} on half the examples ({m} of {n}), and it needs at least {}",
+                measure.min_examples()
             ),
         });
     }
@@ -152,9 +151,9 @@ pub fn half_sample_intervals(
         rows.sort_unstable();
         let a = select_rows(layers_a, &rows);
         let matrix = if symmetric {
-            similarity_matrix(metric, &a, &a, options)?
+            similarity_matrix(measure, &a, &a)?
         } else {
-            similarity_matrix(metric, &a, &select_rows(layers_b, &rows), options)?
+            similarity_matrix(measure, &a, &select_rows(layers_b, &rows))?
         };
         for (c, value) in matrix.values.into_iter().flatten().enumerate() {
             match value {

@@ -24,7 +24,7 @@ pub mod summary;
 use crate::error::{Result, SimilarityError};
 use crate::layer::Layer;
 use crate::matrix::SimilarityMatrix;
-use crate::metric::{Metric, MetricOptions};
+use crate::measure::Measure;
 
 pub use bootstrap::Intervals;
 pub use permutation::{permutation_null, NullDistribution};
@@ -81,17 +81,16 @@ impl SignificanceOptions {
     }
 }
 
-/// Adds p-values, null summaries and intervals, as `options` asks, to `matrix`, which is
-/// `metric` of `layers_a` against `layers_b` with `metric_options`.
+/// Adds p-values, null summaries and intervals, as `options` asks, to `matrix`, which is its
+/// measure of `layers_a` against `layers_b`.
 pub fn assess(
     matrix: &mut SimilarityMatrix,
-    metric: Metric,
     layers_a: &[Layer],
     layers_b: &[Layer],
-    metric_options: &MetricOptions,
     options: &SignificanceOptions,
 ) -> Result<()> {
     options.check()?;
+    let measure = matrix.measure;
     let (rows, cols) = matrix.shape();
     let shape = |flat: Vec<Option<f64>>| -> Vec<Vec<Option<f64>>> {
         flat.chunks(cols.max(1))
@@ -101,11 +100,11 @@ pub fn assess(
     };
     let values: Vec<Option<f64>> = matrix.values.iter().flatten().copied().collect();
     // Minibatch CKA's batch Grams serve its null and its bootstrap: computed once.
-    let terms = if metric == Metric::MinibatchCka {
+    let terms = if let Measure::MinibatchCka { batch_size } = measure {
         Some(batches::batch_terms(
             layers_a,
             layers_b,
-            metric_options.batch_size,
+            batch_size,
             options.permutations,
             options.seed,
         )?)
@@ -116,15 +115,14 @@ pub fn assess(
         let null = match &terms {
             Some(terms) => NullDistribution::of_batches(terms),
             None => permutation_null(
-                metric,
+                &measure,
                 layers_a,
                 layers_b,
-                metric_options,
                 options.permutations,
                 options.seed,
             )?,
         };
-        let distance = metric.is_distance();
+        let distance = measure.is_distance();
         let (mut p, mut mean, mut p95, mut calibrated) = (vec![], vec![], vec![], vec![]);
         for (c, value) in values.iter().enumerate() {
             let mut draws = null.cell(c);
@@ -160,10 +158,9 @@ pub fn assess(
             bootstrap::batch_intervals(terms, options.bootstrap, options.confidence, options.seed)?
         } else {
             bootstrap::half_sample_intervals(
-                metric,
+                &measure,
                 layers_a,
                 layers_b,
-                metric_options,
                 &values,
                 options.bootstrap,
                 options.confidence,

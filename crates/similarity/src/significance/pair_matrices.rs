@@ -47,7 +47,7 @@ impl PairMatrices {
     pub fn linear(layers: &[Layer], estimator: HsicEstimator) -> Result<Self> {
         Self::from_grams(layers, |layer| {
             Ok(Some(
-                estimator.center(gram(centred_and_scaled(layer).matrix)),
+                crate::hsic::center_for(estimator, gram(centred_and_scaled(layer).matrix)),
             ))
         })
     }

@@ -18,9 +18,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, SimilarityError};
-use crate::hsic::HsicEstimator;
 use crate::layer::{check_same_examples, Layer};
-use crate::metric::{similarity_matrix, Metric, MetricOptions};
+use crate::measure::{similarity_matrix, Measure};
 use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
 use crate::sides::Sides;
 
@@ -104,13 +103,12 @@ pub fn select_rows(layers: &[Layer], order: &[u32]) -> Vec<Layer> {
         .collect()
 }
 
-/// The permutation null of `metric` between every layer of A and of B: `permutations` draws
+/// The permutation null of `measure` between every layer of A and of B: `permutations` draws
 /// from `seed`.
 pub fn permutation_null(
-    metric: Metric,
+    measure: &Measure,
     layers_a: &[Layer],
     layers_b: &[Layer],
-    options: &MetricOptions,
     permutations: usize,
     seed: u64,
 ) -> Result<NullDistribution> {
@@ -127,7 +125,7 @@ pub fn permutation_null(
             return Err(SimilarityError::InvalidParameter {
                 name: "--permutations",
                 message: format!(
-                    "the permutation null of {metric} keeps every layer's {n} x {n} matrix ({:.1} GiB); use minibatch_cka, whose null works batch by batch",
+                    "the permutation null of {measure} keeps every layer's {n} x {n} matrix ({:.1} GiB); use minibatch_cka, whose null works batch by batch",
                     bytes as f64 / (1u64 << 30) as f64
                 ),
             });
@@ -140,39 +138,30 @@ pub fn permutation_null(
         };
         Ok((a, b))
     };
-    let (observed, null) = match metric {
-        Metric::LinearCka | Metric::LinearCkaDebiased => {
-            let estimator = if metric == Metric::LinearCka {
-                HsicEstimator::Biased
-            } else {
-                HsicEstimator::Unbiased
-            };
+    let (observed, null) = match *measure {
+        Measure::LinearCka { estimator } => {
             let (a, b) = gram_sides(&|l| PairMatrices::linear(l, estimator))?;
             pairs(a, b, &mut rng)?
         }
-        Metric::RbfCka | Metric::RbfCkaDebiased => {
-            let estimator = if metric == Metric::RbfCka {
-                HsicEstimator::Biased
-            } else {
-                HsicEstimator::Unbiased
-            };
-            let threshold = options.rbf_threshold;
+        Measure::RbfCka {
+            threshold,
+            estimator,
+        } => {
             let (a, b) = gram_sides(&|l| PairMatrices::rbf(l, threshold, estimator))?;
             pairs(a, b, &mut rng)?
         }
-        Metric::Rsa => {
-            let (kind, compare) = (options.rdm, options.rsa_compare);
-            let (a, b) = gram_sides(&|l| PairMatrices::rsa(l, kind, compare))?;
+        Measure::Rsa { rdm, compare } => {
+            let (a, b) = gram_sides(&|l| PairMatrices::rsa(l, rdm, compare))?;
             pairs(a, b, &mut rng)?
         }
-        Metric::MinibatchCka => {
-            let terms = batch_terms(layers_a, layers_b, options.batch_size, permutations, seed)?;
+        Measure::MinibatchCka { batch_size } => {
+            let terms = batch_terms(layers_a, layers_b, batch_size, permutations, seed)?;
             return Ok(NullDistribution::of_batches(&terms));
         }
-        Metric::MutualKnn => {
-            mutual_knn_null(layers_a, layers_b, options.knn_k, permutations, &mut rng)?
+        Measure::MutualKnn { k } => {
+            mutual_knn_null(layers_a, layers_b, k, permutations, &mut rng)?
         }
-        _ => recomputed_null(metric, layers_a, layers_b, options, permutations, &mut rng)?,
+        _ => recomputed_null(measure, layers_a, layers_b, permutations, &mut rng)?,
     };
     Ok(NullDistribution {
         observed,
@@ -270,16 +259,15 @@ fn permuted_overlaps(a: &[Neighbours], b: &[Neighbours], order: &[u32]) -> Vec<O
 
 /// Any measure: the matrix recomputed on B's permuted rows, draw by draw.
 fn recomputed_null(
-    metric: Metric,
+    measure: &Measure,
     layers_a: &[Layer],
     layers_b: &[Layer],
-    options: &MetricOptions,
     permutations: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<Option<f64>>, Vec<Option<f64>>)> {
     let n = layers_a[0].num_examples();
     let flat = |layers: &[Layer]| -> Result<Vec<Option<f64>>> {
-        let m = similarity_matrix(metric, layers_a, layers, options)?;
+        let m = similarity_matrix(measure, layers_a, layers)?;
         Ok(m.values.into_iter().flatten().collect())
     };
     // A distinct copy of B, so that a model against itself takes the same (asymmetric) path
