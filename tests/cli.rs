@@ -555,11 +555,22 @@ fn measures_carry_their_parameters_on_the_command_line() {
     );
     let results = &doc["results"];
     assert_eq!(results[0]["parameters"]["threshold"], 0.5);
-    assert_eq!(results[1]["parameters"]["reduction"], serde_json::json!({"dims": 3}));
+    assert_eq!(
+        results[1]["parameters"]["reduction"],
+        serde_json::json!({"dims": 3})
+    );
     assert_eq!(results[2]["parameters"]["batch_size"], 50);
     // The same as the flags give.
     let (_, flags) = json_run(
-        &["compare", x, y, "--metric", "rbf_cka", "--rbf-threshold", "0.5"],
+        &[
+            "compare",
+            x,
+            y,
+            "--metric",
+            "rbf_cka",
+            "--rbf-threshold",
+            "0.5",
+        ],
         dir.path(),
     );
     assert_eq!(flags["results"][0]["values"], results[0]["values"]);
@@ -572,7 +583,13 @@ fn measures_carry_their_parameters_on_the_command_line() {
         "cca has no parameter `k`",
     );
     assert_rejected(
-        &["compare", x, y, "--metric", "linear_cka,linear_cka:estimator=biased"],
+        &[
+            "compare",
+            x,
+            y,
+            "--metric",
+            "linear_cka,linear_cka:estimator=biased",
+        ],
         "names linear_cka twice",
     );
     assert_rejected(
@@ -596,9 +613,9 @@ fn results_files_of_the_previous_version_read_and_draw() {
         [
             "linear_cka:estimator=biased",
             "rbf_cka_debiased:estimator=unbiased:threshold=0.8",
-            "cknna:k=5:estimator=unbiased:normalize_rows=true",
+            "cknna:k=5:estimator=unbiased:normalize_rows=true:eps=0.0",
             "rsa:rdm=euclidean:compare=spearman",
-            "shape_angular:alpha=0.5",
+            "shape_angular:alpha=0.5:centered=true",
             "mutual_knn:k=5",
         ]
     );

@@ -894,5 +894,9 @@ fn states_of_the_previous_version_merge_into_what_it_merged() {
     ]));
     let refused = run(&["merge", other.to_str().unwrap(), state(1).to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-    assert!(text(&refused).contains("svcca:dims=2"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("svcca:dims=2"),
+        "{}",
+        text(&refused)
+    );
 }

@@ -29,7 +29,7 @@ pub struct ActivationsArgs {
     pub out: PathBuf,
     /// Which split the examples come from.
     #[arg(long, default_value = "test")]
-    pub split: String,
+    pub split: Split,
     /// Number of examples (the first of the split, in order, so two runs see the same ones).
     #[arg(long, default_value_t = 500)]
     pub count: usize,
@@ -47,10 +47,10 @@ pub struct ActivationsArgs {
     pub torchvision: Option<PathBuf>,
     /// Which layers: blocks, all, or names=a,b,c.
     #[arg(long, default_value = "blocks")]
-    pub probe: String,
+    pub probe: Probe,
     /// RNN layers: last, mean or steps.
     #[arg(long, default_value = "last")]
-    pub time: String,
+    pub time: TimeReduction,
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
@@ -64,9 +64,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
             "activations reads image datasets; a language model takes text (use the library's TextCorpus)".into(),
         ));
     }
-    let probe: Probe = args.probe.parse()?;
-    let time: TimeReduction = args.time.parse()?;
-    let split: Split = args.split.parse()?;
+    let (probe, time, split) = (args.probe.clone(), args.time, args.split);
     if args.count == 0 || args.batch_size == 0 {
         return Err(CliError::Input(
             "--count and --batch-size must be at least 1".into(),

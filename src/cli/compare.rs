@@ -6,9 +6,8 @@ use std::time::Instant;
 use repsim_similarity::measure::check_batch_size;
 use repsim_similarity::{
     assess, read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Measure,
-    PwccaConvention, RdmComparison, RdmKind, SignificanceOptions,
+    PwccaConvention, RdmComparison, RdmKind, ResultsFile, ResultsMeta, SignificanceOptions,
 };
-use serde_json::json;
 
 use super::flags::parse_device;
 use super::table;
@@ -32,7 +31,7 @@ pub struct CompareArgs {
     pub count: usize,
     /// Run directories and weight files: which layers (blocks, all, or names=a,b,c).
     #[arg(long, default_value = "blocks")]
-    pub probe: String,
+    pub probe: repsim_model::Probe,
     /// Weight files (.bpk from `repsim train` or `save_weights`): the architecture of both.
     #[command(flatten)]
     pub model: super::describe::ModelArgs,
@@ -64,18 +63,26 @@ pub struct CompareArgs {
     /// mutual_knn and cknna: neighbours per example.
     #[arg(long, default_value_t = 10)]
     pub knn_k: usize,
-    /// cknna: divide rows by their L2 norm first (the authors' pipeline).
-    #[arg(long)]
+    /// cknna: divide rows by their L2 norm first (the authors' pipeline, and mutual_knn's
+    /// convention): true (the default) or false, the features as given.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub cknna_normalize: bool,
     /// cknna: the biased HSIC (the self-pair allowed as a neighbour) instead of the unbiased.
     #[arg(long)]
     pub cknna_biased: bool,
-    /// rsa: the dissimilarity, correlation (1 - Pearson r of two examples) or euclidean.
+    /// rsa: the dissimilarity, correlation (1 - Pearson r of two examples), euclidean (the
+    /// plain distance) or mean_squared_difference (|x_i - x_j|^2 / D: rsatoolbox's "euclidean").
     #[arg(long, default_value = "correlation")]
     pub rdm: RdmKind,
-    /// rsa: how two RDMs are compared, spearman or pearson.
+    /// rsa: how two RDMs are compared: spearman, pearson, cosine (rsatoolbox's default), rho_a
+    /// or tau_a (Nili et al. 2014; they differ from spearman only where there are ties).
     #[arg(long, default_value = "spearman")]
     pub rsa_compare: RdmComparison,
+    /// Clip outlying activations first, as platonic-rep prepares features: each layer's
+    /// values clamped at the mean over examples of the Q-quantile of their absolute values
+    /// (platonic-rep uses 0.95). Needs every example at once (not with --state).
+    #[arg(long, value_name = "Q")]
+    pub clip_outliers: Option<f64>,
     /// shape_angular: alpha in [0, 1] (1: no whitening, Procrustes' angle; 0: CCA's).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
@@ -106,7 +113,7 @@ pub struct CompareArgs {
     /// Compute shard I of N (0-based) of a minibatch_cka comparison: a contiguous range of
     /// whole minibatches, read from the files' own rows. Needs --state.
     #[arg(long, requires = "state", allow_hyphen_values = true)]
-    pub shard: Option<String>,
+    pub shard: Option<repsim_similarity::shard::Shard>,
     /// Write the shard's sufficient statistics to this state file (for `repsim merge`)
     /// instead of a matrix.
     #[arg(long, conflicts_with_all = ["json", "plot"])]
@@ -173,205 +180,287 @@ impl CompareArgs {
     }
 }
 
-/// Runs the comparison.
+/// Runs the comparison: checks the flags and the outputs, plans it (streamed from the files'
+/// rows, or in memory), and runs the plan.
 pub fn run(args: CompareArgs) -> Result<(), CliError> {
-    let metrics = args.measures()?;
-    if let Some(json) = &args.json {
-        super::output::check_output(json, "--json", &["json"], &[&args.a, &args.b])?;
-    }
-    if let Some(plot) = &args.plot {
-        repsim_viz::check_output_path(plot)?;
-        super::output::check_output(plot, "--plot", &[], &[&args.a, &args.b])?;
-        args.style.colormap.parse::<repsim_viz::ColorMap>()?;
-    }
-    let conv_mode = args.conv;
-
-    let significance = SignificanceOptions {
-        permutations: args.permutations,
-        bootstrap: args.bootstrap,
-        confidence: args.ci,
-        seed: args.seed,
-        calibrated: args.calibrated,
-    };
-    significance.check()?;
-    if significance.any() && args.state.is_some() {
-        return Err(CliError::Input(
-            "--permutations and --bootstrap need the whole comparison, not a shard's sums: leave out --state".into(),
-        ));
-    }
-
+    let measures = args.measures()?;
+    args.check_outputs()?;
+    let significance = args.significance()?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
     eprintln!("device: {selected}");
-
-    let files = !is_weights(&args.a)
-        && !is_weights(&args.b)
-        && !is_run_dir(&args.a)
-        && !is_run_dir(&args.b);
-    let only_minibatch = metrics
-        .iter()
-        .all(|m| matches!(m, Measure::MinibatchCka { .. }));
-    if args.state.is_some() {
-        repsim_similarity::shard::check_shardable(&metrics)?;
-        if !files {
-            return Err(CliError::Input(
-                "--state shards activation files (.npy, .npz, a directory of .npy): save the activations first (`repsim activations`)".into(),
-            ));
-        }
+    match args.plan(&measures, &significance)? {
+        Plan::Streamed => streamed(&args, &measures, args.conv, &selected),
+        Plan::InMemory => in_memory(&args, &measures, &significance, &selected),
     }
-    if args.state.is_some()
-        || (files
+}
+
+/// How a comparison runs.
+enum Plan {
+    /// One batch of the files' rows at a time (bounded memory), or one shard (`--state`).
+    Streamed,
+    /// Every example of every layer at once on the device.
+    InMemory,
+}
+
+impl CompareArgs {
+    /// Refuses outputs that would clobber an input or cannot be written, before any work.
+    fn check_outputs(&self) -> Result<(), CliError> {
+        if let Some(json) = &self.json {
+            super::output::check_output(json, "--json", &["json"], &[&self.a, &self.b])?;
+        }
+        if let Some(plot) = &self.plot {
+            repsim_viz::check_output_path(plot)?;
+            super::output::check_output(plot, "--plot", &[], &[&self.a, &self.b])?;
+            self.style.colormap.parse::<repsim_viz::ColorMap>()?;
+        }
+        Ok(())
+    }
+
+    /// The permutation and bootstrap options, checked.
+    fn significance(&self) -> Result<SignificanceOptions, CliError> {
+        let significance = SignificanceOptions {
+            permutations: self.permutations,
+            bootstrap: self.bootstrap,
+            confidence: self.ci,
+            seed: self.seed,
+            calibrated: self.calibrated,
+        };
+        significance.check()?;
+        Ok(significance)
+    }
+
+    /// Streamed when sharding (`--state`), or when activation files are compared by minibatch
+    /// CKA alone with nothing that needs every example at once; in memory otherwise.
+    fn plan(
+        &self,
+        measures: &[Measure],
+        significance: &SignificanceOptions,
+    ) -> Result<Plan, CliError> {
+        let files = ![&self.a, &self.b]
+            .iter()
+            .any(|p| is_weights(p) || is_run_dir(p));
+        if self.state.is_some() {
+            if self.clip_outliers.is_some() {
+                return Err(CliError::Input(
+                    "--clip-outliers clamps at a threshold over every example, which a shard does not see: leave out --state".into(),
+                ));
+            }
+            if significance.any() {
+                return Err(CliError::Input(
+                    "--permutations and --bootstrap need the whole comparison, not a shard's sums: leave out --state".into(),
+                ));
+            }
+            repsim_similarity::shard::check_shardable(measures)?;
+            if !files {
+                return Err(CliError::Input(
+                    "--state shards activation files (.npy, .npz, a directory of .npy): save the activations first (`repsim activations`)".into(),
+                ));
+            }
+            return Ok(Plan::Streamed);
+        }
+        let only_minibatch = measures
+            .iter()
+            .all(|m| matches!(m, Measure::MinibatchCka { .. }));
+        let streamable = files
             && only_minibatch
             && !significance.any()
-            && !matches!(conv_mode, ConvMode::SpatialAsSamples { .. }))
-    {
-        return streamed(&args, &metrics, conv_mode, &selected);
+            && self.clip_outliers.is_none()
+            && !matches!(self.conv, ConvMode::SpatialAsSamples { .. });
+        Ok(if streamable {
+            Plan::Streamed
+        } else {
+            Plan::InMemory
+        })
     }
 
-    let started = Instant::now();
-    let same_input = same_file(&args.a, &args.b);
-    let (host_a, host_b) = if is_weights(&args.a) || is_weights(&args.b) {
-        let probe: repsim_model::Probe = args.probe.parse()?;
-        let (a, b) = load_weight_files(&args, &probe, &selected.device)?;
-        (Ok(a), (!same_input).then_some(Ok(b)))
-    } else if is_run_dir(&args.a) || is_run_dir(&args.b) {
-        let probe: repsim_model::Probe = args.probe.parse()?;
-        let (a, b) = load_runs(&args.a, &args.b, args.count, &probe, &selected.device)?;
-        (Ok(a), (!same_input).then_some(Ok(b)))
-    } else {
-        // A and B are read on two threads: reading is bound by memory copies and checksums.
-        std::thread::scope(|scope| {
-            let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
-            let a = load(&args.a);
-            let b = b.map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(CliError::Failure(format!(
-                        "reading {} failed",
-                        args.b.display()
-                    )))
-                })
-            });
-            (a, b)
-        })
-    };
-    let host_a = host_a?;
-    let host_b = host_b.transpose()?;
-    let n = host_a[0].num_examples();
-    if let Some(b) = &host_b {
-        if b[0].num_examples() != n {
-            return Err(CliError::Input(format!(
-                "{} holds {n} examples but {} holds {}: both must hold the same examples in the same order",
-                args.a.display(),
-                args.b.display(),
-                b[0].num_examples()
-            )));
+    /// What every results file of this comparison says about it.
+    fn meta(
+        &self,
+        selected: &crate::device::SelectedDevice,
+        n: usize,
+        measures: &[Measure],
+    ) -> ResultsMeta {
+        ResultsMeta {
+            repsim_version: Some(env!("CARGO_PKG_VERSION").into()),
+            a: Some(self.a.display().to_string()),
+            b: Some(self.b.display().to_string()),
+            device: Some(selected.to_string()),
+            n_examples: Some(n),
+            metrics: measures.iter().map(|m| m.name().to_string()).collect(),
+            batch_size: Some(self.batch_size),
+            conv: Some(self.conv.to_string()),
+            precision: Some("f32".into()),
+            clip_outliers: self.clip_outliers,
+            ..ResultsMeta::default()
         }
     }
-    for metric in &metrics {
-        if n < metric.min_examples() {
+}
+
+/// Both sides' activations on the host: A, and B unless it is A.
+struct Inputs {
+    a: Vec<HostLayer>,
+    b: Option<Vec<HostLayer>>,
+}
+
+impl Inputs {
+    /// Reads A and B: two weight files or run directories probed on `device`, or two
+    /// activation files (read on two threads: reading is bound by memory copies and
+    /// checksums). Refuses sides of different example counts.
+    fn resolve(args: &CompareArgs, device: &burn::tensor::Device) -> Result<Self, CliError> {
+        let started = Instant::now();
+        let same_input = same_file(&args.a, &args.b);
+        let (a, b) = if is_weights(&args.a) || is_weights(&args.b) {
+            let (a, b) = load_weight_files(args, &args.probe, device)?;
+            (a, (!same_input).then_some(b))
+        } else if is_run_dir(&args.a) || is_run_dir(&args.b) {
+            let (a, b) = load_runs(&args.a, &args.b, args.count, &args.probe, device)?;
+            (a, (!same_input).then_some(b))
+        } else {
+            let (a, b) = std::thread::scope(|scope| {
+                let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
+                let a = load(&args.a);
+                let b = b.map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(CliError::Failure(format!(
+                            "reading {} failed",
+                            args.b.display()
+                        )))
+                    })
+                });
+                (a, b)
+            });
+            (a?, b.transpose()?)
+        };
+        let n = a[0].num_examples();
+        if let Some(b) = &b {
+            if b[0].num_examples() != n {
+                return Err(CliError::Input(format!(
+                    "{} holds {n} examples but {} holds {}: both must hold the same examples in the same order",
+                    args.a.display(),
+                    args.b.display(),
+                    b[0].num_examples()
+                )));
+            }
+        }
+        let describe = |path: &Path, layers: &[HostLayer]| {
+            let count = layers.len();
+            format!(
+                "{} ({count} layer{})",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            )
+        };
+        eprintln!(
+            "loaded {}{} with {n} examples in {:.2} s",
+            describe(&args.a, &a),
+            b.as_ref()
+                .map_or(String::new(), |b| format!(" and {}", describe(&args.b, b))),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Inputs { a, b })
+    }
+
+    fn num_examples(&self) -> usize {
+        self.a[0].num_examples()
+    }
+
+    /// Layer names and shapes of (A, B), for the results file.
+    fn names_and_shapes(&self) -> [(Vec<String>, Vec<Vec<usize>>); 2] {
+        let of = |layers: &[HostLayer]| {
+            (
+                layers.iter().map(|l| l.name.clone()).collect(),
+                layers.iter().map(|l| l.shape.clone()).collect(),
+            )
+        };
+        let a = of(&self.a);
+        let b = self.b.as_deref().map_or_else(|| a.clone(), of);
+        [a, b]
+    }
+}
+
+/// The comparison with every example on the device: inputs resolved, uploaded (conv layers
+/// shaped, outliers clipped), every measure computed (the CCA family sharing one pass), the
+/// significance assessed, and the results written.
+fn in_memory(
+    args: &CompareArgs,
+    measures: &[Measure],
+    significance: &SignificanceOptions,
+    selected: &crate::device::SelectedDevice,
+) -> Result<(), CliError> {
+    let inputs = Inputs::resolve(args, &selected.device)?;
+    let n = inputs.num_examples();
+    for measure in measures {
+        if n < measure.min_examples() {
             return Err(CliError::Input(format!(
-                "{metric} needs at least {} examples, the inputs hold {n}",
-                metric.min_examples()
+                "{measure} needs at least {} examples, the inputs hold {n}",
+                measure.min_examples()
             )));
         }
-        if let Measure::MinibatchCka { batch_size } = metric {
+        if let Measure::MinibatchCka { batch_size } = measure {
             check_batch_size(*batch_size, n)?;
         }
     }
-    let layer_names =
-        |layers: &[HostLayer]| layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
-    let shapes = |layers: &[HostLayer]| layers.iter().map(|l| l.shape.clone()).collect::<Vec<_>>();
-    let meta_layers_a = (layer_names(&host_a), shapes(&host_a));
-    let meta_layers_b = host_b.as_ref().map(|b| (layer_names(b), shapes(b)));
-    let describe = |path: &Path, layers: &[HostLayer]| {
-        let count = layers.len();
-        format!(
-            "{} ({count} layer{})",
-            path.display(),
-            if count == 1 { "" } else { "s" }
-        )
-    };
-    eprintln!(
-        "loaded {}{} with {n} examples in {:.2} s",
-        describe(&args.a, &host_a),
-        host_b
-            .as_ref()
-            .map_or(String::new(), |b| format!(" and {}", describe(&args.b, b))),
-        started.elapsed().as_secs_f64()
-    );
-
+    let [(layers_a_names, shapes_a), (layers_b_names, shapes_b)] = inputs.names_and_shapes();
     let upload = |layers: Vec<HostLayer>| -> Result<Vec<Layer>, CliError> {
         layers
             .into_iter()
             .map(|l| {
-                l.into_layer_with(&selected.device, conv_mode)
-                    .map_err(CliError::from)
+                let layer = l.into_layer_with(&selected.device, args.conv)?;
+                Ok(match args.clip_outliers {
+                    Some(q) => repsim_similarity::outliers::clip_outliers(&layer, q)?,
+                    None => layer,
+                })
             })
             .collect()
     };
-    let layers_a = upload(host_a)?;
-    let layers_b = host_b.map(upload).transpose()?;
+    let layers_a = upload(inputs.a)?;
+    let layers_b = inputs.b.map(upload).transpose()?;
     let layers_b_ref: &[Layer] = layers_b.as_deref().unwrap_or(&layers_a);
-    if conv_mode != ConvMode::Flatten {
-        eprintln!("conv layers: {conv_mode}");
+    if args.conv != ConvMode::Flatten {
+        eprintln!("conv layers: {}", args.conv);
     }
-
+    if let Some(q) = args.clip_outliers {
+        eprintln!("outliers clipped at each layer's mean {q}-quantile of |activation|");
+    }
+    let names = measures
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ");
     let t = Instant::now();
     let spinner = super::progress::spinner(&format!(
-        "computing {} on {} x {} layers",
-        metrics
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "computing {names} on {} x {} layers",
         layers_a.len(),
         layers_b_ref.len()
     ));
-    let results = similarity_matrices(&metrics, &layers_a, layers_b_ref);
+    let results = similarity_matrices(measures, &layers_a, layers_b_ref);
     spinner.finish_and_clear();
     let mut results = results?;
-    eprintln!(
-        "{}: {:.3} s",
-        metrics
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("{names}: {:.3} s", t.elapsed().as_secs_f64());
     if significance.any() {
-        for (matrix, metric) in results.iter_mut().zip(&metrics) {
+        for matrix in results.iter_mut() {
             let t = Instant::now();
-            let spinner = super::progress::spinner(&format!(
-                "{metric}: {}",
-                describe_significance(&significance)
-            ));
-            let assessed = assess(matrix, &layers_a, layers_b_ref, &significance);
+            let what = format!(
+                "{}: {}",
+                matrix.measure,
+                describe_significance(significance)
+            );
+            let spinner = super::progress::spinner(&what);
+            let assessed = assess(matrix, &layers_a, layers_b_ref, significance);
             spinner.finish_and_clear();
             assessed?;
-            eprintln!(
-                "{metric}: {} in {:.3} s",
-                describe_significance(&significance),
-                t.elapsed().as_secs_f64()
-            );
+            eprintln!("{what} in {:.3} s", t.elapsed().as_secs_f64());
         }
     }
-    let meta = json!({
-        "repsim_version": env!("CARGO_PKG_VERSION"),
-        "a": args.a.display().to_string(),
-        "b": args.b.display().to_string(),
-        "device": selected.to_string(),
-        "n_examples": n,
-        "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "batch_size": args.batch_size,
-        "rbf_threshold": args.rbf_threshold,
-        "conv": conv_mode.to_string(),
-        "layers_a": meta_layers_a.0,
-        "shapes_a": meta_layers_a.1,
-        "layers_b": meta_layers_b.as_ref().map_or(&meta_layers_a.0, |b| &b.0),
-        "shapes_b": meta_layers_b.as_ref().map_or(&meta_layers_a.1, |b| &b.1),
-        "precision": "f32",
-    });
-    args.report(&results, meta)
+    let meta = ResultsMeta {
+        rbf_threshold: Some(args.rbf_threshold),
+        layers_a: Some(layers_a_names),
+        shapes_a: Some(shapes_a),
+        layers_b: Some(layers_b_names),
+        shapes_b: Some(shapes_b),
+        ..args.meta(selected, n, measures)
+    };
+    args.report(results, meta)
 }
 
 /// "1000 permutations, 200 bootstrap replicates".
@@ -390,8 +479,8 @@ impl CompareArgs {
     /// The results printed and written to `--json` and `--plot`, titled with A and B.
     fn report(
         &self,
-        results: &[repsim_similarity::SimilarityMatrix],
-        meta: serde_json::Value,
+        results: Vec<repsim_similarity::SimilarityMatrix>,
+        meta: ResultsMeta,
     ) -> Result<(), CliError> {
         let titles = (
             Some(self.a.display().to_string()),
@@ -408,28 +497,30 @@ impl CompareArgs {
     }
 }
 
-/// Prints each matrix (and its warnings), writes `--json` (with `meta`) and `--plot`.
+/// Prints each matrix (and its warnings), writes `--json` (a [`ResultsFile`]) and `--plot`.
 pub fn report(
-    results: &[repsim_similarity::SimilarityMatrix],
-    meta: serde_json::Value,
+    results: Vec<repsim_similarity::SimilarityMatrix>,
+    meta: ResultsMeta,
     json_path: Option<&Path>,
     plot: Option<&Path>,
     style: &super::plot::PlotStyle,
     titles: (Option<String>, Option<String>),
 ) -> Result<(), CliError> {
-    for matrix in results {
+    for matrix in &results {
         for warning in &matrix.warnings {
             eprintln!("warning: {}: {warning}", matrix.measure);
         }
         print!("{}", table::render(matrix));
     }
+    let file = ResultsFile { meta, results };
     if let Some(path) = json_path {
-        let document = json!({ "meta": meta, "results": results });
+        let document = serde_json::to_value(&file)
+            .map_err(|e| CliError::Failure(format!("the results as JSON: {e}")))?;
         super::output::write_json(path, &document)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = plot {
-        for written in super::plot::draw_results(results, path, style, false, titles)? {
+        for written in super::plot::draw_results(&file.results, path, style, false, titles)? {
             eprintln!("wrote {}", written.display());
         }
     }
@@ -449,10 +540,7 @@ fn streamed(
         InputIdentity, MergedState, Shard, StateParameters, STATE_FORMAT, STATE_VERSION,
     };
     use repsim_similarity::RowSource;
-    let shard: Shard = match &args.shard {
-        Some(text) => text.parse()?,
-        None => Shard::WHOLE,
-    };
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
     if let Some(state) = &args.state {
         super::output::check_output(state, "--state", &[], &[&args.a, &args.b])?;
     }
@@ -566,24 +654,17 @@ fn streamed(
     };
     let results = whole.matrices(&selected.device)?;
     let b_side = b.as_ref().unwrap_or(&a);
-    let meta = json!({
-        "repsim_version": env!("CARGO_PKG_VERSION"),
-        "a": args.a.display().to_string(),
-        "b": args.b.display().to_string(),
-        "device": selected.to_string(),
-        "n_examples": n,
-        "metrics": names,
-        "batch_size": chunk,
-        "conv": conv.to_string(),
-        "layers_a": a.names(),
-        "shapes_a": a.shapes(),
-        "layers_b": b_side.names(),
-        "shapes_b": b_side.shapes(),
-        "precision": "f32",
-        "streamed": true,
-        "inputs": identity_json(&whole.identity),
-    });
-    args.report(&results, meta)
+    let meta = ResultsMeta {
+        batch_size: Some(chunk),
+        layers_a: Some(a.names()),
+        shapes_a: Some(a.shapes()),
+        layers_b: Some(b_side.names()),
+        shapes_b: Some(b_side.shapes()),
+        streamed: Some(true),
+        inputs: Some(identity_json(&whole.identity)),
+        ..args.meta(selected, n, metrics)
+    };
+    args.report(results, meta)
 }
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
@@ -754,5 +835,5 @@ pub fn identity_json(
         Option<repsim_similarity::shard::InputIdentity>,
     ),
 ) -> serde_json::Value {
-    json!({ "a": identity.0, "b": identity.1 })
+    serde_json::json!({ "a": identity.0, "b": identity.1 })
 }

@@ -139,7 +139,7 @@ pub struct DescribeArgs {
     pub side: Option<usize>,
     /// Which layers: blocks, all, or names=a,b,c.
     #[arg(long, default_value = "blocks")]
-    pub probe: String,
+    pub probe: Probe,
     /// Also write the description as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -155,7 +155,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
     if let (ModelSpec::SvccaCnn(c), Some(side)) = (&mut spec, args.side) {
         c.side = side;
     }
-    let probe: Probe = args.probe.parse()?;
+    let probe = args.probe.clone();
     if let Some(json) = &args.json {
         super::output::check_output(json, "--json", &["json"], &[])?;
     }

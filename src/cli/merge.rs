@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use repsim_similarity::shard::{merge_states, read_state, verify_inputs};
-use serde_json::json;
 
 use crate::error::Error as CliError;
 
@@ -62,28 +61,33 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
         first.total_batches
     );
     let b = first.b.as_ref().unwrap_or(&first.a);
-    let meta = json!({
-        "repsim_version": env!("CARGO_PKG_VERSION"),
-        "a": first.a.path.display().to_string(),
-        "b": b.path.display().to_string(),
-        "n_examples": n,
-        "metrics": first.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "batch_size": batch_size,
-        "conv": first.parameters.conv,
-        "layers_a": first.a.layers,
-        "shapes_a": first.a.shapes,
-        "layers_b": b.layers,
-        "shapes_b": b.shapes,
-        "precision": "f32",
-        "shards": states.len(),
-        "inputs": super::compare::identity_json(&merged.identity),
-    });
+    let meta = repsim_similarity::ResultsMeta {
+        repsim_version: Some(env!("CARGO_PKG_VERSION").into()),
+        a: Some(first.a.path.display().to_string()),
+        b: Some(b.path.display().to_string()),
+        n_examples: Some(n),
+        metrics: first
+            .measures
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+        batch_size: Some(batch_size),
+        conv: Some(first.parameters.conv.clone()),
+        layers_a: Some(first.a.layers.clone()),
+        shapes_a: Some(first.a.shapes.clone()),
+        layers_b: Some(b.layers.clone()),
+        shapes_b: Some(b.shapes.clone()),
+        precision: Some("f32".into()),
+        shards: Some(states.len()),
+        inputs: Some(super::compare::identity_json(&merged.identity)),
+        ..Default::default()
+    };
     let titles = (
         Some(first.a.path.display().to_string()),
         Some(b.path.display().to_string()),
     );
     super::compare::report(
-        &results,
+        results,
         meta,
         args.json.as_deref(),
         args.plot.as_deref(),

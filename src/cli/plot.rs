@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use repsim_similarity::SimilarityMatrix;
 use repsim_viz::{
-    check_output_path, read_results, save, ColorMap, Heatmap, HeatmapGrid,
-    HeatmapOptions,
+    check_output_path, read_results, save, ColorMap, Heatmap, HeatmapGrid, HeatmapOptions,
 };
 
 use crate::error::Error as CliError;

@@ -182,14 +182,13 @@ mod tests {
     #[test]
     fn large_matrices_get_a_summary() {
         let names: Vec<String> = (0..30).map(|i| format!("l{i}")).collect();
-        let m =
-            SimilarityMatrix::from_row_major(
-                repsim_similarity::Measure::LINEAR_CKA,
-                names.clone(),
-                names,
-                vec![Some(0.25); 900],
-                10,
-            );
+        let m = SimilarityMatrix::from_row_major(
+            repsim_similarity::Measure::LINEAR_CKA,
+            names.clone(),
+            names,
+            vec![Some(0.25); 900],
+            10,
+        );
         assert!(render(&m).contains("too large to print"));
     }
 

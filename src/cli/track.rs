@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use repsim_train::{Tracker, TrackerConfig};
 
-use super::train::parse_metrics;
 use crate::error::Error as CliError;
 
 /// Arguments of `repsim track`.
@@ -14,8 +13,8 @@ pub struct TrackArgs {
     /// The run directory (trained with --track).
     pub run: PathBuf,
     /// Measures of the convergence table (comma-separated).
-    #[arg(long, default_value = "svcca,pwcca,linear_cka")]
-    pub metric: String,
+    #[arg(long, value_delimiter = ',', default_value = "svcca,pwcca,linear_cka")]
+    pub metric: Vec<repsim_similarity::Measure>,
     /// Draw the convergence plots: FILE_METRIC.png and FILE_METRIC_heatmap.png per measure.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -34,7 +33,7 @@ pub struct TrackArgs {
 
 /// Runs `repsim track`.
 pub fn run(args: TrackArgs) -> Result<(), CliError> {
-    let measures = parse_metrics(&args.metric)?;
+    let measures = args.metric.clone();
     let config = TrackerConfig::new(args.run.join("track")).with_measures(measures.clone());
     let mut tracker = Tracker::open(config)?;
     if let Some(plot) = &args.plot {

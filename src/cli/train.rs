@@ -114,17 +114,17 @@ pub struct TrainArgs {
     pub track_every_steps: Option<usize>,
     /// Which layers the Tracker records: blocks, all, or names=a,b.
     #[arg(long, default_value = "blocks")]
-    pub probe: String,
+    pub probe: repsim_model::Probe,
     /// Test examples the Tracker probes.
     #[arg(long, default_value_t = 500)]
     pub probe_count: usize,
     /// How the Tracker turns conv maps into matrices: flatten or pool=K.
     #[arg(long, default_value = "flatten")]
-    pub conv: String,
+    pub conv: ConvMode,
     /// The Tracker's measures (comma-separated), each NAME or NAME:KEY=VALUE..., e.g.
     /// svcca:dims=20.
-    #[arg(long, default_value = "svcca,pwcca,linear_cka")]
-    pub metric: String,
+    #[arg(long, value_delimiter = ',', default_value = "svcca,pwcca,linear_cka")]
+    pub metric: Vec<Measure>,
     /// Continue from the newest complete checkpoint of --out.
     #[arg(long)]
     pub resume: bool,
@@ -143,13 +143,6 @@ pub struct TrainArgs {
     /// Device: auto, flex, wgpu or vulkan.
     #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
-}
-
-/// Parses a comma-separated list of measures, each `name[:key=value]...`.
-pub fn parse_metrics(text: &str) -> Result<Vec<Measure>, CliError> {
-    text.split(',')
-        .map(|m| m.trim().parse::<Measure>().map_err(CliError::from))
-        .collect()
 }
 
 /// The optimiser of the flags: a named default with the overrides given.
@@ -191,9 +184,7 @@ pub fn optimizer_config(
 pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let mut spec = args.model.spec()?;
     let data = args.data.config();
-    let probe = args.probe.parse()?;
-    let conv: ConvMode = args.conv.parse()?;
-    let measures = parse_metrics(&args.metric)?;
+    let (probe, conv, measures) = (args.probe.clone(), args.conv, args.metric.clone());
     let track_text = args
         .track
         .clone()

@@ -39,7 +39,7 @@ pub use error::ParameterError;
 pub use matrix::{Significance, SimilarityMatrix};
 pub use measure::{Measure, MEASURE_NAMES};
 pub use params::{
-    CcaMeasure, CknnaParams, HsicEstimator, PwccaConvention, RdmComparison, RdmKind,
-    SvdReduction, MIN_EXAMPLES,
+    CcaMeasure, CknnaParams, HsicEstimator, PwccaConvention, RdmComparison, RdmKind, SvdReduction,
+    MIN_EXAMPLES,
 };
 pub use results_file::{ResultsFile, ResultsMeta};

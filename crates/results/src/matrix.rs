@@ -226,13 +226,19 @@ mod tests {
         use crate::params::{CcaMeasure, PwccaConvention, RdmComparison, RdmKind, SvdReduction};
         let svcca = r#"{"metric":"svcca","parameters":{"kept_dims_cols":[3],"kept_dims_rows":[2],"precision":"f64","reduction":{"keep":0.99}},"n_examples":500,"rows":["a"],"cols":["b"],"values":[[0.25]]}"#;
         let m: SimilarityMatrix = serde_json::from_str(svcca).unwrap();
-        assert_eq!(m.measure, Measure::Cca(CcaMeasure::Svcca(SvdReduction::Keep(0.99))));
+        assert_eq!(
+            m.measure,
+            Measure::Cca(CcaMeasure::Svcca(SvdReduction::Keep(0.99)))
+        );
         assert!(m.parameters.contains_key("kept_dims_rows"));
         assert!(!m.parameters.contains_key("reduction"));
         assert_eq!(serde_json::to_string(&m).unwrap(), svcca);
         let pwcca = r#"{"metric":"pwcca","parameters":{"convention":"textbook","precision":"f64"},"rows":["a"],"cols":["b"],"values":[[0.5]]}"#;
         let m: SimilarityMatrix = serde_json::from_str(pwcca).unwrap();
-        assert_eq!(m.measure, Measure::Cca(CcaMeasure::Pwcca(PwccaConvention::Textbook)));
+        assert_eq!(
+            m.measure,
+            Measure::Cca(CcaMeasure::Pwcca(PwccaConvention::Textbook))
+        );
         let rsa = r#"{"metric":"rsa","parameters":{"compare":"pearson","rdm":"euclidean"},"rows":["a"],"cols":["b"],"values":[[0.5]]}"#;
         let m: SimilarityMatrix = serde_json::from_str(rsa).unwrap();
         assert_eq!(
@@ -253,7 +259,9 @@ mod tests {
         let m: SimilarityMatrix = serde_json::from_str(hand).unwrap();
         assert_eq!(m.measure.name(), "rbf_cka_debiased");
         let unknown = r#"{"metric":"cka","rows":["a"],"cols":["b"],"values":[[0.5]]}"#;
-        let err = serde_json::from_str::<SimilarityMatrix>(unknown).unwrap_err().to_string();
+        let err = serde_json::from_str::<SimilarityMatrix>(unknown)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown metric `cka`"), "{err}");
     }
 }

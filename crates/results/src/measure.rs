@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::error::{ParameterError, Result};
 use crate::params::{
-    CcaMeasure, CknnaParams, HsicEstimator, PwccaConvention, RdmComparison, RdmKind,
-    SvdReduction, DEFAULT_K, MIN_EXAMPLES,
+    CcaMeasure, CknnaParams, HsicEstimator, PwccaConvention, RdmComparison, RdmKind, SvdReduction,
+    DEFAULT_K, MIN_EXAMPLES,
 };
 
 /// A similarity measure and its parameters.
@@ -68,6 +68,9 @@ pub enum Measure {
     ShapeAngular {
         /// Partial whitening in [0, 1]: 1 none (Procrustes), 0 full (CCA).
         alpha: f64,
+        /// Centre each feature first (the default; netrep's `center_columns`); off, the
+        /// activations as given, translations included in the shape.
+        centered: bool,
     },
 }
 
@@ -138,7 +141,10 @@ impl Measure {
                 rdm: RdmKind::default(),
                 compare: RdmComparison::default(),
             },
-            "shape_angular" => Measure::ShapeAngular { alpha: 1.0 },
+            "shape_angular" => Measure::ShapeAngular {
+                alpha: 1.0,
+                centered: true,
+            },
             other => {
                 return Err(ParameterError::new(
                     "metric",
@@ -234,7 +240,10 @@ impl Measure {
             Measure::MutualKnn { k: 0 } | Measure::Cknna(CknnaParams { k: 0, .. }) => Err(
                 ParameterError::new("k", "the number of neighbours must be at least 1, got 0"),
             ),
-            Measure::ShapeAngular { alpha } if !(0.0..=1.0).contains(&alpha) => Err(
+            Measure::Cknna(CknnaParams { eps, .. }) if !(eps.is_finite() && eps >= 0.0) => Err(
+                ParameterError::new("eps", format!("must be a number >= 0, got {eps}")),
+            ),
+            Measure::ShapeAngular { alpha, .. } if !(0.0..=1.0).contains(&alpha) => Err(
                 ParameterError::new("alpha", format!("must be in [0, 1], got {alpha}")),
             ),
             _ => Ok(()),
@@ -251,7 +260,10 @@ impl Measure {
             Measure::RbfCka {
                 threshold,
                 estimator,
-            } => vec![("estimator", json(estimator)), ("threshold", json(threshold))],
+            } => vec![
+                ("estimator", json(estimator)),
+                ("threshold", json(threshold)),
+            ],
             Measure::MinibatchCka { batch_size } => vec![("batch_size", json(batch_size))],
             Measure::Cca(CcaMeasure::Svcca(reduction)) => vec![("reduction", json(reduction))],
             Measure::Cca(CcaMeasure::Pwcca(convention)) => vec![("convention", json(convention))],
@@ -261,11 +273,14 @@ impl Measure {
                 ("k", json(&p.k)),
                 ("estimator", json(&p.estimator)),
                 ("normalize_rows", json(&p.normalize)),
+                ("eps", json(&p.eps)),
             ],
             Measure::Rsa { rdm, compare } => {
                 vec![("rdm", json(rdm)), ("compare", json(compare))]
             }
-            Measure::ShapeAngular { alpha } => vec![("alpha", json(alpha))],
+            Measure::ShapeAngular { alpha, centered } => {
+                vec![("alpha", json(alpha)), ("centered", json(centered))]
+            }
         }
     }
 
@@ -326,9 +341,15 @@ impl Measure {
                 .map_err(|e| ParameterError::new(key, format!("{value} is not valid here: {e}")))
         }
         match (self, key) {
-            (Measure::LinearCka { estimator }, "estimator") => *estimator = read("estimator", value)?,
-            (Measure::RbfCka { estimator, .. }, "estimator") => *estimator = read("estimator", value)?,
-            (Measure::RbfCka { threshold, .. }, "threshold") => *threshold = read("threshold", value)?,
+            (Measure::LinearCka { estimator }, "estimator") => {
+                *estimator = read("estimator", value)?
+            }
+            (Measure::RbfCka { estimator, .. }, "estimator") => {
+                *estimator = read("estimator", value)?
+            }
+            (Measure::RbfCka { threshold, .. }, "threshold") => {
+                *threshold = read("threshold", value)?
+            }
             (Measure::MinibatchCka { batch_size }, "batch_size") => {
                 *batch_size = read("batch_size", value)?
             }
@@ -342,9 +363,13 @@ impl Measure {
             (Measure::Cknna(p), "k") => p.k = read("k", value)?,
             (Measure::Cknna(p), "estimator") => p.estimator = read("estimator", value)?,
             (Measure::Cknna(p), "normalize_rows") => p.normalize = read("normalize_rows", value)?,
+            (Measure::Cknna(p), "eps") => p.eps = read("eps", value)?,
             (Measure::Rsa { rdm, .. }, "rdm") => *rdm = read("rdm", value)?,
             (Measure::Rsa { compare, .. }, "compare") => *compare = read("compare", value)?,
-            (Measure::ShapeAngular { alpha }, "alpha") => *alpha = read("alpha", value)?,
+            (Measure::ShapeAngular { alpha, .. }, "alpha") => *alpha = read("alpha", value)?,
+            (Measure::ShapeAngular { centered, .. }, "centered") => {
+                *centered = read("centered", value)?
+            }
             (measure, key) => {
                 return Err(ParameterError::new(
                     "parameter",
@@ -421,7 +446,13 @@ fn describe_keys(measure: &Measure) -> String {
     let keys: Vec<&str> = measure
         .parameter_keys()
         .into_iter()
-        .flat_map(|k| if k == "reduction" { vec!["keep", "dims"] } else { vec![k] })
+        .flat_map(|k| {
+            if k == "reduction" {
+                vec!["keep", "dims"]
+            } else {
+                vec![k]
+            }
+        })
         .collect();
     if keys.is_empty() {
         "none".into()
@@ -473,7 +504,10 @@ struct MeasureObject {
 }
 
 impl Serialize for Measure {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         MeasureObject {
             name: self.name().into(),
             parameters: self
@@ -487,12 +521,18 @@ impl Serialize for Measure {
 }
 
 impl<'de> Deserialize<'de> for Measure {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         let object = MeasureObject::deserialize(deserializer)?;
-        let measure =
-            Measure::from_record(&object.name, &object.parameters).map_err(serde::de::Error::custom)?;
+        let measure = Measure::from_record(&object.name, &object.parameters)
+            .map_err(serde::de::Error::custom)?;
         let known = measure.parameter_keys();
-        if let Some(extra) = object.parameters.keys().find(|k| !known.contains(&k.as_str())) {
+        if let Some(extra) = object
+            .parameters
+            .keys()
+            .find(|k| !known.contains(&k.as_str()))
+        {
             return Err(serde::de::Error::custom(format!(
                 "{} has no parameter `{extra}`",
                 measure.name()
@@ -512,11 +552,19 @@ mod tests {
             let measure = Measure::from_name(name).unwrap();
             assert_eq!(measure.name(), name);
             assert_eq!(name.parse::<Measure>().unwrap(), measure);
-            assert_eq!(measure.spec().parse::<Measure>().unwrap(), measure, "{}", measure.spec());
+            assert_eq!(
+                measure.spec().parse::<Measure>().unwrap(),
+                measure,
+                "{}",
+                measure.spec()
+            );
             measure.validate().unwrap();
         }
         let err = "cka".parse::<Measure>().unwrap_err().to_string();
-        assert!(err.contains("`cka`") && err.contains("minibatch_cka"), "{err}");
+        assert!(
+            err.contains("`cka`") && err.contains("minibatch_cka"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -545,10 +593,23 @@ mod tests {
         assert!(err("shape_angular:alpha=2").contains("[0, 1], got 2"));
         assert!(err("mutual_knn:k=0").contains("at least 1"));
         assert!(err("rsa:rdm=cosine").contains("rdm"));
+        assert!(err("cknna:eps=-1").contains(">= 0, got -1"));
+        assert_eq!(
+            "rsa:rdm=mean_squared_difference:compare=tau_a"
+                .parse::<Measure>()
+                .unwrap(),
+            Measure::Rsa {
+                rdm: RdmKind::MeanSquaredDifference,
+                compare: RdmComparison::TauA
+            }
+        );
         assert!(err("linear_cka:estimator=unbiased").contains("linear_cka_debiased"));
         assert!(err("rsa:rdm").contains("not key=value"));
         // Flags apply where the measure has the key, and the spelling's pairs win.
-        let defaults = [("batch_size", "64".to_string()), ("threshold", "2".to_string())];
+        let defaults = [
+            ("batch_size", "64".to_string()),
+            ("threshold", "2".to_string()),
+        ];
         assert_eq!(
             Measure::from_spec("minibatch_cka", &defaults).unwrap(),
             Measure::minibatch_cka(64)
@@ -571,7 +632,11 @@ mod tests {
                 .collect();
             assert_eq!(Measure::from_record(name, &record).unwrap(), measure);
             let json = serde_json::to_string(&measure).unwrap();
-            assert_eq!(serde_json::from_str::<Measure>(&json).unwrap(), measure, "{json}");
+            assert_eq!(
+                serde_json::from_str::<Measure>(&json).unwrap(),
+                measure,
+                "{json}"
+            );
         }
         let record: BTreeMap<String, Value> =
             [("estimator".to_string(), Value::from("unbiased"))].into();
@@ -596,6 +661,9 @@ mod tests {
             .collect();
         assert_eq!(distances, ["procrustes", "shape_angular"]);
         assert_eq!(Measure::LINEAR_CKA.title(), "Linear CKA");
-        assert_eq!(Measure::from_name("rsa").unwrap().title(), "RSA (RDM correlation)");
+        assert_eq!(
+            Measure::from_name("rsa").unwrap().title(),
+            "RSA (RDM correlation)"
+        );
     }
 }

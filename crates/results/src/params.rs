@@ -148,10 +148,9 @@ impl SvdReduction {
                 "SVD keep fraction",
                 format!("must be in (0, 1], got {f}"),
             )),
-            SvdReduction::Dims(0) => Err(ParameterError::new(
-                "SVD dimensions",
-                "must be at least 1",
-            )),
+            SvdReduction::Dims(0) => {
+                Err(ParameterError::new("SVD dimensions", "must be at least 1"))
+            }
             _ => Ok(()),
         }
     }
@@ -194,32 +193,67 @@ pub enum RdmKind {
     /// `1 - Pearson r` of the two example vectors.
     #[default]
     Correlation,
-    /// `||x_i - x_j||_2`.
+    /// `||x_i - x_j||_2`, the plain distance.
     Euclidean,
+    /// `||x_i - x_j||^2 / D`, the mean squared difference over the `D` features: what
+    /// rsatoolbox calls "euclidean" (the same Spearman value as [`RdmKind::Euclidean`], another
+    /// Pearson value).
+    MeanSquaredDifference,
 }
 
-/// How two RDMs are compared.
+impl RdmKind {
+    /// Every kind, in the order the CLI lists them.
+    pub const ALL: [RdmKind; 3] = [
+        RdmKind::Correlation,
+        RdmKind::Euclidean,
+        RdmKind::MeanSquaredDifference,
+    ];
+}
+
+/// How two RDMs are compared (over their upper triangles, `m` entries each).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RdmComparison {
-    /// Spearman's rank correlation (average ranks for ties).
+    /// Spearman's rank correlation (Pearson's of average ranks, ties sharing their mean rank).
     #[default]
     Spearman,
-    /// Pearson's correlation of the distances.
+    /// Pearson's correlation of the dissimilarities.
     Pearson,
+    /// The cosine of the two vectors of dissimilarities, uncentred (rsatoolbox's default).
+    Cosine,
+    /// Spearman's rho-a (Nili et al. 2014): `12 sum (r_a - mean)(r_b - mean) / (m^3 - m)` over
+    /// average ranks; Spearman's value without ties, smaller with them.
+    RhoA,
+    /// Kendall's tau-a (Nili et al. 2014): (concordant - discordant pairs) / (m (m - 1) / 2),
+    /// tied pairs counting as neither.
+    TauA,
+}
+
+impl RdmComparison {
+    /// Every comparison, in the order the CLI lists them.
+    pub const ALL: [RdmComparison; 5] = [
+        RdmComparison::Spearman,
+        RdmComparison::Pearson,
+        RdmComparison::Cosine,
+        RdmComparison::RhoA,
+        RdmComparison::TauA,
+    ];
 }
 
 impl FromStr for RdmKind {
     type Err = ParameterError;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "correlation" => Ok(RdmKind::Correlation),
-            "euclidean" => Ok(RdmKind::Euclidean),
-            other => Err(ParameterError::new(
-                "--rdm",
-                format!("unknown RDM {other:?}; use correlation or euclidean"),
-            )),
-        }
+        RdmKind::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| {
+                ParameterError::new(
+                    "--rdm",
+                    format!(
+                        "unknown RDM {s:?}; use correlation, euclidean or mean_squared_difference (rsatoolbox's \"euclidean\")"
+                    ),
+                )
+            })
     }
 }
 
@@ -228,6 +262,7 @@ impl fmt::Display for RdmKind {
         f.write_str(match self {
             RdmKind::Correlation => "correlation",
             RdmKind::Euclidean => "euclidean",
+            RdmKind::MeanSquaredDifference => "mean_squared_difference",
         })
     }
 }
@@ -235,14 +270,19 @@ impl fmt::Display for RdmKind {
 impl FromStr for RdmComparison {
     type Err = ParameterError;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "spearman" => Ok(RdmComparison::Spearman),
-            "pearson" => Ok(RdmComparison::Pearson),
-            other => Err(ParameterError::new(
-                "--rsa-compare",
-                format!("unknown comparison {other:?}; use spearman or pearson"),
-            )),
-        }
+        // rsatoolbox spells the two a-variants with a hyphen.
+        let s = s.replace('-', "_");
+        RdmComparison::ALL
+            .into_iter()
+            .find(|c| c.to_string() == s)
+            .ok_or_else(|| {
+                ParameterError::new(
+                    "--rsa-compare",
+                    format!(
+                        "unknown comparison {s:?}; use spearman, pearson, cosine, rho_a or tau_a"
+                    ),
+                )
+            })
     }
 }
 
@@ -251,6 +291,9 @@ impl fmt::Display for RdmComparison {
         f.write_str(match self {
             RdmComparison::Spearman => "spearman",
             RdmComparison::Pearson => "pearson",
+            RdmComparison::Cosine => "cosine",
+            RdmComparison::RhoA => "rho_a",
+            RdmComparison::TauA => "tau_a",
         })
     }
 }
@@ -262,8 +305,13 @@ pub struct CknnaParams {
     pub k: usize,
     /// The HSIC estimator (unbiased: the diagonal excluded from the neighbours).
     pub estimator: HsicEstimator,
-    /// Divide rows by their L2 norm first (the authors' pipeline).
+    /// Divide rows by their L2 norm first: the authors' pipeline, and the default (as for
+    /// mutual kNN); off, the features as given.
     pub normalize: bool,
+    /// Added to the denominator, as the authors add 1e-6; 0 by default (the score is then
+    /// scale-free: the unbiased HSIC of unit-norm rows is `O(k / n)`, so 1e-6 moves it by
+    /// 1.4e-4 at n = 500 and 1.4e-3 at n = 5,000).
+    pub eps: f64,
 }
 
 impl Default for CknnaParams {
@@ -271,7 +319,8 @@ impl Default for CknnaParams {
         CknnaParams {
             k: DEFAULT_K,
             estimator: HsicEstimator::Unbiased,
-            normalize: false,
+            normalize: true,
+            eps: 0.0,
         }
     }
 }
@@ -291,14 +340,29 @@ mod tests {
         for c in [PwccaConvention::Google, PwccaConvention::Textbook] {
             assert_eq!(c.to_string().parse::<PwccaConvention>().unwrap(), c);
         }
-        for r in [RdmKind::Correlation, RdmKind::Euclidean] {
+        for r in RdmKind::ALL {
             assert_eq!(r.to_string().parse::<RdmKind>().unwrap(), r);
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{r}\""));
         }
-        for r in [RdmComparison::Spearman, RdmComparison::Pearson] {
+        for r in RdmComparison::ALL {
             assert_eq!(r.to_string().parse::<RdmComparison>().unwrap(), r);
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{r}\""));
         }
+        assert_eq!(
+            "rho-a".parse::<RdmComparison>().unwrap(),
+            RdmComparison::RhoA
+        );
+        assert_eq!(
+            "tau-a".parse::<RdmComparison>().unwrap(),
+            RdmComparison::TauA
+        );
         let err = "lapack".parse::<PwccaConvention>().unwrap_err().to_string();
-        assert!(err.contains("`lapack`") && err.contains("textbook"), "{err}");
+        assert!(
+            err.contains("`lapack`") && err.contains("textbook"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct ResultsMeta {
     /// Whether the comparison streamed the files one batch of rows at a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streamed: Option<bool>,
+    /// The quantile outliers were clipped at (`--clip-outliers`), when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_outliers: Option<f64>,
     /// How many shard states were merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<usize>,
@@ -90,6 +93,9 @@ mod tests {
         assert_eq!(file.meta.other["zzz_new"], 1);
         assert_eq!(file.results[0].measure, crate::Measure::LINEAR_CKA);
         let back: serde_json::Value = serde_json::to_value(&file).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
     }
 }

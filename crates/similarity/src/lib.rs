@@ -26,6 +26,7 @@
 //! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
 //! | [`row_source`] | row ranges of activation files read in place (files larger than memory) |
 //! | [`shard`] | sharded comparisons: state files with content identity and checksums, exact merges |
+//! | [`outliers`] | clipping outlying activations before a comparison (platonic-rep's `remove_outliers`) |
 //! | [`neighbours`] | each example's k nearest neighbours under a layer's linear kernel |
 //! | [`mutual_knn`] | mutual k-nearest-neighbour alignment (Huh et al. 2024) |
 //! | [`cknna`] | CKNNA, CKA over mutual-neighbour pairs (Huh et al. 2024) |
@@ -65,6 +66,7 @@ pub mod measure;
 pub mod minibatch;
 pub mod mutual_knn;
 pub mod neighbours;
+pub mod outliers;
 pub mod principal;
 pub mod row_source;
 pub mod rsa;
@@ -93,10 +95,10 @@ pub use matrix::{Significance, SimilarityMatrix};
 pub use measure::{
     minibatch_cka_matrix, similarity_matrices, similarity_matrix, Measure, MEASURE_NAMES,
 };
+pub use minibatch::{MinibatchCka, MinibatchCkaState};
+pub use principal::{first_component, FirstComponent};
 pub use repsim_results::{
     CknnaParams, ParameterError, RdmComparison, RdmKind, ResultsFile, ResultsMeta,
 };
-pub use minibatch::{MinibatchCka, MinibatchCkaState};
-pub use principal::{first_component, FirstComponent};
 pub use row_source::{RowSource, Xxh3};
 pub use significance::{assess, SignificanceOptions};

@@ -39,7 +39,9 @@ pub fn similarity_matrix(
         Measure::MutualKnn { k } => mutual_knn_matrix(layers_a, layers_b, k),
         Measure::Cknna(params) => cknna_matrix(layers_a, layers_b, &params),
         Measure::Rsa { rdm, compare } => rsa_matrix(layers_a, layers_b, rdm, compare),
-        Measure::ShapeAngular { alpha } => shape_angular_matrix(layers_a, layers_b, alpha),
+        Measure::ShapeAngular { alpha, centered } => {
+            shape_angular_matrix(layers_a, layers_b, alpha, centered)
+        }
     }
 }
 

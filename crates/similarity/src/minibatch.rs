@@ -391,8 +391,7 @@ impl MinibatchCka {
             .collect();
         // Without a nominal size: every batch counted has the same size where the callers pass
         // full batches of one size; otherwise the measure records the mean, and says so.
-        let batch_size =
-            nominal_batch_size.unwrap_or(state.n_examples / state.n_batches.max(1));
+        let batch_size = nominal_batch_size.unwrap_or(state.n_examples / state.n_batches.max(1));
         let mut matrix = SimilarityMatrix::from_row_major(
             repsim_results::Measure::MinibatchCka { batch_size },
             state.rows.clone(),

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! with `Xc` the centred activations and the scatter not divided by `n` (as the authors'
-//! package netrep). `α = 1`: no whitening, the angular form of Procrustes (`cos θ = 1 -
+//! package netrep; `centered = false` uses the activations as given, netrep's
+//! `center_columns=False`, so a translation changes the shape). `α = 1`: no whitening, the angular form of Procrustes (`cos θ = 1 -
 //! procrustes / 2`); `α = 0`: full whitening, `cos θ = sum of canonical correlations /
 //! sqrt(rank X rank Y)`. For `0 < α < 1` the value depends on the scale of the data and on `n`.
 //! With the thin SVD `Xc = U diag(s) Vᵀ`, `φ(X) = U diag(α s + 1 - α) Vᵀ` and `V` drops out of
@@ -31,7 +32,7 @@ struct Whitened {
     weights: Vec<f64>,
 }
 
-fn whitened(layer: &Layer, alpha: f64) -> Result<Whitened> {
+fn whitened(layer: &Layer, alpha: f64, centered: bool) -> Result<Whitened> {
     let (n, d) = (layer.num_examples(), layer.num_features());
     if n.min(d) > MAX_CCA_FEATURES {
         return Err(SimilarityError::InvalidParameter {
@@ -44,7 +45,11 @@ fn whitened(layer: &Layer, alpha: f64) -> Result<Whitened> {
         });
     }
     let x = to_host_f64(layer.matrix.clone())?;
-    let centred = x.clone().sub(x.mean_dim(0));
+    let centred = if centered {
+        x.clone().sub(x.mean_dim(0))
+    } else {
+        x
+    };
     let (u, s, _) = svd(centred, &format!("layer `{}`", layer.name))?;
     let largest = s.first().copied().unwrap_or(0.0);
     let kept = s
@@ -89,11 +94,20 @@ fn check_alpha(alpha: f64) -> Result<()> {
     Ok(())
 }
 
-/// The angular shape distance of two layers over the same examples, radians.
+/// The angular shape distance of two layers over the same examples, radians (features
+/// centred).
 pub fn shape_angular(x: &Layer, y: &Layer, alpha: f64) -> Result<f64> {
+    shape_angular_with(x, y, alpha, true)
+}
+
+/// [`shape_angular`], the features centred first or (`centered = false`) as given.
+pub fn shape_angular_with(x: &Layer, y: &Layer, alpha: f64, centered: bool) -> Result<f64> {
     check_alpha(alpha)?;
     check_same_examples([x, y])?;
-    angle(&whitened(x, alpha)?, &whitened(y, alpha)?)
+    angle(
+        &whitened(x, alpha, centered)?,
+        &whitened(y, alpha, centered)?,
+    )
 }
 
 /// The angular shape distance of every layer of A against every layer of B (a distance
@@ -102,10 +116,11 @@ pub fn shape_angular_matrix(
     layers_a: &[Layer],
     layers_b: &[Layer],
     alpha: f64,
+    centered: bool,
 ) -> Result<SimilarityMatrix> {
     check_alpha(alpha)?;
     let n = check_same_examples(layers_a.iter().chain(layers_b))?;
-    let sides = Sides::new(layers_a, layers_b, |l| whitened(l, alpha))?;
+    let sides = Sides::new(layers_a, layers_b, |l| whitened(l, alpha, centered))?;
     let (a, b) = (&sides.a, sides.b());
     let mut values = Vec::with_capacity(a.len() * b.len());
     for x in a {
@@ -114,7 +129,7 @@ pub fn shape_angular_matrix(
         }
     }
     Ok(SimilarityMatrix::from_row_major(
-        repsim_results::Measure::ShapeAngular { alpha },
+        repsim_results::Measure::ShapeAngular { alpha, centered },
         layers_a.iter().map(|l| l.name.clone()).collect(),
         layers_b.iter().map(|l| l.name.clone()).collect(),
         values,

@@ -35,9 +35,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cca::{CcaMeasure, PwccaConvention, SvdReduction};
 use crate::conv::ConvMode;
-use crate::hsic::HsicEstimator;
 use crate::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use crate::error::{Result, SimilarityError};
+use crate::hsic::HsicEstimator;
 use crate::layer::Layer;
 use crate::matrix::SimilarityMatrix;
 use crate::measure::{check_batch_size, Measure};
@@ -728,7 +728,11 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
     for (path, state) in &states[1..] {
         if state.measures != first.measures {
             let specs = |s: &CompareState| {
-                s.measures.iter().map(Measure::spec).collect::<Vec<_>>().join(",")
+                s.measures
+                    .iter()
+                    .map(Measure::spec)
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             return Err(differ(path, "the measures", specs(state), specs(first)));
         }

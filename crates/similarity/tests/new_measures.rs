@@ -11,7 +11,7 @@ use common::{assert_close, fixture};
 use repsim_similarity::cknna::{cknna, CknnaParams};
 use repsim_similarity::mutual_knn::mutual_knn;
 use repsim_similarity::rsa::{rdm_correlation, rdm_vector, rsa, RdmComparison, RdmKind};
-use repsim_similarity::shape_metric::shape_angular;
+use repsim_similarity::shape_metric::{shape_angular, shape_angular_with};
 use repsim_similarity::{similarity_matrix, HsicEstimator, Layer, Measure};
 
 /// The formula data of `new_measures.py`: float32 values of a smooth function.
@@ -39,6 +39,7 @@ fn options(normalize: bool, estimator: HsicEstimator) -> CknnaParams {
         k: 10,
         estimator,
         normalize,
+        eps: 0.0,
     }
 }
 
@@ -350,6 +351,183 @@ fn the_matrices_equal_pairwise_calls_and_bad_parameters_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("k = 50"), "{error}");
-    let alpha = Measure::ShapeAngular { alpha: 1.5 };
+    let alpha = Measure::ShapeAngular {
+        alpha: 1.5,
+        centered: true,
+    };
     assert!(similarity_matrix(&alpha, &a, &b).is_err());
+}
+
+/// The peers' own values, computed by their code on the fixtures (float64 of the float32
+/// files) and written down here: rsatoolbox 0.3.2 (`calc_rdm` with `euclidean`, which is
+/// d^2/D, and `correlation`; `compare` with `cosine`, `corr`, `spearman`, `rho-a`, `tau-a`),
+/// netrep (`LinearMetric(alpha, center_columns, zero_pad=True, score_method="angular")`, from
+/// its repository, ahwillia/netrep) and platonic-rep's CKNNA with its `+1e-6`
+/// (`tests/fixtures/README.md`).
+mod peers {
+    use super::*;
+
+    /// rsatoolbox's five comparisons on its two RDMs, in the order above.
+    const COMPARISONS: [RdmComparison; 5] = [
+        RdmComparison::Cosine,
+        RdmComparison::Pearson,
+        RdmComparison::Spearman,
+        RdmComparison::RhoA,
+        RdmComparison::TauA,
+    ];
+
+    fn rsa_case(name: &str, x: &Layer, y: &Layer, msd: [f64; 5], correlation: [f64; 5]) {
+        for (kind, values) in [
+            (RdmKind::MeanSquaredDifference, msd),
+            (RdmKind::Correlation, correlation),
+        ] {
+            for (compare, want) in COMPARISONS.into_iter().zip(values) {
+                let got = rsa(x, y, kind, compare).unwrap().unwrap();
+                // rsatoolbox forms distances from |x|^2 + |y|^2 - 2 x.y, repsim from the
+                // differences: they part at 1e-9, and the order of two near-equal distances
+                // may swap, which moves a rank statistic by up to 1e-7.
+                let tolerance = match compare {
+                    RdmComparison::Cosine | RdmComparison::Pearson => 1e-8,
+                    _ => 1e-6,
+                };
+                assert_close(&format!("{name}: {kind} {compare}"), got, want, tolerance);
+            }
+        }
+    }
+
+    #[test]
+    fn rsa_comparisons_match_rsatoolbox() {
+        let device = Device::flex();
+        rsa_case(
+            "demo",
+            &fixture_layer("kornblith_demo_x.npy", &device),
+            &fixture_layer("kornblith_demo_y.npy", &device),
+            [
+                0.9277705489524429,
+                0.5062321116301346,
+                0.4929646966980302,
+                0.4929646966980302,
+                0.34015475016889446,
+            ],
+            [
+                0.948574827978933,
+                0.4851461427711329,
+                0.47243967376304735,
+                0.4724396737630473,
+                0.3250701396670279,
+            ],
+        );
+        rsa_case(
+            "svhn",
+            &fixture_layer("svcca_svhn_model0_layer6.npy", &device),
+            &fixture_layer("svcca_svhn_model1_layer6.npy", &device),
+            [
+                0.990008175855402,
+                0.8581819349535066,
+                0.8469274904989473,
+                0.8469274904989474,
+                0.6582077710414383,
+            ],
+            [
+                0.9964054738766995,
+                0.8608634687510097,
+                0.8242717780089207,
+                0.8242717780089208,
+                0.6331153084980741,
+            ],
+        );
+        // A categorical model RDM (three classes, one-hot, and a constant column) against the
+        // demo's y: its RDM is full of ties, where rho-a and tau-a part from Spearman.
+        let n = 100;
+        let mut values = vec![0f32; n * 4];
+        for i in 0..n {
+            values[i * 4 + i % 3] = 1.0;
+            values[i * 4 + 3] = 0.5;
+        }
+        let categories = Layer::new(
+            "categories",
+            Tensor::<2>::from_data(TensorData::new(values, [n, 4]), &device),
+        )
+        .unwrap();
+        rsa_case(
+            "categories",
+            &categories,
+            &fixture_layer("kornblith_demo_y.npy", &device),
+            [
+                0.7579165198217775,
+                0.009880052037445545,
+                0.018933813822349183,
+                0.015380349571690625,
+                0.010255637808678827,
+            ],
+            [
+                0.7827609996149364,
+                0.026860132030564327,
+                0.028880400260423576,
+                0.023460178490365413,
+                0.01564327861357564,
+            ],
+        );
+    }
+
+    #[test]
+    fn the_shape_metric_matches_netrep_centred_and_not() {
+        let device = Device::flex();
+        for (name, a, b, centred, uncentred) in [
+            (
+                "demo",
+                "kornblith_demo_x.npy",
+                "kornblith_demo_y.npy",
+                [0.7432764761208089, 0.7429660916775279, 0.7509896032371814],
+                [0.7444608461220622, 0.7442546398886735, 0.7531964480265112],
+            ),
+            (
+                "svhn",
+                "svcca_svhn_model0_layer6.npy",
+                "svcca_svhn_model1_layer6.npy",
+                [0.6665024297151393, 0.6727925594116183, 0.9906070739711658],
+                [0.5596110332395734, 0.567183799777915, 0.9896961889563323],
+            ),
+        ] {
+            let (x, y) = (fixture_layer(a, &device), fixture_layer(b, &device));
+            for (centered, values) in [(true, centred), (false, uncentred)] {
+                for (alpha, want) in [1.0, 0.5, 0.0].into_iter().zip(values) {
+                    let got = shape_angular_with(&x, &y, alpha, centered).unwrap();
+                    assert_close(
+                        &format!("{name}: alpha {alpha}, centred {centered}"),
+                        got,
+                        want,
+                        1e-8,
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cknna_with_the_authors_eps_gives_their_values() {
+        let device = Device::flex();
+        for (a, b, want) in [
+            ("kornblith_demo_x.npy", "kornblith_demo_y.npy", 0.311141),
+            (
+                "svcca_svhn_model0_layer6.npy",
+                "svcca_svhn_model1_layer6.npy",
+                0.586353,
+            ),
+        ] {
+            let (x, y) = (fixture_layer(a, &device), fixture_layer(b, &device));
+            let authors = CknnaParams {
+                eps: 1e-6,
+                ..CknnaParams::default()
+            };
+            // Six digits, as the fixtures' table gives them.
+            assert_close(a, cknna(&x, &y, &authors).unwrap().unwrap(), want, 6e-7);
+        }
+        // The default normalises rows (the authors' pipeline, and mutual_knn's convention).
+        assert!(CknnaParams::default().normalize);
+        assert_eq!(
+            Measure::from_name("cknna").unwrap(),
+            Measure::Cknna(CknnaParams::default())
+        );
+    }
 }

@@ -6,9 +6,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use repsim_similarity::testing::SplitMix64;
-use repsim_similarity::{
-    similarity_matrix, HsicEstimator, Layer, Measure, MinibatchCka,
-};
+use repsim_similarity::{similarity_matrix, HsicEstimator, Layer, Measure, MinibatchCka};
 
 const N: usize = 200;
 const D: usize = 32;
@@ -196,8 +194,13 @@ const OFFSETS: [f64; 4] = [-1e6, -3e3, 1e3, 1e4];
 fn cka_measures_match_float64_for_every_scale_and_offset() {
     let (g, y) = base_data(7);
     let mut failures = Vec::new();
-    for metric in ["linear_cka", "linear_cka_debiased", "rbf_cka", "rbf_cka_debiased"]
-        .map(|name| Measure::from_name(name).unwrap())
+    for metric in [
+        "linear_cka",
+        "linear_cka_debiased",
+        "rbf_cka",
+        "rbf_cka_debiased",
+    ]
+    .map(|name| Measure::from_name(name).unwrap())
     {
         let cases = SCALES
             .iter()
@@ -350,10 +353,7 @@ fn linear_cka_at_fifty_thousand_examples_matches_float64() {
             (Measure::LINEAR_CKA, biased),
             (Measure::LINEAR_CKA_DEBIASED, debiased),
         ] {
-            let got = similarity_matrix(&metric, &a, &b)
-                .unwrap()
-                .values[0][0]
-                .unwrap();
+            let got = similarity_matrix(&metric, &a, &b).unwrap().values[0][0].unwrap();
             assert!(
                 (got - want).abs() < 1e-5,
                 "{metric} at n = 50,000: {got} vs f64 {want}"
@@ -385,8 +385,13 @@ fn the_reported_cases_give_one() {
             .iter()
             .map(|v| ((*v as f64 - offset) / scale) as f32)
             .collect();
-        for metric in ["linear_cka", "linear_cka_debiased", "rbf_cka", "rbf_cka_debiased"]
-            .map(|name| Measure::from_name(name).unwrap())
+        for metric in [
+            "linear_cka",
+            "linear_cka_debiased",
+            "rbf_cka",
+            "rbf_cka_debiased",
+        ]
+        .map(|name| Measure::from_name(name).unwrap())
         {
             let value = repsim_value(metric, &x, &y).unwrap();
             assert!(
@@ -402,7 +407,8 @@ fn the_reported_cases_give_one() {
 #[test]
 fn shared_cca_statistics_are_scale_safe_too() {
     let (g, y) = base_data(13);
-    let metrics = ["cca", "svcca", "pwcca", "procrustes"].map(|name| Measure::from_name(name).unwrap());
+    let metrics =
+        ["cca", "svcca", "pwcca", "procrustes"].map(|name| Measure::from_name(name).unwrap());
     for scale in [1e-30, 1.0, 1e30] {
         let x = transformed(&g, scale, 0.0);
         let a = [layer("x", &x, N)];

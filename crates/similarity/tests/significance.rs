@@ -158,7 +158,13 @@ fn ks_uniform(mut values: Vec<f64>) -> f64 {
 fn p_values_are_uniform_on_independent_data() {
     let device = Device::flex();
     let n = 48;
-    for name in ["linear_cka", "minibatch_cka", "mutual_knn", "rsa", "procrustes"] {
+    for name in [
+        "linear_cka",
+        "minibatch_cka",
+        "mutual_knn",
+        "rsa",
+        "procrustes",
+    ] {
         let metric = measure(name, 5, 16);
         let mut p_values = Vec::new();
         // Distinct data sets, so the p-values are independent draws.
@@ -291,9 +297,7 @@ fn bad_options_are_refused() {
         bootstrap: 10,
         ..SignificanceOptions::default()
     };
-    let err = assess(&mut m, &a, &a, &one_batch)
-        .unwrap_err()
-        .to_string();
+    let err = assess(&mut m, &a, &a, &one_batch).unwrap_err().to_string();
     assert!(err.contains("batch"), "{err}");
     for bad in [
         SignificanceOptions {

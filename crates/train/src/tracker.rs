@@ -539,10 +539,7 @@ impl Tracker {
         if let Some(reason) = self.undefined_reason(measure, layer) {
             return Err(TrainError::BadConfig(reason));
         }
-        Ok(
-            similarity_matrix(measure, &over_epochs, &over_epochs)?
-                .with_parameter("layer", layer),
-        )
+        Ok(similarity_matrix(measure, &over_epochs, &over_epochs)?.with_parameter("layer", layer))
     }
 
     /// Every layer vs every layer at one observed epoch.
@@ -555,10 +552,8 @@ impl Tracker {
             )));
         }
         let layers = self.load_epoch(epoch)?;
-        Ok(
-            similarity_matrix(measure, &layers, &layers)?
-                .with_parameter(self.index.unit.name(), epoch),
-        )
+        Ok(similarity_matrix(measure, &layers, &layers)?
+            .with_parameter(self.index.unit.name(), epoch))
     }
 
     /// The convergence tables of every configured measure. A cell that cannot be computed is

@@ -336,7 +336,9 @@ fn the_tracker_matches_a_direct_computation_from_the_stored_weights() {
     // The layer x layer matrix at an epoch and one layer's epoch x epoch matrix.
     let lxl = tracker.layer_matrix(3, &Measure::LINEAR_CKA).unwrap();
     assert_eq!(lxl.shape(), (layers.len(), layers.len()));
-    let exe = tracker.epoch_matrix(&layers[0], &Measure::LINEAR_CKA).unwrap();
+    let exe = tracker
+        .epoch_matrix(&layers[0], &Measure::LINEAR_CKA)
+        .unwrap();
     assert_eq!(exe.shape(), (4, 4));
 }
 

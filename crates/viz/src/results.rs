@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use repsim_results::SimilarityMatrix;
 use repsim_results::ResultsMeta;
+use repsim_results::SimilarityMatrix;
 
 use crate::VizError;
 
@@ -125,7 +125,8 @@ mod tests {
             "values": [[0.5, null]]}]}"#;
         let results = parse_results(text, Path::new("hand.json")).unwrap();
         assert_eq!(results.matrices[0].n_examples, None);
-        let missing = r#"{"results": [{"metric": "linear_cka", "cols": ["b"], "values": [[0.5]]}]}"#;
+        let missing =
+            r#"{"results": [{"metric": "linear_cka", "cols": ["b"], "values": [[0.5]]}]}"#;
         let err = parse_results(missing, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
@@ -135,7 +136,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("null"), "{err}");
-        let text_value = r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b"], "values": [["x"]]}"#;
+        let text_value =
+            r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b"], "values": [["x"]]}"#;
         let err = parse_results(text_value, Path::new("hand.json"))
             .unwrap_err()
             .to_string();
@@ -143,7 +145,8 @@ mod tests {
             err.contains("the matrix") && err.contains("string"),
             "{err}"
         );
-        let ragged = r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b", "c"], "values": [[1.0]]}"#;
+        let ragged =
+            r#"{"metric": "linear_cka", "rows": ["a"], "cols": ["b", "c"], "values": [[1.0]]}"#;
         let err = parse_results(ragged, Path::new("hand.json"))
             .unwrap_err()
             .to_string();

@@ -410,9 +410,14 @@ pub(crate) fn matrix_from_prepared(
         }
     }
     let precision = format!("{:?}", prepared_a[0].stats.precision).to_lowercase();
-    let mut matrix =
-        SimilarityMatrix::from_row_major(repsim_results::Measure::Cca(measure), rows, cols, values, n)
-        .with_parameter("precision", precision);
+    let mut matrix = SimilarityMatrix::from_row_major(
+        repsim_results::Measure::Cca(measure),
+        rows,
+        cols,
+        values,
+        n,
+    )
+    .with_parameter("precision", precision);
     matrix = match measure {
         CcaMeasure::Svcca(_) => matrix
             .with_parameter(

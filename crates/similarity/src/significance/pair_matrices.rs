@@ -46,9 +46,10 @@ impl PairMatrices {
     /// Centred linear Grams of `layers` (`H K H` or U-centred for `estimator`).
     pub fn linear(layers: &[Layer], estimator: HsicEstimator) -> Result<Self> {
         Self::from_grams(layers, |layer| {
-            Ok(Some(
-                crate::hsic::center_for(estimator, gram(centred_and_scaled(layer).matrix)),
-            ))
+            Ok(Some(crate::hsic::center_for(
+                estimator,
+                gram(centred_and_scaled(layer).matrix),
+            )))
         })
     }
 
@@ -59,8 +60,10 @@ impl PairMatrices {
     }
 
     /// RDMs as symmetric `m x m` matrices (zero diagonal) of RSA's own standardised upper
-    /// triangles ([`crate::rsa::prepared`]: ranked for Spearman, unit norm), each entry over
+    /// triangles ([`crate::rsa::prepared`]: ranked for Spearman and rho-a, unit norm or rho-a's
+    /// scale), each entry over
     /// `sqrt 2` (it appears twice), so that their inner product is RSA's correlation.
+    /// Every comparison but tau-a (whose null is recomputed draw by draw).
     pub fn rsa(layers: &[Layer], kind: RdmKind, compare: RdmComparison) -> Result<Self> {
         let m = layers[0].num_examples();
         let device = layers[0].matrix.device();

@@ -21,6 +21,7 @@ use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, Layer};
 use crate::measure::{similarity_matrix, Measure};
 use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::rsa::RdmComparison;
 use crate::sides::Sides;
 
 use super::batches::{batch_terms, BatchTerms};
@@ -150,7 +151,8 @@ pub fn permutation_null(
             let (a, b) = gram_sides(&|l| PairMatrices::rbf(l, threshold, estimator))?;
             pairs(a, b, &mut rng)?
         }
-        Measure::Rsa { rdm, compare } => {
+        // Tau-a is no inner product of per-layer vectors: recomputed, below.
+        Measure::Rsa { rdm, compare } if compare != RdmComparison::TauA => {
             let (a, b) = gram_sides(&|l| PairMatrices::rsa(l, rdm, compare))?;
             pairs(a, b, &mut rng)?
         }
@@ -158,9 +160,7 @@ pub fn permutation_null(
             let terms = batch_terms(layers_a, layers_b, batch_size, permutations, seed)?;
             return Ok(NullDistribution::of_batches(&terms));
         }
-        Measure::MutualKnn { k } => {
-            mutual_knn_null(layers_a, layers_b, k, permutations, &mut rng)?
-        }
+        Measure::MutualKnn { k } => mutual_knn_null(layers_a, layers_b, k, permutations, &mut rng)?,
         _ => recomputed_null(measure, layers_a, layers_b, permutations, &mut rng)?,
     };
     Ok(NullDistribution {

@@ -37,6 +37,7 @@ pub fn fixture(name: &str, device: &Device) -> Tensor<2> {
 pub fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
     assert!(
         (got - want).abs() <= tolerance,
-        "{what}: got {got:.6}, reference {want:.6}"
+        "{what}: got {got:.6}, reference {want:.6} (apart by {:.1e})",
+        (got - want).abs()
     );
 }
