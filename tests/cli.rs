@@ -630,3 +630,45 @@ fn results_files_of_the_previous_version_read_and_draw() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `--clip-outliers Q` clamps each layer as platonic-rep prepares features (its values on the
+/// demo: `crates/similarity/tests/new_measures.rs`), is recorded in the results file, and is
+/// refused where a shard would not see every example.
+#[test]
+fn outliers_are_clipped_on_request() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let x = f.join("kornblith_demo_x.npy");
+    let y = f.join("kornblith_demo_y.npy");
+    let (x, y) = (x.to_str().unwrap(), y.to_str().unwrap());
+    let args = ["compare", x, y, "--metric", "mutual_knn,cknna:eps=1e-6"];
+    let (_, plain) = json_run(&args, dir.path());
+    let (_, clipped) = json_run(&[&args[..], &["--clip-outliers", "0.95"]].concat(), dir.path());
+    assert_eq!(clipped["meta"]["clip_outliers"], 0.95);
+    assert!(plain["meta"].get("clip_outliers").is_none());
+    let value = |doc: &Value, i: usize| doc["results"][i]["values"][0][0].as_f64().unwrap();
+    // platonic-rep's own values on the clipped demo.
+    assert!((value(&clipped, 0) - 0.289000004529953).abs() < 1e-7);
+    assert!((value(&clipped, 1) - 0.3125481878403961).abs() < 1e-6);
+    assert!((value(&plain, 1) - value(&clipped, 1)).abs() > 1e-4);
+    assert_rejected(&[&args[..], &["--clip-outliers", "1.5"]].concat(), "(0, 1]");
+    let state = dir.path().join("s.json");
+    let o = repsim(&[
+        "compare",
+        x,
+        y,
+        "--metric",
+        "minibatch_cka",
+        "--batch-size",
+        "50",
+        "--clip-outliers",
+        "0.9",
+        "--shard",
+        "0/2",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a shard does not see"), "{}", stderr(&o));
+    assert!(!state.exists());
+}

@@ -27,8 +27,10 @@
 //! undefined (the original gives NaN). The masked kernels have `k` entries per row, so every
 //! term is a sum over `n k` neighbours.
 //!
-//! The biased estimator reads high on independent data (0.6-0.85 at the sizes of the fixtures):
-//! compare it with a permutation null (`--permutations`), or use the unbiased default.
+//! The biased estimator reads high on independent data: with k = 10 and rows normalised,
+//! platonic-rep's code gives 0.36 at n = 100 (10 features), 0.59 at n = 500 (64) and 0.79 at
+//! n = 1,000 (200) on independent Gaussian data, where the unbiased default gives 0.01-0.09.
+//! Read a biased value against its permutation null (`--permutations`), or use the default.
 
 use crate::error::Result;
 use crate::hsic::HsicEstimator;

@@ -530,4 +530,63 @@ mod peers {
             Measure::Cknna(CknnaParams::default())
         );
     }
+
+    /// platonic-rep's `remove_outliers(feats, q)` (its `metrics.py`, run on float64 torch
+    /// tensors of the fixtures), and its mutual kNN and CKNNA (with the `+1e-6`) of the demo
+    /// clipped at 0.95 and rows normalised, as its `measure_alignment.py` prepares features.
+    #[test]
+    fn outlier_clipping_matches_platonic_rep() {
+        use repsim_similarity::outliers::{clip_outliers, outlier_threshold};
+        let device = Device::flex();
+        let x = fixture_layer("kornblith_demo_x.npy", &device);
+        let svhn = fixture_layer("svcca_svhn_model0_layer6.npy", &device);
+        for (name, layer, q, want) in [
+            ("demo", &x, 0.95, 1.6566986402099304),
+            ("demo", &x, 0.5, 0.703976027276697),
+            ("svhn", &svhn, 0.95, 4.111321868658063),
+            ("svhn", &svhn, 0.5, 0.04969598482421134),
+        ] {
+            let got = outlier_threshold(layer, q).unwrap();
+            // The demo's file holds float64, which repsim holds as float32 (1e-8 apart).
+            assert_close(&format!("{name} threshold at {q}"), got, want, 1e-8);
+        }
+        let y = fixture_layer("kornblith_demo_y.npy", &device);
+        let (xc, yc) = (clip_outliers(&x, 0.95).unwrap(), clip_outliers(&y, 0.95).unwrap());
+        assert_close(
+            "mutual_knn of the clipped demo",
+            mutual_knn(&xc, &yc, 10).unwrap(),
+            0.289000004529953,
+            1e-7,
+        );
+        let authors = CknnaParams {
+            eps: 1e-6,
+            ..CknnaParams::default()
+        };
+        assert_close(
+            "cknna of the clipped demo",
+            cknna(&xc, &yc, &authors).unwrap().unwrap(),
+            0.3125481878403961,
+            1e-6,
+        );
+    }
+
+    /// On independent Gaussian data (k = 10, rows normalised), platonic-rep's biased CKNNA
+    /// reads 0.36 at n = 100 (10 features), 0.59 at n = 500 (64) and 0.79 at n = 1,000 (200),
+    /// three draws each within 0.005, where its unbiased CKNNA reads 0.01-0.09: repsim's
+    /// estimators read the same on data of their own draw.
+    #[test]
+    fn biased_cknna_reads_high_on_independent_data() {
+        use repsim_similarity::testing::random_matrix;
+        let device = Device::flex();
+        let layer = |seed| Layer::new("g", random_matrix(500, 64, seed, &device)).unwrap();
+        let (x, y) = (layer(1), layer(2));
+        let biased = CknnaParams {
+            estimator: HsicEstimator::Biased,
+            ..CknnaParams::default()
+        };
+        let high = cknna(&x, &y, &biased).unwrap().unwrap();
+        assert!((0.57..0.62).contains(&high), "biased: {high}");
+        let low = cknna(&x, &y, &CknnaParams::default()).unwrap().unwrap();
+        assert!(low.abs() < 0.05, "unbiased: {low}");
+    }
 }
