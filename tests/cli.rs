@@ -643,7 +643,10 @@ fn outliers_are_clipped_on_request() {
     let (x, y) = (x.to_str().unwrap(), y.to_str().unwrap());
     let args = ["compare", x, y, "--metric", "mutual_knn,cknna:eps=1e-6"];
     let (_, plain) = json_run(&args, dir.path());
-    let (_, clipped) = json_run(&[&args[..], &["--clip-outliers", "0.95"]].concat(), dir.path());
+    let (_, clipped) = json_run(
+        &[&args[..], &["--clip-outliers", "0.95"]].concat(),
+        dir.path(),
+    );
     assert_eq!(clipped["meta"]["clip_outliers"], 0.95);
     assert!(plain["meta"].get("clip_outliers").is_none());
     let value = |doc: &Value, i: usize| doc["results"][i]["values"][0][0].as_f64().unwrap();
@@ -669,6 +672,10 @@ fn outliers_are_clipped_on_request() {
         state.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("a shard does not see"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a shard does not see"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!state.exists());
 }

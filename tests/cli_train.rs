@@ -435,3 +435,106 @@ fn track_every_steps_labels_observations_by_step() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--track-every-steps"));
 }
+
+/// A run records the statistics it normalised its images by (those of its own training
+/// subset, here 300 images), and `repsim activations --weights` on its weights probes with
+/// them: the same activations, bit for bit, as the run's own data pipeline gives. A copy of
+/// the weights away from its run is probed with the stated default, with a warning, and gives
+/// other activations.
+#[test]
+fn weights_are_probed_with_the_normalisation_their_run_recorded() {
+    use burn::tensor::Device;
+    use repsim::model::{ActivationTensor, Probe};
+    use repsim::train::{datasets::RunData, RunRecord};
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut args = train_args(run.to_str().unwrap(), "1", &[]);
+    let at = args.iter().position(|a| *a == "--train-count").unwrap();
+    args[at + 1] = "300";
+    let o = repsim(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let record: RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let recorded = record
+        .normalization
+        .expect("the run records its normalisation");
+
+    // The run's own pipeline: its data, its batcher, its final model, the first 64 test images.
+    let device = Device::flex();
+    let data = RunData::open(&record.config.data, record.config.seed).unwrap();
+    assert_eq!(data.normalization(), Some(recorded));
+    let batch = data.test_batches(64, &device).next().unwrap().unwrap();
+    let model = record
+        .config
+        .model
+        .init_with_weights(&run.join(repsim::train::FINAL_WEIGHTS), &device)
+        .unwrap();
+    let repsim::train::network::Inputs::Images(images) = batch.inputs else {
+        panic!("an image run gives images")
+    };
+    let (_, own) = model.forward_images(images, &Probe::Blocks).unwrap();
+    let own: Vec<(String, Vec<f32>)> = own
+        .iter()
+        .map(|(name, tensor)| {
+            let data = match tensor {
+                ActivationTensor::Map(t) => t.clone().into_data(),
+                ActivationTensor::Vector(t) => t.clone().into_data(),
+                ActivationTensor::Sequence(_) => panic!("a CNN has no sequences"),
+            };
+            (name.clone(), data.to_vec::<f32>().unwrap())
+        })
+        .collect();
+
+    let probe = |weights: &Path, out: &Path| {
+        repsim(&[
+            "activations",
+            "--model",
+            "cnn",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--data",
+            "shapes",
+            "--side",
+            "16",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--count",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "flex",
+        ])
+    };
+    let from_run = dir.path().join("from_run.npz");
+    let o = probe(&run.join(repsim::train::FINAL_WEIGHTS), &from_run);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training images (its config.json)"),
+        "{stderr}"
+    );
+    let read = |path: &Path| repsim::similarity::read_activations(path).unwrap();
+    let cli = read(&from_run);
+    assert_eq!(cli.len(), own.len());
+    for (layer, (name, values)) in cli.iter().zip(&own) {
+        assert_eq!(&layer.name, name);
+        assert!(layer.values == *values, "{name}: the probes differ");
+    }
+
+    // The weights alone: the default rule, said, and other inputs.
+    let alone = dir.path().join("alone.bpk");
+    std::fs::copy(run.join(repsim::train::FINAL_WEIGHTS), &alone).unwrap();
+    let from_alone = dir.path().join("from_alone.npz");
+    let o = probe(&alone, &from_alone);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("no run record"),
+        "{stderr}"
+    );
+    assert!(read(&from_alone)[0].values != cli[0].values);
+}

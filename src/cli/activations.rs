@@ -89,7 +89,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
             dataset.len()
         )));
     }
-    let stats = training_stats(&args.data, &dataset)?;
+    let stats = training_stats(&args.data, &dataset, args.weights.as_deref())?;
 
     let (height, width) = repsim_data::ImageDataset::image_size(&dataset);
     // The SVCCA conv net's classifier depends on the image side: build it for the data's.
@@ -233,18 +233,46 @@ fn keep_step_layers(layers: Vec<HostLayer>, count: usize) -> Result<Vec<HostLaye
     Ok(steps)
 }
 
-/// The normalisation a model trained on `data` saw: CIFAR's published statistics, or the
-/// training split's own (shapes; the folder itself for an image folder).
+/// The normalisation a model trained on `data` saw. Weights from a training run (its
+/// `config.json` beside them, or one folder up) are probed with the statistics that run
+/// recorded: those of its own training images. Otherwise the stated default, with a warning
+/// for weights: CIFAR's published statistics, or those of the first 2,000 images of the
+/// training split (of the folder, for an image folder).
 pub(crate) fn training_stats(
     data: &DataArgs,
     dataset: &repsim_data::AnyImageDataset,
+    weights: Option<&std::path::Path>,
 ) -> Result<ChannelStats, CliError> {
-    Ok(match data.data.parse::<DataSpec>()? {
-        DataSpec::Cifar10(_) => ChannelStats::CIFAR10,
-        DataSpec::Cifar100(..) => ChannelStats::CIFAR100,
-        DataSpec::Shapes => ChannelStats::compute(&data.open(Split::Train)?, Some(2000))?,
-        DataSpec::Folder(_) => ChannelStats::compute(dataset, Some(2000))?,
-    })
+    if let Some(weights) = weights {
+        if let Some((run, record)) = repsim_train::RunRecord::of_weights(weights) {
+            if let Some(stats) = record.normalization {
+                eprintln!(
+                    "normalising by the statistics of {}'s training images (its config.json)",
+                    run.display()
+                );
+                return Ok(stats);
+            }
+        }
+    }
+    let (stats, rule) = match data.data.parse::<DataSpec>()? {
+        DataSpec::Cifar10(_) => (ChannelStats::CIFAR10, "CIFAR-10's published statistics"),
+        DataSpec::Cifar100(..) => (ChannelStats::CIFAR100, "CIFAR-100's published statistics"),
+        DataSpec::Shapes => (
+            ChannelStats::compute(&data.open(Split::Train)?, Some(2000))?,
+            "the statistics of the first 2,000 training images",
+        ),
+        DataSpec::Folder(_) => (
+            ChannelStats::compute(dataset, Some(2000))?,
+            "the statistics of the folder's first 2,000 images",
+        ),
+    };
+    if let Some(weights) = weights {
+        eprintln!(
+            "warning: {} has no run record of its normalisation beside it (config.json of `repsim train`): normalising by {rule}, which may differ from what it was trained with",
+            weights.display()
+        );
+    }
+    Ok(stats)
 }
 
 /// An activation's shape and values on the host; sequences are reduced over time first.

@@ -704,8 +704,9 @@ fn load_weight_files(
             args.count
         )));
     }
-    let stats = super::activations::training_stats(&args.data, &dataset)?;
+    // Each model sees the images normalised as it was trained (its run's record).
     let probe_one = |path: &Path| -> Result<Vec<HostLayer>, CliError> {
+        let stats = super::activations::training_stats(&args.data, &dataset, Some(path))?;
         let model = spec.init_with_weights(path, device)?;
         super::activations::probe_images(
             &model,
@@ -800,10 +801,15 @@ fn load_runs(
                 dir.display()
             )));
         };
+        // The statistics the run recorded; a run without them normalises as it was trained
+        // (RunData computes them from the same training subset).
+        let batcher = record
+            .normalization
+            .map_or(images.batcher, repsim_data::ImageBatcher::new);
         super::activations::probe_images(
             &model,
             &*images.test,
-            images.batcher,
+            batcher,
             count,
             100,
             probe,

@@ -551,7 +551,10 @@ mod peers {
             assert_close(&format!("{name} threshold at {q}"), got, want, 1e-8);
         }
         let y = fixture_layer("kornblith_demo_y.npy", &device);
-        let (xc, yc) = (clip_outliers(&x, 0.95).unwrap(), clip_outliers(&y, 0.95).unwrap());
+        let (xc, yc) = (
+            clip_outliers(&x, 0.95).unwrap(),
+            clip_outliers(&y, 0.95).unwrap(),
+        );
         assert_close(
             "mutual_knn of the clipped demo",
             mutual_knn(&xc, &yc, 10).unwrap(),

@@ -311,6 +311,15 @@ impl RunData {
         receiver
     }
 
+    /// The per-channel statistics images are normalised by (those of the training subset);
+    /// `None` for text.
+    pub fn normalization(&self) -> Option<ChannelStats> {
+        match self {
+            RunData::Images(images) => Some(images.batcher.stats),
+            RunData::Text(_) => None,
+        }
+    }
+
     /// The test split in order, in batches of `batch_size`.
     pub fn test_batches(
         &self,

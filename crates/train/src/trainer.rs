@@ -48,6 +48,28 @@ pub struct RunRecord {
     /// like the config, so one run's observations are all of one kind.
     #[serde(default)]
     pub track: Option<TrackRecord>,
+    /// The per-channel statistics the images were normalised by: those of the run's own
+    /// training images. Every probe of the run's weights uses them (`repsim activations
+    /// --weights`, `repsim compare`). `None` for text runs, and for runs written before the
+    /// record held them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<repsim_data::ChannelStats>,
+}
+
+impl RunRecord {
+    /// The run a weights file belongs to: the `config.json` of its folder or the folder above
+    /// (`RUN/model.bpk`, `RUN/epochs/epoch-3.bpk`), with that folder; `None` when neither
+    /// holds a run record.
+    pub fn of_weights(weights: &Path) -> Option<(PathBuf, RunRecord)> {
+        let folder = weights.parent()?;
+        [Some(folder), folder.parent()]
+            .into_iter()
+            .flatten()
+            .find_map(|dir| {
+                let record = read_json::<RunRecord>(&dir.join("config.json")).ok()?;
+                Some((dir.to_path_buf(), record))
+            })
+    }
 }
 
 /// The Tracker's options of a run, as its `config.json` records them.
@@ -656,6 +678,7 @@ impl Loop<'_> {
             train_examples: data.train_len(),
             test_examples: data.test_len(),
             track: options.track.as_ref().map(TrackRecord::of),
+            normalization: data.normalization(),
         };
         write_json(&out.join("config.json"), &record)?;
         write_metrics(out, &metrics)?;
