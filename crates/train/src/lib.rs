@@ -10,7 +10,10 @@
 //! | [`observe`] | what the Tracker and [`compare()`] observe: a closure returning named tensors, or a [`Network`] |
 //! | [`compare`] | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
 //! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |
-//! | [`trainer`] | [`train`]: the loop, evaluation, run directory, resume |
+//! | [`trainer`] | [`train`]: the loop (restore, train an epoch, evaluate, checkpoint), evaluation |
+//! | [`run_options`] | [`RunOptions`]: how a training runs (device, resume, checkpoints kept, what the Tracker observes and when) |
+//! | [`run_dir`] | a run directory: its record (`config.json`), lock, same-run checks before resuming, cleanup, metrics file |
+//! | `track_hook` | the Tracker as a step and epoch hook of the loop (which never names the Tracker) |
 //! | [`checkpoint`] | checkpoints durable as a set (files, then a manifest), pruning, fallback |
 //! | [`durable`] | repsim's atomic writer (re-exported) and the checkpoint manifests' hashes |
 //! | [`metrics`] | one `metrics.jsonl` line per epoch |
@@ -34,7 +37,10 @@ pub mod network;
 pub mod observe;
 pub mod optimizer;
 pub mod progress;
+pub mod run_dir;
+pub mod run_options;
 pub mod schedule;
+mod track_hook;
 pub mod tracker;
 pub mod trainer;
 
@@ -45,9 +51,10 @@ pub use metrics::EpochMetrics;
 pub use network::{visit_network, Inputs, Network, NetworkVisitor};
 pub use observe::{IntoActivations, Observe, ProbeInput};
 pub use progress::ProgressMode;
+pub use run_dir::{
+    completed_run, read_metrics, same_config_run, RunRecord, TrackRecord, FINAL_WEIGHTS,
+};
+pub use run_options::{RunOptions, TrackEpochs, TrackOptions};
 pub use schedule::{ScheduleConfig, ScheduleKind};
 pub use tracker::{ConvergenceTable, TimeUnit, TrackIndex, TrackReport, Tracker, TrackerConfig};
-pub use trainer::{
-    completed_run, fit_model_to_data, read_metrics, same_config_run, train, RunOptions, RunRecord,
-    TrackEpochs, TrackOptions, TrackRecord, TrainSummary, FINAL_WEIGHTS,
-};
+pub use trainer::{fit_model_to_data, train, TrainSummary};
