@@ -99,7 +99,44 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     }
     super::memory::check_model_fits(&spec, height.max(width), args.batch_size, false)?;
     device.seed(args.seed);
-    let mut model = spec.init(&device)?;
+    let model = load_model(&spec, &args, &device)?;
+
+    let started = Instant::now();
+    let layers = probe_images(
+        &model,
+        &dataset,
+        ImageBatcher::new(stats),
+        args.count,
+        args.batch_size,
+        &probe,
+        time,
+        &device,
+    )?;
+    let layers = if time == TimeReduction::Steps {
+        keep_step_layers(layers, args.count)?
+    } else {
+        layers
+    };
+    eprintln!(
+        "{}: {} layers of {} examples in {:.2} s",
+        spec.name(),
+        layers.len(),
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
+    super::output::with_signal_cleanup(|| repsim_similarity::files::write_npz(&args.out, &layers))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The model of `spec`, initialised on `device` (seeded), with `--weights` or `--torchvision`
+/// loaded into it.
+fn load_model(
+    spec: &ModelSpec,
+    args: &ActivationsArgs,
+    device: &burn::tensor::Device,
+) -> Result<AnyModel, CliError> {
+    let mut model = spec.init(device)?;
     if let Some(path) = &args.weights {
         model = match model {
             AnyModel::ResNet(m) => AnyModel::ResNet(repsim_model::load_weights(m, path)?),
@@ -134,33 +171,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         }
         model = AnyModel::ResNet(m);
     }
-
-    let started = Instant::now();
-    let layers = probe_images(
-        &model,
-        &dataset,
-        ImageBatcher::new(stats),
-        args.count,
-        args.batch_size,
-        &probe,
-        time,
-        &device,
-    )?;
-    let layers = if time == TimeReduction::Steps {
-        keep_step_layers(layers, args.count)?
-    } else {
-        layers
-    };
-    eprintln!(
-        "{}: {} layers of {} examples in {:.2} s",
-        spec.name(),
-        layers.len(),
-        args.count,
-        started.elapsed().as_secs_f64()
-    );
-    super::output::with_signal_cleanup(|| repsim_similarity::files::write_npz(&args.out, &layers))?;
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    Ok(model)
 }
 
 /// The activations of `model` on the first `count` items of `dataset`, in batches of

@@ -527,26 +527,117 @@ pub fn report(
     Ok(())
 }
 
-/// Minibatch CKA of two activation files streamed one batch of rows at a time (bounded
-/// memory, any file size), or one shard of a comparison written as a state file (`--state`).
+/// Minibatch CKA and the feature-space measures of two activation files streamed one batch of
+/// rows at a time (bounded memory, any file size), or one shard of such a comparison written as
+/// a state file (`--state`).
 fn streamed(
     args: &CompareArgs,
-    metrics: &[Measure],
+    measures: &[Measure],
     conv: ConvMode,
     selected: &crate::device::SelectedDevice,
 ) -> Result<(), CliError> {
     use repsim_similarity::shard::{
-        batch_count, check_chunk_size, stream_statistics, CompareState, InputDescription,
-        InputIdentity, MergedState, Shard, StateParameters, STATE_FORMAT, STATE_VERSION,
+        batch_count, check_chunk_size, merge_states, CompareState, InputDescription, Shard,
+        StateParameters, STATE_FORMAT, STATE_VERSION,
     };
-    use repsim_similarity::RowSource;
     let shard = args.shard.unwrap_or(Shard::WHOLE);
     if let Some(state) = &args.state {
         super::output::check_output(state, "--state", &[], &[&args.a, &args.b])?;
     }
+    let (a, b) = open_row_sources(args)?;
+    let n = a.num_examples();
+    // The files are read in minibatch CKA's batches, or in chunks of --batch-size.
+    let chunk = measures
+        .iter()
+        .find_map(|m| match m {
+            Measure::MinibatchCka { batch_size } => Some(*batch_size),
+            _ => None,
+        })
+        .unwrap_or(args.batch_size);
+    check_chunk_size(measures, chunk, n)?;
+    let total = batch_count(n, chunk);
+    let batches = shard.batches(total);
+    let pass = Pass {
+        measures,
+        chunk,
+        batches: batches.clone(),
+        total,
+        conv,
+    };
+    let sums = pass.run(&a, b.as_ref(), &selected.device)?;
+    let parameters = StateParameters {
+        batch_size: chunk,
+        conv: conv.to_string(),
+    };
+    let covariance = sums
+        .covariance
+        .as_ref()
+        .map(|c| c.state())
+        .transpose()?
+        .flatten();
+    let state = CompareState {
+        format: STATE_FORMAT.into(),
+        version: STATE_VERSION,
+        repsim_version: env!("CARGO_PKG_VERSION").into(),
+        measures: measures.to_vec(),
+        parameters,
+        a: InputDescription::of(&a, &sums.batch_hashes_a),
+        b: b.as_ref()
+            .map(|b| InputDescription::of(b, &sums.batch_hashes_b)),
+        n_examples: n,
+        total_batches: total,
+        shard,
+        batches,
+        minibatch: sums.minibatch.as_ref().and_then(|m| m.state().cloned()),
+        covariance,
+        checksum: String::new(),
+    };
+    if let Some(path) = &args.state {
+        return write_state(path, state);
+    }
+    // The whole pass is one shard: merged as `repsim merge` merges shards.
+    let whole = merge_states(&[(args.a.clone(), state)])?;
+    let results = whole.matrices(&selected.device)?;
+    let b_side = b.as_ref().unwrap_or(&a);
+    let meta = ResultsMeta {
+        batch_size: Some(chunk),
+        layers_a: Some(a.names()),
+        shapes_a: Some(a.shapes()),
+        layers_b: Some(b_side.names()),
+        shapes_b: Some(b_side.shapes()),
+        streamed: Some(true),
+        inputs: Some(identity_json(&whole.identity)),
+        ..args.meta(selected, n, measures)
+    };
+    args.report(results, meta)
+}
+
+/// Seals a shard's state (its checksum) and writes it.
+fn write_state(
+    path: &Path,
+    mut state: repsim_similarity::shard::CompareState,
+) -> Result<(), CliError> {
+    state.seal()?;
+    let value = serde_json::to_value(&state)
+        .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
+    super::output::write_json(path, &value)?;
+    eprintln!("wrote {} (shard {})", path.display(), state.shard);
+    Ok(())
+}
+
+/// A and B's row sources (B `None` when it is A), refused when their example counts differ.
+fn open_row_sources(
+    args: &CompareArgs,
+) -> Result<
+    (
+        repsim_similarity::RowSource,
+        Option<repsim_similarity::RowSource>,
+    ),
+    CliError,
+> {
+    use repsim_similarity::RowSource;
     let a = RowSource::open(&args.a)?;
-    let same_input = same_file(&args.a, &args.b);
-    let b = if same_input {
+    let b = if same_file(&args.a, &args.b) {
         None
     } else {
         Some(RowSource::open(&args.b)?)
@@ -562,109 +653,58 @@ fn streamed(
             )));
         }
     }
-    // The files are read in minibatch CKA's batches, or in chunks of --batch-size.
-    let chunk = metrics
-        .iter()
-        .find_map(|m| match m {
-            Measure::MinibatchCka { batch_size } => Some(*batch_size),
-            _ => None,
-        })
-        .unwrap_or(args.batch_size);
-    check_chunk_size(metrics, chunk, n)?;
-    let total = batch_count(n, chunk);
-    let batches = shard.batches(total);
-    let names = metrics.iter().map(|m| m.name()).collect::<Vec<_>>();
-    let started = Instant::now();
-    let spinner = super::progress::spinner(&format!(
-        "{}, streamed: minibatches {}..{} of {total} ({} x {} layers)",
-        names.join(", "),
-        batches.start,
-        batches.end,
-        a.names().len(),
-        b.as_ref().map_or(a.names().len(), |b| b.names().len())
-    ));
-    let sums = stream_statistics(
-        &a,
-        b.as_ref(),
-        metrics,
-        chunk,
-        batches.clone(),
-        conv,
-        &selected.device,
-    );
-    spinner.finish_and_clear();
-    let sums = sums?;
-    eprintln!(
-        "{} over minibatches {}..{} of {total} ({} examples each), read from the files' rows: {:.3} s",
-        names.join(", "),
-        batches.start,
-        batches.end,
-        chunk,
-        started.elapsed().as_secs_f64()
-    );
-    let parameters = StateParameters {
-        batch_size: chunk,
-        conv: conv.to_string(),
-    };
-    let covariance = sums
-        .covariance
-        .as_ref()
-        .map(|c| c.state())
-        .transpose()?
-        .flatten();
-    let minibatch_state = sums.minibatch.as_ref().and_then(|m| m.state().cloned());
-    let described_a = InputDescription::of(&a, &sums.batch_hashes_a);
-    let described_b = b
-        .as_ref()
-        .map(|b| InputDescription::of(b, &sums.batch_hashes_b));
-    if let Some(path) = &args.state {
-        let mut state = CompareState {
-            format: STATE_FORMAT.into(),
-            version: STATE_VERSION,
-            repsim_version: env!("CARGO_PKG_VERSION").into(),
-            measures: metrics.to_vec(),
-            parameters,
-            a: described_a,
-            b: described_b,
-            n_examples: n,
-            total_batches: total,
-            shard,
-            batches,
-            minibatch: minibatch_state,
-            covariance,
-            checksum: String::new(),
-        };
-        state.seal()?;
-        let value = serde_json::to_value(&state)
-            .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
-        super::output::write_json(path, &value)?;
-        eprintln!("wrote {} (shard {shard})", path.display());
-        return Ok(());
+    Ok((a, b))
+}
+
+/// One streamed pass: the measures' sums over some minibatches (chunks) of the files.
+struct Pass<'a> {
+    measures: &'a [Measure],
+    chunk: usize,
+    batches: std::ops::Range<usize>,
+    total: usize,
+    conv: ConvMode,
+}
+
+impl Pass<'_> {
+    /// Reads the pass's minibatches of `a` and `b` one at a time, with a spinner, and says how
+    /// long it took.
+    fn run(
+        &self,
+        a: &repsim_similarity::RowSource,
+        b: Option<&repsim_similarity::RowSource>,
+        device: &burn::tensor::Device,
+    ) -> Result<repsim_similarity::shard::StreamedSums, CliError> {
+        let names = self
+            .measures
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (start, end, total) = (self.batches.start, self.batches.end, self.total);
+        let started = Instant::now();
+        let spinner = super::progress::spinner(&format!(
+            "{names}, streamed: minibatches {start}..{end} of {total} ({} x {} layers)",
+            a.names().len(),
+            b.map_or(a.names().len(), |b| b.names().len())
+        ));
+        let sums = repsim_similarity::shard::stream_statistics(
+            a,
+            b,
+            self.measures,
+            self.chunk,
+            self.batches.clone(),
+            self.conv,
+            device,
+        );
+        spinner.finish_and_clear();
+        let sums = sums?;
+        eprintln!(
+            "{names} over minibatches {start}..{end} of {total} ({} examples each), read from the files' rows: {:.3} s",
+            self.chunk,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(sums)
     }
-    let identity = |d: &InputDescription| {
-        InputIdentity::new(&d.path, d.bytes, &d.fingerprint, &d.batch_hashes)
-    };
-    let whole = MergedState {
-        measures: metrics.to_vec(),
-        parameters,
-        n_examples: n,
-        minibatch: sums.minibatch,
-        covariance,
-        identity: (identity(&described_a), described_b.as_ref().map(identity)),
-    };
-    let results = whole.matrices(&selected.device)?;
-    let b_side = b.as_ref().unwrap_or(&a);
-    let meta = ResultsMeta {
-        batch_size: Some(chunk),
-        layers_a: Some(a.names()),
-        shapes_a: Some(a.shapes()),
-        layers_b: Some(b_side.names()),
-        shapes_b: Some(b_side.shapes()),
-        streamed: Some(true),
-        inputs: Some(identity_json(&whole.identity)),
-        ..args.meta(selected, n, metrics)
-    };
-    args.report(results, meta)
 }
 
 fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
@@ -744,44 +784,8 @@ fn load_runs(
     probe: &repsim_model::Probe,
     device: &burn::tensor::Device,
 ) -> Result<(Vec<HostLayer>, Vec<HostLayer>), CliError> {
-    use repsim_train::{durable::read_json, RunRecord};
-    for path in [a, b] {
-        if !is_run_dir(path) {
-            return Err(CliError::Input(format!(
-                "{} is not a run directory of `repsim train` (no config.json): compare two run directories, or two activation files",
-                path.display()
-            )));
-        }
-        if !path.join(repsim_train::FINAL_WEIGHTS).is_file() {
-            return Err(CliError::Input(format!(
-                "{} has no final weights ({}) yet: let the run finish (or resume it)",
-                path.display(),
-                repsim_train::FINAL_WEIGHTS
-            )));
-        }
-    }
-    let (record_a, record_b): (RunRecord, RunRecord) = (
-        read_json(&a.join("config.json"))?,
-        read_json(&b.join("config.json"))?,
-    );
-    let (da, db) = (&record_a.config.data, &record_b.config.data);
-    let fields = [
-        ("dataset", da.dataset != db.dataset),
-        ("side", da.side != db.side),
-        ("data_seed", da.data_seed != db.data_seed),
-    ];
-    if let Some((field, _)) = fields.iter().find(|(_, differs)| *differs) {
-        return Err(CliError::Input(format!(
-            "{} and {} were trained on different data (`{field}` differs): their test images are not the same examples",
-            a.display(),
-            b.display()
-        )));
-    }
-    if count < 2 {
-        return Err(CliError::Input(format!(
-            "--count must be at least 2, got {count}"
-        )));
-    }
+    use repsim_train::RunRecord;
+    let (record_a, record_b) = run_records(a, b, count)?;
     let probe_one = |dir: &Path, record: &RunRecord| -> Result<Vec<HostLayer>, CliError> {
         let data = repsim_train::datasets::RunData::open(&record.config.data, record.config.seed)?;
         if count > data.test_len() {
@@ -823,6 +827,54 @@ fn load_runs(
         b.display()
     );
     Ok((probe_one(a, &record_a)?, probe_one(b, &record_b)?))
+}
+
+/// The records of two finished runs trained on the same data (so their test images are the
+/// same examples), refused otherwise; `count` must be at least 2.
+fn run_records(
+    a: &Path,
+    b: &Path,
+    count: usize,
+) -> Result<(repsim_train::RunRecord, repsim_train::RunRecord), CliError> {
+    use repsim_train::{durable::read_json, RunRecord};
+    for path in [a, b] {
+        if !is_run_dir(path) {
+            return Err(CliError::Input(format!(
+                "{} is not a run directory of `repsim train` (no config.json): compare two run directories, or two activation files",
+                path.display()
+            )));
+        }
+        if !path.join(repsim_train::FINAL_WEIGHTS).is_file() {
+            return Err(CliError::Input(format!(
+                "{} has no final weights ({}) yet: let the run finish (or resume it)",
+                path.display(),
+                repsim_train::FINAL_WEIGHTS
+            )));
+        }
+    }
+    let (record_a, record_b): (RunRecord, RunRecord) = (
+        read_json(&a.join("config.json"))?,
+        read_json(&b.join("config.json"))?,
+    );
+    let (da, db) = (&record_a.config.data, &record_b.config.data);
+    let fields = [
+        ("dataset", da.dataset != db.dataset),
+        ("side", da.side != db.side),
+        ("data_seed", da.data_seed != db.data_seed),
+    ];
+    if let Some((field, _)) = fields.iter().find(|(_, differs)| *differs) {
+        return Err(CliError::Input(format!(
+            "{} and {} were trained on different data (`{field}` differs): their test images are not the same examples",
+            a.display(),
+            b.display()
+        )));
+    }
+    if count < 2 {
+        return Err(CliError::Input(format!(
+            "--count must be at least 2, got {count}"
+        )));
+    }
+    Ok((record_a, record_b))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -10,7 +10,7 @@ use clap::Parser;
 use crate::device::DeviceChoice;
 use crate::error::Error as CliError;
 use crate::experiments::{
-    plan_named, run_cell_named, run_named, slurm, Cell, CellKind, ExperimentArgs, NAMES,
+    plan_named, run_cell_named, run_named, slurm, Cell, CellKind, ExperimentArgs, Plan, NAMES,
 };
 
 /// Flags every experiment takes.
@@ -167,34 +167,45 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
     let mut base = program;
     base.extend(args.cell_flags(name)?);
     if cells.slurm {
-        let options = match &cells.slurm_opts {
-            Some(text) => slurm::parse_options(text)?,
-            None => Vec::new(),
-        };
-        let scripts = slurm::write_scripts(&plan, &base, &options)?;
-        println!(
-            "wrote the Slurm scripts of {} cells to {}",
-            plan.cells.len(),
-            scripts.dir.display()
-        );
-        if !cells.submit {
-            println!("submit them with: bash {}", scripts.submit.display());
-            return Ok(());
-        }
-        let jobs = slurm::submit(&scripts)?;
-        println!("training array: job {}", jobs.train);
-        if let Some(analysis) = &jobs.analysis {
-            println!("analysis array: job {analysis} (after every training succeeded)");
-        }
-        println!("report: job {} (after the analysis ended)", jobs.report);
-        println!("follow: squeue -j {}", jobs.ids());
-        println!(
-            "        sacct -j {} --format=JobID,JobName,State,Elapsed,ExitCode",
-            jobs.ids()
-        );
-        println!("logs:   {}", plan.out.join("logs").display());
+        return submit_to_slurm(&plan, &base, cells);
+    }
+    print_plan(&plan, &base, cells)
+}
+
+/// Writes the Slurm scripts of `plan` (each cell `base --cell ID`) and, with `--submit`,
+/// submits them, printing the job ids and where to follow them.
+fn submit_to_slurm(plan: &Plan, base: &[String], cells: &CellFlags) -> Result<(), CliError> {
+    let options = match &cells.slurm_opts {
+        Some(text) => slurm::parse_options(text)?,
+        None => Vec::new(),
+    };
+    let scripts = slurm::write_scripts(plan, base, &options)?;
+    println!(
+        "wrote the Slurm scripts of {} cells to {}",
+        plan.cells.len(),
+        scripts.dir.display()
+    );
+    if !cells.submit {
+        println!("submit them with: bash {}", scripts.submit.display());
         return Ok(());
     }
+    let jobs = slurm::submit(&scripts)?;
+    println!("training array: job {}", jobs.train);
+    if let Some(analysis) = &jobs.analysis {
+        println!("analysis array: job {analysis} (after every training succeeded)");
+    }
+    println!("report: job {} (after the analysis ended)", jobs.report);
+    println!("follow: squeue -j {}", jobs.ids());
+    println!(
+        "        sacct -j {} --format=JobID,JobName,State,Elapsed,ExitCode",
+        jobs.ids()
+    );
+    println!("logs:   {}", plan.out.join("logs").display());
+    Ok(())
+}
+
+/// Prints the cells of `plan` (of `--plan-stage`, if given) as JSON or one command a line.
+fn print_plan(plan: &Plan, base: &[String], cells: &CellFlags) -> Result<(), CliError> {
     let stage = cells
         .plan_stage
         .as_deref()
@@ -206,7 +217,7 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
         .filter(|c| stage.is_none_or(|s| c.kind == s))
         .collect();
     let command_of = |cell: &Cell| {
-        let mut words = base.clone();
+        let mut words = base.to_vec();
         words.extend(["--cell".to_string(), cell.id.clone()]);
         words
             .iter()

@@ -175,12 +175,25 @@ pub fn draw_results(
         }
         return Ok(written);
     }
+    let grid = grid_of(matrices, style, (&row_title, &col_title))?;
+    save(&grid, out)?;
+    Ok(vec![out.to_path_buf()])
+}
+
+/// Several measures of the same layers as one grid of heatmaps on one colour scale, titled
+/// with the compared models (`titles`: rows', columns').
+fn grid_of<'a>(
+    matrices: &'a [SimilarityMatrix],
+    style: &PlotStyle,
+    titles: (&Option<String>, &Option<String>),
+) -> Result<HeatmapGrid<'a>, CliError> {
+    let (row_title, col_title) = titles;
     let mut grid = HeatmapGrid::auto(matrices);
-    grid.row_title = Some(match &row_title {
+    grid.row_title = Some(match row_title {
         Some(a) => format!("layers of {a}"),
         None => "layers (rows)".into(),
     });
-    grid.col_title = Some(match &col_title {
+    grid.col_title = Some(match col_title {
         Some(b) => format!("layers of {b}"),
         None => "layers (columns)".into(),
     });
@@ -189,7 +202,7 @@ pub fn draw_results(
     grid.range = options.range;
     grid.origin_lower = options.origin_lower;
     grid.title = Some(style.title.clone().unwrap_or_else(|| {
-        let models = match (&row_title, &col_title) {
+        let models = match (row_title, col_title) {
             (Some(a), Some(b)) if a != b => format!("{a} vs {b}"),
             (Some(a), _) => a.clone(),
             _ => String::new(),
@@ -211,8 +224,7 @@ pub fn draw_results(
     let mut size = repsim_viz::Figure::size(&grid);
     size.dpi = style.dpi;
     grid.size = Some(style.figure_size()?.unwrap_or(size));
-    save(&grid, out)?;
-    Ok(vec![out.to_path_buf()])
+    Ok(grid)
 }
 
 /// Runs `repsim plot`.

@@ -53,6 +53,14 @@ pub fn render(matrix: &SimilarityMatrix) -> String {
         };
         format!("{value:.4}{star}")
     });
+    out += &significance_tables(matrix);
+    out
+}
+
+/// The legend of the `*` marks and the tables of intervals and calibrated values, when the
+/// matrix has them.
+fn significance_tables(matrix: &SimilarityMatrix) -> String {
+    let mut out = String::new();
     let s = &matrix.significance;
     if s.p_value.is_some() {
         out += &format!(

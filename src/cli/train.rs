@@ -184,7 +184,6 @@ pub fn optimizer_config(
 pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let mut spec = args.model.spec()?;
     let data = args.data.config();
-    let (probe, conv, measures) = (args.probe.clone(), args.conv, args.metric.clone());
     let track_text = args
         .track
         .clone()
@@ -224,24 +223,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         _ => args.data.side,
     };
     super::memory::check_model_fits(&config.model, input, args.batch_size, true)?;
-    let mut options = RunOptions::new(selected.device.clone());
-    options.resume = args.resume;
-    options.overwrite = args.overwrite;
-    options.progress = if args.quiet {
-        ProgressMode::Quiet
-    } else {
-        ProgressMode::Auto
-    };
-    options.keep_last = args.keep_last;
-    options.keep_epochs = args.keep_epochs.clone();
-    options.track = track_epochs.map(|epochs| TrackOptions {
-        tracker: TrackerConfig::new(args.out.join("track"))
-            .with_measures(measures)
-            .with_probe(probe)
-            .with_conv(conv),
-        epochs,
-        probe_count: args.probe_count,
-    });
+    let options = run_options(&args, selected.device.clone(), track_epochs);
     eprintln!(
         "training {} on {} for {} epochs into {}",
         config.model.name(),
@@ -267,4 +249,33 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         println!("final weights: {}", weights.display());
     }
     Ok(())
+}
+
+/// How to run: the device, resume or overwrite, progress, checkpoints kept, and the Tracker
+/// (`track`: when it observes; `None`, no tracking) with the flags' measures, layers and conv
+/// mode.
+fn run_options(
+    args: &TrainArgs,
+    device: burn::tensor::Device,
+    track: Option<TrackEpochs>,
+) -> RunOptions {
+    let mut options = RunOptions::new(device);
+    options.resume = args.resume;
+    options.overwrite = args.overwrite;
+    options.progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
+    options.keep_last = args.keep_last;
+    options.keep_epochs = args.keep_epochs.clone();
+    options.track = track.map(|epochs| TrackOptions {
+        tracker: TrackerConfig::new(args.out.join("track"))
+            .with_measures(args.metric.clone())
+            .with_probe(args.probe.clone())
+            .with_conv(args.conv),
+        epochs,
+        probe_count: args.probe_count,
+    });
+    options
 }
