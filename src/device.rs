@@ -94,6 +94,11 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
+/// Parses a `--device` value (clap's value parser; also from `REPSIM_DEVICE`).
+pub fn parse_device_flag(s: &str) -> Result<DeviceChoice, String> {
+    s.parse().map_err(|e: DeviceError| e.0)
+}
+
 impl FromStr for DeviceChoice {
     type Err = DeviceError;
 

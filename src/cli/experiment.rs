@@ -1,79 +1,15 @@
 //! `repsim experiment NAME`: the experiments of `cargo run --example NAME`, with the same flags
-//! ([`ExperimentFlags`], the command-line face of the library's
-//! [`crate::experiments::ExperimentArgs`]).
+//! (the library's [`crate::experiments::ExperimentArgs`], which derives clap's `Args`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::device::DeviceChoice;
 use crate::error::Error as CliError;
 use crate::experiments::{
     plan_named, run_cell_named, run_named, slurm, Cell, CellKind, ExperimentArgs, Plan, NAMES,
 };
-
-/// Flags every experiment takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ExperimentFlags {
-    /// Output directory (default runs/NAME).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Device: auto (a hardware GPU if there is one, else flex), flex, wgpu or vulkan.
-    #[arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = super::flags::parse_device)]
-    pub device: DeviceChoice,
-    /// Base seed (each trained network derives its own from it).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// How many seeds of each network to train (wide_vs_deep: the grid; bottom_up: each
-    /// network; memorize_vs_generalize: networks per group); default: the scale's.
-    #[arg(long)]
-    pub seeds: Option<usize>,
-    /// Data: shapes (built in), cifar10=PATH, cifar100=PATH, folder=PATH.
-    #[arg(long, default_value = "shapes")]
-    pub data: String,
-    /// A seconds-long run for CI: tiny models, one epoch.
-    #[arg(long, conflicts_with = "full")]
-    pub smoke: bool,
-    /// Paper scale (for a GPU).
-    #[arg(long)]
-    pub full: bool,
-    /// One line per epoch instead of progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// The experiment's configuration as JSON (the `config` object of a `results.json`),
-    /// instead of a scale's: any grid, data size or schedule.
-    #[arg(long, conflicts_with_all = ["smoke", "full"])]
-    pub config: Option<PathBuf>,
-    /// resnet_depths only: torchvision ResNet-50 weights (.safetensors state dict).
-    #[arg(long)]
-    pub weights50: Option<PathBuf>,
-    /// resnet_depths only: torchvision ResNet-101 weights.
-    #[arg(long)]
-    pub weights101: Option<PathBuf>,
-    /// resnet_depths only: torchvision ResNet-152 weights.
-    #[arg(long)]
-    pub weights152: Option<PathBuf>,
-}
-
-impl From<ExperimentFlags> for ExperimentArgs {
-    fn from(f: ExperimentFlags) -> Self {
-        ExperimentArgs {
-            out: f.out,
-            device: f.device,
-            seed: f.seed,
-            seeds: f.seeds,
-            data: f.data,
-            smoke: f.smoke,
-            full: f.full,
-            quiet: f.quiet,
-            config: f.config,
-            weights50: f.weights50,
-            weights101: f.weights101,
-            weights152: f.weights152,
-        }
-    }
-}
 
 /// Flags that split an experiment into cells ([`crate::experiments::cells`]).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -108,7 +44,7 @@ pub struct ExperimentCommandArgs {
     /// wide_vs_deep, bottom_up, memorize_vs_generalize or resnet_depths.
     pub name: String,
     #[command(flatten)]
-    pub flags: ExperimentFlags,
+    pub flags: ExperimentArgs,
     #[command(flatten)]
     pub cells: CellFlags,
     /// The program and arguments that run this experiment (before its flags): the plan's
@@ -140,7 +76,7 @@ struct PlannedCell<'a> {
 /// Runs `repsim experiment`.
 pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
     let name = command.name.as_str();
-    let args: ExperimentArgs = command.flags.into();
+    let args = command.flags.clone();
     let cells = &command.cells;
     if !cells.plan && !cells.slurm && cells.cell.is_none() {
         let summary = run_named(name, &args)?;
@@ -263,7 +199,7 @@ pub fn example_main(name: &str) -> ExitCode {
     #[derive(Parser)]
     struct ExampleArgs {
         #[command(flatten)]
-        flags: ExperimentFlags,
+        flags: ExperimentArgs,
         #[command(flatten)]
         cells: CellFlags,
     }

@@ -3,13 +3,10 @@
 
 use std::process::ExitCode;
 
-use crate::device::DeviceChoice;
 use crate::error::Error;
 
 /// Parses a `--device` value (also from `REPSIM_DEVICE`).
-pub(crate) fn parse_device(s: &str) -> Result<DeviceChoice, String> {
-    s.parse().map_err(|e: crate::device::DeviceError| e.0)
-}
+pub(crate) use crate::device::parse_device_flag as parse_device;
 
 /// Prints a failure as `error: ...` and turns the result into the process's exit code: 0, 2
 /// for bad input, 1 for a failure ([`crate::error`]).

@@ -24,33 +24,52 @@ use serde::{Deserialize, Serialize};
 use crate::device::{select_device, DeviceChoice};
 use crate::error::{Error, Result};
 
-/// What every experiment takes (the same flags as an example and as `repsim experiment NAME`).
+/// What every experiment takes: the flags of its example (`cargo run --example NAME`) and of
+/// `repsim experiment NAME`, which parse straight into it (behind the `cli` feature).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ExperimentArgs {
-    /// Output directory (default `runs/NAME`).
+    /// Output directory (default runs/NAME).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
-    /// The device models train and are probed on.
+    /// Device: auto (a hardware GPU if there is one, else flex), flex, wgpu or vulkan.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = crate::device::parse_device_flag)
+    )]
     pub device: DeviceChoice,
     /// Base seed (each trained network derives its own from it).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub seed: u64,
-    /// How many seeds of each network the experiment trains (`--seeds N`), instead of its
-    /// configuration's; experiments without seeds refuse it.
+    /// How many seeds of each network to train (wide_vs_deep: the grid; bottom_up: each
+    /// network; memorize_vs_generalize: networks per group); default: the scale's.
+    /// Experiments without seeds refuse it.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub seeds: Option<usize>,
     /// Data: shapes (built in), cifar10=PATH, cifar100=PATH, folder=PATH.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "shapes"))]
     pub data: String,
-    /// A seconds-long run for CI.
+    /// A seconds-long run for CI: tiny models, one epoch.
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with = "full"))]
     pub smoke: bool,
     /// Paper scale (for a GPU).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub full: bool,
     /// One line per epoch instead of progress bars.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub quiet: bool,
-    /// The experiment's configuration as JSON, instead of a scale's.
+    /// The experiment's configuration as JSON (the `config` object of a `results.json`),
+    /// instead of a scale's: any grid, data size or schedule.
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with_all = ["smoke", "full"]))]
     pub config: Option<PathBuf>,
-    /// resnet_depths only: torchvision ResNet-50 weights (.safetensors).
+    /// resnet_depths only: torchvision ResNet-50 weights (.safetensors state dict).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub weights50: Option<PathBuf>,
     /// resnet_depths only: torchvision ResNet-101 weights.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub weights101: Option<PathBuf>,
     /// resnet_depths only: torchvision ResNet-152 weights.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub weights152: Option<PathBuf>,
 }
 
@@ -126,58 +145,69 @@ impl ExperimentArgs {
     /// The flags that run a cell of this experiment from any directory: `--out`, `--config`,
     /// the weight files and a `--data` path made absolute, the device, `--quiet`.
     pub fn cell_flags(&self, name: &str) -> Result<Vec<String>> {
-        let absolute = |path: &Path| -> Result<String> {
-            std::path::absolute(path)
-                .map(|p| p.display().to_string())
-                .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
-        };
-        let mut flags = vec!["--out".to_string(), absolute(&self.out_dir(name))?];
-        flags.extend(["--seed".to_string(), self.seed.to_string()]);
-        if let Some(seeds) = self.seeds {
-            flags.extend(["--seeds".to_string(), seeds.to_string()]);
-        }
-        let data = match self.data.split_once('=') {
-            Some((kind, path)) => format!("{kind}={}", absolute(Path::new(path))?),
-            None => self.data.clone(),
-        };
-        flags.extend(["--data".to_string(), data]);
-        match (&self.config, self.scale()) {
-            (Some(path), _) => flags.extend(["--config".to_string(), absolute(path)?]),
-            (None, Scale::Smoke) => flags.push("--smoke".into()),
-            (None, Scale::Full) => flags.push("--full".into()),
-            (None, Scale::Default) => {}
-        }
-        for (flag, path) in [
-            ("--weights50", &self.weights50),
-            ("--weights101", &self.weights101),
-            ("--weights152", &self.weights152),
-        ] {
-            if let Some(path) = path {
-                flags.extend([flag.to_string(), absolute(path)?]);
-            }
-        }
-        flags.extend(["--device".to_string(), self.device.to_string()]);
-        flags.push("--quiet".into());
-        Ok(flags)
+        self.to_flags(Some(name))
     }
 
     /// The flags that reproduce this run's configuration (`--seed S` and the scale or
     /// `--config FILE`).
     pub fn reproduce_flags(&self) -> String {
-        let mut flags = format!("--seed {}", self.seed);
-        if let Some(seeds) = self.seeds {
-            flags.push_str(&format!(" --seeds {seeds}"));
+        self.to_flags(None)
+            .expect("no path is made absolute for the reproduce line")
+            .join(" ")
+    }
+
+    /// These arguments as the command line spells them, the one place that does: for a cell
+    /// of experiment `cell` (every path absolute, with `--out`, the weight files, the device
+    /// and `--quiet`), or (`None`) what reproduces the configuration (the seeds, the data when
+    /// not the built-in shapes, the scale or `--config` as given).
+    pub fn to_flags(&self, cell: Option<&str>) -> Result<Vec<String>> {
+        let path = |path: &Path| -> Result<String> {
+            match cell {
+                None => Ok(path.display().to_string()),
+                Some(_) => std::path::absolute(path)
+                    .map(|p| p.display().to_string())
+                    .map_err(|e| Error::Input(format!("{}: {e}", path.display()))),
+            }
+        };
+        let mut flags = Vec::new();
+        let mut flag = |name: &str, value: String| flags.extend([name.to_string(), value]);
+        if let Some(name) = cell {
+            flag("--out", path(&self.out_dir(name))?);
         }
-        if self.data != "shapes" {
-            flags.push_str(&format!(" --data {}", self.data));
+        flag("--seed", self.seed.to_string());
+        if let Some(seeds) = self.seeds {
+            flag("--seeds", seeds.to_string());
+        }
+        if cell.is_some() || self.data != "shapes" {
+            let data = match (cell, self.data.split_once('=')) {
+                (Some(_), Some((kind, file))) => format!("{kind}={}", path(Path::new(file))?),
+                _ => self.data.clone(),
+            };
+            flag("--data", data);
         }
         match (&self.config, self.scale()) {
-            (Some(path), _) => flags.push_str(&format!(" --config {}", path.display())),
-            (None, Scale::Smoke) => flags.push_str(" --smoke"),
-            (None, Scale::Full) => flags.push_str(" --full"),
+            (Some(config), _) => flag("--config", path(config)?),
+            (None, Scale::Smoke) => flags.push("--smoke".into()),
+            (None, Scale::Full) => flags.push("--full".into()),
             (None, Scale::Default) => {}
         }
-        flags
+        if cell.is_some() {
+            for (name, file) in [
+                ("--weights50", &self.weights50),
+                ("--weights101", &self.weights101),
+                ("--weights152", &self.weights152),
+            ] {
+                if let Some(file) = file {
+                    flags.extend([name.to_string(), path(file)?]);
+                }
+            }
+            flags.extend([
+                "--device".to_string(),
+                self.device.to_string(),
+                "--quiet".into(),
+            ]);
+        }
+        Ok(flags)
     }
 }
 
