@@ -482,7 +482,7 @@ fn weights_are_probed_with_the_normalisation_their_run_recorded() {
                 ActivationTensor::Vector(t) => t.clone().into_data(),
                 ActivationTensor::Sequence(_) => panic!("a CNN has no sequences"),
             };
-            (name.clone(), data.to_vec::<f32>().unwrap())
+            (name.clone(), data.try_to_vec::<f32>().unwrap())
         })
         .collect();
 

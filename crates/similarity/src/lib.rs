@@ -7,33 +7,26 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`conditioning`] | centring and scaling a layer before float32 work; at least 4 examples |
-//! | [`gram`] | linear and RBF Gram matrices |
-//! | [`host_gram`] | the flex-only linear Gram: faer's triangular product on the tensor's storage |
-//! | [`centering`] | `H K H` and U-centring |
-//! | [`hsic`] | biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC |
-//! | [`linear_cka`] | linear CKA, biased and debiased, one pair or a whole matrix |
-//! | [`kernel_cka`] | CKA of any Grams; RBF CKA |
-//! | [`covariance`] | covariance statistics the CCA family is computed from |
-//! | [`cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance; `cca::params` (the measures' parameters), `cca::example_space` (SVCCA and Procrustes for layers with more features than examples) |
-//! | [`covariance_stream`] | streaming the CCA family over batches of examples in `O(D^2)` memory |
-//! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
-//! | [`minibatch`] | minibatch CKA accumulator (Nguyen et al. 2021), mergeable, serde |
 //! | [`measure`] | [`Measure`], a measure with its parameters (from `repsim-results`); one entry point for a layer x layer matrix |
+//! | [`measures`] | the measures by family: |
+//! | [`measures::cka`] | Grams (`gram`; flex's faer product in `host_gram`), centring, biased (Gretton et al. 2005) and unbiased (Song et al. 2012) HSIC, linear CKA, CKA of any Grams and RBF CKA, minibatch CKA (Nguyen et al. 2021), mergeable, serde |
+//! | [`measures::covariance`] | the covariance statistics the CCA family is computed from |
+//! | [`measures::cca`] | CCA, SVCCA, PWCCA (google and textbook conventions), Procrustes distance; `cca::params` (the measures' parameters), `cca::example_space` (SVCCA and Procrustes for layers with more features than examples) |
+//! | [`measures::neighbours`] | each example's k nearest neighbours; mutual kNN and CKNNA (Huh et al. 2024) |
+//! | [`measures::rsa`] | representational similarity analysis (Kriegeskorte et al. 2008; Nili et al. 2014's rho-a and tau-a) |
+//! | [`measures::shape_metric`] | the angular shape metric (Williams et al. 2021) |
 //! | [`significance`] | permutation p-values and bootstrap intervals for every cell of every measure |
-//! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share (from `repsim-results`) |
-//! | [`conv`] | convolutional layers: flatten, spatial-as-samples, average pooling |
-//! | [`files`] | `.npy`, `.npz` and directories of `.npy` activation files |
-//! | [`row_source`] | row ranges of activation files read in place (files larger than memory) |
-//! | [`shard`] | sharded comparisons: state files with content identity and checksums, exact merges |
+//! | [`io`] | `.npy`, `.npz` and directories of `.npy` files whole (`files`) or by row ranges in place (`row_source`, files larger than memory); convolutional layers (`conv`: flatten, spatial-as-samples, average pooling) |
+//! | [`stream`] | the CCA family over batches of examples in `O(D^2)` memory (`covariance_stream`); sharded comparisons: state files with content identity and checksums, exact merges (`shard`) |
+//! | [`conditioning`] | centring and scaling a layer before float32 work; at least 4 examples |
+//! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`outliers`] | clipping outlying activations before a comparison (platonic-rep's `remove_outliers`) |
-//! | [`neighbours`] | each example's k nearest neighbours under a layer's linear kernel |
-//! | [`mutual_knn`] | mutual k-nearest-neighbour alignment (Huh et al. 2024) |
-//! | [`cknna`] | CKNNA, CKA over mutual-neighbour pairs (Huh et al. 2024) |
-//! | [`rsa`] | representational similarity analysis (Kriegeskorte et al. 2008) |
-//! | [`shape_metric`] | the angular shape metric (Williams et al. 2021) |
+//! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share (from `repsim-results`) |
 //! | [`layer`] | [`Layer`], a layer's activations as examples x features on the device |
 //! | [`error`] | the crate's one error type, naming the file, layer or value |
+//!
+//! The modules are also at the flat paths of earlier versions (`repsim_similarity::linear_cka`,
+//! `::files`, `::shard`, ...), re-exported.
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Tensor};
@@ -45,37 +38,28 @@
 //! let cka = linear_cka(&x, &y); // Err(ZeroVariance) here: constant activations
 //! ```
 
-pub mod cca;
-pub mod centering;
-pub mod cknna;
 pub mod conditioning;
-pub mod conv;
-pub mod covariance;
-pub mod covariance_stream;
 pub mod error;
-pub mod files;
-pub mod gram;
-pub mod host_gram;
-pub mod hsic;
-pub mod kernel_cka;
+pub mod io;
 pub mod layer;
-pub mod linear_cka;
 /// [`SimilarityMatrix`] (defined in `repsim-results`, which the viz crate reads without burn).
 pub use repsim_results::matrix;
 pub mod measure;
-pub mod minibatch;
-pub mod mutual_knn;
-pub mod neighbours;
+pub mod measures;
 pub mod outliers;
 pub mod principal;
-pub mod row_source;
-pub mod rsa;
-pub mod shape_metric;
-pub mod shard;
 mod sides;
 pub mod significance;
+pub mod stream;
 #[doc(hidden)]
 pub mod testing;
+
+// The modules at the flat paths of earlier versions (`repsim_similarity::linear_cka::...`).
+pub use io::{conv, files, row_source};
+pub use measures::cka::{centering, gram, host_gram, hsic, kernel_cka, linear_cka, minibatch};
+pub use measures::neighbours::{cknna, mutual_knn};
+pub use measures::{cca, covariance, neighbours, rsa, shape_metric};
+pub use stream::{covariance_stream, shard};
 
 pub use cca::example_space;
 pub use cca::{

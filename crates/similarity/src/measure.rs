@@ -5,18 +5,21 @@
 
 pub use repsim_results::measure::{Measure, MEASURE_NAMES};
 
-use crate::cca::{cca_family_matrix, check_shape};
-use crate::cknna::cknna_matrix;
-use crate::covariance_stream::CovarianceAccumulator;
-use crate::error::{Result, SimilarityError};
-use crate::kernel_cka::rbf_cka_matrix;
+/// Checks a minibatch size against the number of examples (defined with minibatch CKA).
+pub use crate::measures::cka::minibatch::check_batch_size;
+
+use crate::error::Result;
 use crate::layer::{check_same_examples, Layer};
-use crate::linear_cka::linear_cka_matrix;
 use crate::matrix::SimilarityMatrix;
-use crate::minibatch::MinibatchCka;
-use crate::mutual_knn::mutual_knn_matrix;
-use crate::rsa::rsa_matrix;
-use crate::shape_metric::shape_angular_matrix;
+use crate::measures::cca::{cca_family_matrix, check_shape};
+use crate::measures::cka::kernel_cka::rbf_cka_matrix;
+use crate::measures::cka::linear_cka::linear_cka_matrix;
+use crate::measures::cka::minibatch::MinibatchCka;
+use crate::measures::neighbours::cknna::cknna_matrix;
+use crate::measures::neighbours::mutual_knn::mutual_knn_matrix;
+use crate::measures::rsa::rsa_matrix;
+use crate::measures::shape_metric::shape_angular_matrix;
+use crate::stream::covariance_stream::CovarianceAccumulator;
 
 /// The `measure` matrix between every layer of A (rows) and of B (columns). Pass the same
 /// slice twice to compare a model with itself (each layer's Gram is then computed once).
@@ -133,22 +136,6 @@ pub fn minibatch_cka_matrix(
         ));
     }
     Ok(matrix)
-}
-
-/// Checks a minibatch size against the number of examples.
-pub fn check_batch_size(batch_size: usize, n: usize) -> Result<()> {
-    let reason = if batch_size < 4 {
-        "the unbiased HSIC of each batch needs at least 4 examples"
-    } else if batch_size > n {
-        "the batch size is larger than the number of examples"
-    } else {
-        return Ok(());
-    };
-    Err(SimilarityError::BadBatchSize {
-        batch_size,
-        n,
-        reason,
-    })
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{explain_non_finite, read_back, Layer};
+use crate::measures::covariance::statistics_dtype;
 
 /// The first principal component of a layer, in example space.
 #[derive(Debug, Clone)]
@@ -89,8 +89,8 @@ pub fn first_component(layer: &Layer, iterations: usize) -> Result<FirstComponen
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hsic::HsicEstimator;
-    use crate::kernel_cka::cka_from_grams;
+    use crate::measures::cka::hsic::HsicEstimator;
+    use crate::measures::cka::kernel_cka::cka_from_grams;
     use crate::testing::random_matrix;
     use burn::tensor::Device;
 

@@ -20,13 +20,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::centering::u_center_gram;
 use crate::conditioning::shift_and_scale_batch;
 use crate::error::Result;
-use crate::gram::gram;
-use crate::kernel_cka::self_inner_products;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::measure::check_batch_size;
+use crate::measures::cka::centering::u_center_gram;
+use crate::measures::cka::gram::gram;
+use crate::measures::cka::kernel_cka::self_inner_products;
 
 use super::pair_matrices::permuted_inner_products;
 

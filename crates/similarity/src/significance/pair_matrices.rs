@@ -18,11 +18,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::conditioning::centred_and_scaled;
 use crate::error::Result;
-use crate::gram::gram;
-use crate::hsic::HsicEstimator;
-use crate::kernel_cka::{centred_rbf_row, self_inner_products};
 use crate::layer::{read_back, Layer};
-use crate::rsa::{prepared, RdmComparison, RdmKind};
+use crate::measures::cka::gram::gram;
+use crate::measures::cka::hsic::HsicEstimator;
+use crate::measures::cka::kernel_cka::{centred_rbf_row, self_inner_products};
+use crate::measures::rsa::{prepared, RdmComparison, RdmKind};
 
 /// Device memory one gather of permuted matrices may take (values and indices).
 const GATHER_BUDGET_BYTES: usize = 16 << 20;
@@ -46,7 +46,7 @@ impl PairMatrices {
     /// Centred linear Grams of `layers` (`H K H` or U-centred for `estimator`).
     pub fn linear(layers: &[Layer], estimator: HsicEstimator) -> Result<Self> {
         Self::from_grams(layers, |layer| {
-            Ok(Some(crate::hsic::center_for(
+            Ok(Some(crate::measures::cka::hsic::center_for(
                 estimator,
                 gram(centred_and_scaled(layer).matrix),
             )))
@@ -54,13 +54,13 @@ impl PairMatrices {
     }
 
     /// Centred RBF Grams with the median bandwidth times `threshold` (RBF CKA's own
-    /// [`crate::kernel_cka::centred_rbf_row`]).
+    /// [`crate::measures::cka::kernel_cka::centred_rbf_row`]).
     pub fn rbf(layers: &[Layer], threshold: f64, estimator: HsicEstimator) -> Result<Self> {
         Self::from_grams(layers, |layer| centred_rbf_row(layer, threshold, estimator))
     }
 
     /// RDMs as symmetric `m x m` matrices (zero diagonal) of RSA's own standardised upper
-    /// triangles ([`crate::rsa::prepared`]: ranked for Spearman and rho-a, unit norm or rho-a's
+    /// triangles ([`crate::measures::rsa::prepared`]: ranked for Spearman and rho-a, unit norm or rho-a's
     /// scale), each entry over
     /// `sqrt 2` (it appears twice), so that their inner product is RSA's correlation.
     /// Every comparison but tau-a (whose null is recomputed draw by draw).

@@ -20,8 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, Layer};
 use crate::measure::{similarity_matrix, Measure};
-use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
-use crate::rsa::RdmComparison;
+use crate::measures::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::measures::rsa::RdmComparison;
 use crate::sides::Sides;
 
 use super::batches::{batch_terms, BatchTerms};

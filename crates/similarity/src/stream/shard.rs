@@ -33,16 +33,17 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::cca::{CcaMeasure, PwccaConvention, SvdReduction};
-use crate::conv::ConvMode;
-use crate::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use crate::error::{Result, SimilarityError};
-use crate::hsic::HsicEstimator;
+use crate::io::conv::ConvMode;
+use crate::io::row_source::RowSource;
 use crate::layer::Layer;
 use crate::matrix::SimilarityMatrix;
-use crate::measure::{check_batch_size, Measure};
-use crate::minibatch::{MinibatchCka, MinibatchCkaState};
-use crate::row_source::RowSource;
+use crate::measures::cca::{CcaMeasure, PwccaConvention, SvdReduction};
+use crate::measures::cka::hsic::HsicEstimator;
+use crate::measures::cka::minibatch::check_batch_size;
+use crate::measures::cka::minibatch::{MinibatchCka, MinibatchCkaState};
+use crate::stream::covariance_stream::{CovarianceAccumulator, CovarianceState};
+use repsim_results::Measure;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// The `format` of a state file.
@@ -343,7 +344,7 @@ impl CompareState {
                     self.examples()
                 )));
             }
-            let side_values = |side: &crate::covariance_stream::SideState| {
+            let side_values = |side: &crate::stream::covariance_stream::SideState| {
                 side.shifts
                     .iter()
                     .chain(&side.sums)

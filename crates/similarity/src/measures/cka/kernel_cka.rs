@@ -8,7 +8,7 @@
 //! ```
 //!
 //! with the biased HSIC_0 (`H K H` centring) or the unbiased HSIC_1 (U-centring, Song et al.
-//! 2012). RBF CKA uses the Gaussian kernel of [`crate::gram::rbf_gram`], whose bandwidth is
+//! 2012). RBF CKA uses the Gaussian kernel of [`crate::measures::cka::gram::rbf_gram`], whose bandwidth is
 //! `sigma = t * sqrt(median squared distance)`. RBF Grams are `n x n`: memory is `O(n^2)` per
 //! layer, so use the minibatch or linear measures for tens of thousands of examples.
 
@@ -16,11 +16,11 @@ use burn::tensor::Tensor;
 
 use crate::conditioning::centred_and_scaled;
 use crate::error::{Result, SimilarityError};
-use crate::gram::rbf_gram;
-use crate::hsic::HsicEstimator;
 use crate::layer::{check_min_examples, check_same_examples, read_back, read_sums, Layer};
-use crate::linear_cka::{estimator_name, single_value, DefinedLayers};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::cka::gram::rbf_gram;
+use crate::measures::cka::hsic::HsicEstimator;
+use crate::measures::cka::linear_cka::{estimator_name, single_value, DefinedLayers};
 
 /// CKA of two Gram matrices with the given HSIC estimator; `Err(ZeroVariance)` (naming `k` or
 /// `l`) when a centred Gram is zero.
@@ -34,8 +34,8 @@ pub fn cka_from_grams(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> R
             n,
         });
     }
-    let kc = crate::hsic::center_for(estimator, k);
-    let lc = crate::hsic::center_for(estimator, l);
+    let kc = crate::measures::cka::hsic::center_for(estimator, k);
+    let lc = crate::measures::cka::hsic::center_for(estimator, l);
     let rows = |t: Tensor<2>| t.sum_dim(1).reshape([n]);
     let v = read_sums(vec![
         rows(kc.clone().mul(lc.clone())),
@@ -106,7 +106,7 @@ pub(crate) fn centred_rbf_row(
     let conditioned = centred_and_scaled(layer);
     match rbf_gram(&conditioned, threshold) {
         Ok(gram) => Ok(Some(
-            crate::hsic::center_for(estimator, gram).reshape([1, n * n]),
+            crate::measures::cka::hsic::center_for(estimator, gram).reshape([1, n * n]),
         )),
         Err(SimilarityError::ZeroVariance { .. }) => Ok(None),
         // Conditioning spreads a NaN over the layer: find it in the original.
@@ -241,7 +241,7 @@ pub(crate) fn self_inner_products(a: Tensor<2>, n: usize) -> Result<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gram::linear_gram;
+    use crate::measures::cka::gram::linear_gram;
     use crate::testing::random_matrix;
     use burn::tensor::Device;
 
@@ -290,7 +290,9 @@ mod tests {
             .add(wide.mul_scalar(0.5));
         let layers = [Layer::new("x", x).unwrap(), Layer::new("y", y).unwrap()];
         for estimator in [HsicEstimator::Biased, HsicEstimator::Unbiased] {
-            let m = crate::linear_cka::linear_cka_matrix(&layers, &layers, estimator).unwrap();
+            let m =
+                crate::measures::cka::linear_cka::linear_cka_matrix(&layers, &layers, estimator)
+                    .unwrap();
             let via_gram = cka_from_grams(
                 linear_gram(layers[0].matrix.clone()),
                 linear_gram(layers[1].matrix.clone()),

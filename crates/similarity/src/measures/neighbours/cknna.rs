@@ -33,10 +33,10 @@
 //! Read a biased value against its permutation null (`--permutations`), or use the default.
 
 use crate::error::Result;
-use crate::hsic::HsicEstimator;
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
-use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::measures::cka::hsic::HsicEstimator;
+use crate::measures::neighbours::{check_k, nearest_neighbours, Neighbours};
 use crate::sides::Sides;
 
 /// A kernel restricted to a mask: per example its kept neighbours (ascending) and values.

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `N_k^X(i)`: the `k` examples `j != i` with the largest inner products of L2-normalised rows
-//! (cosine similarity; [`crate::neighbours`], ties at the k-th place to the lower index). In
+//! (cosine similarity; [`crate::measures::neighbours`], ties at the k-th place to the lower index). In
 //! [0, 1]; 1 when every example has the same neighbours in both layers. Invariant to scaling
 //! rows and to a rotation shared by all examples; not to translation. Memory `O(n k)` per layer
 //! plus one kernel block.
@@ -14,7 +14,7 @@
 use crate::error::Result;
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
-use crate::neighbours::{check_k, nearest_neighbours, Neighbours};
+use crate::measures::neighbours::{check_k, nearest_neighbours, Neighbours};
 use crate::sides::Sides;
 
 /// The default number of neighbours (the paper's).

@@ -54,14 +54,18 @@ impl HostLayer {
     }
 
     /// The layer on `device`, a rank-4 `(N, C, H, W)` layer shaped by `mode` (see
-    /// [`crate::conv`]); other ranks are flattened.
-    pub fn into_layer_with(self, device: &Device, mode: crate::conv::ConvMode) -> Result<Layer> {
-        if self.shape.len() != 4 || mode == crate::conv::ConvMode::Flatten {
+    /// [`crate::io::conv`]); other ranks are flattened.
+    pub fn into_layer_with(
+        self,
+        device: &Device,
+        mode: crate::io::conv::ConvMode,
+    ) -> Result<Layer> {
+        if self.shape.len() != 4 || mode == crate::io::conv::ConvMode::Flatten {
             return Ok(self.into_layer(device));
         }
         let shape = [self.shape[0], self.shape[1], self.shape[2], self.shape[3]];
         let tensor = Tensor::<4>::from_data(TensorData::new(self.values, shape), device);
-        crate::conv::conv_layer(self.name, tensor, mode)
+        crate::io::conv::conv_layer(self.name, tensor, mode)
     }
 
     /// The rows `start .. start + len` as an `len x D` matrix on `device` (copies them).

@@ -24,12 +24,12 @@ use burn::tensor::Tensor;
 
 use crate::conditioning::centred_and_scaled;
 use crate::error::{Result, SimilarityError};
-use crate::gram::gram;
-use crate::hsic::HsicEstimator;
 use crate::layer::{
     check_min_examples, check_same_examples, explain_non_finite, read_back, read_sums, Layer,
 };
 use crate::matrix::SimilarityMatrix;
+use crate::measures::cka::gram::gram;
+use crate::measures::cka::hsic::HsicEstimator;
 
 /// How a layer's Gram matrix is represented.
 enum Representation {

@@ -15,15 +15,15 @@
 //! With the thin SVD `Xc = U diag(s) Vᵀ`, `φ(X) = U diag(α s + 1 - α) Vᵀ` and `V` drops out of
 //! both norms, so `θ` comes from `diag(a) UxᵀUy diag(b)`; directions with `s² <= 1e-10 max s²`
 //! are dropped. Unequal widths need no padding. The SVDs run on the host in float64 (faer):
-//! `min(n, D)` at most [`crate::cca::MAX_CCA_FEATURES`].
+//! `min(n, D)` at most [`crate::measures::cca::MAX_CCA_FEATURES`].
 
 use burn::tensor::Tensor;
 
-use crate::cca::MAX_CCA_FEATURES;
-use crate::covariance::{host_matrix, host_values, svd, to_host_f64};
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::cca::MAX_CCA_FEATURES;
+use crate::measures::covariance::{host_matrix, host_values, svd, to_host_f64};
 use crate::sides::Sides;
 
 /// One layer's kept left singular vectors (`n x r`, host f64) and `a = α s + 1 - α`.

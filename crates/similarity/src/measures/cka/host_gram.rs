@@ -8,7 +8,7 @@
 //! burn-flex's matmul (the `gemm` crate; see the README's Benchmarks). The upper triangle is
 //! then mirrored, so `K` is exactly symmetric.
 //!
-//! This is the flex-only path behind [`crate::gram::gram`]: every other device (wgpu, an
+//! This is the flex-only path behind [`crate::measures::cka::gram::gram`]: every other device (wgpu, an
 //! autodiff wrapper, a float type other than `f32`, a view whose rows are not contiguous) keeps
 //! the burn-op path, and the two are tested to agree.
 

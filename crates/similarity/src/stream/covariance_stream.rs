@@ -1,7 +1,7 @@
 //! Streaming the CCA family over examples: `CovarianceAccumulator`.
 //!
 //! CCA, SVCCA, PWCCA and the Procrustes distance depend on the data only through `n`, the
-//! feature sums and the scatter matrices `X^T X`, `Y^T Y`, `X^T Y` ([`crate::cca`]). The
+//! feature sums and the scatter matrices `X^T X`, `Y^T Y`, `X^T Y` ([`crate::measures::cca`]). The
 //! accumulator takes batches of examples and keeps only those, so 50 000 examples of 512-wide
 //! layers need `O(D^2)` memory per layer and per pair instead of `O(n D)`; `finish` gives the same
 //! matrix as the whole-data computation.
@@ -10,20 +10,20 @@
 //! batch's feature means), `z = x - shift`, so that large activation means do not cancel
 //! catastrophically when the scatter is centred at the end:
 //! `Cxx = sum z^T z - (sum z)^T (sum z) / n`. Layers wider than
-//! [`crate::cca::MAX_CCA_FEATURES`] are refused at the first batch: their `D x D` statistics
+//! [`crate::measures::cca::MAX_CCA_FEATURES`] are refused at the first batch: their `D x D` statistics
 //! could not be decomposed anyway. (For such layers, and whenever features outnumber the examples
 //! that will ever be seen, the CKA measures, which work on Gram matrices, are the ones to stream.)
 
 use burn::tensor::{DType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::cca::{
-    check_shape, matrix_from_prepared, prepare_statistics, CcaMeasure, MAX_CCA_FEATURES,
-};
-use crate::covariance::{host_values, statistics_dtype, to_host_f64, CovarianceLayer};
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::cca::{
+    check_shape, matrix_from_prepared, prepare_statistics, CcaMeasure, MAX_CCA_FEATURES,
+};
+use crate::measures::covariance::{host_values, statistics_dtype, to_host_f64, CovarianceLayer};
 use burn::tensor::Device;
 
 /// The running sums of one side's layers, on their device.
@@ -572,7 +572,7 @@ impl CovarianceAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cca::{cca_family_matrix, PwccaConvention, SvdReduction};
+    use crate::measures::cca::{cca_family_matrix, PwccaConvention, SvdReduction};
     use crate::testing::random_matrix;
     use burn::tensor::Device;
 
@@ -685,9 +685,12 @@ mod tests {
             }
             // Linear CKA from the statistics equals the whole-data linear CKA.
             let other = if symmetric { &a } else { &b };
-            let direct =
-                crate::linear_cka::linear_cka_matrix(&a, other, crate::HsicEstimator::Biased)
-                    .unwrap();
+            let direct = crate::measures::cka::linear_cka::linear_cka_matrix(
+                &a,
+                other,
+                crate::HsicEstimator::Biased,
+            )
+            .unwrap();
             let from_stats = merged.linear_cka();
             for (x, y) in from_stats
                 .values

@@ -14,7 +14,7 @@
 //! a time (each column's rows are contiguous), a compressed member decompressed whole once and
 //! kept in memory (its columns span the whole stream). Rows come back in C order either way.
 //!
-//! Content identity (for merges of shards, [`crate::shard`]): [`RowSource::fingerprint`] names
+//! Content identity (for merges of shards, [`crate::stream::shard`]): [`RowSource::fingerprint`] names
 //! the whole content of every file cheaply (an `.npz` member by the CRC-32 its archive stores
 //! for it; a `.npy` file by 64 evenly spread 4 KiB samples of its bytes), and
 //! [`RowSource::read_rows_hashed`] feeds the exact bytes of the rows read, in C order, to an
@@ -30,7 +30,7 @@ use npyz::{DType, NpyHeader, Order, TypeChar};
 pub use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Result, SimilarityError};
-use crate::files::{activation_path, check_same_count, ActivationPath, HostLayer};
+use crate::io::files::{activation_path, check_same_count, ActivationPath, HostLayer};
 
 /// Where a layer's data lives.
 enum Location {
@@ -683,7 +683,7 @@ fn fnv1a64(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::{read_activations, write_npy, write_npz};
+    use crate::io::files::{read_activations, write_npy, write_npz};
 
     fn layer(name: &str, shape: Vec<usize>, seed: u32) -> HostLayer {
         let count = shape.iter().product::<usize>();
@@ -743,7 +743,7 @@ mod tests {
                 archive
                     .start_file(format!("{}.npy", l.name), options)
                     .unwrap();
-                crate::files::write_npy_bytes(&mut archive, l).unwrap();
+                crate::io::files::write_npy_bytes(&mut archive, l).unwrap();
             }
             archive.finish().unwrap();
         }

@@ -14,7 +14,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::centering::{center_gram, u_center_gram};
+use crate::measures::cka::centering::{center_gram, u_center_gram};
 
 /// Which HSIC estimator a CKA uses (defined in `repsim-results` with the other parameters).
 pub use repsim_results::HsicEstimator;
@@ -49,8 +49,8 @@ pub fn hsic(k: Tensor<2>, l: Tensor<2>, estimator: HsicEstimator) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gram::linear_gram;
     use crate::layer::read_back;
+    use crate::measures::cka::gram::linear_gram;
     use burn::tensor::{Device, TensorData};
 
     #[test]

@@ -20,9 +20,9 @@
 //!    again. Ordinary layers keep their raw Gram, multiplied by an exact power of four. The
 //!    scales are undone on the host in f64, so tiny, huge or offset activations keep their
 //!    digits.
-//! 1. The Gram `X X^T` ([`crate::gram::gram`]): on flex by faer's lower-triangular product on
-//!    the batch's storage ([`crate::host_gram`]); elsewhere in one burn matmul (split along the
-//!    features for wide layers; layers of equal width stacked, [`crate::gram::stacked_grams`]).
+//! 1. The Gram `X X^T` ([`crate::measures::cka::gram::gram`]): on flex by faer's lower-triangular product on
+//!    the batch's storage ([`crate::measures::cka::host_gram`]); elsewhere in one burn matmul (split along the
+//!    features for wide layers; layers of equal width stacked, [`crate::measures::cka::gram::stacked_grams`]).
 //!    Optionally only its lower block triangle in burn ops: with `k` row blocks of `b = m / k`
 //!    examples, panel `a` is `X[a] X[0..=a]^T` (`b x (a+1) b`), a matmul of row views,
 //!    `(k+1) / (2k)` of the full Gram's FLOPs (5/8 for `k = 4`). On flex the narrow panels run
@@ -51,9 +51,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditioning::shift_and_scale_batch;
 use crate::error::{Result, SimilarityError};
-use crate::gram::stacked_grams;
 use crate::layer::{check_same_examples, explain_non_finite, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::cka::gram::stacked_grams;
 
 /// The serialisable sums of a minibatch CKA accumulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -464,7 +464,7 @@ const RAW_GRAM_MAGNITUDE_EXPONENTS: std::ops::RangeInclusive<i32> = -80..=80;
 impl BatchRows {
     /// With full Grams (one row block), each layer's Gram is computed from its raw batch first,
     /// layers of the same width stacked into one batched matmul
-    /// ([`crate::gram::stacked_grams`]), so that every core has products of its own. One
+    /// ([`crate::measures::cka::gram::stacked_grams`]), so that every core has products of its own. One
     /// read-back of `trace(K)` and `sum(K)` per layer then checks that float32 kept the Gram's
     /// digits: finite, mean squared activation within `2^-80..2^80`, and an offset small
     /// enough that centring loses little (`trace(K) <= 64 trace(Kc)`, with
@@ -486,9 +486,9 @@ impl BatchRows {
         }
         let m = constants.m;
         let mut grams: Vec<Option<Tensor<2>>> = vec![None; layers.len()];
-        for group in equal_width_groups(layers, crate::gram::stacks_well) {
+        for group in equal_width_groups(layers, crate::measures::cka::gram::stacks_well) {
             if let [i] = group[..] {
-                grams[i] = Some(crate::gram::gram(layers[i].matrix.clone()));
+                grams[i] = Some(crate::measures::cka::gram::gram(layers[i].matrix.clone()));
                 continue;
             }
             let stack = Tensor::stack(group.iter().map(|&i| layers[i].matrix.clone()).collect(), 0);
@@ -642,7 +642,7 @@ fn gram_panels(x: &Tensor<2>, blocks: usize) -> Vec<Tensor<2>> {
             let upto = x.clone().narrow(0, 0, (a + 1) * b);
             if blocks == 1 {
                 // The full Gram: split-K where the shape calls for it (see `gram::gram`).
-                crate::gram::gram(rows)
+                crate::measures::cka::gram::gram(rows)
             } else {
                 rows.matmul(upto.transpose())
             }
@@ -719,11 +719,27 @@ fn row_from_panels(
     (Tensor::cat(pieces, 1), traces)
 }
 
+/// Checks a minibatch size against the number of examples.
+pub fn check_batch_size(batch_size: usize, n: usize) -> Result<()> {
+    let reason = if batch_size < 4 {
+        "the unbiased HSIC of each batch needs at least 4 examples"
+    } else if batch_size > n {
+        "the batch size is larger than the number of examples"
+    } else {
+        return Ok(());
+    };
+    Err(SimilarityError::BadBatchSize {
+        batch_size,
+        n,
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hsic::HsicEstimator;
-    use crate::linear_cka::linear_cka_matrix;
+    use crate::measures::cka::hsic::HsicEstimator;
+    use crate::measures::cka::linear_cka::linear_cka_matrix;
     use crate::testing::random_matrix;
     use burn::tensor::Device;
 
@@ -764,8 +780,10 @@ mod tests {
     fn host_and_burn_op_gram_paths_give_the_same_matrix() {
         let device = Device::flex();
         let (a, b) = (layers(96, 21, &device), layers(96, 22, &device));
-        assert!(crate::host_gram::takes(&a[2].rows(0, 32).matrix));
-        assert!(!crate::host_gram::takes(
+        assert!(crate::measures::cka::host_gram::takes(
+            &a[2].rows(0, 32).matrix
+        ));
+        assert!(!crate::measures::cka::host_gram::takes(
             &strided_copy(&a[2]).rows(0, 32).matrix
         ));
         let run = |a: &[Layer], b: &[Layer]| {

@@ -1,5 +1,5 @@
 //! The k nearest neighbours of every example of a layer under its linear kernel, the shared
-//! step of [`crate::mutual_knn`] and [`crate::cknna`].
+//! step of [`crate::measures::neighbours::mutual_knn`] and [`crate::measures::neighbours::cknna`].
 //!
 //! Neighbours are the `k` examples `j` with the largest inner products `<x_i, x_j>` (after
 //! dividing rows by `max(||x_i||, 1e-12)` when asked: cosine similarity), example `i` itself
@@ -11,11 +11,14 @@
 //! result and `O(n b)` for a block of `b` rows (`b n <= 2^22` values), so `n = 50,000` needs
 //! about 32 MB per block.
 
+pub mod cknna;
+pub mod mutual_knn;
+
 use burn::tensor::Tensor;
 
-use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{read_back, Layer};
+use crate::measures::covariance::statistics_dtype;
 
 /// Values per kernel block (rows x examples).
 const BLOCK_VALUES: usize = 1 << 22;

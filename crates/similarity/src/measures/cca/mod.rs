@@ -1,12 +1,12 @@
 //! The CCA family: CCA, SVCCA, PWCCA and the orthogonal Procrustes distance.
 //!
-//! All four are computed from covariance statistics ([`crate::covariance`]): with centred
+//! All four are computed from covariance statistics ([`crate::measures::covariance`]): with centred
 //! `Xc`, `Yc`, `Cxx = Xc^T Xc`, `Cyy`, `Cxy = Xc^T Yc`:
 //!
 //! - **CCA** (Hotelling 1936): the canonical correlations are the singular values of
 //!   `M = Cxx^{-1/2} Cxy Cyy^{-1/2}`, sorted descending, clipped to [0, 1]; their number is
 //!   `min(rank X, rank Y)` (directions whose eigenvalue is below the rank tolerance of
-//!   [`crate::covariance`] are left out of the inverse square roots). CCA needs more examples
+//!   [`crate::measures::covariance`] are left out of the inverse square roots). CCA needs more examples
 //!   than features.
 //! - **SVCCA** (Raghu et al. 2017, "SVCCA: Singular Vector Canonical Correlation Analysis for
 //!   Deep Learning Dynamics and Interpretability", NeurIPS): each side is first reduced to its
@@ -40,12 +40,12 @@ pub use params::{CcaMeasure, CcaResult, PwccaConvention, SvdReduction, MAX_CCA_F
 use burn::tensor::Tensor;
 
 use crate::conditioning::{scale_to_unit, MIN_EXAMPLES};
-use crate::covariance::{
-    cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
-};
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_min_examples, check_same_examples, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::covariance::{
+    cholesky_upper, host_matrix, host_values, solve_upper_transposed, svd, CovarianceLayer,
+};
 use example_space::{svcca_correlations, ExampleSpaceLayer};
 
 /// One layer's statistics plus what the measure derives from them once per layer.

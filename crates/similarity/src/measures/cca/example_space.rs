@@ -11,17 +11,17 @@
 //!
 //! `U_r` comes from the `n x n` Gram `Xc Xc^T` when `D >= n`, and as `Xc V_r diag(lambda_r)^{-1/2}`
 //! from the `D x D` scatter otherwise, so the host decomposition is `min(n, D)`-sized. The
-//! feature-space path of [`crate::cca`] needs `D x D`; [`crate::cca::cca_family_matrix`] takes
+//! feature-space path of [`crate::measures::cca`] needs `D x D`; [`crate::measures::cca::cca_family_matrix`] takes
 //! this one when some layer has `D >= n`.
 
 use burn::tensor::{DType, Tensor};
 
 use super::params::SvdReduction;
-use crate::covariance::{
-    host_matrix, host_values, numerical_rank, statistics_dtype, svd, to_host_f64,
-};
 use crate::error::{Result, SimilarityError};
 use crate::layer::{explain_non_finite, Layer};
+use crate::measures::covariance::{
+    host_matrix, host_values, numerical_rank, statistics_dtype, svd, to_host_f64,
+};
 
 /// A layer as an orthonormal basis of its centred column space, in example space.
 pub(crate) struct ExampleSpaceLayer {
@@ -42,7 +42,7 @@ impl ExampleSpaceLayer {
         let centred = x.clone().sub(x.mean_dim(0));
         let gram_side = d >= n;
         let product = if gram_side {
-            crate::gram::gram(centred.clone())
+            crate::measures::cka::gram::gram(centred.clone())
         } else {
             centred.clone().transpose().matmul(centred.clone())
         };
@@ -90,7 +90,7 @@ impl ExampleSpaceLayer {
 pub fn centred_gram(layer: &Layer, precision: DType) -> Tensor<2> {
     let x = layer.matrix.clone().cast(precision);
     let centred = x.clone().sub(x.mean_dim(0));
-    crate::gram::gram(centred)
+    crate::measures::cka::gram::gram(centred)
 }
 
 /// Example-space coordinates `U_r diag(sqrt(lambda_r))` (`n x r`, float32, on `device`) of a

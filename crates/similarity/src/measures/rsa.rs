@@ -22,10 +22,10 @@
 //! Memory is `O(n^2)` per layer (the `n (n-1) / 2` distances): 4 MB at `n = 1,000`, 400 MB at
 //! 10,000.
 
-use crate::covariance::statistics_dtype;
 use crate::error::{Result, SimilarityError};
 use crate::layer::{check_same_examples, read_back, Layer};
 use crate::matrix::SimilarityMatrix;
+use crate::measures::covariance::statistics_dtype;
 use crate::sides::Sides;
 
 pub use repsim_results::{RdmComparison, RdmKind};

@@ -16,11 +16,11 @@ pub fn linear_gram(x: Tensor<2>) -> Tensor<2> {
 }
 
 /// `X X^T`, by the fastest path for the device: on flex (an `f32` tensor in host memory),
-/// faer's lower-triangular product read in place ([`crate::host_gram::flex_gram`]); on every
+/// faer's lower-triangular product read in place ([`crate::measures::cka::host_gram::flex_gram`]); on every
 /// other device (and for flex views it cannot read in place) the burn-op path
 /// [`device_gram`]. Both are exact up to float32 summation order, and tested to agree.
 pub fn gram(x: Tensor<2>) -> Tensor<2> {
-    match crate::host_gram::flex_gram(&x) {
+    match crate::measures::cka::host_gram::flex_gram(&x) {
         Some(k) => k,
         None => device_gram(x),
     }
@@ -84,7 +84,7 @@ pub fn stacked_grams(x: Tensor<3>) -> Tensor<3> {
 /// within one Gram and does half the FLOPs), else when [`device_gram`] would not split them.
 pub fn stacks_well(x: &Tensor<2>) -> bool {
     let [m, d] = x.dims();
-    !crate::host_gram::takes(x) && split_k_chunks(m, d) <= 1
+    !crate::measures::cka::host_gram::takes(x) && split_k_chunks(m, d) <= 1
 }
 
 /// Squared Euclidean distances `d2_ij = ||x_i - x_j||^2 = K_ii + K_jj - 2 K_ij`, from the
