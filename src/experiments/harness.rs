@@ -676,12 +676,44 @@ pub fn layers_of(
     images: burn::tensor::Tensor<4>,
     probe: &repsim_model::Probe,
 ) -> Result<Vec<repsim_similarity::Layer>> {
-    let (_, activations) = model.forward_images(images, probe)?;
-    Ok(activations
-        .into_matrices(repsim_model::TimeReduction::Last)
-        .into_iter()
-        .map(|(name, matrix)| repsim_similarity::Layer { name, matrix })
-        .collect())
+    Ok(layers_fn(model, probe)(repsim_train::Inputs::Images(
+        images,
+    ))?)
+}
+
+/// `model`'s layers of a batch of images (`probe`'s, each flattened to examples x features),
+/// as the probing pass ([`repsim_train::probing::minibatch_cka_pass`]) takes a model.
+pub fn layers_fn<'a>(
+    model: &'a AnyModel,
+    probe: &'a repsim_model::Probe,
+) -> impl FnMut(repsim_train::Inputs) -> repsim_train::Result<Vec<repsim_similarity::Layer>> + 'a {
+    move |inputs| {
+        let repsim_train::Inputs::Images(images) = inputs else {
+            return Err(repsim_train::TrainError::BadConfig(
+                "the experiments' networks take images".into(),
+            ));
+        };
+        let (_, activations) = model.forward_images(images, probe)?;
+        Ok(activations
+            .into_matrices(repsim_model::TimeReduction::Last)
+            .into_iter()
+            .map(|(name, matrix)| repsim_similarity::Layer { name, matrix })
+            .collect())
+    }
+}
+
+/// The batches of `probe_set` over `test` as the probing pass takes them.
+pub fn probe_batches<'a>(
+    probe_set: &'a repsim_data::ProbeSet,
+    test: &'a (impl burn::data::dataset::Dataset<repsim_data::ImageItem> + 'a),
+    batcher: &'a repsim_data::ImageBatcher,
+    device: &'a burn::tensor::Device,
+) -> impl Iterator<Item = repsim_train::Result<repsim_train::Inputs>> + 'a {
+    probe_set.iter(test, batcher, device).map(|batch| {
+        batch
+            .map(|b| repsim_train::Inputs::Images(b.images))
+            .map_err(repsim_train::TrainError::from)
+    })
 }
 
 /// A seed for network `index` of an experiment with base seed `seed`.

@@ -14,15 +14,16 @@ use std::time::Instant;
 
 use repsim_data::ProbeSet;
 use repsim_model::{import_torchvision_resnet, AnyModel, ModelSpec, Probe, ResNetConfig, Stem};
-use repsim_similarity::{MinibatchCka, SimilarityMatrix};
+use repsim_similarity::SimilarityMatrix;
 use repsim_train::datasets::RunData;
+use repsim_train::probing::{minibatch_cka_pass, LayersOf};
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, Heatmap, HeatmapOptions};
 use serde::{Deserialize, Serialize};
 
 use super::harness::{
-    derived_seed, image_data, layers_of, Context, Experiment, ExperimentArgs, Figure, Provenance,
-    Scale, TrainedRun, Training,
+    derived_seed, image_data, layers_fn, probe_batches, Context, Experiment, ExperimentArgs,
+    Figure, Provenance, Scale, TrainedRun, Training,
 };
 use crate::error::{Error, Result};
 
@@ -327,26 +328,14 @@ fn compare(
     };
     let probe_set = ProbeSet::new(config.test_count, config.cka_batch, 1, Some(ctx.args.seed))?;
     let probe: Probe = config.probe.parse()?;
-    let mut accumulators: Vec<(MinibatchCka, f64)> = (1..models.len())
-        .map(|_| (MinibatchCka::new(), 0.0))
-        .collect();
-    for batch in probe_set.iter(&*images.test, &images.batcher, &ctx.device) {
-        let x = batch?.images;
-        let a = layers_of(&models[0], x.clone(), &probe)?;
-        for (other, (cka, seconds)) in models[1..].iter().zip(accumulators.iter_mut()) {
-            let started = Instant::now();
-            let b = layers_of(other, x.clone(), &probe)?;
-            cka.update(&a, &b)?;
-            *seconds += started.elapsed().as_secs_f64();
-        }
-    }
+    let batches = probe_batches(&probe_set, &*images.test, &images.batcher, &ctx.device);
+    let mut first = layers_fn(&models[0], &probe);
+    let mut rest: Vec<_> = models[1..].iter().map(|m| layers_fn(m, &probe)).collect();
+    let mut others: Vec<&mut LayersOf> = rest.iter_mut().map(|f| f as &mut LayersOf).collect();
+    let passes = minibatch_cka_pass(batches, &mut first, &mut others, config.cka_batch)?;
     let mut comparisons = Vec::new();
-    for (k, (cka, seconds)) in accumulators
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (i + 1, c))
-    {
-        let matrix = cka.finish_with_batch_size(config.cka_batch)?;
+    for (k, pass) in passes.into_iter().enumerate().map(|(i, p)| (i + 1, p)) {
+        let (matrix, seconds) = (pass.matrix, pass.seconds);
         log::info!(
             "{} vs {}: {} x {} layers, minibatch CKA in {seconds:.1} s",
             networks[0].name,

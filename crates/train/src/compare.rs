@@ -18,11 +18,12 @@
 //! side may be a closure or a repsim model (`&model`), as for the Tracker ([`crate::observe`]).
 
 use repsim_model::{Probe, TimeReduction};
-use repsim_similarity::{ConvMode, MinibatchCka, SimilarityMatrix};
+use repsim_similarity::{ConvMode, SimilarityMatrix};
 
 use crate::error::{Result, TrainError};
 use crate::network::Inputs;
 use crate::observe::{layers_from_activations, Observe};
+use crate::probing::minibatch_cka_pass;
 
 /// How [`compare()`] batches and flattens.
 #[derive(Debug, Clone)]
@@ -72,24 +73,17 @@ pub fn compare<Ma, Mb>(
     }
     let mut layers_a = a.batch_fn(&options.probe);
     let mut layers_b = b.batch_fn(&options.probe);
-    let mut cka = MinibatchCka::new();
-    for start in (0..n).step_by(batch_size) {
-        let len = batch_size.min(n - start);
-        if len < 4 {
-            break;
-        }
-        let batch = inputs.narrow(start, len).without_autodiff();
-        let from_a = layers_from_activations(layers_a(batch.clone())?, options.conv, options.time)?;
-        let from_b = layers_from_activations(layers_b(batch)?, options.conv, options.time)?;
-        if from_a.is_empty() || from_b.is_empty() {
-            return Err(TrainError::BadConfig(format!(
-                "model {} gave no layers to compare",
-                if from_a.is_empty() { "a" } else { "b" }
-            )));
-        }
-        cka.update(&from_a, &from_b)?;
-    }
-    Ok(cka.finish_with_batch_size(batch_size)?)
+    let (conv, time) = (options.conv, options.time);
+    let mut side_a = |batch: Inputs| layers_from_activations(layers_a(batch)?, conv, time);
+    let mut side_b = |batch: Inputs| layers_from_activations(layers_b(batch)?, conv, time);
+    // Batches of `batch_size`; a last one of fewer than 4 examples is left out.
+    let batches = (0..n)
+        .step_by(batch_size)
+        .map(|start| (start, batch_size.min(n - start)))
+        .take_while(|(_, len)| *len >= 4)
+        .map(|(start, len)| Ok(inputs.narrow(start, len).without_autodiff()));
+    let mut results = minibatch_cka_pass(batches, &mut side_a, &mut [&mut side_b], batch_size)?;
+    Ok(results.remove(0).matrix)
 }
 
 #[cfg(test)]
@@ -97,7 +91,7 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution, Tensor};
     use repsim_model::Activations;
-    use repsim_similarity::Layer;
+    use repsim_similarity::{Layer, MinibatchCka};
 
     #[test]
     fn two_closures_are_compared_like_the_accumulator_over_the_same_batches() {

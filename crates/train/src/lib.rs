@@ -9,6 +9,7 @@
 //! | [`network`] | [`Network`]: what training needs of a model; every repsim model has it |
 //! | [`observe`] | what the Tracker and [`compare()`] observe: a closure returning named tensors, or a [`Network`] |
 //! | [`compare`] | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
+//! | [`probing`] | [`probing::minibatch_cka_pass`]: the one pass from batches of inputs through models' layers into minibatch CKA (compare, the experiments) |
 //! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |
 //! | [`trainer`] | [`train`]: the loop (restore, train an epoch, evaluate, checkpoint), evaluation |
 //! | [`run_options`] | [`RunOptions`]: how a training runs (device, resume, checkpoints kept, what the Tracker observes and when) |
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod network;
 pub mod observe;
 pub mod optimizer;
+pub mod probing;
 pub mod progress;
 pub mod run_dir;
 pub mod run_options;

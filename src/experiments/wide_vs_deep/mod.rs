@@ -29,14 +29,16 @@ use burn::tensor::Device;
 use repsim_data::{ImageBatcher, ProbeSet};
 use repsim_model::{AnyModel, ModelSpec, Probe, ResNetConfig};
 use repsim_similarity::{
-    cka_from_grams, first_component, HsicEstimator, Measure, MinibatchCka, SimilarityMatrix,
+    cka_from_grams, first_component, HsicEstimator, Measure, SimilarityMatrix,
 };
 use repsim_train::datasets::RunData;
 use repsim_train::{OptimizerConfig, ScheduleConfig, TrainConfig};
 
+use repsim_train::probing::{minibatch_cka_pass, LayersOf};
+
 use super::harness::{
-    derived_seed, image_data, layers_of, AnalysisPart, Context, Experiment, ExperimentArgs, Figure,
-    Provenance, Scale, TrainedRun, Training,
+    derived_seed, image_data, layers_fn, layers_of, probe_batches, AnalysisPart, Context,
+    Experiment, ExperimentArgs, Figure, Provenance, Scale, TrainedRun, Training,
 };
 use crate::analysis::{block_contrast, longest_block};
 use crate::error::{Error, Result};
@@ -180,16 +182,17 @@ struct Probing<'a> {
 impl Probing<'_> {
     /// Minibatch CKA of A's layers against B's (`b = None`: A against itself).
     fn minibatch_cka(&self, a: &AnyModel, b: Option<&AnyModel>) -> Result<SimilarityMatrix> {
-        let mut cka = MinibatchCka::new();
-        for batch in self.probe_set.iter(self.test, &self.batcher, &self.device) {
-            let images = batch?.images;
-            let layers_a = layers_of(a, images.clone(), &self.probe)?;
-            match b {
-                None => cka.update(&layers_a, &layers_a)?,
-                Some(b) => cka.update(&layers_a, &layers_of(b, images, &self.probe)?)?,
-            }
-        }
-        Ok(cka.finish_with_batch_size(self.probe_set.batches()[0].len())?)
+        let batches = probe_batches(&self.probe_set, self.test, &self.batcher, &self.device);
+        let mut first = layers_fn(a, &self.probe);
+        let mut second = b.map(|b| layers_fn(b, &self.probe));
+        let mut others: Vec<&mut LayersOf> = second
+            .as_mut()
+            .map(|f| f as &mut LayersOf)
+            .into_iter()
+            .collect();
+        let batch_size = self.probe_set.batches()[0].len();
+        let mut results = minibatch_cka_pass(batches, &mut first, &mut others, batch_size)?;
+        Ok(results.remove(0).matrix)
     }
 }
 
