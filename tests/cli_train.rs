@@ -538,3 +538,82 @@ fn weights_are_probed_with_the_normalisation_their_run_recorded() {
     );
     assert!(read(&from_alone)[0].values != cli[0].values);
 }
+
+/// `compare` on two weight files (and on their two run directories) probes the models on the
+/// device and keeps their layers there; the matrices equal, bit for bit, those of the
+/// activation files `repsim activations` writes of the same weights, compared alike.
+#[test]
+fn weights_compare_on_the_device_as_their_activation_files_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = ["3", "4"]
+        .iter()
+        .map(|seed| {
+            let run = dir.path().join(format!("run{seed}"));
+            let mut args = train_args(run.to_str().unwrap(), "1", &[]);
+            for (flag, value) in [("--train-count", "300"), ("--seed", *seed)] {
+                let at = args.iter().position(|a| *a == flag).unwrap();
+                args[at + 1] = value;
+            }
+            let o = repsim(&args);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            run
+        })
+        .collect();
+    let model = ["--model", "cnn", "--depth", "3", "--width", "8"];
+    let data = ["--data", "shapes", "--side", "16"];
+    let measures = [
+        "--metric",
+        "linear_cka,minibatch_cka",
+        "--batch-size",
+        "32",
+        "--conv",
+        "pool=2",
+    ];
+    let values = |json: &Path| -> Vec<serde_json::Value> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["values"].clone())
+            .collect()
+    };
+    let run_ok = |args: Vec<&str>| {
+        let o = repsim(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let weights: Vec<String> = runs
+        .iter()
+        .map(|r| r.join(repsim::train::FINAL_WEIGHTS).display().to_string())
+        .collect();
+    let on_device = dir.path().join("weights.json");
+    let mut args = vec!["compare", &weights[0], &weights[1], "--count", "64"];
+    args.extend(model.iter().chain(&data).chain(&measures));
+    args.extend(["--json", on_device.to_str().unwrap()]);
+    run_ok(args);
+
+    let files: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| dir.path().join(format!("{n}.npz")).display().to_string())
+        .collect();
+    for (w, out) in weights.iter().zip(&files) {
+        let mut args = vec!["activations", "--weights", w, "--count", "64", "--out", out];
+        args.extend(model.iter().chain(&data));
+        run_ok(args);
+    }
+    let from_files = dir.path().join("files.json");
+    let mut args = vec!["compare", &files[0], &files[1]];
+    args.extend(measures.iter());
+    args.extend(["--json", from_files.to_str().unwrap()]);
+    run_ok(args);
+    assert_eq!(values(&on_device), values(&from_files));
+
+    let from_runs = dir.path().join("runs.json");
+    let (a, b) = (runs[0].display().to_string(), runs[1].display().to_string());
+    let mut args = vec!["compare", &a, &b, "--count", "64"];
+    args.extend(measures.iter());
+    args.extend(["--json", from_runs.to_str().unwrap()]);
+    run_ok(args);
+    assert_eq!(values(&from_runs), values(&from_files));
+}

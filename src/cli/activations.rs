@@ -174,8 +174,40 @@ fn load_model(
     Ok(model)
 }
 
+/// Runs `model` over the first `count` items of `dataset` in batches of `batch_size` (inputs
+/// on `device`, normalised by `batcher`), handing each batch's probed activations to `each`
+/// with a progress bar over the examples.
+#[allow(clippy::too_many_arguments)]
+fn for_each_probe_batch(
+    model: &AnyModel,
+    dataset: &impl Dataset<repsim_data::ImageItem>,
+    batcher: &ImageBatcher,
+    count: usize,
+    batch_size: usize,
+    probe: &Probe,
+    device: &burn::tensor::Device,
+    mut each: impl FnMut(repsim_model::Activations) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut start = 0;
+    let bar = super::progress::bar(count as u64, "probing");
+    while start < count {
+        let end = (start + batch_size.max(1)).min(count);
+        let items = dataset
+            .get_many((start..end).collect())
+            .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
+        let batch = batcher.batch(items, device);
+        let (_, activations) = model.forward_images(batch.images, probe)?;
+        each(activations)?;
+        start = end;
+        bar.set_position(end as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
 /// The activations of `model` on the first `count` items of `dataset`, in batches of
-/// `batch_size`, gathered on the host (one entry per probed layer, examples first).
+/// `batch_size`, gathered on the host (one entry per probed layer, examples first): what
+/// `repsim activations` writes. The device holds one batch at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn probe_images(
     model: &AnyModel,
@@ -188,18 +220,11 @@ pub(crate) fn probe_images(
     device: &burn::tensor::Device,
 ) -> Result<Vec<HostLayer>, CliError> {
     let mut layers: Vec<HostLayer> = Vec::new();
-    let mut start = 0;
-    let bar = super::progress::bar(count as u64, "probing");
-    while start < count {
-        let end = (start + batch_size.max(1)).min(count);
-        let items = dataset
-            .get_many((start..end).collect())
-            .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
-        let batch = batcher.batch(items, device);
-        let (_, activations) = model.forward_images(batch.images, probe)?;
+    let mut first = true;
+    let each = |activations: repsim_model::Activations| {
         for (k, (name, tensor)) in activations.iter().enumerate() {
             let (shape, values) = host_values(tensor, time)?;
-            if start == 0 {
+            if first {
                 layers.push(HostLayer {
                     name: name.clone(),
                     shape,
@@ -211,11 +236,76 @@ pub(crate) fn probe_images(
                 layer.values.extend(values);
             }
         }
-        start = end;
-        bar.set_position(end as u64);
-    }
-    bar.finish_and_clear();
+        first = false;
+        Ok(())
+    };
+    for_each_probe_batch(
+        model, dataset, &batcher, count, batch_size, probe, device, each,
+    )?;
     Ok(layers)
+}
+
+/// The same activations as [`probe_images`], kept on `device` as the layers a comparison takes
+/// (conv maps shaped by `conv`, sequences reduced by `time`), with each layer's shape before
+/// shaping: no round trip through the host. The values are those of [`probe_images`] uploaded
+/// again, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn probe_layers(
+    model: &AnyModel,
+    dataset: &impl Dataset<repsim_data::ImageItem>,
+    batcher: ImageBatcher,
+    count: usize,
+    batch_size: usize,
+    probe: &Probe,
+    (time, conv): (TimeReduction, repsim_similarity::ConvMode),
+    device: &burn::tensor::Device,
+) -> Result<Vec<(repsim_similarity::Layer, Vec<usize>)>, CliError> {
+    // Per layer: its name and its batches (maps stay maps until every batch is in).
+    let mut batches: Vec<(String, Vec<ActivationTensor>)> = Vec::new();
+    let each = |activations: repsim_model::Activations| {
+        for (k, (name, tensor)) in activations.into_entries().into_iter().enumerate() {
+            let tensor = match tensor {
+                ActivationTensor::Sequence(_) => ActivationTensor::Vector(tensor.into_matrix(time)),
+                other => other,
+            };
+            match batches.get_mut(k) {
+                Some((_, parts)) => parts.push(tensor),
+                None => batches.push((name, vec![tensor])),
+            }
+        }
+        Ok(())
+    };
+    for_each_probe_batch(
+        model, dataset, &batcher, count, batch_size, probe, device, each,
+    )?;
+    batches
+        .into_iter()
+        .map(|(name, parts)| {
+            let maps: Vec<_> = parts
+                .iter()
+                .filter_map(|t| match t {
+                    ActivationTensor::Map(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            if maps.len() == parts.len() {
+                let whole = burn::tensor::Tensor::cat(maps, 0);
+                let shape = whole.dims().to_vec();
+                let layer = match conv {
+                    repsim_similarity::ConvMode::Flatten => repsim_similarity::Layer {
+                        name,
+                        matrix: ActivationTensor::Map(whole).into_matrix(time),
+                    },
+                    _ => repsim_similarity::conv_layer(name, whole, conv)?,
+                };
+                return Ok((layer, shape));
+            }
+            let rows: Vec<_> = parts.into_iter().map(|t| t.into_matrix(time)).collect();
+            let matrix = burn::tensor::Tensor::cat(rows, 0);
+            let shape = matrix.dims().to_vec();
+            Ok((repsim_similarity::Layer { name, matrix }, shape))
+        })
+        .collect()
 }
 
 /// With `--time steps` the sequence layers hold one row per example and step, the others one

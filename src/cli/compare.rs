@@ -297,15 +297,17 @@ impl CompareArgs {
 }
 
 /// Both sides' activations on the host: A, and B unless it is A.
+/// Both sides' layers on the device (conv layers shaped by `--conv`), each with its shape as
+/// stored or probed: A, and B unless it is A.
 struct Inputs {
-    a: Vec<HostLayer>,
-    b: Option<Vec<HostLayer>>,
+    a: Vec<(Layer, Vec<usize>)>,
+    b: Option<Vec<(Layer, Vec<usize>)>>,
 }
 
 impl Inputs {
-    /// Reads A and B: two weight files or run directories probed on `device`, or two
-    /// activation files (read on two threads: reading is bound by memory copies and
-    /// checksums). Refuses sides of different example counts.
+    /// Reads A and B: two weight files or run directories probed on `device` (their layers
+    /// stay there), or two activation files (read on two threads: reading is bound by memory
+    /// copies and checksums; then uploaded). Refuses sides of different example counts.
     fn resolve(args: &CompareArgs, device: &burn::tensor::Device) -> Result<Self, CliError> {
         let started = Instant::now();
         let same_input = same_file(&args.a, &args.b);
@@ -313,7 +315,13 @@ impl Inputs {
             let (a, b) = load_weight_files(args, &args.probe, device)?;
             (a, (!same_input).then_some(b))
         } else if is_run_dir(&args.a) || is_run_dir(&args.b) {
-            let (a, b) = load_runs(&args.a, &args.b, args.count, &args.probe, device)?;
+            let (a, b) = load_runs(
+                &args.a,
+                &args.b,
+                args.count,
+                (&args.probe, args.conv),
+                device,
+            )?;
             (a, (!same_input).then_some(b))
         } else {
             let (a, b) = std::thread::scope(|scope| {
@@ -329,20 +337,29 @@ impl Inputs {
                 });
                 (a, b)
             });
-            (a?, b.transpose()?)
+            let upload = |layers: Vec<HostLayer>| -> Result<Vec<(Layer, Vec<usize>)>, CliError> {
+                layers
+                    .into_iter()
+                    .map(|l| {
+                        let shape = l.shape.clone();
+                        Ok((l.into_layer_with(device, args.conv)?, shape))
+                    })
+                    .collect()
+            };
+            (upload(a?)?, b.transpose()?.map(upload).transpose()?)
         };
-        let n = a[0].num_examples();
+        let n = a[0].1[0];
         if let Some(b) = &b {
-            if b[0].num_examples() != n {
+            if b[0].1[0] != n {
                 return Err(CliError::Input(format!(
                     "{} holds {n} examples but {} holds {}: both must hold the same examples in the same order",
                     args.a.display(),
                     args.b.display(),
-                    b[0].num_examples()
+                    b[0].1[0]
                 )));
             }
         }
-        let describe = |path: &Path, layers: &[HostLayer]| {
+        let describe = |path: &Path, layers: &[(Layer, Vec<usize>)]| {
             let count = layers.len();
             format!(
                 "{} ({count} layer{})",
@@ -361,15 +378,15 @@ impl Inputs {
     }
 
     fn num_examples(&self) -> usize {
-        self.a[0].num_examples()
+        self.a[0].1[0]
     }
 
     /// Layer names and shapes of (A, B), for the results file.
     fn names_and_shapes(&self) -> [(Vec<String>, Vec<Vec<usize>>); 2] {
-        let of = |layers: &[HostLayer]| {
+        let of = |layers: &[(Layer, Vec<usize>)]| {
             (
-                layers.iter().map(|l| l.name.clone()).collect(),
-                layers.iter().map(|l| l.shape.clone()).collect(),
+                layers.iter().map(|(l, _)| l.name.clone()).collect(),
+                layers.iter().map(|(_, shape)| shape.clone()).collect(),
             )
         };
         let a = of(&self.a);
@@ -401,11 +418,10 @@ fn in_memory(
         }
     }
     let [(layers_a_names, shapes_a), (layers_b_names, shapes_b)] = inputs.names_and_shapes();
-    let upload = |layers: Vec<HostLayer>| -> Result<Vec<Layer>, CliError> {
+    let clip = |layers: Vec<(Layer, Vec<usize>)>| -> Result<Vec<Layer>, CliError> {
         layers
             .into_iter()
-            .map(|l| {
-                let layer = l.into_layer_with(&selected.device, args.conv)?;
+            .map(|(layer, _)| {
                 Ok(match args.clip_outliers {
                     Some(q) => repsim_similarity::outliers::clip_outliers(&layer, q)?,
                     None => layer,
@@ -413,8 +429,8 @@ fn in_memory(
             })
             .collect()
     };
-    let layers_a = upload(inputs.a)?;
-    let layers_b = inputs.b.map(upload).transpose()?;
+    let layers_a = clip(inputs.a)?;
+    let layers_b = inputs.b.map(clip).transpose()?;
     let layers_b_ref: &[Layer] = layers_b.as_deref().unwrap_or(&layers_a);
     if args.conv != ConvMode::Flatten {
         eprintln!("conv layers: {}", args.conv);
@@ -711,6 +727,9 @@ fn load(path: &Path) -> Result<Vec<HostLayer>, CliError> {
     Ok(read_activations(path)?)
 }
 
+/// A model's probed layers on the device, each with its shape before `--conv` shaped it.
+type ProbedLayers = Vec<(Layer, Vec<usize>)>;
+
 /// Whether `path` names a burnpack weight file.
 fn is_weights(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("bpk")
@@ -722,7 +741,7 @@ fn load_weight_files(
     args: &CompareArgs,
     probe: &repsim_model::Probe,
     device: &burn::tensor::Device,
-) -> Result<(Vec<HostLayer>, Vec<HostLayer>), CliError> {
+) -> Result<(ProbedLayers, ProbedLayers), CliError> {
     for path in [&args.a, &args.b] {
         if !is_weights(path) {
             return Err(CliError::Input(format!(
@@ -745,17 +764,17 @@ fn load_weight_files(
         )));
     }
     // Each model sees the images normalised as it was trained (its run's record).
-    let probe_one = |path: &Path| -> Result<Vec<HostLayer>, CliError> {
+    let probe_one = |path: &Path| -> Result<ProbedLayers, CliError> {
         let stats = super::activations::training_stats(&args.data, &dataset, Some(path))?;
         let model = spec.init_with_weights(path, device)?;
-        super::activations::probe_images(
+        super::activations::probe_layers(
             &model,
             &dataset,
             repsim_data::ImageBatcher::new(stats),
             args.count,
             100,
             probe,
-            repsim_model::TimeReduction::Last,
+            (repsim_model::TimeReduction::Last, args.conv),
             device,
         )
     };
@@ -781,12 +800,12 @@ fn load_runs(
     a: &Path,
     b: &Path,
     count: usize,
-    probe: &repsim_model::Probe,
+    (probe, conv): (&repsim_model::Probe, ConvMode),
     device: &burn::tensor::Device,
-) -> Result<(Vec<HostLayer>, Vec<HostLayer>), CliError> {
+) -> Result<(ProbedLayers, ProbedLayers), CliError> {
     use repsim_train::RunRecord;
     let (record_a, record_b) = run_records(a, b, count)?;
-    let probe_one = |dir: &Path, record: &RunRecord| -> Result<Vec<HostLayer>, CliError> {
+    let probe_one = |dir: &Path, record: &RunRecord| -> Result<ProbedLayers, CliError> {
         let data = repsim_train::datasets::RunData::open(&record.config.data, record.config.seed)?;
         if count > data.test_len() {
             return Err(CliError::Input(format!(
@@ -810,14 +829,14 @@ fn load_runs(
         let batcher = record
             .normalization
             .map_or(images.batcher, repsim_data::ImageBatcher::new);
-        super::activations::probe_images(
+        super::activations::probe_layers(
             &model,
             &*images.test,
             batcher,
             count,
             100,
             probe,
-            repsim_model::TimeReduction::Last,
+            (repsim_model::TimeReduction::Last, conv),
             device,
         )
     };
