@@ -16,15 +16,22 @@
 
 #[cfg(feature = "cli")]
 pub mod allocator;
-pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod device;
-pub mod error;
-pub mod experiments;
 pub mod logging;
-pub mod statistics;
-pub mod tracking;
+
+/// The experiments (`repsim-experiments`): the harness, the four experiments, cells and Slurm.
+pub use repsim_experiments as experiments;
+/// Block structure, rank correlation and the first principal component's part (`repsim-experiments`).
+pub use repsim_experiments::analysis;
+/// The one error of repsim's programs and its exit codes (`repsim-experiments`).
+pub use repsim_experiments::error;
+/// The experiments' resampling statistics (`repsim-experiments`).
+pub use repsim_experiments::statistics;
+/// Drawing the Tracker's convergence tables (`repsim-experiments`).
+pub use repsim_experiments::tracking;
+/// Choosing the device (`repsim-train`).
+pub use repsim_train::device;
 
 /// The datasets (`repsim-data`).
 pub use repsim_data as data;

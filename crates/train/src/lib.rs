@@ -10,6 +10,7 @@
 //! | [`observe`] | what the Tracker and [`compare()`] observe: a closure returning named tensors, or a [`Network`] |
 //! | [`compare`] | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
 //! | [`probing`] | [`probing::minibatch_cka_pass`]: the one pass from batches of inputs through models' layers into minibatch CKA (compare, the experiments) |
+//! | [`device`] | choosing the device: `auto` (a hardware GPU through wgpu, else flex), `flex`, `wgpu`, `vulkan` |
 //! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |
 //! | [`trainer`] | [`train`]: the loop (restore, train an epoch, evaluate, checkpoint), evaluation |
 //! | [`run_options`] | [`RunOptions`]: how a training runs (device, resume, checkpoints kept, what the Tracker observes and when) |
@@ -31,6 +32,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod datasets;
+pub mod device;
 pub mod durable;
 pub mod error;
 pub mod metrics;

@@ -93,9 +93,9 @@ impl From<repsim_durable::DurableError> for Error {
     }
 }
 
-impl From<crate::device::DeviceError> for Error {
+impl From<repsim_train::device::DeviceError> for Error {
     /// A device that is not there: bad input (`--device`).
-    fn from(e: crate::device::DeviceError) -> Self {
+    fn from(e: repsim_train::device::DeviceError) -> Self {
         Error::Input(e.0)
     }
 }

@@ -4,7 +4,7 @@ use repsim_similarity::SimilarityMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::experiments::harness::Scale;
+use crate::harness::Scale;
 use crate::statistics::Interval;
 
 /// The experiment's configuration.

@@ -246,7 +246,7 @@ pub fn submit(scripts: &SlurmScripts) -> Result<SlurmJobs> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::cells::Cell;
+    use crate::cells::Cell;
 
     fn plan() -> Plan {
         let cell = |id: &str, kind| Cell {

@@ -13,14 +13,22 @@
 //! runs and resuming interrupted ones in the output directory), analyses, and writes
 //! `results.json` (with provenance) and `summary.md`. Each is run by `cargo run --example NAME`
 //! and by `repsim experiment NAME` with the same flags ([`ExperimentArgs`]); [`run_named`]
-//! picks one by name. Block structure and rank correlation live in [`crate::analysis`].
+//! picks one by name. Block structure and rank correlation live in [`analysis`], the
+//! resampling statistics of the findings in [`statistics`], drawing the Tracker's tables in
+//! [`tracking`], and the one error type with its rule from error to exit code, which the
+//! command line shares, in [`error`]. The `repsim` crate re-exports this one as
+//! `repsim::experiments` (and `repsim::{analysis, statistics, tracking, error}`).
 
+pub mod analysis;
 pub mod bottom_up;
 pub mod cells;
+pub mod error;
 pub mod harness;
 pub mod memorize_vs_generalize;
 pub mod resnet_depths;
 pub mod slurm;
+pub mod statistics;
+pub mod tracking;
 pub mod wide_vs_deep;
 
 use std::path::PathBuf;

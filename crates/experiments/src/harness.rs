@@ -21,8 +21,8 @@ use repsim_train::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{select_device, DeviceChoice};
 use crate::error::{Error, Result};
+use repsim_train::device::{select_device, DeviceChoice};
 
 /// What every experiment takes: the flags of its example (`cargo run --example NAME`) and of
 /// `repsim experiment NAME`, which parse straight into it (behind the `cli` feature).
@@ -35,7 +35,7 @@ pub struct ExperimentArgs {
     /// Device: auto (a hardware GPU if there is one, else flex), flex, wgpu or vulkan.
     #[cfg_attr(
         feature = "cli",
-        arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = crate::device::parse_device_flag)
+        arg(long, env = "REPSIM_DEVICE", default_value = "auto", value_parser = repsim_train::device::parse_device_flag)
     )]
     pub device: DeviceChoice,
     /// Base seed (each trained network derives its own from it).
@@ -582,7 +582,7 @@ pub trait Experiment {
         String::new()
     }
 
-    /// The analysis as cells of the plan ([`crate::experiments::cells`]): the parts that can
+    /// The analysis as cells of the plan ([`crate::cells`]): the parts that can
     /// run apart, each with the trainings it needs (by name). Default: one part, `all`,
     /// needing every training.
     fn analysis_parts(_config: &Self::Config, trainings: &[Training]) -> Vec<AnalysisPart> {

@@ -10,7 +10,7 @@ use super::results::{
     CLASS_RESAMPLES,
 };
 use crate::error::{Error, Result};
-use crate::experiments::harness::{image_data, markdown_table, Context, Figure, Provenance};
+use crate::harness::{image_data, markdown_table, Context, Figure, Provenance};
 use repsim_train::datasets::RunData;
 
 /// The grid's figures: depth down (one row per depth), width across.

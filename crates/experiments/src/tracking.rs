@@ -81,7 +81,7 @@ pub fn write_report(
     report: &TrackReport,
     out: &Path,
     title: &str,
-) -> Result<Vec<PathBuf>, crate::Error> {
+) -> Result<Vec<PathBuf>, crate::error::Error> {
     let report_path = out.join("track").join("report.json");
     repsim_durable::write_json(&report_path, report)?;
     let mut written = vec![report_path];
