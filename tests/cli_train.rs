@@ -33,6 +33,11 @@ const SMALL: &[&str] = &[
     "flex",
 ];
 
+/// SMALL's model and data flags alone (for `repsim activations` and `compare` on its weights).
+fn small_model_and_data() -> &'static [&'static str] {
+    &SMALL[..10]
+}
+
 /// A ResNet-8 on 1,200 shapes images: a few seconds per epoch.
 const RESNET8: &[&str] = &[
     "--model",
@@ -487,18 +492,9 @@ fn weights_are_probed_with_the_normalisation_their_run_recorded() {
         .collect();
 
     let probe = |weights: &Path, out: &Path| {
-        repsim(&[
-            "activations",
-            "--model",
-            "cnn",
-            "--depth",
-            "3",
-            "--width",
-            "8",
-            "--data",
-            "shapes",
-            "--side",
-            "16",
+        let mut args = vec!["activations"];
+        args.extend(small_model_and_data());
+        args.extend([
             "--weights",
             weights.to_str().unwrap(),
             "--count",
@@ -507,7 +503,8 @@ fn weights_are_probed_with_the_normalisation_their_run_recorded() {
             out.to_str().unwrap(),
             "--device",
             "flex",
-        ])
+        ]);
+        repsim(&args)
     };
     let from_run = dir.path().join("from_run.npz");
     let o = probe(&run.join(repsim::train::FINAL_WEIGHTS), &from_run);
@@ -559,8 +556,6 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
             run
         })
         .collect();
-    let model = ["--model", "cnn", "--depth", "3", "--width", "8"];
-    let data = ["--data", "shapes", "--side", "16"];
     let measures = [
         "--metric",
         "linear_cka,minibatch_cka",
@@ -589,7 +584,7 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
         .collect();
     let on_device = dir.path().join("weights.json");
     let mut args = vec!["compare", &weights[0], &weights[1], "--count", "64"];
-    args.extend(model.iter().chain(&data).chain(&measures));
+    args.extend(small_model_and_data().iter().chain(&measures));
     args.extend(["--json", on_device.to_str().unwrap()]);
     run_ok(args);
 
@@ -599,7 +594,7 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
         .collect();
     for (w, out) in weights.iter().zip(&files) {
         let mut args = vec!["activations", "--weights", w, "--count", "64", "--out", out];
-        args.extend(model.iter().chain(&data));
+        args.extend(small_model_and_data());
         run_ok(args);
     }
     let from_files = dir.path().join("files.json");

@@ -102,16 +102,16 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     let model = load_model(&spec, &args, &device)?;
 
     let started = Instant::now();
-    let layers = probe_images(
-        &model,
-        &dataset,
-        ImageBatcher::new(stats),
-        args.count,
-        args.batch_size,
-        &probe,
-        time,
-        &device,
-    )?;
+    let layers = ProbeRun {
+        model: &model,
+        dataset: &dataset,
+        batcher: ImageBatcher::new(stats),
+        count: args.count,
+        batch_size: args.batch_size,
+        probe: &probe,
+        device: &device,
+    }
+    .host_layers(time)?;
     let layers = if time == TimeReduction::Steps {
         keep_step_layers(layers, args.count)?
     } else {
@@ -174,138 +174,133 @@ fn load_model(
     Ok(model)
 }
 
-/// Runs `model` over the first `count` items of `dataset` in batches of `batch_size` (inputs
-/// on `device`, normalised by `batcher`), handing each batch's probed activations to `each`
-/// with a progress bar over the examples.
-#[allow(clippy::too_many_arguments)]
-fn for_each_probe_batch(
-    model: &AnyModel,
-    dataset: &impl Dataset<repsim_data::ImageItem>,
-    batcher: &ImageBatcher,
-    count: usize,
-    batch_size: usize,
-    probe: &Probe,
-    device: &burn::tensor::Device,
-    mut each: impl FnMut(repsim_model::Activations) -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    let mut start = 0;
-    let bar = super::progress::bar(count as u64, "probing");
-    while start < count {
-        let end = (start + batch_size.max(1)).min(count);
-        let items = dataset
-            .get_many((start..end).collect())
-            .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
-        let batch = batcher.batch(items, device);
-        let (_, activations) = model.forward_images(batch.images, probe)?;
-        each(activations)?;
-        start = end;
-        bar.set_position(end as u64);
+/// A probe: `model` over the first `count` items of `dataset` (normalised by `batcher`, on
+/// `device`) in batches of `batch_size`, recording the layers `probe` names.
+pub(crate) struct ProbeRun<'a, D> {
+    pub(crate) model: &'a AnyModel,
+    pub(crate) dataset: &'a D,
+    pub(crate) batcher: ImageBatcher,
+    pub(crate) count: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) probe: &'a Probe,
+    pub(crate) device: &'a burn::tensor::Device,
+}
+
+impl<D: Dataset<repsim_data::ImageItem>> ProbeRun<'_, D> {
+    /// Hands each batch's probed activations to `each`, with a progress bar over the examples.
+    fn for_each_batch(
+        &self,
+        mut each: impl FnMut(repsim_model::Activations) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        let mut start = 0;
+        let bar = super::progress::bar(self.count as u64, "probing");
+        while start < self.count {
+            let end = (start + self.batch_size.max(1)).min(self.count);
+            let items = self
+                .dataset
+                .get_many((start..end).collect())
+                .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
+            let batch = self.batcher.batch(items, self.device);
+            let (_, activations) = self.model.forward_images(batch.images, self.probe)?;
+            each(activations)?;
+            start = end;
+            bar.set_position(end as u64);
+        }
+        bar.finish_and_clear();
+        Ok(())
     }
-    bar.finish_and_clear();
-    Ok(())
-}
 
-/// The activations of `model` on the first `count` items of `dataset`, in batches of
-/// `batch_size`, gathered on the host (one entry per probed layer, examples first): what
-/// `repsim activations` writes. The device holds one batch at a time.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn probe_images(
-    model: &AnyModel,
-    dataset: &impl Dataset<repsim_data::ImageItem>,
-    batcher: ImageBatcher,
-    count: usize,
-    batch_size: usize,
-    probe: &Probe,
-    time: TimeReduction,
-    device: &burn::tensor::Device,
-) -> Result<Vec<HostLayer>, CliError> {
-    let mut layers: Vec<HostLayer> = Vec::new();
-    let mut first = true;
-    let each = |activations: repsim_model::Activations| {
-        for (k, (name, tensor)) in activations.iter().enumerate() {
-            let (shape, values) = host_values(tensor, time)?;
-            if first {
-                layers.push(HostLayer {
-                    name: name.clone(),
-                    shape,
-                    values,
-                    stored_dtype: "f32",
-                });
-            } else if let Some(layer) = layers.get_mut(k) {
-                layer.shape[0] += shape[0];
-                layer.values.extend(values);
+    /// The activations gathered on the host (one entry per probed layer, examples first, each
+    /// sequence reduced by `time`): what `repsim activations` writes. The device holds one
+    /// batch at a time.
+    pub(crate) fn host_layers(&self, time: TimeReduction) -> Result<Vec<HostLayer>, CliError> {
+        let mut layers: Vec<HostLayer> = Vec::new();
+        let mut first = true;
+        self.for_each_batch(|activations| {
+            for (k, (name, tensor)) in activations.iter().enumerate() {
+                let (shape, values) = host_values(tensor, time)?;
+                if first {
+                    layers.push(HostLayer {
+                        name: name.clone(),
+                        shape,
+                        values,
+                        stored_dtype: "f32",
+                    });
+                } else if let Some(layer) = layers.get_mut(k) {
+                    layer.shape[0] += shape[0];
+                    layer.values.extend(values);
+                }
             }
-        }
-        first = false;
-        Ok(())
-    };
-    for_each_probe_batch(
-        model, dataset, &batcher, count, batch_size, probe, device, each,
-    )?;
-    Ok(layers)
-}
+            first = false;
+            Ok(())
+        })?;
+        Ok(layers)
+    }
 
-/// The same activations as [`probe_images`], kept on `device` as the layers a comparison takes
-/// (conv maps shaped by `conv`, sequences reduced by `time`), with each layer's shape before
-/// shaping: no round trip through the host. The values are those of [`probe_images`] uploaded
-/// again, bit for bit.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn probe_layers(
-    model: &AnyModel,
-    dataset: &impl Dataset<repsim_data::ImageItem>,
-    batcher: ImageBatcher,
-    count: usize,
-    batch_size: usize,
-    probe: &Probe,
-    (time, conv): (TimeReduction, repsim_similarity::ConvMode),
-    device: &burn::tensor::Device,
-) -> Result<Vec<(repsim_similarity::Layer, Vec<usize>)>, CliError> {
-    // Per layer: its name and its batches (maps stay maps until every batch is in).
-    let mut batches: Vec<(String, Vec<ActivationTensor>)> = Vec::new();
-    let each = |activations: repsim_model::Activations| {
-        for (k, (name, tensor)) in activations.into_entries().into_iter().enumerate() {
-            let tensor = match tensor {
-                ActivationTensor::Sequence(_) => ActivationTensor::Vector(tensor.into_matrix(time)),
-                other => other,
-            };
-            match batches.get_mut(k) {
-                Some((_, parts)) => parts.push(tensor),
-                None => batches.push((name, vec![tensor])),
-            }
-        }
-        Ok(())
-    };
-    for_each_probe_batch(
-        model, dataset, &batcher, count, batch_size, probe, device, each,
-    )?;
-    batches
-        .into_iter()
-        .map(|(name, parts)| {
-            let maps: Vec<_> = parts
-                .iter()
-                .filter_map(|t| match t {
-                    ActivationTensor::Map(m) => Some(m.clone()),
-                    _ => None,
-                })
-                .collect();
-            if maps.len() == parts.len() {
-                let whole = burn::tensor::Tensor::cat(maps, 0);
-                let shape = whole.dims().to_vec();
-                let layer = match conv {
-                    repsim_similarity::ConvMode::Flatten => repsim_similarity::Layer {
-                        name,
-                        matrix: ActivationTensor::Map(whole).into_matrix(time),
-                    },
-                    _ => repsim_similarity::conv_layer(name, whole, conv)?,
+    /// The same activations kept on the device as the layers a comparison takes (conv maps
+    /// shaped by `conv`, sequences reduced by `time`), each with its shape before shaping: no
+    /// round trip through the host, and the values of [`ProbeRun::host_layers`] uploaded
+    /// again, bit for bit.
+    pub(crate) fn device_layers(
+        &self,
+        time: TimeReduction,
+        conv: repsim_similarity::ConvMode,
+    ) -> Result<Vec<(repsim_similarity::Layer, Vec<usize>)>, CliError> {
+        // Per layer: its name and its batches (maps stay maps until every batch is in).
+        let mut batches: Vec<(String, Vec<ActivationTensor>)> = Vec::new();
+        self.for_each_batch(|activations| {
+            for (k, (name, tensor)) in activations.into_entries().into_iter().enumerate() {
+                let tensor = match tensor {
+                    ActivationTensor::Sequence(_) => {
+                        ActivationTensor::Vector(tensor.into_matrix(time))
+                    }
+                    other => other,
                 };
-                return Ok((layer, shape));
+                match batches.get_mut(k) {
+                    Some((_, parts)) => parts.push(tensor),
+                    None => batches.push((name, vec![tensor])),
+                }
             }
-            let rows: Vec<_> = parts.into_iter().map(|t| t.into_matrix(time)).collect();
-            let matrix = burn::tensor::Tensor::cat(rows, 0);
-            let shape = matrix.dims().to_vec();
-            Ok((repsim_similarity::Layer { name, matrix }, shape))
+            Ok(())
+        })?;
+        batches
+            .into_iter()
+            .map(|(name, parts)| joined_layer(name, parts, time, conv))
+            .collect()
+    }
+}
+
+/// One layer's batches joined on the device, shaped as a comparison takes it, with its shape
+/// before shaping.
+fn joined_layer(
+    name: String,
+    parts: Vec<ActivationTensor>,
+    time: TimeReduction,
+    conv: repsim_similarity::ConvMode,
+) -> Result<(repsim_similarity::Layer, Vec<usize>), CliError> {
+    let maps: Vec<_> = parts
+        .iter()
+        .filter_map(|t| match t {
+            ActivationTensor::Map(m) => Some(m.clone()),
+            _ => None,
         })
-        .collect()
+        .collect();
+    if maps.len() == parts.len() {
+        let whole = burn::tensor::Tensor::cat(maps, 0);
+        let shape = whole.dims().to_vec();
+        let layer = match conv {
+            repsim_similarity::ConvMode::Flatten => repsim_similarity::Layer {
+                name,
+                matrix: ActivationTensor::Map(whole).into_matrix(time),
+            },
+            _ => repsim_similarity::conv_layer(name, whole, conv)?,
+        };
+        return Ok((layer, shape));
+    }
+    let rows: Vec<_> = parts.into_iter().map(|t| t.into_matrix(time)).collect();
+    let matrix = burn::tensor::Tensor::cat(rows, 0);
+    let shape = matrix.dims().to_vec();
+    Ok((repsim_similarity::Layer { name, matrix }, shape))
 }
 
 /// With `--time steps` the sequence layers hold one row per example and step, the others one

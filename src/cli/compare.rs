@@ -767,16 +767,16 @@ fn load_weight_files(
     let probe_one = |path: &Path| -> Result<ProbedLayers, CliError> {
         let stats = super::activations::training_stats(&args.data, &dataset, Some(path))?;
         let model = spec.init_with_weights(path, device)?;
-        super::activations::probe_layers(
-            &model,
-            &dataset,
-            repsim_data::ImageBatcher::new(stats),
-            args.count,
-            100,
+        super::activations::ProbeRun {
+            model: &model,
+            dataset: &dataset,
+            batcher: repsim_data::ImageBatcher::new(stats),
+            count: args.count,
+            batch_size: 100,
             probe,
-            (repsim_model::TimeReduction::Last, args.conv),
             device,
-        )
+        }
+        .device_layers(repsim_model::TimeReduction::Last, args.conv)
     };
     eprintln!(
         "probing {} and {} ({}) on the first {} test images of {}",
@@ -829,16 +829,16 @@ fn load_runs(
         let batcher = record
             .normalization
             .map_or(images.batcher, repsim_data::ImageBatcher::new);
-        super::activations::probe_layers(
-            &model,
-            &*images.test,
+        super::activations::ProbeRun {
+            model: &model,
+            dataset: &*images.test,
             batcher,
             count,
-            100,
+            batch_size: 100,
             probe,
-            (repsim_model::TimeReduction::Last, conv),
             device,
-        )
+        }
+        .device_layers(repsim_model::TimeReduction::Last, conv)
     };
     eprintln!(
         "probing {} and {} on the first {count} test images",
