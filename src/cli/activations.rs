@@ -350,7 +350,7 @@ pub(crate) fn training_stats(
             }
         }
     }
-    let (stats, rule) = match data.data.parse::<DataSpec>()? {
+    let (stats, rule) = match data.data {
         DataSpec::Cifar10(_) => (ChannelStats::CIFAR10, "CIFAR-10's published statistics"),
         DataSpec::Cifar100(..) => (ChannelStats::CIFAR100, "CIFAR-100's published statistics"),
         DataSpec::Shapes => (

@@ -15,7 +15,7 @@ pub struct DataArgs {
     /// The dataset: shapes (built in), cifar10=PATH, cifar100=PATH, cifar100-coarse=PATH or
     /// folder=PATH (PATH: the extracted folder or the .tar.gz).
     #[arg(long, default_value = "shapes")]
-    pub data: String,
+    pub data: DataSpec,
     /// Image side for shapes and image folders.
     #[arg(long, default_value_t = 32)]
     pub side: usize,
@@ -27,11 +27,10 @@ pub struct DataArgs {
 impl DataArgs {
     /// Opens `split` of the named dataset.
     pub fn open(&self, split: Split) -> Result<repsim_data::AnyImageDataset, CliError> {
-        let spec: DataSpec = self.data.parse()?;
         let shapes = ShapesConfig::new()
             .with_side(self.side)
             .with_seed(self.data_seed);
-        Ok(spec.open(split, &shapes)?)
+        Ok(self.data.open(split, &shapes)?)
     }
 }
 
