@@ -169,28 +169,29 @@ pub struct BottomUpAnalysis {
 }
 
 /// The experiment; see the module docs.
-pub struct BottomUp;
+pub type BottomUp = BottomUpConfig;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
     super::cells::run::<BottomUp>(args)
 }
 
-impl Experiment for BottomUp {
+impl Experiment for BottomUpConfig {
     const NAME: &'static str = "bottom_up";
-    type Config = BottomUpConfig;
     type Analysis = BottomUpAnalysis;
 
-    fn config(scale: Scale) -> BottomUpConfig {
+    fn for_scale(scale: Scale) -> Self {
         BottomUpConfig::for_scale(scale)
     }
 
-    fn set_seeds(config: &mut BottomUpConfig, seeds: usize) -> Result<()> {
+    fn set_seeds(&mut self, seeds: usize) -> Result<()> {
+        let config = self;
         config.seeds = seeds;
         Ok(())
     }
 
-    fn check(config: &BottomUpConfig, _args: &ExperimentArgs) -> Result<()> {
+    fn check(&self, _args: &ExperimentArgs) -> Result<()> {
+        let config = self;
         if config.seeds == 0 {
             return Err(Error::Input(
                 "bottom_up needs at least 1 seed (--seeds)".into(),
@@ -204,7 +205,8 @@ impl Experiment for BottomUp {
         Ok(())
     }
 
-    fn headline(config: &BottomUpConfig, args: &ExperimentArgs) -> String {
+    fn headline(&self, args: &ExperimentArgs) -> String {
+        let config = self;
         format!(
             "bottom_up: a plain CNN, a ResNet-{} and an LSTM on {}, {} epochs, {} seed(s) each, every layer tracked {}",
             config.resnet_depth, args.data, config.epochs, config.seeds, when_observed(config)
@@ -214,7 +216,8 @@ impl Experiment for BottomUp {
     /// A plain CNN, a ResNet and an LSTM row-sequence classifier, each tracked at
     /// initialisation and after every epoch on the first `probe_count` test images; then the
     /// same from the second seed (`NAME-seed2`), and so on.
-    fn trainings(config: &BottomUpConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+    fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let config = self;
         let data = image_data(args, config.side, config.train_count, config.test_count);
         let side = if args.data.starts_with("cifar") {
             32
@@ -287,11 +290,8 @@ impl Experiment for BottomUp {
 
     /// Each network's convergence tables, the first epoch at which each layer reaches
     /// `reach` of its final similarity, and the rank correlation of that epoch with depth.
-    fn analyse(
-        ctx: &Context,
-        config: &BottomUpConfig,
-        runs: &[TrainedRun],
-    ) -> Result<BottomUpAnalysis> {
+    fn analyse(&self, ctx: &Context, runs: &[TrainedRun]) -> Result<BottomUpAnalysis> {
+        let config = self;
         let mut networks = Vec::new();
         for run in runs {
             let tracker_config = run
@@ -332,11 +332,7 @@ impl Experiment for BottomUp {
     }
 
     /// Per network and measure: the convergence plot and the layers x epochs heatmap.
-    fn figures(
-        ctx: &Context,
-        _config: &BottomUpConfig,
-        analysis: &BottomUpAnalysis,
-    ) -> Result<Vec<Figure>> {
+    fn figures(&self, ctx: &Context, analysis: &BottomUpAnalysis) -> Result<Vec<Figure>> {
         let mut figures = Vec::new();
         // The first seed's networks (the other seeds' tables are in results.json).
         for network in analysis
@@ -354,11 +350,12 @@ impl Experiment for BottomUp {
     }
 
     fn summary(
-        config: &BottomUpConfig,
+        &self,
         analysis: &BottomUpAnalysis,
         provenance: &Provenance,
         figures: &[Figure],
     ) -> String {
+        let config = self;
         summary(config, analysis, provenance, figures)
     }
 }

@@ -176,12 +176,12 @@ fn check_name(name: &str, what: &str) -> Result<()> {
 }
 
 /// The experiment's configuration from `args`, checked.
-fn config_of<E: Experiment>(args: &ExperimentArgs) -> Result<E::Config> {
-    let mut config = args.config_or(E::config(args.scale()))?;
+fn config_of<E: Experiment>(args: &ExperimentArgs) -> Result<E> {
+    let mut config = args.config_or(E::for_scale(args.scale()))?;
     if let Some(seeds) = args.seeds {
-        E::set_seeds(&mut config, seeds)?;
+        config.set_seeds(seeds)?;
     }
-    E::check(&config, args)?;
+    config.check(args)?;
     Ok(config)
 }
 
@@ -191,9 +191,9 @@ pub fn plan<E: Experiment>(args: &ExperimentArgs) -> Result<Plan> {
     plan_with::<E>(args, &config)
 }
 
-fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E::Config) -> Result<Plan> {
-    let trainings = E::trainings(config, args)?;
-    let parts = E::analysis_parts(config, &trainings);
+fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Plan> {
+    let trainings = config.trainings(args)?;
+    let parts = config.analysis_parts(&trainings);
     let mut cells = Vec::new();
     for training in &trainings {
         check_name(&training.name, "the training")?;
@@ -252,11 +252,11 @@ pub fn run<E: Experiment>(args: &ExperimentArgs) -> Result<PathBuf> {
 }
 
 /// Runs experiment `E` with an explicit configuration, every cell in order.
-pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E::Config) -> Result<PathBuf> {
-    E::check(config, args)?;
+pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<PathBuf> {
+    config.check(args)?;
     let plan = plan_with::<E>(args, config)?;
     let ctx = open_context::<E>(args)?;
-    log::info!("{}", E::headline(config, args));
+    log::info!("{}", config.headline(args));
     for cell in &plan.cells {
         run_cell_in::<E>(&ctx, config, &plan, cell)?;
     }
@@ -362,7 +362,7 @@ pub const ANALYSIS_SCHEMA: u32 = 2;
 /// data, the part, the parts' schema, and each training's config and final weights (their hash).
 fn analysis_fingerprint<E: Experiment>(
     ctx: &Context,
-    config: &E::Config,
+    config: &E,
     part: &str,
     runs: &[super::harness::TrainedRun],
 ) -> Result<String> {
@@ -442,12 +442,12 @@ fn refuse_missing(ctx: &Context, cell: &Cell, missing: &[String]) -> Result<()> 
 
 fn run_cell_in<E: Experiment>(
     ctx: &Context,
-    config: &E::Config,
+    config: &E,
     plan: &Plan,
     cell: &Cell,
 ) -> Result<CellOutcome> {
     let started = Instant::now();
-    let trainings = E::trainings(config, &ctx.args)?;
+    let trainings = config.trainings(&ctx.args)?;
     let outcome = match cell.kind {
         CellKind::Train => {
             let training = trainings
@@ -471,7 +471,7 @@ fn run_cell_in<E: Experiment>(
             }
         }
         CellKind::Analysis => {
-            let parts = E::analysis_parts(config, &trainings);
+            let parts = config.analysis_parts(&trainings);
             let part = parts
                 .iter()
                 .find(|p| analysis_id(&p.name) == cell.id)
@@ -485,7 +485,7 @@ fn run_cell_in<E: Experiment>(
             }) {
                 CellOutcome::AlreadyComplete
             } else {
-                let value = E::analyse_part(ctx, config, &part.name, &runs)?;
+                let value = config.analyse_part(ctx, &part.name, &runs)?;
                 let seconds = started.elapsed().as_secs_f64();
                 write_record(
                     &ctx.out,
@@ -514,7 +514,7 @@ fn run_cell_in<E: Experiment>(
 /// `results.json` and `summary.md`.
 fn report<E: Experiment>(
     ctx: &Context,
-    config: &E::Config,
+    config: &E,
     plan: &Plan,
     cell: &Cell,
     trainings: &[Training],
@@ -523,7 +523,7 @@ fn report<E: Experiment>(
     let names: Vec<String> = trainings.iter().map(|t| t.name.clone()).collect();
     let mut missing = Vec::new();
     let runs = completed_runs(ctx, trainings, &names, &mut missing);
-    let parts_plan = E::analysis_parts(config, trainings);
+    let parts_plan = config.analysis_parts(trainings);
     let mut parts = Vec::new();
     let mut analysis_seconds = 0.0;
     let mut prints = vec![json_text(config)?];
@@ -573,8 +573,8 @@ fn report<E: Experiment>(
     {
         return Ok(CellOutcome::AlreadyComplete);
     }
-    let analysis = E::combine(config, &runs, parts)?;
-    let figures = E::figures(ctx, config, &analysis)?;
+    let analysis = config.combine(&runs, parts)?;
+    let figures = config.figures(ctx, &analysis)?;
     let report_seconds = started.elapsed().as_secs_f64();
     let provenance = ctx.provenance(
         train_seconds,
@@ -585,7 +585,7 @@ fn report<E: Experiment>(
             .map(|r| r.name.clone())
             .collect(),
     );
-    let mut summary = E::summary(config, &analysis, &provenance, &figures);
+    let mut summary = config.summary(&analysis, &provenance, &figures);
     summary.push_str(&format!(
         "Reproduce: `cargo run --example {} -- {}`{}. Configs and seeds: `results.json`.\n",
         E::NAME,

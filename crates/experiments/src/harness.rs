@@ -525,21 +525,21 @@ impl Figure {
     }
 }
 
-/// One experiment: only its science; [`run`] does the pipeline.
-pub trait Experiment {
+/// One experiment: only its science; [`run`] does the pipeline. The experiment is its
+/// configuration (a scale's, or `--config FILE`: the `config` of a `results.json`), so every
+/// step is a method of it.
+pub trait Experiment: Clone + Serialize + DeserializeOwned {
     /// Its name: the example's, `repsim experiment NAME`'s, and the default `runs/NAME`.
     const NAME: &'static str;
-    /// Its configuration (a scale's, or `--config FILE`: the `config` of a `results.json`).
-    type Config: Clone + Serialize + DeserializeOwned;
     /// What it measured: written into `results.json` between `training` and `provenance`.
     type Analysis: Serialize + DeserializeOwned;
 
     /// The configuration of a scale.
-    fn config(scale: Scale) -> Self::Config;
+    fn for_scale(scale: Scale) -> Self;
 
-    /// Sets how many seeds of each network the configuration trains (`--seeds N`). Default:
-    /// refused, for an experiment whose networks have no seeds to repeat.
-    fn set_seeds(_config: &mut Self::Config, seeds: usize) -> Result<()> {
+    /// Sets how many seeds of each network it trains (`--seeds N`). Default: refused, for an
+    /// experiment whose networks have no seeds to repeat.
+    fn set_seeds(&mut self, seeds: usize) -> Result<()> {
         Err(Error::Input(format!(
             "{} does not take --seeds (asked for {seeds})",
             Self::NAME
@@ -547,31 +547,26 @@ pub trait Experiment {
     }
 
     /// Refuses a configuration (or flags) it cannot run, before anything is trained.
-    fn check(_config: &Self::Config, _args: &ExperimentArgs) -> Result<()> {
+    fn check(&self, _args: &ExperimentArgs) -> Result<()> {
         Ok(())
     }
 
     /// One line saying what is about to run.
-    fn headline(config: &Self::Config, args: &ExperimentArgs) -> String;
+    fn headline(&self, args: &ExperimentArgs) -> String;
 
     /// The networks to train, in order.
-    fn trainings(config: &Self::Config, args: &ExperimentArgs) -> Result<Vec<Training>>;
+    fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>>;
 
     /// The measurements on the trained networks (`runs`, in the order of
     /// [`Experiment::trainings`]).
-    fn analyse(ctx: &Context, config: &Self::Config, runs: &[TrainedRun])
-        -> Result<Self::Analysis>;
+    fn analyse(&self, ctx: &Context, runs: &[TrainedRun]) -> Result<Self::Analysis>;
 
     /// Draws the figures into the output directory.
-    fn figures(
-        ctx: &Context,
-        config: &Self::Config,
-        analysis: &Self::Analysis,
-    ) -> Result<Vec<Figure>>;
+    fn figures(&self, ctx: &Context, analysis: &Self::Analysis) -> Result<Vec<Figure>>;
 
     /// `summary.md` up to the reproduce line, which [`run`] adds.
     fn summary(
-        config: &Self::Config,
+        &self,
         analysis: &Self::Analysis,
         provenance: &Provenance,
         figures: &[Figure],
@@ -585,7 +580,7 @@ pub trait Experiment {
     /// The analysis as cells of the plan ([`crate::cells`]): the parts that can
     /// run apart, each with the trainings it needs (by name). Default: one part, `all`,
     /// needing every training.
-    fn analysis_parts(_config: &Self::Config, trainings: &[Training]) -> Vec<AnalysisPart> {
+    fn analysis_parts(&self, trainings: &[Training]) -> Vec<AnalysisPart> {
         vec![AnalysisPart {
             name: "all".into(),
             needs: trainings.iter().map(|t| t.name.clone()).collect(),
@@ -595,19 +590,19 @@ pub trait Experiment {
     /// Measures one part on its trained networks (`runs`, in the order of the part's
     /// `needs`); the value is kept as the cell's result. Default: the whole analysis.
     fn analyse_part(
+        &self,
         ctx: &Context,
-        config: &Self::Config,
         _part: &str,
         runs: &[TrainedRun],
     ) -> Result<serde_json::Value> {
-        serde_json::to_value(Self::analyse(ctx, config, runs)?)
+        serde_json::to_value(self.analyse(ctx, runs)?)
             .map_err(|e| Error::Failure(format!("{}: the analysis as JSON: {e}", Self::NAME)))
     }
 
     /// Combines the parts' results (in the order of [`Experiment::analysis_parts`]) into the
     /// analysis; `runs` are every training's. Default: the one part.
     fn combine(
-        _config: &Self::Config,
+        &self,
         _runs: &[TrainedRun],
         parts: Vec<serde_json::Value>,
     ) -> Result<Self::Analysis> {

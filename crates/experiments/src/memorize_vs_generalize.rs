@@ -141,29 +141,30 @@ const GROUPS: [(&str, f64, &str); 2] = [
 ];
 
 /// The experiment; see the module docs.
-pub struct MemorizeVsGeneralize;
+pub type MemorizeVsGeneralize = MemorizeConfig;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
     super::cells::run::<MemorizeVsGeneralize>(args)
 }
 
-impl Experiment for MemorizeVsGeneralize {
+impl Experiment for MemorizeConfig {
     const NAME: &'static str = "memorize_vs_generalize";
-    type Config = MemorizeConfig;
     type Analysis = MemorizeAnalysis;
 
-    fn config(scale: Scale) -> MemorizeConfig {
+    fn for_scale(scale: Scale) -> Self {
         MemorizeConfig::for_scale(scale)
     }
 
     /// `--seeds N`: N networks per group (at least 2, for a pair).
-    fn set_seeds(config: &mut MemorizeConfig, seeds: usize) -> Result<()> {
+    fn set_seeds(&mut self, seeds: usize) -> Result<()> {
+        let config = self;
         config.group_size = seeds;
         Ok(())
     }
 
-    fn check(config: &MemorizeConfig, _args: &ExperimentArgs) -> Result<()> {
+    fn check(&self, _args: &ExperimentArgs) -> Result<()> {
+        let config = self;
         if config.group_size < 2 {
             return Err(Error::Input(format!(
                 "memorize_vs_generalize needs at least 2 networks per group (--seeds / group_size), not {}",
@@ -173,7 +174,8 @@ impl Experiment for MemorizeVsGeneralize {
         Ok(())
     }
 
-    fn headline(config: &MemorizeConfig, args: &ExperimentArgs) -> String {
+    fn headline(&self, args: &ExperimentArgs) -> String {
+        let config = self;
         format!(
             "memorize_vs_generalize: two groups of {} CNNs on {} ({} images), true and random labels, {} epochs",
             config.group_size, args.data, config.train_count, config.epochs
@@ -182,7 +184,8 @@ impl Experiment for MemorizeVsGeneralize {
 
     /// `group_size` CNNs on the true labels, then as many on random labels, each from its own
     /// seed.
-    fn trainings(config: &MemorizeConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+    fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let config = self;
         let mut trainings = Vec::new();
         for (g, (_, fraction, prefix)) in GROUPS.into_iter().enumerate() {
             for k in 0..config.group_size {
@@ -212,11 +215,8 @@ impl Experiment for MemorizeVsGeneralize {
 
     /// Activations of every network on the same test images (true labels are irrelevant
     /// here), and the PWCCA distance of every pair within a group, layer by layer.
-    fn analyse(
-        ctx: &Context,
-        config: &MemorizeConfig,
-        runs: &[TrainedRun],
-    ) -> Result<MemorizeAnalysis> {
+    fn analyse(&self, ctx: &Context, runs: &[TrainedRun]) -> Result<MemorizeAnalysis> {
+        let config = self;
         let first = runs
             .first()
             .ok_or_else(|| Error::Failure("memorize_vs_generalize trained no models".into()))?;
@@ -289,11 +289,7 @@ impl Experiment for MemorizeVsGeneralize {
 
     /// The mean distance per layer of each group, shaded from the smallest to the largest
     /// distance over its pairs.
-    fn figures(
-        ctx: &Context,
-        _config: &MemorizeConfig,
-        analysis: &MemorizeAnalysis,
-    ) -> Result<Vec<Figure>> {
+    fn figures(&self, ctx: &Context, analysis: &MemorizeAnalysis) -> Result<Vec<Figure>> {
         let results = &analysis.groups;
         let series = results
             .iter()
@@ -333,11 +329,12 @@ impl Experiment for MemorizeVsGeneralize {
     }
 
     fn summary(
-        config: &MemorizeConfig,
+        &self,
         analysis: &MemorizeAnalysis,
         provenance: &Provenance,
         _figures: &[Figure],
     ) -> String {
+        let config = self;
         summary(config, analysis, provenance)
     }
 }

@@ -129,7 +129,7 @@ pub struct ResnetDepthsAnalysis {
 }
 
 /// The experiment; see the module docs.
-pub struct ResnetDepths;
+pub type ResnetDepths = ResnetDepthsConfig;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
@@ -152,16 +152,16 @@ fn data_config(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> DataConfig
     image_data(args, config.side, config.train_count, config.test_count)
 }
 
-impl Experiment for ResnetDepths {
+impl Experiment for ResnetDepthsConfig {
     const NAME: &'static str = "resnet_depths";
-    type Config = ResnetDepthsConfig;
     type Analysis = ResnetDepthsAnalysis;
 
-    fn config(scale: Scale) -> ResnetDepthsConfig {
+    fn for_scale(scale: Scale) -> Self {
         ResnetDepthsConfig::for_scale(scale)
     }
 
-    fn check(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> Result<()> {
+    fn check(&self, args: &ExperimentArgs) -> Result<()> {
+        let config = self;
         if config.depths.len() < 2 {
             return Err(Error::Input(
                 "resnet_depths compares at least two depths".into(),
@@ -178,7 +178,8 @@ impl Experiment for ResnetDepths {
         Ok(())
     }
 
-    fn headline(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> String {
+    fn headline(&self, args: &ExperimentArgs) -> String {
+        let config = self;
         format!(
             "resnet_depths: ResNet-{} against {} on {} ({} test images), {}",
             config.depths[0],
@@ -198,7 +199,8 @@ impl Experiment for ResnetDepths {
     }
 
     /// Each depth's brief training, or nothing with torchvision weights.
-    fn trainings(config: &ResnetDepthsConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+    fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let config = self;
         if !torchvision_weights(args).is_empty() {
             return Ok(Vec::new());
         }
@@ -226,20 +228,13 @@ impl Experiment for ResnetDepths {
     }
 
     /// The first model against each of the others, on the same test images.
-    fn analyse(
-        ctx: &Context,
-        config: &ResnetDepthsConfig,
-        runs: &[TrainedRun],
-    ) -> Result<ResnetDepthsAnalysis> {
+    fn analyse(&self, ctx: &Context, runs: &[TrainedRun]) -> Result<ResnetDepthsAnalysis> {
+        let config = self;
         let (networks, models) = networks(ctx, config, runs)?;
         compare(ctx, config, networks, &models)
     }
 
-    fn figures(
-        ctx: &Context,
-        _config: &ResnetDepthsConfig,
-        analysis: &ResnetDepthsAnalysis,
-    ) -> Result<Vec<Figure>> {
+    fn figures(&self, ctx: &Context, analysis: &ResnetDepthsAnalysis) -> Result<Vec<Figure>> {
         let mut figures = Vec::new();
         for cmp in &analysis.comparisons {
             let file = format!("cka_{}_vs_{}.png", cmp.model_a, cmp.model_b);
@@ -260,11 +255,12 @@ impl Experiment for ResnetDepths {
     }
 
     fn summary(
-        config: &ResnetDepthsConfig,
+        &self,
         analysis: &ResnetDepthsAnalysis,
         provenance: &Provenance,
         figures: &[Figure],
     ) -> String {
+        let config = self;
         summary(config, analysis, provenance, figures)
     }
 }

@@ -218,7 +218,7 @@ fn cka_of_grams(names: &[String], grams: &[burn::tensor::Tensor<2>], n: usize) -
 }
 
 /// The experiment; see the module docs.
-pub struct WideVsDeep;
+pub type WideVsDeep = WideVsDeepConfig;
 
 /// Runs the experiment with its configuration from `args`; returns the path of `summary.md`.
 pub fn run(args: &ExperimentArgs) -> Result<PathBuf> {
@@ -270,20 +270,21 @@ fn at_main_size(config: &WideVsDeepConfig, training: &TrainConfig) -> bool {
     training.data.train_count == Some(config.train_count)
 }
 
-impl Experiment for WideVsDeep {
+impl Experiment for WideVsDeepConfig {
     const NAME: &'static str = "wide_vs_deep";
-    type Config = WideVsDeepConfig;
     type Analysis = WideVsDeepAnalysis;
 
-    fn config(scale: Scale) -> WideVsDeepConfig {
+    fn for_scale(scale: Scale) -> Self {
         WideVsDeepConfig::for_scale(scale)
     }
 
-    fn check(config: &WideVsDeepConfig, _args: &ExperimentArgs) -> Result<()> {
+    fn check(&self, _args: &ExperimentArgs) -> Result<()> {
+        let config = self;
         config.validate()
     }
 
-    fn headline(config: &WideVsDeepConfig, args: &ExperimentArgs) -> String {
+    fn headline(&self, args: &ExperimentArgs) -> String {
+        let config = self;
         let scale = match &args.config {
             Some(path) => format!("config {}", path.display()),
             None => format!("{:?} scale", args.scale()),
@@ -305,7 +306,8 @@ impl Experiment for WideVsDeep {
     /// The grid (depth down, width across) from each seed in turn; with one seed, then the
     /// second seed of `second_seed` (the seed-to-seed comparison); then the grid at each other
     /// training-set size, from each seed.
-    fn trainings(config: &WideVsDeepConfig, args: &ExperimentArgs) -> Result<Vec<Training>> {
+    fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>> {
+        let config = self;
         let mut trainings = Vec::new();
         let n = config.train_count;
         for s in 0..config.seeds {
@@ -326,16 +328,14 @@ impl Experiment for WideVsDeep {
         Ok(trainings)
     }
 
-    fn set_seeds(config: &mut WideVsDeepConfig, seeds: usize) -> Result<()> {
+    fn set_seeds(&mut self, seeds: usize) -> Result<()> {
+        let config = self;
         config.seeds = seeds;
         Ok(())
     }
 
-    fn analyse(
-        ctx: &Context,
-        config: &WideVsDeepConfig,
-        runs: &[TrainedRun],
-    ) -> Result<WideVsDeepAnalysis> {
+    fn analyse(&self, ctx: &Context, runs: &[TrainedRun]) -> Result<WideVsDeepAnalysis> {
+        let config = self;
         let models = runs
             .iter()
             .map(|run| model_part(ctx, config, run))
@@ -346,7 +346,8 @@ impl Experiment for WideVsDeep {
 
     /// One part per trained model (its within-model CKA, first PC, block structure), and one
     /// for the cross-model comparisons, which needs every model.
-    fn analysis_parts(config: &WideVsDeepConfig, trainings: &[Training]) -> Vec<AnalysisPart> {
+    fn analysis_parts(&self, trainings: &[Training]) -> Vec<AnalysisPart> {
+        let config = self;
         let mut parts: Vec<AnalysisPart> = trainings
             .iter()
             .map(|t| AnalysisPart {
@@ -366,11 +367,12 @@ impl Experiment for WideVsDeep {
     }
 
     fn analyse_part(
+        &self,
         ctx: &Context,
-        config: &WideVsDeepConfig,
         part: &str,
         runs: &[TrainedRun],
     ) -> Result<serde_json::Value> {
+        let config = self;
         let value = if part == CROSS_PART {
             serde_json::to_value(cross_part(ctx, config, runs)?)
         } else {
@@ -383,10 +385,11 @@ impl Experiment for WideVsDeep {
     }
 
     fn combine(
-        config: &WideVsDeepConfig,
+        &self,
         _runs: &[TrainedRun],
         mut parts: Vec<serde_json::Value>,
     ) -> Result<WideVsDeepAnalysis> {
+        let config = self;
         let invalid = |e: serde_json::Error| {
             Error::Failure(format!("wide_vs_deep: an analysis part is not one: {e}"))
         };
@@ -401,11 +404,8 @@ impl Experiment for WideVsDeep {
         Ok(assemble(config, models, cross))
     }
 
-    fn figures(
-        ctx: &Context,
-        config: &WideVsDeepConfig,
-        analysis: &WideVsDeepAnalysis,
-    ) -> Result<Vec<Figure>> {
+    fn figures(&self, ctx: &Context, analysis: &WideVsDeepAnalysis) -> Result<Vec<Figure>> {
+        let config = self;
         report::draw(
             ctx,
             config,
@@ -416,11 +416,12 @@ impl Experiment for WideVsDeep {
     }
 
     fn summary(
-        config: &WideVsDeepConfig,
+        &self,
         analysis: &WideVsDeepAnalysis,
         provenance: &Provenance,
         figures: &[Figure],
     ) -> String {
+        let config = self;
         report::summary(config, analysis, provenance, figures)
     }
 
