@@ -211,7 +211,6 @@ impl CompareArgs {
         if let Some(plot) = &self.plot {
             repsim_viz::check_output_path(plot)?;
             super::output::check_output(plot, "--plot", &[], &[&self.a, &self.b])?;
-            self.style.colormap.parse::<repsim_viz::ColorMap>()?;
         }
         Ok(())
     }

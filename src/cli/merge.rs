@@ -37,7 +37,6 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     if let Some(plot) = &args.plot {
         repsim_viz::check_output_path(plot)?;
         super::output::check_output(plot, "--plot", &[], &inputs)?;
-        args.style.colormap.parse::<repsim_viz::ColorMap>()?;
     }
     let states = args
         .states

@@ -30,7 +30,7 @@ pub struct PlotArgs {
 pub struct PlotStyle {
     /// Colour map: magma, viridis or greys.
     #[arg(long, default_value = "magma")]
-    pub colormap: String,
+    pub colormap: ColorMap,
     /// Value range of the colour scale, LOW,HIGH (default 0,1, widened for measures beyond).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub range: Option<Vec<f64>>,
@@ -80,7 +80,7 @@ impl PlotStyle {
     }
 
     fn options(&self, rows: usize, cols: usize) -> Result<HeatmapOptions, CliError> {
-        let colormap: ColorMap = self.colormap.parse()?;
+        let colormap = self.colormap;
         let mut size = repsim_viz::default_heatmap_size(rows, cols);
         size.dpi = self.dpi;
         let size = self.figure_size()?.unwrap_or(size);
