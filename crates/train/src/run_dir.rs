@@ -73,7 +73,8 @@ pub struct TrackRecord {
     pub conv: String,
     /// How sequences become one row per example.
     pub time: String,
-    /// The measures of its convergence tables.
+    /// The measures of its convergence tables: each a name, or `NAME:KEY=VALUE...` when its
+    /// parameters are not the defaults.
     pub measures: Vec<String>,
 }
 
@@ -99,13 +100,18 @@ impl TrackRecord {
             },
             conv: track.tracker.conv.to_string(),
             time: format!("{:?}", track.tracker.time).to_lowercase(),
-            measures: track
-                .tracker
-                .measures
-                .iter()
-                .map(|m| m.name().to_string())
-                .collect(),
+            measures: track.tracker.measures.iter().map(measure_text).collect(),
         }
+    }
+}
+
+/// A measure as the record spells it: its name when its parameters are the defaults (as every
+/// record has spelt those), else its full spelling (`svcca:dims=20`), so that resuming with
+/// other parameters is refused like any other change.
+fn measure_text(measure: &repsim_similarity::Measure) -> String {
+    match repsim_similarity::Measure::from_name(measure.name()) {
+        Ok(default) if default == *measure => measure.name().to_string(),
+        _ => measure.spec(),
     }
 }
 
@@ -425,4 +431,20 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
                 .map_err(|e| TrainError::file(&path, format!("line {}: {e}", i + 1)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repsim_similarity::Measure;
+
+    #[test]
+    fn a_measure_with_other_parameters_is_recorded_with_them() {
+        assert_eq!(measure_text(&Measure::svcca()), "svcca");
+        assert_eq!(
+            measure_text(&"svcca:dims=20".parse().unwrap()),
+            "svcca:dims=20"
+        );
+        assert_eq!(measure_text(&Measure::LINEAR_CKA), "linear_cka");
+    }
 }
