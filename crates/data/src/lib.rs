@@ -14,6 +14,17 @@
 //!
 //! Every dataset implements burn's `Dataset`; image datasets also [`ImageDataset`] (class
 //! names, image size, labels without decoding).
+//!
+//! ```
+//! use burn::data::dataset::Dataset;
+//! use repsim_data::{ShapesConfig, Split, SHAPE_CLASSES};
+//!
+//! // The built-in shapes: item i of a split is a pure function of (seed, split, i).
+//! let train = ShapesConfig::new().with_side(16).with_train_len(20).init(Split::Train)?;
+//! assert_eq!(train.len(), 20);
+//! assert!(train.get(3).unwrap().label < SHAPE_CLASSES.len());
+//! # Ok::<(), repsim_data::DataError>(())
+//! ```
 
 mod batcher;
 mod cifar;

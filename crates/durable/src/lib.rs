@@ -17,6 +17,16 @@
 //! namespaces and machines sharing a file system.
 //!
 //! This crate depends on no other repsim crate (std and serde only), so every crate may use it.
+//!
+//! ```
+//! let dir = std::env::temp_dir().join(format!("repsim-durable-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("summary.md");
+//! repsim_durable::write_bytes(&path, b"# results\n")?; // the old file, or this one: never half
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "# results\n");
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), repsim_durable::DurableError>(())
+//! ```
 
 mod lock;
 mod scope;

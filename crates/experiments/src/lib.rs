@@ -18,6 +18,13 @@
 //! [`tracking`], and the one error type with its rule from error to exit code, which the
 //! command line shares, in [`error`]. The `repsim` crate re-exports this one as
 //! `repsim::experiments` (and `repsim::{analysis, statistics, tracking, error}`).
+//!
+//! ```
+//! use repsim_experiments::ExperimentArgs;
+//!
+//! let args = ExperimentArgs { seed: 3, smoke: true, ..ExperimentArgs::default() };
+//! assert_eq!(args.reproduce_flags(), "--seed 3 --smoke"); // the summary's reproduce line
+//! ```
 
 pub mod analysis;
 pub mod bottom_up;

@@ -14,6 +14,20 @@
 //!   (safetensors).
 //! - [`ModelSpec`] / [`AnyModel`] / [`Description`]: every family behind one type, and what
 //!   `repsim describe` prints.
+//!
+//! ```
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use repsim_model::{count_parameters, Probe, ResNetConfig};
+//!
+//! let device = Device::flex();
+//! let resnet20 = ResNetConfig::cifar(20, 1, 10).init(&device)?; // He et al.'s CIFAR layout
+//! assert_eq!(count_parameters(&resnet20), 272_474); // the published count
+//! let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+//! let (logits, layers) = resnet20.forward_probed(x, &Probe::Blocks)?;
+//! assert_eq!(logits.dims(), [2, 10]);
+//! assert!(layers.iter().any(|(name, _)| name == "stage1.block1.out"));
+//! # Ok::<(), repsim_model::ModelError>(())
+//! ```
 
 mod cnn;
 mod error;

@@ -25,6 +25,15 @@
 //!
 //! A run directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, the final weights
 //! `model.bpk` and, with tracking, `track/`.
+//!
+//! ```
+//! use repsim_train::TrackEpochs;
+//!
+//! // What `repsim train --track steps=20` observes: initialisation, every 20 steps, the end.
+//! assert_eq!(TrackEpochs::parse("steps=20")?, TrackEpochs::EverySteps(20));
+//! assert!(TrackEpochs::parse("steps=0").is_err());
+//! # Ok::<(), repsim_train::TrainError>(())
+//! ```
 
 #[cfg(feature = "burn-train")]
 pub mod burn_train;
