@@ -589,7 +589,7 @@ fn report<E: Experiment>(
     summary.push_str(&format!(
         "Reproduce: `cargo run --example {} -- {}`{}. Configs and seeds: `results.json`.\n",
         E::NAME,
-        ctx.args.reproduce_flags(),
+        ctx.args.reproduce_flags()?,
         E::reproduce_note(&analysis)
     ));
     let results = ExperimentResults {

@@ -150,10 +150,8 @@ impl ExperimentArgs {
 
     /// The flags that reproduce this run's configuration (`--seed S` and the scale or
     /// `--config FILE`).
-    pub fn reproduce_flags(&self) -> String {
-        self.to_flags(None)
-            .expect("no path is made absolute for the reproduce line")
-            .join(" ")
+    pub fn reproduce_flags(&self) -> Result<String> {
+        Ok(self.to_flags(None)?.join(" "))
     }
 
     /// These arguments as the command line spells them, the one place that does: for a cell

@@ -23,7 +23,8 @@
 //! use repsim_experiments::ExperimentArgs;
 //!
 //! let args = ExperimentArgs { seed: 3, smoke: true, ..ExperimentArgs::default() };
-//! assert_eq!(args.reproduce_flags(), "--seed 3 --smoke"); // the summary's reproduce line
+//! assert_eq!(args.reproduce_flags()?, "--seed 3 --smoke"); // the summary's reproduce line
+//! # Ok::<(), repsim_experiments::ExperimentError>(())
 //! ```
 
 pub mod analysis;

@@ -429,8 +429,9 @@ impl Measure {
         for (key, value) in self.record() {
             let text = match (key, &value) {
                 ("reduction", Value::Object(map)) => {
-                    let (k, v) = map.iter().next().expect("a reduction has one key");
-                    spec += &format!(":{k}={v}");
+                    for (k, v) in map {
+                        spec += &format!(":{k}={v}");
+                    }
                     continue;
                 }
                 (_, Value::String(s)) => s.clone(),

@@ -214,12 +214,7 @@ impl CompareState {
     fn payload_hash(&self) -> Result<String> {
         let mut unsealed = self.clone();
         unsealed.checksum = String::new();
-        let bytes =
-            serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
-                name: "state",
-                message: format!("cannot serialise: {e}"),
-            })?;
-        Ok(format!("{:016x}", xxh3_64(&bytes)))
+        hash_of(&unsealed)
     }
 
     /// Sets the checksum over everything else (call last, before writing).
@@ -598,18 +593,32 @@ pub fn read_state(path: &Path) -> Result<CompareState> {
     let state: CompareState = serde_json::from_value(value).map_err(|e| {
         SimilarityError::file(path, format!("an incomplete or damaged state file: {e}"))
     })?;
-    let expected = state.payload_hash()?;
-    if state.checksum != expected {
-        return Err(SimilarityError::file(
-            path,
-            format!(
-                "its checksum does not match its contents (stored {:?}, computed {expected}): a damaged or edited state file",
-                state.checksum
-            ),
-        ));
-    }
+    check_checksum(path, &state.checksum, &state.payload_hash()?)?;
     state.check_consistent(path)?;
     Ok(state)
+}
+
+/// xxh3 (16 hex digits) of `value` as compact JSON: a state's checksum, taken with its
+/// `checksum` field empty.
+fn hash_of(value: &impl Serialize) -> Result<String> {
+    let bytes = serde_json::to_vec(value).map_err(|e| SimilarityError::InvalidParameter {
+        name: "state",
+        message: format!("cannot serialise: {e}"),
+    })?;
+    Ok(format!("{:016x}", xxh3_64(&bytes)))
+}
+
+/// Refuses a state whose stored checksum is not the one computed from its contents.
+fn check_checksum(path: &Path, stored: &str, computed: &str) -> Result<()> {
+    if stored == computed {
+        return Ok(());
+    }
+    Err(SimilarityError::file(
+        path,
+        format!(
+            "its checksum does not match its contents (stored {stored:?}, computed {computed}): a damaged or edited state file"
+        ),
+    ))
 }
 
 /// A version-2 state as that version wrote it: the measures by name, SVCCA's reduction and
@@ -648,20 +657,7 @@ fn read_state_v2(path: &Path, value: serde_json::Value) -> Result<CompareState> 
     })?;
     let mut unsealed = old.clone();
     unsealed.checksum = String::new();
-    let bytes = serde_json::to_vec(&unsealed).map_err(|e| SimilarityError::InvalidParameter {
-        name: "state",
-        message: format!("cannot serialise: {e}"),
-    })?;
-    let expected = format!("{:016x}", xxh3_64(&bytes));
-    if old.checksum != expected {
-        return Err(SimilarityError::file(
-            path,
-            format!(
-                "its checksum does not match its contents (stored {:?}, computed {expected}): a damaged or edited state file",
-                old.checksum
-            ),
-        ));
-    }
+    check_checksum(path, &old.checksum, &hash_of(&unsealed)?)?;
     let p = &old.parameters;
     let convention: PwccaConvention = p
         .pwcca_convention
@@ -865,21 +861,21 @@ pub fn merge_states(states: &[(PathBuf, CompareState)]) -> Result<MergedState> {
             }
         }
     }
-    let identity = |side: fn(&CompareState) -> Option<&InputDescription>| {
-        let described = side(first)?;
+    let identity = |described: &InputDescription,
+                    side: fn(&CompareState) -> Option<&InputDescription>| {
         let hashes: Vec<String> = states_in_order
             .iter()
             .flat_map(|s| side(s).map(|d| d.batch_hashes.clone()).unwrap_or_default())
             .collect();
-        Some(InputIdentity::new(
+        InputIdentity::new(
             &described.path,
             described.bytes,
             &described.fingerprint,
             &hashes,
-        ))
+        )
     };
-    let a = identity(|s| Some(&s.a)).expect("input A is always described");
-    let b = identity(|s| s.b.as_ref());
+    let a = identity(&first.a, |s| Some(&s.a));
+    let b = first.b.as_ref().map(|b| identity(b, |s| s.b.as_ref()));
     Ok(MergedState {
         measures: first.measures.clone(),
         parameters: first.parameters.clone(),
