@@ -574,9 +574,11 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
             .map(|m| m["values"].clone())
             .collect()
     };
-    let run_ok = |args: Vec<&str>| {
+    let run_ok = |args: Vec<&str>| -> String {
         let o = repsim(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{stderr}");
+        stderr
     };
     let weights: Vec<String> = runs
         .iter()
@@ -586,7 +588,10 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
     let mut args = vec!["compare", &weights[0], &weights[1], "--count", "64"];
     args.extend(small_model_and_data().iter().chain(&measures));
     args.extend(["--json", on_device.to_str().unwrap()]);
-    run_ok(args);
+    // Two models probed batch by batch into the comparison driver (linear CKA gathers its
+    // layers on the device, minibatch CKA does not).
+    let said = run_ok(args);
+    assert!(said.contains("probed batch by batch"), "{said}");
 
     let files: Vec<String> = ["a", "b"]
         .iter()
@@ -609,6 +614,7 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
     let mut args = vec!["compare", &a, &b, "--count", "64"];
     args.extend(measures.iter());
     args.extend(["--json", from_runs.to_str().unwrap()]);
-    run_ok(args);
+    let said = run_ok(args);
+    assert!(said.contains("probed batch by batch"), "{said}");
     assert_eq!(values(&from_runs), values(&from_files));
 }

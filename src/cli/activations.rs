@@ -187,27 +187,59 @@ pub(crate) struct ProbeRun<'a, D> {
 }
 
 impl<D: Dataset<repsim_data::ImageItem>> ProbeRun<'_, D> {
+    /// The probed activations of items `range` (one batch).
+    fn batch_activations(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> Result<repsim_model::Activations, CliError> {
+        let (start, end) = (range.start, range.end);
+        let items = self
+            .dataset
+            .get_many(range.collect())
+            .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
+        let batch = self.batcher.batch(items, self.device);
+        let (_, activations) = self.model.forward_images(batch.images, self.probe)?;
+        Ok(activations)
+    }
+
+    /// The item ranges of the probe's batches: `batch_size` items each, the last may be
+    /// shorter.
+    pub(crate) fn batch_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let batch_size = self.batch_size.max(1);
+        (0..self.count)
+            .step_by(batch_size)
+            .map(move |start| start..(start + batch_size).min(self.count))
+    }
+
     /// Hands each batch's probed activations to `each`, with a progress bar over the examples.
     fn for_each_batch(
         &self,
         mut each: impl FnMut(repsim_model::Activations) -> Result<(), CliError>,
     ) -> Result<(), CliError> {
-        let mut start = 0;
         let bar = super::progress::bar(self.count as u64, "probing");
-        while start < self.count {
-            let end = (start + self.batch_size.max(1)).min(self.count);
-            let items = self
-                .dataset
-                .get_many((start..end).collect())
-                .map_err(|e| CliError::Input(format!("reading items {start}..{end}: {e}")))?;
-            let batch = self.batcher.batch(items, self.device);
-            let (_, activations) = self.model.forward_images(batch.images, self.probe)?;
-            each(activations)?;
-            start = end;
+        for range in self.batch_ranges() {
+            let end = range.end;
+            each(self.batch_activations(range)?)?;
             bar.set_position(end as u64);
         }
         bar.finish_and_clear();
         Ok(())
+    }
+
+    /// One batch's layers as a comparison takes them (conv maps shaped by `conv`, sequences
+    /// reduced by `time`), each with its shape before shaping: what
+    /// [`ProbeRun::device_layers`] gathers, one batch at a time.
+    pub(crate) fn batch_layers(
+        &self,
+        range: std::ops::Range<usize>,
+        time: TimeReduction,
+        conv: repsim_similarity::ConvMode,
+    ) -> Result<Vec<(repsim_similarity::Layer, Vec<usize>)>, CliError> {
+        self.batch_activations(range)?
+            .into_entries()
+            .into_iter()
+            .map(|(name, tensor)| joined_layer(name, vec![tensor], time, conv))
+            .collect()
     }
 
     /// The activations gathered on the host (one entry per probed layer, examples first, each

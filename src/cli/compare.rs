@@ -7,8 +7,15 @@ use repsim_similarity::measure::check_batch_size;
 use repsim_similarity::{
     assess, read_activations, similarity_matrices, ConvMode, HostLayer, Layer, Measure,
     PwccaConvention, RdmComparison, RdmKind, ResultsFile, ResultsMeta, SignificanceOptions,
+    SimilarityMatrix,
 };
 
+use burn::data::dataset::Dataset;
+use repsim_data::ImageBatcher;
+use repsim_model::AnyModel;
+use repsim_train::probing::{comparison_pass, LayersOf};
+
+use super::activations::ProbeRun;
 use super::flags::parse_device;
 use super::table;
 use crate::device::{select_device, DeviceChoice};
@@ -191,6 +198,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     match args.plan(&measures, &significance)? {
         Plan::Streamed => streamed(&args, &measures, args.conv, &selected),
         Plan::InMemory => in_memory(&args, &measures, &significance, &selected),
+        Plan::Probed => probed(&args, &measures, &selected),
     }
 }
 
@@ -200,6 +208,9 @@ enum Plan {
     Streamed,
     /// Every example of every layer at once on the device.
     InMemory,
+    /// Two models probed batch by batch into the comparison driver: only the measures that
+    /// need every example gather them, on the device.
+    Probed,
 }
 
 impl CompareArgs {
@@ -229,7 +240,9 @@ impl CompareArgs {
     }
 
     /// Streamed when sharding (`--state`), or when activation files are compared by minibatch
-    /// CKA alone with nothing that needs every example at once; in memory otherwise.
+    /// CKA alone with nothing that needs every example at once; models (weights, runs) probed
+    /// batch by batch into the driver unless something needs every example at once; in memory
+    /// otherwise.
     fn plan(
         &self,
         measures: &[Measure],
@@ -260,15 +273,15 @@ impl CompareArgs {
         let only_minibatch = measures
             .iter()
             .all(|m| matches!(m, Measure::MinibatchCka { .. }));
-        let streamable = files
-            && only_minibatch
-            && !significance.any()
+        // Significance, outlier clipping and positions as examples need every example's
+        // layers at once, gathered before any measure.
+        let per_batch = !significance.any()
             && self.clip_outliers.is_none()
             && !matches!(self.conv, ConvMode::SpatialAsSamples { .. });
-        Ok(if streamable {
-            Plan::Streamed
-        } else {
-            Plan::InMemory
+        Ok(match (files, per_batch) {
+            (true, true) if only_minibatch => Plan::Streamed,
+            (false, true) => Plan::Probed,
+            _ => Plan::InMemory,
         })
     }
 
@@ -295,7 +308,6 @@ impl CompareArgs {
     }
 }
 
-/// Both sides' activations on the host: A, and B unless it is A.
 /// Both sides' layers on the device (conv layers shaped by `--conv`), each with its shape as
 /// stored or probed: A, and B unless it is A.
 struct Inputs {
@@ -310,18 +322,19 @@ impl Inputs {
     fn resolve(args: &CompareArgs, device: &burn::tensor::Device) -> Result<Self, CliError> {
         let started = Instant::now();
         let same_input = same_file(&args.a, &args.b);
-        let (a, b) = if is_weights(&args.a) || is_weights(&args.b) {
-            let (a, b) = load_weight_files(args, &args.probe, device)?;
-            (a, (!same_input).then_some(b))
-        } else if is_run_dir(&args.a) || is_run_dir(&args.b) {
-            let (a, b) = load_runs(
-                &args.a,
-                &args.b,
-                args.count,
-                (&args.probe, args.conv),
-                device,
-            )?;
-            (a, (!same_input).then_some(b))
+        let (a, b) = if is_weights(&args.a)
+            || is_weights(&args.b)
+            || is_run_dir(&args.a)
+            || is_run_dir(&args.b)
+        {
+            match probe_models(args, device, ProbeUse::Gather)? {
+                Probed::Layers(a, b) => (a, b),
+                Probed::Compared(..) => {
+                    return Err(CliError::Failure(
+                        "the probes compared where they were asked to gather".into(),
+                    ))
+                }
+            }
         } else {
             let (a, b) = std::thread::scope(|scope| {
                 let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
@@ -474,6 +487,44 @@ fn in_memory(
         layers_b: Some(layers_b_names),
         shapes_b: Some(shapes_b),
         ..args.meta(selected, n, measures)
+    };
+    args.report(results, meta)
+}
+
+/// Two models (weight files or runs) probed one batch at a time into the comparison driver,
+/// which gathers layers on the device only for the measures that need every example.
+fn probed(
+    args: &CompareArgs,
+    measures: &[Measure],
+    selected: &crate::device::SelectedDevice,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let Probed::Compared(results, [(layers_a, shapes_a), (layers_b, shapes_b)]) =
+        probe_models(args, &selected.device, ProbeUse::Compare(measures))?
+    else {
+        return Err(CliError::Failure(
+            "the probes gathered where they were asked to compare".into(),
+        ));
+    };
+    let names = measures
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "{names} on {} x {} layers of {} examples, probed batch by batch: {:.3} s",
+        layers_a.len(),
+        layers_b.len(),
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
+    let meta = ResultsMeta {
+        rbf_threshold: Some(args.rbf_threshold),
+        layers_a: Some(layers_a),
+        shapes_a: Some(shapes_a),
+        layers_b: Some(layers_b),
+        shapes_b: Some(shapes_b),
+        ..args.meta(selected, args.count, measures)
     };
     args.report(results, meta)
 }
@@ -734,13 +785,130 @@ fn is_weights(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("bpk")
 }
 
-/// The activations of two weight files of the architecture of `args.model` on the first
-/// `args.count` test images of `args.data`.
-fn load_weight_files(
+/// The two models of `args.a` and `args.b` (two weight files of the architecture of
+/// `args.model` on the first `args.count` test images of `args.data`, or two runs' final
+/// models on the first `args.count` images of their common test split), each probed on the
+/// device with the images normalised as it was trained, and put to `what`.
+fn probe_models(
     args: &CompareArgs,
-    probe: &repsim_model::Probe,
     device: &burn::tensor::Device,
-) -> Result<(ProbedLayers, ProbedLayers), CliError> {
+    what: ProbeUse<'_>,
+) -> Result<Probed, CliError> {
+    if is_weights(&args.a) || is_weights(&args.b) {
+        probe_weight_files(args, device, what)
+    } else {
+        probe_runs(args, device, what)
+    }
+}
+
+/// What a comparison does with its two probed models.
+#[derive(Clone, Copy)]
+enum ProbeUse<'m> {
+    /// Gather every layer on the device (for what needs every example at once).
+    Gather,
+    /// Feed the comparison driver one batch at a time.
+    Compare(&'m [Measure]),
+}
+
+/// Two probed models, gathered or compared.
+enum Probed {
+    /// A's layers and B's (`None`: B is A), each with its shape before `--conv`.
+    Layers(ProbedLayers, Option<ProbedLayers>),
+    /// The matrices, and the layers' names and shapes (A, B).
+    Compared(Vec<SimilarityMatrix>, [(Vec<String>, Vec<Vec<usize>>); 2]),
+}
+
+/// `what` with probes `a` and `b` (`None`: B is A).
+fn use_probes<D: Dataset<repsim_data::ImageItem>>(
+    a: &ProbeRun<'_, D>,
+    b: Option<&ProbeRun<'_, D>>,
+    what: ProbeUse<'_>,
+    conv: ConvMode,
+) -> Result<Probed, CliError> {
+    let time = repsim_model::TimeReduction::Last;
+    match what {
+        ProbeUse::Gather => Ok(Probed::Layers(
+            a.device_layers(time, conv)?,
+            b.map(|b| b.device_layers(time, conv)).transpose()?,
+        )),
+        ProbeUse::Compare(measures) => compare_probes(a, b, measures, conv),
+    }
+}
+
+/// `measures` of `a`'s layers against `b`'s, one probe batch at a time through the
+/// comparison driver: only measures that need every example gather them (on the device).
+fn compare_probes<D: Dataset<repsim_data::ImageItem>>(
+    a: &ProbeRun<'_, D>,
+    b: Option<&ProbeRun<'_, D>>,
+    measures: &[Measure],
+    conv: ConvMode,
+) -> Result<Probed, CliError> {
+    let time = repsim_model::TimeReduction::Last;
+    let bar = super::progress::bar(a.count as u64, "probing and comparing");
+    let mut shapes: [Vec<(String, Vec<usize>)>; 2] = [Vec::new(), Vec::new()];
+    let [shapes_a, shapes_b] = &mut shapes;
+    let side = |run: &ProbeRun<'_, D>, range: std::ops::Range<usize>, shapes: &mut Vec<_>| {
+        let layers = run.batch_layers(range, time, conv)?;
+        if shapes.is_empty() {
+            *shapes = layers
+                .iter()
+                .map(|(l, shape): &(Layer, Vec<usize>)| (l.name.clone(), shape.clone()))
+                .collect();
+        }
+        Ok::<_, CliError>(layers.into_iter().map(|(l, _)| l).collect::<Vec<_>>())
+    };
+    let mut first = |range: std::ops::Range<usize>| {
+        bar.set_position(range.end as u64);
+        side(a, range, shapes_a)
+    };
+    let mut second = b.map(|b| move |range| side(b, range, shapes_b));
+    let mut others: Vec<&mut LayersOf<'_, std::ops::Range<usize>, CliError>> = second
+        .as_mut()
+        .map(|f| f as &mut LayersOf<'_, std::ops::Range<usize>, CliError>)
+        .into_iter()
+        .collect();
+    let batches = a.batch_ranges().map(Ok);
+    let mut results = comparison_pass(
+        batches,
+        &mut first,
+        &mut others,
+        measures,
+        repsim_similarity::ShortLastBatch::LeaveOut,
+    )?;
+    bar.finish_and_clear();
+    drop(others);
+    drop((first, second));
+    let matrices = results.remove(0).matrices;
+    let of = |shapes: &[(String, Vec<usize>)]| {
+        (
+            shapes.iter().map(|(name, _)| name.clone()).collect(),
+            shapes
+                .iter()
+                .map(|(_, shape)| {
+                    let mut shape = shape.clone();
+                    shape[0] = a.count;
+                    shape
+                })
+                .collect(),
+        )
+    };
+    let [shapes_a, shapes_b] = &shapes;
+    let a_side = of(shapes_a);
+    let b_side = if b.is_some() {
+        of(shapes_b)
+    } else {
+        a_side.clone()
+    };
+    Ok(Probed::Compared(matrices, [a_side, b_side]))
+}
+
+/// Two weight files of the architecture of `args.model` on the first `args.count` test
+/// images of `args.data`.
+fn probe_weight_files(
+    args: &CompareArgs,
+    device: &burn::tensor::Device,
+    what: ProbeUse<'_>,
+) -> Result<Probed, CliError> {
     for path in [&args.a, &args.b] {
         if !is_weights(path) {
             return Err(CliError::Input(format!(
@@ -754,29 +922,14 @@ fn load_weight_files(
     }
     let spec = args.model.spec()?;
     let dataset = args.data.open(repsim_data::Split::Test)?;
-    if args.count < 2 || args.count > burn::data::dataset::Dataset::len(&dataset) {
+    if args.count < 2 || args.count > Dataset::len(&dataset) {
         return Err(CliError::Input(format!(
             "--count must be 2 to {} (the test split of {}), got {}",
-            burn::data::dataset::Dataset::len(&dataset),
+            Dataset::len(&dataset),
             args.data.data,
             args.count
         )));
     }
-    // Each model sees the images normalised as it was trained (its run's record).
-    let probe_one = |path: &Path| -> Result<ProbedLayers, CliError> {
-        let stats = super::activations::training_stats(&args.data, &dataset, Some(path))?;
-        let model = spec.init_with_weights(path, device)?;
-        super::activations::ProbeRun {
-            model: &model,
-            dataset: &dataset,
-            batcher: repsim_data::ImageBatcher::new(stats),
-            count: args.count,
-            batch_size: 100,
-            probe,
-            device,
-        }
-        .device_layers(repsim_model::TimeReduction::Last, args.conv)
-    };
     eprintln!(
         "probing {} and {} ({}) on the first {} test images of {}",
         args.a.display(),
@@ -785,7 +938,46 @@ fn load_weight_files(
         args.count,
         args.data.data
     );
-    Ok((probe_one(&args.a)?, probe_one(&args.b)?))
+    // Each model sees the images normalised as it was trained (its run's record).
+    let model_of = |path: &Path| -> Result<(AnyModel, ImageBatcher), CliError> {
+        let stats = super::activations::training_stats(&args.data, &dataset, Some(path))?;
+        Ok((
+            spec.init_with_weights(path, device)?,
+            ImageBatcher::new(stats),
+        ))
+    };
+    let same = same_file(&args.a, &args.b);
+    let (model_a, batcher_a) = model_of(&args.a)?;
+    let b = (!same).then(|| model_of(&args.b)).transpose()?;
+    let run = |model, batcher| ProbeRun {
+        model,
+        dataset: &dataset,
+        batcher,
+        count: args.count,
+        batch_size: probe_batch_size(what),
+        probe: &args.probe,
+        device,
+    };
+    let probe_a = run(&model_a, batcher_a);
+    let probe_b = b
+        .as_ref()
+        .map(|(model, batcher)| run(model, batcher.clone()));
+    use_probes(&probe_a, probe_b.as_ref(), what, args.conv)
+}
+
+/// Examples per probe batch: minibatch CKA's batch size when it is measured (its batches are
+/// the probe's), 100 otherwise.
+fn probe_batch_size(what: ProbeUse<'_>) -> usize {
+    match what {
+        ProbeUse::Compare(measures) => measures
+            .iter()
+            .find_map(|m| match m {
+                Measure::MinibatchCka { batch_size } => Some(*batch_size),
+                _ => None,
+            })
+            .unwrap_or(100),
+        ProbeUse::Gather => 100,
+    }
 }
 
 /// Whether `path` is a run directory of `repsim train`.
@@ -793,19 +985,18 @@ fn is_run_dir(path: &Path) -> bool {
     path.is_dir() && path.join("config.json").is_file()
 }
 
-/// The activations of two runs' final models on the first `count` images of their common test
-/// split, computed in memory. Both must have been trained on the same test data.
-fn load_runs(
-    a: &Path,
-    b: &Path,
-    count: usize,
-    (probe, conv): (&repsim_model::Probe, ConvMode),
+/// Two runs' final models on the first `args.count` images of their common test split. Both
+/// must have been trained on the same test data.
+fn probe_runs(
+    args: &CompareArgs,
     device: &burn::tensor::Device,
-) -> Result<(ProbedLayers, ProbedLayers), CliError> {
-    use repsim_train::RunRecord;
+    what: ProbeUse<'_>,
+) -> Result<Probed, CliError> {
+    use repsim_train::datasets::RunData;
+    let (a, b, count) = (&args.a, &args.b, args.count);
     let (record_a, record_b) = run_records(a, b, count)?;
-    let probe_one = |dir: &Path, record: &RunRecord| -> Result<ProbedLayers, CliError> {
-        let data = repsim_train::datasets::RunData::open(&record.config.data, record.config.seed)?;
+    let open = |dir: &Path, record: &repsim_train::RunRecord| -> Result<_, CliError> {
+        let data = RunData::open(&record.config.data, record.config.seed)?;
         if count > data.test_len() {
             return Err(CliError::Input(format!(
                 "--count {count} is larger than the test split of {} ({} images)",
@@ -813,38 +1004,45 @@ fn load_runs(
                 data.test_len()
             )));
         }
-        let model = record
-            .config
-            .model
-            .init_with_weights(&dir.join(repsim_train::FINAL_WEIGHTS), device)?;
-        let repsim_train::datasets::RunData::Images(images) = &data else {
+        let RunData::Images(images) = data else {
             return Err(CliError::Input(format!(
                 "{}: comparing language-model runs is not supported; use the Tracker's tables",
                 dir.display()
             )));
         };
+        let model = record
+            .config
+            .model
+            .init_with_weights(&dir.join(repsim_train::FINAL_WEIGHTS), device)?;
         // The statistics the run recorded; a run without them normalises as it was trained
         // (RunData computes them from the same training subset).
         let batcher = record
             .normalization
-            .map_or(images.batcher, repsim_data::ImageBatcher::new);
-        super::activations::ProbeRun {
-            model: &model,
-            dataset: &*images.test,
-            batcher,
-            count,
-            batch_size: 100,
-            probe,
-            device,
-        }
-        .device_layers(repsim_model::TimeReduction::Last, conv)
+            .map_or(images.batcher, ImageBatcher::new);
+        Ok((images.test, model, batcher))
     };
     eprintln!(
         "probing {} and {} on the first {count} test images",
         a.display(),
         b.display()
     );
-    Ok((probe_one(a, &record_a)?, probe_one(b, &record_b)?))
+    let same = same_file(a, b);
+    let (test_a, model_a, batcher_a) = open(a, &record_a)?;
+    let side_b = (!same).then(|| open(b, &record_b)).transpose()?;
+    let run = |test, model, batcher| ProbeRun {
+        model,
+        dataset: test,
+        batcher,
+        count,
+        batch_size: probe_batch_size(what),
+        probe: &args.probe,
+        device,
+    };
+    let probe_a = run(&*test_a, &model_a, batcher_a);
+    let probe_b = side_b
+        .as_ref()
+        .map(|(test, model, batcher)| run(&**test, model, batcher.clone()));
+    use_probes(&probe_a, probe_b.as_ref(), what, args.conv)
 }
 
 /// The records of two finished runs trained on the same data (so their test images are the

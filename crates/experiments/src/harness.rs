@@ -675,7 +675,7 @@ pub fn layers_of(
 }
 
 /// `model`'s layers of a batch of images (`probe`'s, each flattened to examples x features),
-/// as the probing pass ([`repsim_train::probing::minibatch_cka_pass`]) takes a model.
+/// as the probing pass ([`repsim_train::probing::comparison_pass`]) takes a model.
 pub fn layers_fn<'a>(
     model: &'a AnyModel,
     probe: &'a repsim_model::Probe,

@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use repsim_data::ProbeSet;
 use repsim_model::{import_torchvision_resnet, AnyModel, ModelSpec, Probe, ResNetConfig, Stem};
-use repsim_similarity::SimilarityMatrix;
+use repsim_similarity::{Measure, SimilarityMatrix};
 use repsim_train::datasets::RunData;
-use repsim_train::probing::{minibatch_cka_pass, LayersOf};
+use repsim_train::probing::{comparison_pass, LayersOf};
 use repsim_train::{DataConfig, OptimizerConfig, ScheduleConfig, TrainConfig};
 use repsim_viz::{save, Heatmap, HeatmapOptions};
 use serde::{Deserialize, Serialize};
@@ -328,10 +328,17 @@ fn compare(
     let mut first = layers_fn(&models[0], &probe);
     let mut rest: Vec<_> = models[1..].iter().map(|m| layers_fn(m, &probe)).collect();
     let mut others: Vec<&mut LayersOf> = rest.iter_mut().map(|f| f as &mut LayersOf).collect();
-    let passes = minibatch_cka_pass(batches, &mut first, &mut others, config.cka_batch)?;
+    let passes = comparison_pass(
+        batches,
+        &mut first,
+        &mut others,
+        &[Measure::minibatch_cka(config.cka_batch)],
+        repsim_similarity::ShortLastBatch::LeaveOut,
+    )?;
     let mut comparisons = Vec::new();
     for (k, pass) in passes.into_iter().enumerate().map(|(i, p)| (i + 1, p)) {
-        let (matrix, seconds) = (pass.matrix, pass.seconds);
+        let (mut matrices, seconds) = (pass.matrices, pass.seconds);
+        let matrix = matrices.remove(0);
         log::info!(
             "{} vs {}: {} x {} layers, minibatch CKA in {seconds:.1} s",
             networks[0].name,

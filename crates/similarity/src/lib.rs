@@ -17,7 +17,7 @@
 //! | [`measures::shape_metric`] | the angular shape metric (Williams et al. 2021) |
 //! | [`significance`] | permutation p-values and bootstrap intervals for every cell of every measure |
 //! | [`io`] | `.npy`, `.npz` and directories of `.npy` files whole (`files`) or by row ranges in place (`row_source`, files larger than memory); convolutional layers (`conv`: flatten, spatial-as-samples, average pooling) |
-//! | [`stream`] | the CCA family over batches of examples in `O(D^2)` memory (`covariance_stream`); sharded comparisons: state files with content identity and checksums, exact merges (`shard`) |
+//! | [`stream`] | the one comparison driver, fed batch by batch by every path (`comparison`: minibatch CKA's sums, feature-space sums or layers gathered on the device, per measure); the CCA family over batches of examples in `O(D^2)` memory (`covariance_stream`); sharded comparisons: state files with content identity and checksums, exact merges (`shard`) |
 //! | [`conditioning`] | centring and scaling a layer before float32 work; at least 4 examples |
 //! | [`principal`] | a layer's first principal component: explained variance, removal (Nguyen et al. 2021) |
 //! | [`outliers`] | clipping outlying activations before a comparison (platonic-rep's `remove_outliers`) |
@@ -59,7 +59,8 @@ pub use io::{conv, files, row_source};
 pub use measures::cka::{centering, gram, host_gram, hsic, kernel_cka, linear_cka, minibatch};
 pub use measures::neighbours::{cknna, mutual_knn};
 pub use measures::{cca, covariance, neighbours, rsa, shape_metric};
-pub use stream::{covariance_stream, shard};
+pub use stream::comparison::{Comparison, ShortLastBatch, WholeData};
+pub use stream::{comparison, covariance_stream, shard};
 
 pub use cca::example_space;
 pub use cca::{

@@ -22,14 +22,16 @@ use repsim_similarity::{ConvMode, SimilarityMatrix};
 
 use crate::error::{Result, TrainError};
 use crate::network::Inputs;
-use crate::observe::{layers_from_activations, Observe};
-use crate::probing::minibatch_cka_pass;
+use crate::observe::Observe;
+use crate::probing::{comparison_pass, layers_of, probe_batches};
+use repsim_similarity::Measure;
 
 /// How [`compare()`] batches and flattens.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
-    /// Examples per batch (the paper: 256). A last batch of fewer than 4 examples is left out
-    /// (the unbiased HSIC needs 4).
+    /// Examples per batch (the paper: 256). A shorter last batch counts as a minibatch of its
+    /// own if it holds at least 4 examples (the unbiased HSIC needs 4), so that every probe
+    /// example is compared; fewer are left out, with a warning in the matrix.
     pub batch_size: usize,
     /// How conv feature maps become matrices.
     pub conv: ConvMode,
@@ -71,19 +73,17 @@ pub fn compare<Ma, Mb>(
             "{n} examples are too few to compare (at least 4)"
         )));
     }
-    let mut layers_a = a.batch_fn(&options.probe);
-    let mut layers_b = b.batch_fn(&options.probe);
     let (conv, time) = (options.conv, options.time);
-    let mut side_a = |batch: Inputs| layers_from_activations(layers_a(batch)?, conv, time);
-    let mut side_b = |batch: Inputs| layers_from_activations(layers_b(batch)?, conv, time);
-    // Batches of `batch_size`; a last one of fewer than 4 examples is left out.
-    let batches = (0..n)
-        .step_by(batch_size)
-        .map(|start| (start, batch_size.min(n - start)))
-        .take_while(|(_, len)| *len >= 4)
-        .map(|(start, len)| Ok(inputs.narrow(start, len).without_autodiff()));
-    let mut results = minibatch_cka_pass(batches, &mut side_a, &mut [&mut side_b], batch_size)?;
-    Ok(results.remove(0).matrix)
+    let mut side_a = layers_of(a, &options.probe, conv, time);
+    let mut side_b = layers_of(b, &options.probe, conv, time);
+    let mut results = comparison_pass(
+        probe_batches(&inputs, batch_size),
+        &mut side_a,
+        &mut [&mut side_b],
+        &[Measure::minibatch_cka(batch_size)],
+        repsim_similarity::ShortLastBatch::Count,
+    )?;
+    Ok(results.remove(0).matrices.remove(0))
 }
 
 #[cfg(test)]
@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(m.cols, ["hidden", "map"]);
         // hidden vs hidden: the same layer.
         assert!((m.values[1][0].unwrap() - 1.0).abs() < 1e-5);
-        // The same batches (16, 16, 8) through the accumulator directly.
+        // The same batches (16, 16, 8) through the accumulator directly: a shorter last batch
+        // of at least 4 examples counts (ShortLastBatch::Count), so every example is compared.
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert_eq!(m.n_examples, Some(40));
         let mut direct = MinibatchCka::new();
         for (start, len) in [(0, 16), (16, 16), (32, 8)] {
             let xb = x.clone().narrow(0, start, len);

@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use crate::durable::{read_json, write_json};
 use crate::error::{Result, TrainError};
 use crate::network::Inputs;
-use crate::observe::{layers_from_activations, Observe};
+use crate::observe::Observe;
+use crate::probing::{layers_of, probe_batches};
 
 /// The Tracker's settings.
 #[derive(Debug, Clone)]
@@ -380,13 +381,13 @@ impl Tracker {
             TrainError::BadConfig("this tracker was opened for reading; it cannot observe".into())
         })?;
         let n = inputs.len();
-        let mut layers_of_batch = observed.batch_fn(&self.config.probe);
+        let (conv, time) = (self.config.conv, self.config.time);
+        let mut layers_of_batch = layers_of(observed, &self.config.probe, conv, time);
         let mut parts: Vec<(String, Vec<Tensor<2>>)> = Vec::new();
-        for start in (0..n).step_by(self.config.batch_size.max(1)) {
-            let len = self.config.batch_size.min(n - start);
-            let chunk = inputs.narrow(start, len).without_autodiff();
-            let activations = layers_of_batch(chunk)?;
-            let layers = layers_from_activations(activations, self.config.conv, self.config.time)?;
+        let batch_size = self.config.batch_size.max(1);
+        for (k, batch) in probe_batches(inputs, batch_size).enumerate() {
+            let (start, len) = (k * batch_size, batch_size.min(n - k * batch_size));
+            let layers = layers_of_batch(batch?)?;
             if start > 0 && layers.len() != parts.len() {
                 return Err(TrainError::Failed(format!(
                     "the observed model gave {} layers for the probe batch at example {start}, {} for the first",

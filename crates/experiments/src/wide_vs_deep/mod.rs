@@ -34,7 +34,7 @@ use repsim_similarity::{
 use repsim_train::datasets::RunData;
 use repsim_train::{OptimizerConfig, ScheduleConfig, TrainConfig};
 
-use repsim_train::probing::{minibatch_cka_pass, LayersOf};
+use repsim_train::probing::{comparison_pass, LayersOf};
 
 use super::harness::{
     derived_seed, image_data, layers_fn, layers_of, probe_batches, AnalysisPart, Context,
@@ -191,8 +191,14 @@ impl Probing<'_> {
             .into_iter()
             .collect();
         let batch_size = self.probe_set.batches()[0].len();
-        let mut results = minibatch_cka_pass(batches, &mut first, &mut others, batch_size)?;
-        Ok(results.remove(0).matrix)
+        let mut results = comparison_pass(
+            batches,
+            &mut first,
+            &mut others,
+            &[Measure::minibatch_cka(batch_size)],
+            repsim_similarity::ShortLastBatch::LeaveOut,
+        )?;
+        Ok(results.remove(0).matrices.remove(0))
     }
 }
 

@@ -42,6 +42,7 @@ use crate::measures::cca::{CcaMeasure, PwccaConvention, SvdReduction};
 use crate::measures::cka::hsic::HsicEstimator;
 use crate::measures::cka::minibatch::check_batch_size;
 use crate::measures::cka::minibatch::{MinibatchCka, MinibatchCkaState};
+use crate::stream::comparison::{uses_covariance, why_not_streamable, Comparison, WholeData};
 use crate::stream::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use repsim_results::Measure;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -359,41 +360,12 @@ impl CompareState {
     }
 }
 
-/// Whether `measure` is computed from the feature-space sums.
-fn uses_covariance(measure: &Measure) -> bool {
-    matches!(
-        measure,
-        Measure::LinearCka {
-            estimator: HsicEstimator::Biased
-        } | Measure::Cca(_)
-    )
-}
-
-/// Why `measure` cannot be computed from shards' sums (`None`: it can).
-fn why_not_shardable(measure: &Measure) -> Option<&'static str> {
-    match measure {
-        Measure::MinibatchCka { .. } => None,
-        m if uses_covariance(m) => None,
-        Measure::LinearCka { .. } | Measure::RbfCka { .. } => {
-            Some("needs the Gram of every pair of examples at once")
-        }
-        Measure::MutualKnn { .. } | Measure::Cknna(_) => {
-            Some("needs every example's nearest neighbours among all examples")
-        }
-        Measure::Rsa { .. } => Some("needs the dissimilarity of every pair of examples at once"),
-        Measure::ShapeAngular { .. } => {
-            Some("aligns every example at once (its whitened SVD is not computed from sums)")
-        }
-        Measure::Cca(_) => None,
-    }
-}
-
 /// Refuses measures that cannot be sharded, each with its reason, naming minibatch CKA and the
 /// feature-space measures that can.
 pub fn check_shardable(measures: &[Measure]) -> Result<()> {
     let refused: Vec<String> = measures
         .iter()
-        .filter_map(|m| why_not_shardable(m).map(|why| format!("{} {why}", m.name())))
+        .filter_map(|m| why_not_streamable(m).map(|why| format!("{} {why}", m.name())))
         .collect();
     if refused.is_empty() {
         return Ok(());
@@ -484,7 +456,7 @@ pub fn check_streamable(conv: ConvMode) -> Result<()> {
 /// consecutive examples; the last chunk may be partial: minibatch CKA skips it, the
 /// feature-space sums take it) of `a` against `b` (`None`: A against itself), reading one
 /// chunk of rows at a time. Over every batch, minibatch CKA's sums are the same, in the same
-/// order, as [`crate::measure::minibatch_cka_matrix`]'s on the whole files.
+/// order, as [`crate::stream::comparison::minibatch_cka_matrix`]'s on the whole files.
 pub fn stream_statistics(
     a: &RowSource,
     b: Option<&RowSource>,
@@ -498,17 +470,8 @@ pub fn stream_statistics(
     check_shardable(measures)?;
     let n = a.num_examples();
     check_chunk_size(measures, batch_size, n)?;
-    let mut sums = StreamedSums {
-        minibatch: measures
-            .iter()
-            .any(|m| matches!(m, Measure::MinibatchCka { .. }))
-            .then(MinibatchCka::new),
-        covariance: measures
-            .iter()
-            .any(uses_covariance)
-            .then(CovarianceAccumulator::new),
-        ..StreamedSums::default()
-    };
+    let mut comparison = Comparison::new(measures, WholeData::Stream)?;
+    let mut sums = StreamedSums::default();
     for batch in batches {
         let start = batch * batch_size;
         let len = batch_size.min(n - start);
@@ -522,32 +485,24 @@ pub fn stream_statistics(
                 Some(layers)
             }
         };
-        let side_b = layers_b.as_deref().unwrap_or(&layers_a);
-        if let Some(covariance) = &mut sums.covariance {
-            if covariance.n_examples() == 0 {
-                let widths = |l: &[Layer]| l.iter().map(Layer::num_features).collect::<Vec<_>>();
-                let size = CovarianceState::size_of(
-                    &widths(&layers_a),
-                    layers_b.as_deref().map(widths).as_deref(),
-                );
-                if size > MAX_STATE_NUMBERS {
-                    return Err(SimilarityError::InvalidParameter {
-                        name: "--metric",
-                        message: format!(
-                            "the feature-space statistics of these layers hold {size} numbers (more than {MAX_STATE_NUMBERS}): shard minibatch_cka instead, whose state is one number per layer pair"
-                        ),
-                    });
-                }
-            }
-            // B is A: the same slice, so the accumulator keeps one side.
-            covariance.update(&layers_a, side_b)?;
-        }
-        if let Some(minibatch) = &mut sums.minibatch {
-            if len == batch_size {
-                minibatch.update(&layers_a, side_b)?;
+        if comparison.n_examples() == 0 && measures.iter().any(uses_covariance) {
+            let widths = |l: &[Layer]| l.iter().map(Layer::num_features).collect::<Vec<_>>();
+            let size = CovarianceState::size_of(
+                &widths(&layers_a),
+                layers_b.as_deref().map(widths).as_deref(),
+            );
+            if size > MAX_STATE_NUMBERS {
+                return Err(SimilarityError::InvalidParameter {
+                    name: "--metric",
+                    message: format!(
+                        "the feature-space statistics of these layers hold {size} numbers (more than {MAX_STATE_NUMBERS}): shard minibatch_cka instead, whose state is one number per layer pair"
+                    ),
+                });
             }
         }
+        comparison.update(&layers_a, layers_b.as_deref())?;
     }
+    (sums.minibatch, sums.covariance) = comparison.into_sums();
     Ok(sums)
 }
 
