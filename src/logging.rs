@@ -6,16 +6,55 @@
 //! installs the logger of its choice, or none.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// repsim's messages on the terminal: info to stdout, warnings and errors to stderr. Messages
-/// of other crates (burn, wgpu) are left out.
+/// How much repsim's programs say (`repsim -q`, the default, `-v`, `-vv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Warnings and errors only: no progress bars, no status or progress lines.
+    Quiet,
+    /// repsim's progress and status lines, and progress bars on a terminal.
+    Normal,
+    /// Also repsim's debug messages (on stderr).
+    Verbose,
+    /// Also every message of the crates underneath (burn, wgpu, cubecl), on stderr.
+    Everything,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// The process's verbosity (set once by the program; [`Verbosity::Normal`] until then).
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        2 => Verbosity::Verbose,
+        _ => Verbosity::Everything,
+    }
+}
+
+/// Sets the process's verbosity and the `log` level that goes with it.
+pub fn set_verbosity(verbosity: Verbosity) {
+    VERBOSITY.store(verbosity as u8, Ordering::Relaxed);
+    log::set_max_level(match verbosity {
+        Verbosity::Quiet => log::LevelFilter::Warn,
+        Verbosity::Normal => log::LevelFilter::Info,
+        Verbosity::Verbose => log::LevelFilter::Debug,
+        Verbosity::Everything => log::LevelFilter::Trace,
+    });
+}
+
+/// repsim's messages on the terminal: info to stdout, warnings, errors and debug messages to
+/// stderr, as far as [`verbosity`] lets them through. Messages of other crates (burn, wgpu)
+/// are left out below [`Verbosity::Everything`].
 pub struct StdLogger;
 
 static LOGGER: StdLogger = StdLogger;
 
 impl log::Log for StdLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("repsim") && metadata.level() <= log::Level::Info
+        let ours = metadata.target().starts_with("repsim");
+        metadata.level() <= log::max_level() && (ours || verbosity() == Verbosity::Everything)
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -28,7 +67,13 @@ impl log::Log for StdLogger {
                 let _ = writeln!(out, "{}", record.args());
             }
             log::Level::Warn => eprintln!("warning: {}", record.args()),
-            _ => eprintln!("error: {}", record.args()),
+            log::Level::Error => eprintln!("error: {}", record.args()),
+            level => eprintln!(
+                "{}: {}: {}",
+                level.as_str().to_lowercase(),
+                record.target(),
+                record.args()
+            ),
         }
     }
 
@@ -37,9 +82,10 @@ impl log::Log for StdLogger {
     }
 }
 
-/// Installs [`StdLogger`] as the process's logger (once; a logger already installed is kept).
+/// Installs [`StdLogger`] as the process's logger (once; a logger already installed is kept),
+/// at the current [`verbosity`].
 pub fn init() {
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
+        set_verbosity(verbosity());
     }
 }

@@ -679,3 +679,51 @@ fn outliers_are_clipped_on_request() {
     );
     assert!(!state.exists());
 }
+
+#[test]
+fn quiet_leaves_the_results_and_drops_the_status_lines_and_verbose_is_accepted() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let x = f.join("kornblith_demo_x.npy");
+    let y = f.join("kornblith_demo_y.npy");
+    let json = dir.path().join("q.json");
+    let compare = |flags: &[&str]| {
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend([
+            "compare",
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        repsim(&args)
+    };
+    let quiet = compare(&["-q"]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "", "-q printed status lines");
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("0.5576"));
+    assert!(json.is_file(), "-q still writes what was asked");
+
+    let normal = compare(&[]);
+    assert!(
+        stderr(&normal).contains("device: flex"),
+        "{}",
+        stderr(&normal)
+    );
+    assert!(stderr(&normal).contains("wrote"), "{}", stderr(&normal));
+    let verbose = compare(&["-vv"]);
+    assert!(verbose.status.success(), "{}", stderr(&verbose));
+    assert!(
+        stderr(&verbose).contains("device: flex"),
+        "{}",
+        stderr(&verbose)
+    );
+
+    let both = compare(&["-q", "-v"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+}

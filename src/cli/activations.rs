@@ -78,7 +78,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         .collect();
     super::output::check_output(&args.out, "--out", &["npz"], &inputs)?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
-    eprintln!("device: {selected}");
+    status!("device: {selected}");
     let device = selected.device.clone();
 
     let dataset = args.data.open(split)?;
@@ -117,7 +117,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
     } else {
         layers
     };
-    eprintln!(
+    status!(
         "{}: {} layers of {} examples in {:.2} s",
         spec.name(),
         layers.len(),
@@ -125,7 +125,7 @@ pub fn run(args: ActivationsArgs) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     super::output::with_signal_cleanup(|| repsim_similarity::files::write_npz(&args.out, &layers))?;
-    eprintln!("wrote {}", args.out.display());
+    status!("wrote {}", args.out.display());
     Ok(())
 }
 
@@ -157,7 +157,7 @@ fn load_model(
             ));
         };
         let (m, report) = repsim_model::import_torchvision_resnet(m, path)?;
-        eprintln!(
+        status!(
             "imported {} tensors from {}",
             report.applied,
             path.display()
@@ -374,7 +374,7 @@ pub(crate) fn training_stats(
     if let Some(weights) = weights {
         if let Some((run, record)) = repsim_train::RunRecord::of_weights(weights) {
             if let Some(stats) = record.normalization {
-                eprintln!(
+                status!(
                     "normalising by the statistics of {}'s training images (its config.json)",
                     run.display()
                 );

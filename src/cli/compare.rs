@@ -194,7 +194,7 @@ pub fn run(args: CompareArgs) -> Result<(), CliError> {
     args.check_outputs()?;
     let significance = args.significance()?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
-    eprintln!("device: {selected}");
+    status!("device: {selected}");
     match args.plan(&measures, &significance)? {
         Plan::Streamed => streamed(&args, &measures, args.conv, &selected),
         Plan::InMemory => in_memory(&args, &measures, &significance, &selected),
@@ -379,7 +379,7 @@ impl Inputs {
                 if count == 1 { "" } else { "s" }
             )
         };
-        eprintln!(
+        status!(
             "loaded {}{} with {n} examples in {:.2} s",
             describe(&args.a, &a),
             b.as_ref()
@@ -445,10 +445,10 @@ fn in_memory(
     let layers_b = inputs.b.map(clip).transpose()?;
     let layers_b_ref: &[Layer] = layers_b.as_deref().unwrap_or(&layers_a);
     if args.conv != ConvMode::Flatten {
-        eprintln!("conv layers: {}", args.conv);
+        status!("conv layers: {}", args.conv);
     }
     if let Some(q) = args.clip_outliers {
-        eprintln!("outliers clipped at each layer's mean {q}-quantile of |activation|");
+        status!("outliers clipped at each layer's mean {q}-quantile of |activation|");
     }
     let names = measures
         .iter()
@@ -464,7 +464,7 @@ fn in_memory(
     let results = similarity_matrices(measures, &layers_a, layers_b_ref);
     spinner.finish_and_clear();
     let mut results = results?;
-    eprintln!("{names}: {:.3} s", t.elapsed().as_secs_f64());
+    status!("{names}: {:.3} s", t.elapsed().as_secs_f64());
     if significance.any() {
         for matrix in results.iter_mut() {
             let t = Instant::now();
@@ -477,7 +477,7 @@ fn in_memory(
             let assessed = assess(matrix, &layers_a, layers_b_ref, significance);
             spinner.finish_and_clear();
             assessed?;
-            eprintln!("{what} in {:.3} s", t.elapsed().as_secs_f64());
+            status!("{what} in {:.3} s", t.elapsed().as_secs_f64());
         }
     }
     let meta = ResultsMeta {
@@ -511,7 +511,7 @@ fn probed(
         .map(|m| m.name())
         .collect::<Vec<_>>()
         .join(", ");
-    eprintln!(
+    status!(
         "{names} on {} x {} layers of {} examples, probed batch by batch: {:.3} s",
         layers_a.len(),
         layers_b.len(),
@@ -583,11 +583,11 @@ pub fn report(
         let document = serde_json::to_value(&file)
             .map_err(|e| CliError::Failure(format!("the results as JSON: {e}")))?;
         super::output::write_json(path, &document)?;
-        eprintln!("wrote {}", path.display());
+        status!("wrote {}", path.display());
     }
     if let Some(path) = plot {
         for written in super::plot::draw_results(&file.results, path, style, false, titles)? {
-            eprintln!("wrote {}", written.display());
+            status!("wrote {}", written.display());
         }
     }
     Ok(())
@@ -687,7 +687,7 @@ fn write_state(
     let value = serde_json::to_value(&state)
         .map_err(|e| CliError::Failure(format!("the state as JSON: {e}")))?;
     super::output::write_json(path, &value)?;
-    eprintln!("wrote {} (shard {})", path.display(), state.shard);
+    status!("wrote {} (shard {})", path.display(), state.shard);
     Ok(())
 }
 
@@ -764,7 +764,7 @@ impl Pass<'_> {
         );
         spinner.finish_and_clear();
         let sums = sums?;
-        eprintln!(
+        status!(
             "{names} over minibatches {start}..{end} of {total} ({} examples each), read from the files' rows: {:.3} s",
             self.chunk,
             started.elapsed().as_secs_f64()
@@ -930,7 +930,7 @@ fn probe_weight_files(
             args.count
         )));
     }
-    eprintln!(
+    status!(
         "probing {} and {} ({}) on the first {} test images of {}",
         args.a.display(),
         args.b.display(),
@@ -1021,7 +1021,7 @@ fn probe_runs(
             .map_or(images.batcher, ImageBatcher::new);
         Ok((images.test, model, batcher))
     };
-    eprintln!(
+    status!(
         "probing {} and {} on the first {count} test images",
         a.display(),
         b.display()

@@ -109,7 +109,7 @@ pub fn run(args: DataCommandArgs) -> Result<(), CliError> {
             zoom,
         };
         save(&grid, path)?;
-        eprintln!("wrote {}", path.display());
+        status!("wrote {}", path.display());
     }
     Ok(())
 }

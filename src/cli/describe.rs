@@ -170,7 +170,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
     }
     super::memory::check_model_fits(&spec, side, 1, false)?;
     let selected = select_device(args.device).map_err(|e| CliError::Input(e.0))?;
-    eprintln!("device: {selected}");
+    status!("device: {selected}");
     let model = spec.init(&selected.device)?;
     let description =
         model.describe(&spec, &spec.input_shape(1, side), &probe, &selected.device)?;
@@ -179,7 +179,7 @@ pub fn run(args: DescribeArgs) -> Result<(), CliError> {
         let value =
             serde_json::to_value(&description).map_err(|e| CliError::Failure(e.to_string()))?;
         super::output::write_json(path, &value)?;
-        eprintln!("wrote {}", path.display());
+        status!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -76,7 +76,9 @@ struct PlannedCell<'a> {
 /// Runs `repsim experiment`.
 pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
     let name = command.name.as_str();
-    let args = command.flags.clone();
+    let mut args = command.flags.clone();
+    // `repsim -q experiment ...`: no progress bars either.
+    args.quiet |= crate::logging::verbosity() == crate::logging::Verbosity::Quiet;
     let cells = &command.cells;
     if !cells.plan && !cells.slurm && cells.cell.is_none() {
         let summary = run_named(name, &args)?;

@@ -46,14 +46,14 @@ pub fn run(args: MergeArgs) -> Result<(), CliError> {
     let merged = merge_states(&states)?;
     if args.verify_inputs {
         verify_inputs(&states)?;
-        eprintln!("verified every shard's rows against the inputs");
+        status!("verified every shard's rows against the inputs");
     }
     let first = &states[0].1;
     let selected = crate::device::select_device(crate::device::DeviceChoice::Flex)?;
     let results = merged.matrices(&selected.device)?;
     let batch_size = first.parameters.batch_size;
     let n = first.n_examples;
-    eprintln!(
+    status!(
         "merged {} state file{} ({} minibatches of {batch_size})",
         states.len(),
         if states.len() == 1 { "" } else { "s" },

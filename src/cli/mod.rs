@@ -3,6 +3,16 @@
 //! Exit codes: 0 success; 2 bad input (usage, files, data, parameters, an unavailable device);
 //! 1 a failure while computing (a device that stopped answering).
 
+/// A status line on stderr (the device, what was read or written, how long it took), left out
+/// with `repsim -q`. Warnings and errors are printed whatever the verbosity.
+macro_rules! status {
+    ($($arg:tt)*) => {
+        if $crate::logging::verbosity() > $crate::logging::Verbosity::Quiet {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 pub mod activations;
 pub mod compare;
 pub mod data;
@@ -40,8 +50,28 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Parser)]
 #[command(name = "repsim", version = VERSION.as_str(), about, long_about = None)]
 pub struct Cli {
+    /// Say less: warnings and errors only, no progress bars or status lines (results still go
+    /// to stdout and to the files asked for). Before the command: `repsim -q compare ...`.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more: `-v` adds repsim's debug messages, `-vv` every message of burn and wgpu too.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The verbosity `-q` and `-v` ask for.
+    fn verbosity(&self) -> crate::logging::Verbosity {
+        use crate::logging::Verbosity;
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Everything,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +116,7 @@ pub fn main() -> ExitCode {
     crate::logging::init();
     quiet_on_broken_pipe();
     let cli = Cli::parse();
+    crate::logging::set_verbosity(cli.verbosity());
     let result = match cli.command {
         Command::Compare(args) => compare::run(args),
         Command::Merge(args) => merge::run(args),

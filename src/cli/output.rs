@@ -106,7 +106,7 @@ pub(crate) fn check_output(
         )));
     }
     for removed in repsim_durable::remove_stale_temporaries(&dir) {
-        eprintln!("removed {}, left by an interrupted run", removed.display());
+        status!("removed {}, left by an interrupted run", removed.display());
     }
     // Writable? Create a temporary now (and remove it): a read-only directory is found before
     // the computation, not after.

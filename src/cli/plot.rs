@@ -156,7 +156,7 @@ pub fn draw_results(
         && matrices.iter().any(is_distance)
         && !matrices.iter().all(is_distance);
     if mixed_ranges && !separate {
-        eprintln!("note: the measures have different value ranges; drawing one image per measure");
+        status!("note: the measures have different value ranges; drawing one image per measure");
     }
     if separate || mixed_ranges {
         let stem = out
@@ -239,7 +239,7 @@ pub fn run(args: PlotArgs) -> Result<(), CliError> {
         (results.model_a, results.model_b),
     )?;
     for path in written {
-        eprintln!("wrote {}", path.display());
+        status!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -1,14 +1,21 @@
 //! Progress on stderr for long commands (indicatif): a bar when the length is known, a spinner
-//! with the elapsed time otherwise; nothing when stderr is not a terminal (scripts, CI, logs).
+//! with the elapsed time otherwise; nothing when stderr is not a terminal (scripts, CI, logs)
+//! or with `repsim -q`. The bars draw no colours.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A bar of `len` steps named `what`, hidden unless stderr is a terminal.
+/// Whether progress may be drawn: stderr is a terminal and `-q` was not given.
+fn drawn() -> bool {
+    std::io::stderr().is_terminal()
+        && crate::logging::verbosity() > crate::logging::Verbosity::Quiet
+}
+
+/// A bar of `len` steps named `what`, hidden unless [`drawn`].
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !drawn() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
@@ -21,10 +28,10 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// A spinner showing `what` and the elapsed time, ticking on its own, hidden unless stderr is
-/// a terminal.
+/// A spinner showing `what` and the elapsed time, ticking on its own, hidden unless
+/// [`drawn`].
 pub(crate) fn spinner(what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !drawn() {
         return ProgressBar::hidden();
     }
     let spinner = ProgressBar::new_spinner();

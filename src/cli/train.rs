@@ -96,8 +96,12 @@ pub struct TrainArgs {
     /// Weight decay (SGD and Adam: L2; AdamW: decoupled).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
-    /// constant, cosine, step=EVERY[:GAMMA] or multistep=E1,E2[:GAMMA].
-    #[arg(long, default_value = "cosine")]
+    /// The learning-rate schedule (the help text spells its forms, whose brackets are not links).
+    #[arg(
+        long,
+        default_value = "cosine",
+        help = "constant, cosine, step=EVERY[:GAMMA] or multistep=E1,E2[:GAMMA]."
+    )]
     pub schedule: String,
     /// Epochs of linear warm-up before the schedule.
     #[arg(long, default_value_t = 0)]
@@ -210,10 +214,10 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     };
     config_for(spec.clone())?;
     let selected = select_device(args.device)?;
-    eprintln!("device: {selected}");
+    status!("device: {selected}");
     let opened = repsim_train::datasets::RunData::open(&data, args.seed)?;
     for change in fit_model_to_data(&mut spec, &opened) {
-        eprintln!("fitted to the data: {change}");
+        status!("fitted to the data: {change}");
     }
     drop(opened);
     let config = config_for(spec)?;
@@ -224,7 +228,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     };
     super::memory::check_model_fits(&config.model, input, args.batch_size, true)?;
     let options = run_options(&args, selected.device.clone(), track_epochs);
-    eprintln!(
+    status!(
         "training {} on {} for {} epochs into {}",
         config.model.name(),
         config.data.dataset,
@@ -233,7 +237,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     );
     let summary = train(&config, &args.out, &options)?;
     if let Some(epoch) = summary.resumed_from {
-        eprintln!("resumed after epoch {epoch}");
+        status!("resumed after epoch {epoch}");
     }
     // summary.warnings were logged as they arose (`warning: ...` on stderr).
     if let Some(last) = summary.metrics.last() {
@@ -262,7 +266,8 @@ fn run_options(
     let mut options = RunOptions::new(device);
     options.resume = args.resume;
     options.overwrite = args.overwrite;
-    options.progress = if args.quiet {
+    let quiet = crate::logging::verbosity() == crate::logging::Verbosity::Quiet;
+    options.progress = if args.quiet || quiet {
         ProgressMode::Quiet
     } else {
         ProgressMode::Auto
