@@ -1,6 +1,7 @@
-//! Every Rust snippet of the README is compiled code: each ```rust block appears, line for line,
-//! in a file of `examples/` or `tests/` that CI builds (a line `// ...` in a snippet stands for
-//! lines left out). The library tour of the README's "The library" section is the test below.
+//! Every Rust snippet of the README and of the book (`docs/book/src/`) is compiled code: each
+//! ```rust block appears, line for line, in a file of `examples/`, `tests/` or `benches/` that
+//! CI builds (a line `// ...` in a snippet stands for lines left out). The library tour of the
+//! book's "The library" page is the test below.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use repsim::{linear_cka, Layer, MinibatchCka};
 
 type Error = Box<dyn std::error::Error>;
 
-/// The README's library tour (its snippet is these lines, `batches` left out).
+/// The book's library tour (its snippet is these lines, `batches` left out).
 #[test]
 fn the_library_tour_runs() -> Result<(), Error> {
     let device = Device::flex();
@@ -38,30 +39,81 @@ fn the_library_tour_runs() -> Result<(), Error> {
     Ok(())
 }
 
-/// The README's ```rust blocks.
-fn readme_snippets() -> Vec<(usize, Vec<String>)> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+#[path = "../examples/cka_two_tensors.rs"]
+mod cka_two_tensors;
+#[path = "../examples/compare_files.rs"]
+#[allow(dead_code)]
+mod compare_files;
+
+/// The quickstart examples run; the files example gives the fixtures' reference values
+/// (`tests/fixtures/README.md`: linear CKA 0.557613, RBF CKA at 0.5 0.654831, mean CCA
+/// 0.731014, float32 to about 1e-4).
+#[test]
+fn the_quickstart_examples_run_and_give_the_reference_values() -> Result<(), Error> {
+    cka_two_tensors::main()?;
+    let (a, b) = compare_files::demo_files();
+    let matrices = compare_files::compare_files(&a, &b, "linear_cka,rbf_cka:threshold=0.5,cca")?;
+    let value = |k: usize| matrices[k].values[0][0].unwrap();
+    for (k, expected) in [0.557613, 0.654831, 0.731014].into_iter().enumerate() {
+        assert!(
+            (value(k) - expected).abs() < 1e-4,
+            "{}: {}",
+            matrices[k].measure,
+            value(k)
+        );
+    }
+    Ok(())
+}
+
+/// The ```rust blocks of the README and of every page of the book, each with its file and
+/// the line it starts on.
+fn doc_snippets() -> Vec<(String, usize, Vec<String>)> {
+    let mut pages = vec![root().join("README.md")];
+    let mut dirs = vec![root().join("docs/book/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
     let mut snippets = Vec::new();
-    let mut current: Option<(usize, Vec<String>)> = None;
-    for (i, line) in readme.lines().enumerate() {
-        match &mut current {
-            None if line.trim_start() == "```rust" => current = Some((i + 1, Vec::new())),
-            Some(_) if line.trim_start() == "```" => snippets.push(current.take().unwrap()),
-            Some((_, lines)) => lines.push(line.to_string()),
-            None => {}
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let name = page
+            .strip_prefix(root())
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        let mut current: Option<(usize, Vec<String>)> = None;
+        for (i, line) in text.lines().enumerate() {
+            match &mut current {
+                None if line.trim_start() == "```rust" => current = Some((i + 1, Vec::new())),
+                Some(_) if line.trim_start() == "```" => {
+                    if let Some((start, lines)) = current.take() {
+                        snippets.push((name.clone(), start, lines));
+                    }
+                }
+                Some((_, lines)) => lines.push(line.to_string()),
+                None => {}
+            }
         }
     }
     snippets
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: a test binary reused by another checkout must read that checkout.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()))
 }
 
 /// The Rust files CI compiles besides the libraries: examples and tests.
 fn compiled_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["examples", "tests"] {
+    for dir in ["examples", "tests", "benches"] {
         for entry in std::fs::read_dir(root().join(dir)).unwrap().flatten() {
             if entry.path().extension().is_some_and(|e| e == "rs") {
                 files.push(entry.path());
@@ -110,16 +162,24 @@ fn appears_in(segments: &[Vec<String>], file: &Path) -> bool {
 }
 
 #[test]
-fn every_readme_snippet_is_compiled_code() {
-    let snippets = readme_snippets();
-    assert!(snippets.len() >= 3, "only {} Rust snippets", snippets.len());
+fn every_snippet_of_the_readme_and_the_book_is_compiled_code() {
+    let snippets = doc_snippets();
+    assert!(snippets.len() >= 6, "only {} Rust snippets", snippets.len());
+    assert!(
+        snippets
+            .iter()
+            .filter(|(page, ..)| page == "README.md")
+            .count()
+            >= 2,
+        "the README's quickstarts lost their Rust blocks"
+    );
     let files = compiled_files();
-    for (line, snippet) in snippets {
+    for (page, line, snippet) in snippets {
         let segments = segments(&snippet);
-        assert!(!segments.is_empty(), "README.md:{line}: an empty snippet");
+        assert!(!segments.is_empty(), "{page}:{line}: an empty snippet");
         assert!(
             files.iter().any(|f| appears_in(&segments, f)),
-            "README.md:{line}: this snippet is not in any example or test:\n{}",
+            "{page}:{line}: this snippet is not in any example, test or bench:\n{}",
             snippet.join("\n")
         );
     }

@@ -5,7 +5,7 @@
 //!
 //! An experiment implements [`Experiment`] and keeps only its science: its config and scales,
 //! which networks it trains ([`Training`]), what it measures on them, its figures and the text
-//! of its summary. [`run`] does the rest, in this order: every training, then the analysis, then
+//! of its summary. [`run`](crate::cells::run) does the rest, in this order: every training, then the analysis, then
 //! the figures and the report. The trainings share nothing but the output directory, so they
 //! are the natural cells of a plan that a scheduler could run apart.
 
@@ -523,7 +523,7 @@ impl Figure {
     }
 }
 
-/// One experiment: only its science; [`run`] does the pipeline. The experiment is its
+/// One experiment: only its science; [`run`](crate::cells::run) does the pipeline. The experiment is its
 /// configuration (a scale's, or `--config FILE`: the `config` of a `results.json`), so every
 /// step is a method of it.
 pub trait Experiment: Clone + Serialize + DeserializeOwned {
@@ -562,7 +562,7 @@ pub trait Experiment: Clone + Serialize + DeserializeOwned {
     /// Draws the figures into the output directory.
     fn figures(&self, ctx: &Context, analysis: &Self::Analysis) -> Result<Vec<Figure>>;
 
-    /// `summary.md` up to the reproduce line, which [`run`] adds.
+    /// `summary.md` up to the reproduce line, which [`run`](crate::cells::run) adds.
     fn summary(
         &self,
         analysis: &Self::Analysis,

@@ -34,7 +34,7 @@ const CENTRING_PASSES: usize = 3;
 /// `1 / max |centred|` (0 for a constant layer), as a one-element tensor on the device.
 ///
 /// NaN or infinite inputs give a non-finite scale and matrix; callers explain them on the
-/// original layer ([`crate::layer::explain_non_finite`]).
+/// original layer (`crate::layer::explain_non_finite`).
 pub fn centre_and_scale(layer: &Layer) -> (Layer, Tensor<1>) {
     let x = layer.matrix.clone();
     let range = x.clone().max_dim(0).sub(x.clone().min_dim(0)); // 1 x D, exactly 0 if constant

@@ -8,7 +8,7 @@
 //! | [`optimizer`] | SGD / Adam / AdamW from burn-optim, with PyTorch's defaults made explicit |
 //! | [`network`] | [`Network`]: what training needs of a model; every repsim model has it |
 //! | [`observe`] | what the Tracker and [`compare()`] observe: a closure returning named tensors, or a [`Network`] |
-//! | [`compare`] | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
+//! | [`compare`](mod@compare) | [`compare()`]: minibatch CKA of two models' layers on the same inputs, in memory |
 //! | [`probing`] | the one probing path: [`probing::probe_batches`], [`probing::layers_of`] and [`probing::comparison_pass`], which feeds the comparison driver batch by batch (compare, the Tracker, the experiments, `repsim compare` on weights and runs) |
 //! | [`device`] | choosing the device: `auto` (a hardware GPU through wgpu, else flex), `flex`, `wgpu`, `vulkan` |
 //! | [`datasets`] | the data of a run and its epoch order, fixed by (seed, epoch) |

@@ -54,13 +54,13 @@ impl PairMatrices {
     }
 
     /// Centred RBF Grams with the median bandwidth times `threshold` (RBF CKA's own
-    /// [`crate::measures::cka::kernel_cka::centred_rbf_row`]).
+    /// `crate::measures::cka::kernel_cka::centred_rbf_row`).
     pub fn rbf(layers: &[Layer], threshold: f64, estimator: HsicEstimator) -> Result<Self> {
         Self::from_grams(layers, |layer| centred_rbf_row(layer, threshold, estimator))
     }
 
     /// RDMs as symmetric `m x m` matrices (zero diagonal) of RSA's own standardised upper
-    /// triangles ([`crate::measures::rsa::prepared`]: ranked for Spearman and rho-a, unit norm or rho-a's
+    /// triangles (`crate::measures::rsa::prepared`: ranked for Spearman and rho-a, unit norm or rho-a's
     /// scale), each entry over
     /// `sqrt 2` (it appears twice), so that their inner product is RSA's correlation.
     /// Every comparison but tau-a (whose null is recomputed draw by draw).

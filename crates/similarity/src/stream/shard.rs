@@ -25,7 +25,7 @@
 //!
 //! Each shard reads only its own rows of the input files ([`RowSource`]), one batch at a
 //! time, so the memory of a shard (and of an unsharded streaming comparison,
-//! [`stream_minibatch_cka`]) is one batch of every layer, whatever the files' size.
+//! [`stream_statistics`]) is one batch of every layer, whatever the files' size.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

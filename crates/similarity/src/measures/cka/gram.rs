@@ -70,7 +70,7 @@ pub fn split_k_chunks(m: usize, d: usize) -> usize {
 /// result `g x m x m`, from one batched matmul. burn-flex runs one matrix of a batched matmul
 /// per thread, so a stack of layers too narrow for [`gram`]'s split (below 4 chunks of 2,048
 /// features) keeps every core on a product of its own. Measured on flex, 2 cores, 4 layers of
-/// `256 x D` (`examples/gram_throughput.rs`): 1.5-2x faster than 4 [`gram`] calls at 1,024 to
+/// `256 x D` (`benches/gram_throughput.rs`): 1.5-2x faster than 4 [`gram`] calls at 1,024 to
 /// 4,096 features. Wider layers are faster through [`gram`]: its chunks of a layer are a
 /// strided view, while chunking a stack needs a copy, and a product with 8,192 features or more
 /// per matrix runs at about half the rate of one with 2,048 (4 stacked `256 x 8192` Grams: 32

@@ -425,7 +425,7 @@ pub fn gram_phase_flops(m: usize, d: usize, blocks: usize) -> f64 {
 /// The default number of row blocks of the Gram's lower triangle for a batch of `m`: 1, the
 /// full Gram in one matmul. The triangle does 5/8 of the FLOPs with 4 blocks, but on burn's flex
 /// backend the narrow panel matmuls run at under half the rate of one square one, so it was
-/// slower at every width measured (`examples/gram_throughput.rs`); it stays available through
+/// slower at every width measured (`benches/gram_throughput.rs`); it stays available through
 /// [`MinibatchCka::with_triangle_blocks`] for devices where small matmuls are efficient.
 pub fn default_triangle_blocks(_m: usize) -> usize {
     1
