@@ -12,7 +12,9 @@
 //! Without it (`default-features = false`) the library pulls in none of those.
 //!
 //! The library prints nothing: progress and warnings go through the `log` facade (installed by
-//! the binary and the examples as [`logging::StdLogger`]) and warnings are also returned.
+//! the binary and the examples as [`logging::StdLogger`], at the verbosity of `repsim -q`/`-v`)
+//! and warnings are also returned. With `cli`, `allocator` keeps freed memory for reuse (the
+//! allocator settings of the binary).
 
 #[cfg(feature = "cli")]
 pub mod allocator;

@@ -11,7 +11,9 @@
 //! with three scales, `--smoke` for CI, the default for a 2-core CPU, `--full` for a GPU; the
 //! networks it trains; its analysis, figures and summary), and [`run`] trains (reusing complete
 //! runs and resuming interrupted ones in the output directory), analyses, and writes
-//! `results.json` (with provenance) and `summary.md`. Each is run by `cargo run --example NAME`
+//! `results.json` (with provenance) and `summary.md`, as a plan of cells ([`cells`]: each
+//! training and analysis part a cell that can run apart; [`slurm`]: the batch scripts that run
+//! them on a cluster). Each is run by `cargo run --example NAME`
 //! and by `repsim experiment NAME` with the same flags ([`ExperimentArgs`]); [`run_named`]
 //! picks one by name. Block structure and rank correlation live in [`analysis`], the
 //! resampling statistics of the findings in [`statistics`], drawing the Tracker's tables in

@@ -14,6 +14,8 @@
 //!   (safetensors).
 //! - [`ModelSpec`] / [`AnyModel`] / [`Description`]: every family behind one type, and what
 //!   `repsim describe` prints.
+//! - [`kernels`]: repsim's own flex kernels the models call (convolution and batch norm with
+//!   their autodiff backward; burn's ops on every other backend, and with `REPSIM_KERNELS=burn`).
 //!
 //! ```
 //! use burn::tensor::{Device, Distribution, Tensor};

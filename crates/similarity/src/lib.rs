@@ -24,6 +24,7 @@
 //! | [`matrix`] | [`SimilarityMatrix`], the JSON the CLI, viz and tests share (from `repsim-results`) |
 //! | [`layer`] | [`Layer`], a layer's activations as examples x features on the device |
 //! | [`error`] | the crate's one error type, naming the file, layer or value |
+//! | [`testing`] | seeded random matrices and reference computations the tests (and downstream tests) share |
 //!
 //! The modules are also at the flat paths of earlier versions (`repsim_similarity::linear_cka`,
 //! `::files`, `::shard`, ...), re-exported.

@@ -22,6 +22,7 @@
 //! | [`progress`] | indicatif progress bars |
 //! | [`tracker`] | [`Tracker`]: layers during training; convergence tables (Raghu et al. 2017) |
 //! | `burn_train` | (feature `burn-train`) the Tracker inside burn-train's `SupervisedTraining` |
+//! | [`error`] | the crate's one error type, naming the run directory, file or value |
 //!
 //! A run directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, the final weights
 //! `model.bpk` and, with tracking, `track/`.
