@@ -327,14 +327,7 @@ impl Inputs {
             || is_run_dir(&args.a)
             || is_run_dir(&args.b)
         {
-            match probe_models(args, device, ProbeUse::Gather)? {
-                Probed::Layers(a, b) => (a, b),
-                Probed::Compared(..) => {
-                    return Err(CliError::Failure(
-                        "the probes compared where they were asked to gather".into(),
-                    ))
-                }
-            }
+            probe_models(args, device, GatherLayers)?
         } else {
             let (a, b) = std::thread::scope(|scope| {
                 let b = (!same_input).then(|| scope.spawn(|| load(&args.b)));
@@ -499,13 +492,8 @@ fn probed(
     selected: &crate::device::SelectedDevice,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    let Probed::Compared(results, [(layers_a, shapes_a), (layers_b, shapes_b)]) =
-        probe_models(args, &selected.device, ProbeUse::Compare(measures))?
-    else {
-        return Err(CliError::Failure(
-            "the probes gathered where they were asked to compare".into(),
-        ));
-    };
+    let (results, [(layers_a, shapes_a), (layers_b, shapes_b)]) =
+        probe_models(args, &selected.device, CompareLayers(measures))?;
     let names = measures
         .iter()
         .map(|m| m.name())
@@ -789,11 +777,11 @@ fn is_weights(path: &Path) -> bool {
 /// `args.model` on the first `args.count` test images of `args.data`, or two runs' final
 /// models on the first `args.count` images of their common test split), each probed on the
 /// device with the images normalised as it was trained, and put to `what`.
-fn probe_models(
+fn probe_models<U: ProbeUse>(
     args: &CompareArgs,
     device: &burn::tensor::Device,
-    what: ProbeUse<'_>,
-) -> Result<Probed, CliError> {
+    what: U,
+) -> Result<U::Output, CliError> {
     if is_weights(&args.a) || is_weights(&args.b) {
         probe_weight_files(args, device, what)
     } else {
@@ -801,37 +789,76 @@ fn probe_models(
     }
 }
 
-/// What a comparison does with its two probed models.
-#[derive(Clone, Copy)]
-enum ProbeUse<'m> {
-    /// Gather every layer on the device (for what needs every example at once).
-    Gather,
-    /// Feed the comparison driver one batch at a time.
-    Compare(&'m [Measure]),
+/// What a comparison does with its two probed models: gather their layers
+/// ([`GatherLayers`]) or compare them batch by batch ([`CompareLayers`]).
+trait ProbeUse {
+    /// What it gives.
+    type Output;
+    /// Examples per probe batch.
+    fn batch_size(&self) -> usize;
+    /// Its work on probes `a` and `b` (`None`: B is A).
+    fn with<D: Dataset<repsim_data::ImageItem>>(
+        self,
+        a: &ProbeRun<'_, D>,
+        b: Option<&ProbeRun<'_, D>>,
+        conv: ConvMode,
+    ) -> Result<Self::Output, CliError>;
 }
 
-/// Two probed models, gathered or compared.
-enum Probed {
-    /// A's layers and B's (`None`: B is A), each with its shape before `--conv`.
-    Layers(ProbedLayers, Option<ProbedLayers>),
-    /// The matrices, and the layers' names and shapes (A, B).
-    Compared(Vec<SimilarityMatrix>, [(Vec<String>, Vec<Vec<usize>>); 2]),
-}
+/// Every layer of both models gathered on the device (for what needs every example at once),
+/// each with its shape before `--conv`: A's, and B's unless B is A.
+struct GatherLayers;
 
-/// `what` with probes `a` and `b` (`None`: B is A).
-fn use_probes<D: Dataset<repsim_data::ImageItem>>(
-    a: &ProbeRun<'_, D>,
-    b: Option<&ProbeRun<'_, D>>,
-    what: ProbeUse<'_>,
-    conv: ConvMode,
-) -> Result<Probed, CliError> {
-    let time = repsim_model::TimeReduction::Last;
-    match what {
-        ProbeUse::Gather => Ok(Probed::Layers(
+impl ProbeUse for GatherLayers {
+    type Output = (ProbedLayers, Option<ProbedLayers>);
+
+    fn batch_size(&self) -> usize {
+        100
+    }
+
+    fn with<D: Dataset<repsim_data::ImageItem>>(
+        self,
+        a: &ProbeRun<'_, D>,
+        b: Option<&ProbeRun<'_, D>>,
+        conv: ConvMode,
+    ) -> Result<Self::Output, CliError> {
+        let time = repsim_model::TimeReduction::Last;
+        Ok((
             a.device_layers(time, conv)?,
             b.map(|b| b.device_layers(time, conv)).transpose()?,
-        )),
-        ProbeUse::Compare(measures) => compare_probes(a, b, measures, conv),
+        ))
+    }
+}
+
+/// The measures fed one probe batch at a time to the comparison driver: the matrices, and
+/// the layers' names and shapes (A, B).
+struct CompareLayers<'m>(&'m [Measure]);
+
+/// Names and shapes of A's layers and of B's.
+type NamesAndShapes = [(Vec<String>, Vec<Vec<usize>>); 2];
+
+impl ProbeUse for CompareLayers<'_> {
+    type Output = (Vec<SimilarityMatrix>, NamesAndShapes);
+
+    /// Minibatch CKA's batch size when it is measured (its batches are the probe's), 100
+    /// otherwise.
+    fn batch_size(&self) -> usize {
+        self.0
+            .iter()
+            .find_map(|m| match m {
+                Measure::MinibatchCka { batch_size } => Some(*batch_size),
+                _ => None,
+            })
+            .unwrap_or(100)
+    }
+
+    fn with<D: Dataset<repsim_data::ImageItem>>(
+        self,
+        a: &ProbeRun<'_, D>,
+        b: Option<&ProbeRun<'_, D>>,
+        conv: ConvMode,
+    ) -> Result<Self::Output, CliError> {
+        compare_probes(a, b, self.0, conv)
     }
 }
 
@@ -842,7 +869,7 @@ fn compare_probes<D: Dataset<repsim_data::ImageItem>>(
     b: Option<&ProbeRun<'_, D>>,
     measures: &[Measure],
     conv: ConvMode,
-) -> Result<Probed, CliError> {
+) -> Result<(Vec<SimilarityMatrix>, NamesAndShapes), CliError> {
     let time = repsim_model::TimeReduction::Last;
     let bar = super::progress::bar(a.count as u64, "probing and comparing");
     let mut shapes: [Vec<(String, Vec<usize>)>; 2] = [Vec::new(), Vec::new()];
@@ -899,16 +926,16 @@ fn compare_probes<D: Dataset<repsim_data::ImageItem>>(
     } else {
         a_side.clone()
     };
-    Ok(Probed::Compared(matrices, [a_side, b_side]))
+    Ok((matrices, [a_side, b_side]))
 }
 
 /// Two weight files of the architecture of `args.model` on the first `args.count` test
 /// images of `args.data`.
-fn probe_weight_files(
+fn probe_weight_files<U: ProbeUse>(
     args: &CompareArgs,
     device: &burn::tensor::Device,
-    what: ProbeUse<'_>,
-) -> Result<Probed, CliError> {
+    what: U,
+) -> Result<U::Output, CliError> {
     for path in [&args.a, &args.b] {
         if !is_weights(path) {
             return Err(CliError::Input(format!(
@@ -954,7 +981,7 @@ fn probe_weight_files(
         dataset: &dataset,
         batcher,
         count: args.count,
-        batch_size: probe_batch_size(what),
+        batch_size: what.batch_size(),
         probe: &args.probe,
         device,
     };
@@ -962,22 +989,7 @@ fn probe_weight_files(
     let probe_b = b
         .as_ref()
         .map(|(model, batcher)| run(model, batcher.clone()));
-    use_probes(&probe_a, probe_b.as_ref(), what, args.conv)
-}
-
-/// Examples per probe batch: minibatch CKA's batch size when it is measured (its batches are
-/// the probe's), 100 otherwise.
-fn probe_batch_size(what: ProbeUse<'_>) -> usize {
-    match what {
-        ProbeUse::Compare(measures) => measures
-            .iter()
-            .find_map(|m| match m {
-                Measure::MinibatchCka { batch_size } => Some(*batch_size),
-                _ => None,
-            })
-            .unwrap_or(100),
-        ProbeUse::Gather => 100,
-    }
+    what.with(&probe_a, probe_b.as_ref(), args.conv)
 }
 
 /// Whether `path` is a run directory of `repsim train`.
@@ -987,11 +999,11 @@ fn is_run_dir(path: &Path) -> bool {
 
 /// Two runs' final models on the first `args.count` images of their common test split. Both
 /// must have been trained on the same test data.
-fn probe_runs(
+fn probe_runs<U: ProbeUse>(
     args: &CompareArgs,
     device: &burn::tensor::Device,
-    what: ProbeUse<'_>,
-) -> Result<Probed, CliError> {
+    what: U,
+) -> Result<U::Output, CliError> {
     use repsim_train::datasets::RunData;
     let (a, b, count) = (&args.a, &args.b, args.count);
     let (record_a, record_b) = run_records(a, b, count)?;
@@ -1034,7 +1046,7 @@ fn probe_runs(
         dataset: test,
         batcher,
         count,
-        batch_size: probe_batch_size(what),
+        batch_size: what.batch_size(),
         probe: &args.probe,
         device,
     };
@@ -1042,7 +1054,7 @@ fn probe_runs(
     let probe_b = side_b
         .as_ref()
         .map(|(test, model, batcher)| run(&**test, model, batcher.clone()));
-    use_probes(&probe_a, probe_b.as_ref(), what, args.conv)
+    what.with(&probe_a, probe_b.as_ref(), args.conv)
 }
 
 /// The records of two finished runs trained on the same data (so their test images are the
