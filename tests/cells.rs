@@ -380,3 +380,53 @@ fn a_plan_submitted_to_slurm_gives_the_single_process_results() {
         assert!(log.contains(&format!("cell {cell}:")), "{log}");
     }
 }
+
+/// Every configuration the book documents (`examples/configs/NAME_*.json`) is a valid
+/// configuration of its experiment: its plan is made (and nothing written), and the bottom_up
+/// ones plan the networks and seeds they say.
+#[test]
+fn every_documented_config_plans() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root.join("examples/configs"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let name = [
+            "wide_vs_deep",
+            "bottom_up",
+            "memorize_vs_generalize",
+            "resnet_depths",
+        ]
+        .into_iter()
+        .find(|n| file.starts_with(n))
+        .unwrap_or_else(|| panic!("{file} names no experiment"));
+        let out = dir.path().join(&file);
+        let o = repsim(&[
+            "experiment",
+            name,
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--plan",
+        ]);
+        assert!(
+            o.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!out.exists(), "{file}: --plan wrote {}", out.display());
+        let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let cells = plan["cells"].as_array().unwrap().len();
+        if file == "bottom_up_every_epoch.json" || file == "bottom_up_every_20_steps.json" {
+            // One seed of three networks, the analysis and the report.
+            assert_eq!(cells, 5, "{file}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "only {seen} configurations");
+}

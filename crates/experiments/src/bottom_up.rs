@@ -98,8 +98,10 @@ impl BottomUpConfig {
                 resnet_depth: 14,
                 lstm: (64, 3),
                 reach: 0.9,
-                seeds: 1,
-                track_every_steps: None,
+                // Three seeds, observed every 20 optimisation steps (49 observations over
+                // 948 steps), where the layers converge: about 4.5 minutes a seed here.
+                seeds: 3,
+                track_every_steps: Some(20),
             },
             Scale::Full => BottomUpConfig {
                 side: 32,
