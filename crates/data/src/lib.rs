@@ -22,8 +22,9 @@
 //! // The built-in shapes: item i of a split is a pure function of (seed, split, i).
 //! let train = ShapesConfig::new().with_side(16).with_train_len(20).init(Split::Train)?;
 //! assert_eq!(train.len(), 20);
-//! assert!(train.get(3).unwrap().label < SHAPE_CLASSES.len());
-//! # Ok::<(), repsim_data::DataError>(())
+//! let item = train.get(3)?;
+//! assert!(item.label < SHAPE_CLASSES.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod batcher;

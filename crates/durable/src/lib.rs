@@ -20,12 +20,12 @@
 //!
 //! ```
 //! let dir = std::env::temp_dir().join(format!("repsim-durable-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("summary.md");
 //! repsim_durable::write_bytes(&path, b"# results\n")?; // the old file, or this one: never half
-//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "# results\n");
-//! # std::fs::remove_dir_all(&dir).unwrap();
-//! # Ok::<(), repsim_durable::DurableError>(())
+//! assert_eq!(std::fs::read_to_string(&path)?, "# results\n");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod lock;

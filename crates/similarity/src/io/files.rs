@@ -224,16 +224,16 @@ fn read_npz(path: &Path) -> Result<Vec<HostLayer>> {
     Ok(layers)
 }
 
-/// Parses a `.npy` stream of at most `size` bytes: header by `npyz`, then the data in one
-/// read. The declared shape is checked against `size` and the machine's memory before any
-/// allocation, so a forged header is an error, not an abort.
-fn read_npy_stream(
-    mut reader: impl Read,
-    name: String,
-    size: u64,
-) -> std::result::Result<HostLayer, String> {
-    let header =
-        NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a valid .npy file: {e}"))?;
+/// What an activation array's `.npy` header declares: float32 or float64 and its byte order,
+/// and a shape of rank >= 2 without an empty dimension (anything else is refused by name).
+pub(crate) struct NpyLayout {
+    pub(crate) is_f64: bool,
+    pub(crate) little_endian: bool,
+    pub(crate) shape: Vec<usize>,
+}
+
+/// The layout of `header`, or why it is not an activation array.
+pub(crate) fn activation_layout(header: &NpyHeader) -> std::result::Result<NpyLayout, String> {
     let (is_f64, little_endian) = match header.dtype() {
         DType::Plain(ts)
             if ts.type_char() == TypeChar::Float && matches!(ts.size_field(), 4 | 8) =>
@@ -269,6 +269,28 @@ fn read_npy_stream(
     if shape.contains(&0) {
         return Err(format!("array of shape {shape:?} is empty"));
     }
+    Ok(NpyLayout {
+        is_f64,
+        little_endian,
+        shape,
+    })
+}
+
+/// Parses a `.npy` stream of at most `size` bytes: header by `npyz`, then the data in one
+/// read. The declared shape is checked against `size` and the machine's memory before any
+/// allocation, so a forged header is an error, not an abort.
+fn read_npy_stream(
+    mut reader: impl Read,
+    name: String,
+    size: u64,
+) -> std::result::Result<HostLayer, String> {
+    let header =
+        NpyHeader::from_reader(&mut reader).map_err(|e| format!("not a valid .npy file: {e}"))?;
+    let NpyLayout {
+        is_f64,
+        little_endian,
+        shape,
+    } = activation_layout(&header)?;
     let item_bytes = if is_f64 { 8 } else { 4 };
     let data_bytes = shape
         .iter()

@@ -25,12 +25,14 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use npyz::{DType, NpyHeader, Order, TypeChar};
+use npyz::{NpyHeader, Order};
 /// The streaming hash [`RowSource::read_rows_hashed`] feeds (xxh3, 64 bits).
 pub use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Result, SimilarityError};
-use crate::io::files::{activation_path, check_same_count, ActivationPath, HostLayer};
+use crate::io::files::{
+    activation_layout, activation_path, check_same_count, ActivationPath, HostLayer, NpyLayout,
+};
 
 /// Where a layer's data lives.
 enum Location {
@@ -521,32 +523,11 @@ fn parse_header(reader: &mut impl Read) -> std::result::Result<ParsedHeader, Str
     whole.extend_from_slice(&dict);
     let header = NpyHeader::from_reader(&mut whole.as_slice())
         .map_err(|e| format!("not a valid .npy file: {e}"))?;
-    let (is_f64, little_endian) = match header.dtype() {
-        DType::Plain(ts)
-            if ts.type_char() == TypeChar::Float && matches!(ts.size_field(), 4 | 8) =>
-        {
-            (
-                ts.size_field() == 8,
-                ts.endianness() != npyz::Endianness::Big,
-            )
-        }
-        other => {
-            return Err(format!(
-                "unsupported dtype {}: activations must be float32 or float64",
-                other.descr()
-            ))
-        }
-    };
-    let shape: Vec<usize> = header
-        .shape()
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("dimension {d} is too large")))
-        .collect::<std::result::Result<_, _>>()?;
-    if shape.len() < 2 || shape.contains(&0) {
-        return Err(format!(
-            "array of shape {shape:?}: activations need rank >= 2 (examples x features), none empty"
-        ));
-    }
+    let NpyLayout {
+        is_f64,
+        little_endian,
+        shape,
+    } = activation_layout(&header)?;
     Ok(ParsedHeader {
         shape,
         is_f64,

@@ -89,6 +89,26 @@ pub enum ShortLastBatch {
     Count,
 }
 
+/// Refuses the measures that need every example at once, each with its reason: they cannot
+/// `be_done` ("be computed batch by batch", "be sharded"); minibatch CKA and the feature-space
+/// measures can.
+pub fn refuse_unstreamable(measures: &[Measure], be_done: &str) -> Result<()> {
+    let refused: Vec<String> = measures
+        .iter()
+        .filter_map(|m| why_not_streamable(m).map(|why| format!("{} {why}", m.name())))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(SimilarityError::InvalidParameter {
+        name: "--metric",
+        message: format!(
+            "{}, so cannot {be_done}: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
+            refused.join("; ")
+        ),
+    })
+}
+
 /// Minibatch CKA's running sums.
 struct MinibatchSums {
     cka: MinibatchCka,
@@ -184,19 +204,7 @@ impl Comparison {
             });
         }
         if mode == WholeData::Stream {
-            let refused: Vec<String> = measures
-                .iter()
-                .filter_map(|m| why_not_streamable(m).map(|why| format!("{} {why}", m.name())))
-                .collect();
-            if !refused.is_empty() {
-                return Err(SimilarityError::InvalidParameter {
-                    name: "--metric",
-                    message: format!(
-                        "{}, so cannot be computed batch by batch: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
-                        refused.join("; ")
-                    ),
-                });
-            }
+            refuse_unstreamable(measures, "be computed batch by batch")?;
         }
         let minibatch = measures.iter().find_map(|m| match m {
             Measure::MinibatchCka { batch_size } => Some(MinibatchSums {

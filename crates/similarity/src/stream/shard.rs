@@ -42,7 +42,7 @@ use crate::measures::cca::{CcaMeasure, PwccaConvention, SvdReduction};
 use crate::measures::cka::hsic::HsicEstimator;
 use crate::measures::cka::minibatch::check_batch_size;
 use crate::measures::cka::minibatch::{MinibatchCka, MinibatchCkaState};
-use crate::stream::comparison::{uses_covariance, why_not_streamable, Comparison, WholeData};
+use crate::stream::comparison::{refuse_unstreamable, uses_covariance, Comparison, WholeData};
 use crate::stream::covariance_stream::{CovarianceAccumulator, CovarianceState};
 use repsim_results::Measure;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -363,20 +363,7 @@ impl CompareState {
 /// Refuses measures that cannot be sharded, each with its reason, naming minibatch CKA and the
 /// feature-space measures that can.
 pub fn check_shardable(measures: &[Measure]) -> Result<()> {
-    let refused: Vec<String> = measures
-        .iter()
-        .filter_map(|m| why_not_streamable(m).map(|why| format!("{} {why}", m.name())))
-        .collect();
-    if refused.is_empty() {
-        return Ok(());
-    }
-    Err(SimilarityError::InvalidParameter {
-        name: "--metric",
-        message: format!(
-            "{}, so cannot be sharded: use minibatch_cka (or linear_cka, cca, svcca, pwcca, procrustes)",
-            refused.join("; ")
-        ),
-    })
+    refuse_unstreamable(measures, "be sharded")
 }
 
 /// What a pass over some minibatches accumulated.
