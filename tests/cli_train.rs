@@ -618,3 +618,87 @@ fn weights_compare_on_the_device_as_their_activation_files_do() {
     assert!(said.contains("probed batch by batch"), "{said}");
     assert_eq!(values(&from_runs), values(&from_files));
 }
+
+/// One tiny training's numbers, pinned: the same on every x86-64 CPU with AVX2 (the book's
+/// *Results across CPUs*: burn's cross-entropy used to sum its rows in an order that follows
+/// the CPU's SIMD width). Made on an AVX-512 Xeon and checked under QEMU's emulation of a
+/// Haswell CPU (`tests/cross_cpu/avx2_vs_native.sh`, the same flags); a CI machine of another
+/// kind that gets other numbers fails here. x86-64 only: other architectures' SIMD (NEON) and
+/// their matrix kernels are not claimed to agree.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_short_training_gives_the_stored_numbers() {
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        eprintln!("skipped: this CPU has no AVX2 and FMA, for which the numbers are pinned");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "-q",
+        "train",
+        "--model",
+        "resnet",
+        "--depth",
+        "8",
+        "--data",
+        "shapes",
+        "--side",
+        "16",
+        "--train-count",
+        "256",
+        "--test-count",
+        "64",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--device",
+        "flex",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    common::ok(common::repsim_with_env(
+        &args,
+        &[("REPSIM_KERNELS", "repsim")],
+    ));
+    // (train_loss, train_accuracy, test_loss, test_accuracy, lr) of epochs 1 and 2.
+    let pinned = [
+        (
+            2.3621687293052673,
+            0.109375,
+            2.3082010746002197,
+            0.0625,
+            0.03056302334890786,
+        ),
+        (
+            2.2898916602134705,
+            0.12890625,
+            2.3096861839294434,
+            0.125,
+            0.0,
+        ),
+    ];
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let got: Vec<(f64, f64, f64, f64, f64)> = lines
+        .lines()
+        .map(|line| {
+            let m: serde_json::Value = serde_json::from_str(line).unwrap();
+            let f = |k: &str| m[k].as_f64().unwrap();
+            (
+                f("train_loss"),
+                f("train_accuracy"),
+                f("test_loss"),
+                f("test_accuracy"),
+                f("lr"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, pinned,
+        "a short training's numbers moved (see the book's notes)"
+    );
+}

@@ -6,7 +6,9 @@
 # SIMD path that run-time dispatch picks on such machines), then compares the two runs'
 # metrics.jsonl digit for digit. Needs qemu-user (Debian: apt-get install qemu-user; QEMU 7.2
 # or later emulates AVX2) and a built repsim (cargo build). The emulated run takes about 5
-# minutes on 2 cores. Exit 0 when the runs agree, 1 when they differ (the lines are shown).
+# minutes on 2 cores. Exit 0 when the runs agree (they do since repsim computes the
+# cross-entropy itself: see the book's notes, "Results across CPUs"), 1 when they differ (the
+# lines are shown).
 #
 #   tests/cross_cpu/avx2_vs_native.sh [PATH/TO/repsim]
 set -euo pipefail

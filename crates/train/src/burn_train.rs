@@ -34,7 +34,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use burn::module::{Module, ModuleDisplay};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::store::ModuleRecord;
 use burn_train::checkpoint::{Checkpointer, CheckpointerError};
 use burn_train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -45,6 +44,7 @@ use burn_train::renderer::{
 };
 use burn_train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use repsim_data::ImageBatch;
+use repsim_model::kernels::cross_entropy;
 use repsim_model::{Activations, ModelError, Probe};
 
 use crate::error::{Result, TrainError};
@@ -214,14 +214,11 @@ impl<M: Network + ModuleDisplay> Supervised<M> {
     }
 
     fn classify(&self, batch: ImageBatch) -> ClassificationOutput {
-        let device = batch.images.device();
         let logits = self
             .model
             .logits(Inputs::Images(batch.images))
             .unwrap_or_else(|e| panic!("repsim Supervised: {e}"));
-        let loss = CrossEntropyLossConfig::new()
-            .init(&device)
-            .forward(logits.clone(), batch.targets.clone());
+        let loss = cross_entropy(logits.clone(), batch.targets.clone());
         ClassificationOutput {
             loss,
             output: logits,

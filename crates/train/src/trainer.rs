@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
+use repsim_model::kernels::cross_entropy;
 use repsim_model::{load_weights, save_weights, ModelSpec};
 
 use crate::checkpoint::{
@@ -179,11 +179,9 @@ struct State<M> {
     step: usize,
 }
 
-/// What a run uses every epoch: the autodiff device it trains on and the two losses.
+/// What a run uses every epoch: the autodiff device it trains on.
 struct Tools {
     train_device: Device,
-    train_loss: CrossEntropyLoss,
-    eval_loss: CrossEntropyLoss,
 }
 
 /// One epoch's training: its sums and counts, the last learning rate, and when it started.
@@ -229,11 +227,7 @@ impl Loop<'_> {
             None => None,
         };
         let train_device = self.options.device.clone().autodiff();
-        let tools = Tools {
-            train_loss: CrossEntropyLossConfig::new().init(&train_device),
-            eval_loss: CrossEntropyLossConfig::new().init(&self.options.device),
-            train_device,
-        };
+        let tools = Tools { train_device };
         let last_epoch = self
             .options
             .stop_after
@@ -320,8 +314,7 @@ impl Loop<'_> {
             self.train_epoch(state, epoch, tools, &progress, hook.as_deref_mut())?;
         progress.phase("evaluating");
         let eval = state.model.valid();
-        let (test_loss, test_accuracy) =
-            evaluate(&eval, self.data, &tools.eval_loss, &self.options.device)?;
+        let (test_loss, test_accuracy) = evaluate(&eval, self.data, &self.options.device)?;
         // A divergence in the epoch's last steps shows only here: never save it.
         check_finite(&eval, epoch, test_loss)?;
         state.metrics.push(EpochMetrics {
@@ -394,7 +387,7 @@ impl Loop<'_> {
                     .schedule
                     .lr_at(state.step, steps_per_epoch, config.epochs, config.lr);
             let logits = state.model.logits(inputs)?;
-            let loss = tools.train_loss.forward(logits.clone(), targets.clone());
+            let loss = cross_entropy(logits.clone(), targets.clone());
             let correct = logits
                 .detach()
                 .argmax(1)
@@ -510,12 +503,7 @@ fn read_pending(
 
 /// Test loss and accuracy of `eval` (validation mode: batch-norm running statistics), inputs on
 /// the plain device.
-fn evaluate<M: Network>(
-    eval: &M,
-    data: &RunData,
-    loss_fn: &burn::nn::loss::CrossEntropyLoss,
-    device: &Device,
-) -> Result<(f64, f64)> {
+fn evaluate<M: Network>(eval: &M, data: &RunData, device: &Device) -> Result<(f64, f64)> {
     let mut losses = Vec::new();
     let mut corrects = Vec::new();
     let mut total = 0usize;
@@ -523,11 +511,7 @@ fn evaluate<M: Network>(
         let Batch { inputs, targets } = batch?;
         let m = targets.dims()[0];
         let logits = eval.logits(inputs)?;
-        losses.push(
-            loss_fn
-                .forward(logits.clone(), targets.clone())
-                .mul_scalar(m as f64),
-        );
+        losses.push(cross_entropy(logits.clone(), targets.clone()).mul_scalar(m as f64));
         corrects.push(logits.argmax(1).reshape([m]).equal(targets).float().sum());
         total += m;
     }
