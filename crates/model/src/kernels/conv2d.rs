@@ -168,11 +168,19 @@ impl Geometry {
     }
 }
 
-/// Zeroes columns `[lo, hi)` of every `width`-wide row of `row`.
+/// Zeroes columns `[lo, hi)` of every `width`-wide row of `row`. The usual range is one column
+/// (a 3x3 kernel's wrapped edge), zeroed by a store: `fill` called a `memset` per row, which was
+/// 4% of a ResNet-20 x2 training step on 16 px maps (the profile in the book's benchmarks).
 fn zero_columns(row: &mut [f32], width: usize, (lo, hi): (usize, usize)) {
-    if lo < hi {
+    if lo + 1 == hi {
         for r in row.chunks_exact_mut(width) {
-            r[lo..hi].fill(0.0);
+            r[lo] = 0.0;
+        }
+    } else if lo < hi {
+        for r in row.chunks_exact_mut(width) {
+            for v in &mut r[lo..hi] {
+                *v = 0.0;
+            }
         }
     }
 }
