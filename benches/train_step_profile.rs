@@ -4,7 +4,7 @@
 //! Each phase ends with a read-back of one value, so its work is done before the clock stops.
 //!
 //! ```text
-//! cargo run --example train_step_profile -- [--device flex] [--depth 20] [--side 32] [--batch 128] [--steps 10]
+//! cargo run --example train_step_profile -- [--device flex] [--depth 20] [--width 1] [--side 32] [--batch 128] [--steps 10]
 //! ```
 
 #[global_allocator]
@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use clap::Parser;
 use repsim::data::{ChannelStats, ImageBatcher, ShapesConfig, Split};
 use repsim::device::{select_device, DeviceChoice};
+use repsim::model::kernels::cross_entropy;
 use repsim::model::ResNetConfig;
 use repsim::train::network::force_initialisation;
 use repsim::train::optimizer::build_optimizer;
@@ -32,6 +32,9 @@ struct Args {
     /// CIFAR ResNet depth (6n+2).
     #[arg(long, default_value_t = 20)]
     depth: usize,
+    /// Width multiplier k (channels 16k, 32k, 64k).
+    #[arg(long, default_value_t = 1)]
+    width: usize,
     /// Image side.
     #[arg(long, default_value_t = 32)]
     side: usize,
@@ -61,8 +64,8 @@ fn main() -> std::process::ExitCode {
     let device = selected.device.clone();
     let train_device = device.clone().autodiff();
     println!(
-        "device: {selected}; ResNet-{} at {}x{}, batch {}",
-        args.depth, args.side, args.side, args.batch
+        "device: {selected}; ResNet-{} x{} at {}x{}, batch {}",
+        args.depth, args.width, args.side, args.side, args.batch
     );
     let shapes = ShapesConfig::new()
         .with_side(args.side)
@@ -76,7 +79,7 @@ fn main() -> std::process::ExitCode {
     };
     let batcher = ImageBatcher::new(ChannelStats::CIFAR10);
     train_device.seed(0);
-    let mut model = match ResNetConfig::cifar(args.depth, 1, 10).init(&train_device) {
+    let mut model = match ResNetConfig::cifar(args.depth, args.width, 10).init(&train_device) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -85,7 +88,6 @@ fn main() -> std::process::ExitCode {
     };
     force_initialisation(&model);
     let mut optimizer = build_optimizer(&OptimizerConfig::sgd());
-    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
     let (mut data_t, mut forward_t, mut backward_t, mut step_t) = (vec![], vec![], vec![], vec![]);
     for step in 0..args.steps + 2 {
         let t = Instant::now();
@@ -96,7 +98,7 @@ fn main() -> std::process::ExitCode {
         let t_data = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let loss = loss_fn.forward(model.forward(batch.images), batch.targets);
+        let loss = cross_entropy(model.forward(batch.images), batch.targets);
         let _ = loss.clone().into_scalar::<f32>();
         let t_forward = t.elapsed().as_secs_f64();
 

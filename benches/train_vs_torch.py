@@ -66,11 +66,12 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--side", type=int, default=32)
     p.add_argument("--depth", type=int, default=20)
+    p.add_argument("--width", type=int, default=1)
     p.add_argument("--steps", type=int, default=20)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = ResNet(a.depth)
+    model = ResNet(a.depth, a.width)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(a.batch, 3, a.side, a.side)
     y = torch.randint(0, 10, (a.batch,))
@@ -100,7 +101,7 @@ def main():
             model(x)
 
     inference = timed(infer)
-    print(f"pytorch {torch.__version__}, {a.threads} threads, ResNet-{a.depth}, {a.side}x{a.side}, batch {a.batch}: "
+    print(f"pytorch {torch.__version__}, {a.threads} threads, ResNet-{a.depth} x{a.width}, {a.side}x{a.side}, batch {a.batch}: "
           f"training {train:.0f} images/s, inference {inference:.0f} images/s")
 
 
