@@ -212,13 +212,22 @@ impl Figure for HeatmapGrid<'_> {
         let (width, height) = (width as f64, height as f64);
         let range = paint::value_range(self.matrices(), self.range)?;
         let pad = 8.0 * pt;
-        let title_font = paint::font(13.0 * pt, true);
         let header_font = paint::font(10.0 * pt, true);
         let caption_font = paint::font(8.0 * pt, false);
         let colorbar_font = paint::font(8.0 * pt, false);
 
         let mut top = pad;
         if let Some(title) = &self.title {
+            // A title wider than a narrow grid (one column) is set smaller rather than cut off.
+            let full = 13.0 * pt;
+            let title_width = paint::text_size(area, title, &paint::font(full, true))?.0;
+            let room = width - 2.0 * pad;
+            let size = if title_width > room {
+                full * room / title_width
+            } else {
+                full
+            };
+            let title_font = paint::font(size, true);
             paint::draw_text(
                 area,
                 title,

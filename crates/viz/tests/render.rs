@@ -446,3 +446,41 @@ fn save_writes_png_and_svg_by_extension() {
         .collect();
     assert_eq!(names.len(), 2, "no temporary files remain: {names:?}");
 }
+
+/// A one-column grid's title longer than the figure is set smaller, not cut at the edges (the
+/// training-set-size figure of a single-width run had its title cut off).
+#[test]
+fn a_long_title_fits_a_one_column_grid() {
+    let a = known();
+    let panels = (0..3)
+        .map(|_| {
+            Some(GridPanel {
+                matrix: &a,
+                caption: None,
+            })
+        })
+        .collect();
+    let mut grid = HeatmapGrid::new(panels, 3, 1);
+    grid.title = Some(
+        "ResNet-56: minibatch CKA within each model, by training-set size (a long title)".into(),
+    );
+    let png = render_png(&grid).unwrap();
+    if let Ok(dir) = std::env::var("REPSIM_RENDER_DIR") {
+        std::fs::write(format!("{dir}/long_title.png"), &png).unwrap();
+    }
+    let image = decode(&png);
+    let (w, _) = image.dimensions();
+    // The title's band: nothing dark in the first or the last 12 columns.
+    let band = 60;
+    assert_eq!(
+        dark_pixels(&image, (0, 0, 12, band)),
+        0,
+        "title cut at the left edge"
+    );
+    assert_eq!(
+        dark_pixels(&image, (w - 12, 0, w, band)),
+        0,
+        "title cut at the right edge"
+    );
+    assert!(dark_pixels(&image, (0, 0, w, band)) > 0, "no title drawn");
+}
