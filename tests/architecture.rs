@@ -9,15 +9,14 @@
 //!   burn crate (it draws results without compiling burn); the library builds without clap,
 //!   ctrlc and mimalloc (they are optional, behind the `cli` feature).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The checkout under test, read at run time (a test binary reused by another checkout checks
-/// that checkout's sources).
+/// The checkout under test (its sources, not the ones this binary was built from).
 fn root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    common::checkout()
 }
 
 /// Every `.rs` file under `dir`, with its module path relative to the crate root (`lib.rs`,

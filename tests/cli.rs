@@ -15,13 +15,7 @@ use serde_json::Value;
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("REPSIM_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            // Read at run time: a test binary reused by another checkout reads its fixtures.
-            std::env::var_os("CARGO_MANIFEST_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-                .join("tests/fixtures")
-        });
+        .unwrap_or_else(|| common::checkout().join("tests/fixtures"));
     assert!(
         dir.join("kornblith_demo_x.npy").is_file(),
         "fixtures not found in {}",

@@ -78,15 +78,25 @@ fn train_args<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a s
     args_with(SMALL, out, epochs, extra)
 }
 
-/// SMALL with `--resume`, width 16 and 4,000 training images: long enough (about 0.3 s per
-/// epoch here) for kills to land in every phase of an epoch.
-fn longer_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    let mut args = args_with(SMALL, out, epochs, &["--resume"]);
-    for (flag, value) in [("--width", "16"), ("--train-count", "4000")] {
-        let at = args.iter().position(|a| *a == flag).expect("SMALL sets it");
+/// `args` with the values of flags it already sets replaced.
+fn with_values<'a>(mut args: Vec<&'a str>, values: &[(&str, &'a str)]) -> Vec<&'a str> {
+    for (flag, value) in values {
+        let at = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("the base flags set {flag}"));
         args[at + 1] = value;
     }
     args
+}
+
+/// SMALL with `--resume`, width 16 and 4,000 training images: long enough (about 0.3 s per
+/// epoch here) for kills to land in every phase of an epoch.
+fn longer_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    with_values(
+        args_with(SMALL, out, epochs, &["--resume"]),
+        &[("--width", "16"), ("--train-count", "4000")],
+    )
 }
 
 fn metrics_lines(run: &Path) -> usize {
@@ -635,32 +645,16 @@ fn a_short_training_gives_the_stored_numbers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let args = [
-        "-q",
-        "train",
-        "--model",
-        "resnet",
-        "--depth",
-        "8",
-        "--data",
-        "shapes",
-        "--side",
-        "16",
-        "--train-count",
-        "256",
-        "--test-count",
-        "64",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "2",
-        "--seed",
-        "5",
-        "--device",
-        "flex",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    // The script's flags: RESNET8 on 256 training and 64 test images, batches of 64.
+    let out_arg = out.to_str().unwrap();
+    let args = with_values(
+        args_with(RESNET8, out_arg, "2", &[]),
+        &[
+            ("--train-count", "256"),
+            ("--test-count", "64"),
+            ("--batch-size", "64"),
+        ],
+    );
     common::ok(common::repsim_with_env(
         &args,
         &[("REPSIM_KERNELS", "repsim")],

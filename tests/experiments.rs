@@ -101,10 +101,7 @@ fn same_results(golden: &Value, got: &Value, path: &str, differences: &mut Vec<S
 /// experiments before the harness refactor (commit cf68d41, on flex). `REPSIM_BLESS=1`
 /// rewrites the golden file (for an intended change to training or to a measure).
 fn check_golden(name: &str, out: &Path) {
-    // Read at run time: a test binary reused by another checkout reads that checkout's files.
-    let golden_path = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
+    let golden_path = common::checkout()
         .join("tests/golden")
         .join(format!("{name}.smoke.json"));
     let mut got = results(out);

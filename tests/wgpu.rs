@@ -18,13 +18,7 @@ use repsim::similarity::{
 fn fixtures() -> PathBuf {
     std::env::var_os("REPSIM_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            // Read at run time: a test binary reused by another checkout reads its fixtures.
-            std::env::var_os("CARGO_MANIFEST_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-                .join("tests/fixtures")
-        })
+        .unwrap_or_else(|| common::checkout().join("tests/fixtures"))
 }
 
 /// The wgpu device, or `None` (the test returns at once) where there is no adapter and

@@ -3,6 +3,15 @@
 
 use std::process::{Command, Output};
 
+/// The checkout under test, read at run time: a test binary that cargo reuses for another
+/// checkout of the same target directory reads that checkout's files, not the ones it was built
+/// from.
+pub fn checkout() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Runs the `repsim` binary on flex with `args`.
 pub fn repsim(args: &[&str]) -> Output {
     repsim_with_env(args, &[])

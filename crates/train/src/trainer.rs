@@ -179,11 +179,6 @@ struct State<M> {
     step: usize,
 }
 
-/// What a run uses every epoch: the autodiff device it trains on.
-struct Tools {
-    train_device: Device,
-}
-
 /// One epoch's training: its sums and counts, the last learning rate, and when it started.
 struct EpochTotals {
     loss_sum: f64,
@@ -227,14 +222,13 @@ impl Loop<'_> {
             None => None,
         };
         let train_device = self.options.device.clone().autodiff();
-        let tools = Tools { train_device };
         let last_epoch = self
             .options
             .stop_after
             .unwrap_or(self.config.epochs)
             .min(self.config.epochs);
         for epoch in first_epoch..=last_epoch {
-            state = self.epoch(state, epoch, &tools, hook.as_mut())?;
+            state = self.epoch(state, epoch, &train_device, hook.as_mut())?;
         }
         let final_weights = self.final_weights(last_epoch)?;
         warnings.extend(hook.iter().flat_map(TrackHook::warnings));
@@ -305,13 +299,13 @@ impl Loop<'_> {
         &self,
         state: State<M>,
         epoch: usize,
-        tools: &Tools,
+        train_device: &Device,
         mut hook: Option<&mut TrackHook>,
     ) -> Result<State<M>> {
         let steps = steps_per_epoch(self.data.train_len(), self.config.batch_size);
         let progress = EpochProgress::new(self.options.progress, epoch, self.config.epochs, steps);
         let (mut state, totals) =
-            self.train_epoch(state, epoch, tools, &progress, hook.as_deref_mut())?;
+            self.train_epoch(state, epoch, train_device, &progress, hook.as_deref_mut())?;
         progress.phase("evaluating");
         let eval = state.model.valid();
         let (test_loss, test_accuracy) = evaluate(&eval, self.data, &self.options.device)?;
@@ -353,14 +347,13 @@ impl Loop<'_> {
         &self,
         mut state: State<M>,
         epoch: usize,
-        tools: &Tools,
+        device: &Device,
         progress: &EpochProgress,
         mut hook: Option<&mut TrackHook>,
     ) -> Result<(State<M>, EpochTotals)> {
         let config = self.config;
         let started = Instant::now();
         let steps_per_epoch = steps_per_epoch(self.data.train_len(), config.batch_size);
-        let device = &tools.train_device;
         device.seed(crate::datasets::epoch_seed(config.seed, epoch, 0x4445_5649));
         let batches = self
             .data
