@@ -175,6 +175,10 @@ fn bad_flags_and_directories_exit_2_before_training() {
         (train_args(out, "2", &["--optimizer", "rmsprop"]), "rmsprop"),
         (train_args(out, "2", &["--schedule", "linear"]), "schedule"),
         (
+            train_args(out, "2", &["--train-repeats", "0"]),
+            "--train-repeats must be at least 1",
+        ),
+        (
             train_args(out, "2", &["--random-labels", "2"]),
             "random-label",
         ),
@@ -695,4 +699,46 @@ fn a_short_training_gives_the_stored_numbers() {
         got, pinned,
         "a short training's numbers moved (see the book's notes)"
     );
+}
+
+/// `--train-repeats K`: each training image K times per epoch, so an epoch holds K times the
+/// images (and steps) while the images stay the first N; a run without it records no such
+/// field, so configs written before it stay equal on `--resume`.
+#[test]
+fn train_repeats_make_epochs_of_the_same_images_k_times_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let o = repsim(&train_args(out.to_str().unwrap(), "1", extra));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(out.join("config.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let once = record("once", &[]);
+    let thrice = record("thrice", &["--train-repeats", "3"]);
+    assert_eq!(once["train_examples"], 1200);
+    assert!(once["config"]["data"].get("train_repeats").is_none());
+    assert_eq!(thrice["train_examples"], 3600);
+    assert_eq!(thrice["config"]["data"]["train_repeats"], 3);
+    assert_eq!(thrice["config"]["data"]["train_count"], 1200);
+    // A language model's text is not repeated.
+    let o = repsim(&[
+        "train",
+        "--out",
+        dir.path().join("text").to_str().unwrap(),
+        "--model",
+        "lstm-lm",
+        "--data",
+        "text",
+        "--epochs",
+        "1",
+        "--train-repeats",
+        "2",
+        "--quiet",
+        "--device",
+        "flex",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not repeated"), "{err}");
 }

@@ -42,6 +42,10 @@ pub struct TrainDataArgs {
     /// Characters per window (language models).
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// Each training image K times per epoch (each copy augmented on its own): a small
+    /// training set trained in epochs of the usual length.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub train_repeats: usize,
 }
 
 impl TrainDataArgs {
@@ -61,6 +65,7 @@ impl TrainDataArgs {
             augment: !self.no_augment,
             data_seed: self.data_seed,
             window: self.window,
+            train_repeats: self.train_repeats,
         }
     }
 }

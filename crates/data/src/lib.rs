@@ -6,6 +6,7 @@
 //! - [`ShapesDataset`]: built-in synthetic shapes in 10 classes, generated on demand; the
 //!   default everywhere, since nothing can be downloaded at run time.
 //! - [`RandomLabels`]: a fraction of labels replaced by random ones, for memorisation.
+//! - [`Repeated`]: a small training set seen several times per epoch.
 //! - [`RowSequences`] and [`TextCorpus`]: sequences for RNN classifiers and language models.
 //! - [`Augmentation`] / [`Augmented`] and [`ChannelStats`]: CIFAR augmentation and
 //!   normalisation.
@@ -34,6 +35,7 @@ mod folder;
 mod item;
 mod probe;
 mod random_labels;
+mod repeated;
 mod rng;
 mod sequence;
 mod shapes;
@@ -50,6 +52,7 @@ pub use folder::{load_image, ImageFolder};
 pub use item::{ImageDataset, ImageItem, Split};
 pub use probe::ProbeSet;
 pub use random_labels::RandomLabels;
+pub use repeated::Repeated;
 pub use sequence::{RowSequences, SequenceItem, SyntheticText, TextCorpus, TextItem};
 pub use shapes::{ShapesConfig, ShapesDataset, SHAPE_CLASSES};
 pub use spec::{class_counts, AnyImageDataset, DataSpec};

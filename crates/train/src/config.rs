@@ -31,6 +31,20 @@ pub struct DataConfig {
     pub data_seed: u64,
     /// Characters per window of a language model's text.
     pub window: usize,
+    /// How many times each training image is seen per epoch (1: once). A training set of N
+    /// images repeated k times gives epochs of k x N images (each copy augmented on its own), so
+    /// a small set can be trained for as many steps as a large one with as few evaluations and
+    /// checkpoints per step. Images only. Left out of `config.json` when 1.
+    #[serde(default = "once", skip_serializing_if = "is_once")]
+    pub train_repeats: usize,
+}
+
+fn once() -> usize {
+    1
+}
+
+fn is_once(times: &usize) -> bool {
+    *times == 1
 }
 
 impl Default for DataConfig {
@@ -44,6 +58,7 @@ impl Default for DataConfig {
             augment: true,
             data_seed: 0,
             window: 64,
+            train_repeats: 1,
         }
     }
 }
@@ -236,6 +251,19 @@ impl TrainConfig {
             return Err(TrainError::BadConfig(
                 "train and test counts must be at least 1".into(),
             ));
+        }
+        if self.data.train_repeats == 0 {
+            return Err(TrainError::BadConfig(
+                "--train-repeats must be at least 1 (each image seen once per epoch), got 0".into(),
+            ));
+        }
+        if self.data.train_repeats > 1
+            && (self.data.dataset == "text" || self.data.dataset.starts_with("text="))
+        {
+            return Err(TrainError::BadConfig(format!(
+                "--train-repeats {} repeats training images; a language model's text is not repeated",
+                self.data.train_repeats
+            )));
         }
         self.optimizer.validate()?;
         self.schedule.validate(self.epochs)

@@ -14,7 +14,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use repsim_data::{
     AnyImageDataset, Augmentation, Augmented, ChannelStats, DataError, DataSpec, ImageBatcher,
-    ImageDataset, ImageItem, RandomLabels, ShapesConfig, Split, TextBatcher, TextCorpus, TextItem,
+    ImageDataset, ImageItem, RandomLabels, Repeated, ShapesConfig, Split, TextBatcher, TextCorpus,
+    TextItem,
 };
 
 use crate::config::DataConfig;
@@ -82,9 +83,10 @@ type Labelled = RandomLabels<FirstN<AnyImageDataset>>;
 
 /// An image run's data.
 pub struct ImageData {
-    /// What training batches are drawn from (augmented when asked).
+    /// What training batches are drawn from: the training split repeated
+    /// [`DataConfig::train_repeats`] times, augmented when asked.
     pub train: Arc<dyn Dataset<ImageItem>>,
-    augmented: Option<Arc<Augmented<Arc<Labelled>>>>,
+    augmented: Option<Arc<Augmented<Repeated<Arc<Labelled>>>>>,
     /// The training split with its labels (random where asked) and without augmentation.
     pub train_plain: Arc<Labelled>,
     /// The test split (true labels).
@@ -117,6 +119,12 @@ impl RunData {
     /// Opens the data `config` names; `seed` fixes the augmentation.
     pub fn open(config: &DataConfig, seed: u64) -> Result<Self> {
         if config.dataset == "text" || config.dataset.starts_with("text=") {
+            if config.train_repeats != 1 {
+                return Err(TrainError::BadConfig(format!(
+                    "train_repeats {} repeats training images; a language model's text is not repeated",
+                    config.train_repeats
+                )));
+            }
             return Self::open_text(config);
         }
         let spec: DataSpec = config.dataset.parse()?;
@@ -144,15 +152,16 @@ impl RunData {
             config.random_labels,
             config.data_seed,
         )?);
+        let repeated = Repeated::new(train_plain.clone(), config.train_repeats)?;
         let (train, augmented): (Arc<dyn Dataset<ImageItem>>, _) = if config.augment {
             let augmentation = Augmentation {
                 padding: (image_size.0 / 8).max(1),
                 flip: true,
             };
-            let augmented = Arc::new(Augmented::new(train_plain.clone(), augmentation, seed));
+            let augmented = Arc::new(Augmented::new(repeated, augmentation, seed));
             (augmented.clone(), Some(augmented))
         } else {
-            (train_plain.clone(), None)
+            (Arc::new(repeated), None)
         };
         Ok(RunData::Images(ImageData {
             train,
@@ -238,7 +247,7 @@ impl RunData {
         }))
     }
 
-    /// Number of training examples.
+    /// Training examples per epoch: the training split times [`DataConfig::train_repeats`].
     pub fn train_len(&self) -> usize {
         match self {
             RunData::Images(d) => d.train.len(),

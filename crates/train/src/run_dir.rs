@@ -28,7 +28,7 @@ pub struct RunRecord {
     pub device: String,
     /// Trainable parameters.
     pub parameters: usize,
-    /// Training and test examples.
+    /// Training examples per epoch (the training split times its repeats).
     pub train_examples: usize,
     /// Test examples.
     pub test_examples: usize,

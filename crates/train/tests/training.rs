@@ -35,6 +35,7 @@ fn config(train_count: usize, epochs: usize) -> TrainConfig {
             augment: true,
             data_seed: 0,
             window: 32,
+            train_repeats: 1,
         },
         optimizer: OptimizerConfig::sgd(),
         schedule: ScheduleConfig::parse("cosine", 0).unwrap(),
