@@ -234,15 +234,30 @@ fn wide_vs_deep_smoke_run_and_rerun() {
     assert_eq!(results(&out), before);
 }
 
-/// The capacity trend by hand: Spearman (average ranks for ties) of ln(parameters / N), each
-/// model at the N it was trained on, against each block statistic over `all`, and the share of
-/// the orderings of the statistic (all n! of them) whose correlation is at least the observed one.
+/// The trends by hand: Spearman (average ranks for ties) of ln(parameters / N), each model at
+/// the N it was trained on (`capacity_trend`), and of the training error, 1 - its final training
+/// accuracy (`fit_trend`), against each block statistic over `all`, and the share of the
+/// orderings of the statistic (all n! of them) whose correlation is at least the observed one.
 fn check_capacity_trend(r: &Value, all: &[&Value]) {
-    let x: Vec<f64> = all
+    let per_image: Vec<f64> = all
         .iter()
         .map(|m| (m["parameters"].as_f64().unwrap() / m["train_images"].as_f64().unwrap()).ln())
         .collect();
-    let trends = array(&r["capacity_trend"]);
+    check_trend(r, "capacity_trend", &per_image, all);
+    let error: Vec<f64> = all
+        .iter()
+        .map(|m| 1.0 - m["train_accuracy"].as_f64().unwrap())
+        .collect();
+    check_trend(r, "fit_trend", &error, all);
+    for t in array(&r["fit_trend"]) {
+        assert_eq!(t["against"], "training error");
+    }
+}
+
+/// One trend array of `r` (`key`) against `x`, by hand; see [`check_capacity_trend`].
+fn check_trend(r: &Value, key: &str, x: &[f64], all: &[&Value]) {
+    let x = x.to_vec();
+    let trends = array(&r[key]);
     for statistic in ["block_contrast", "block_share"] {
         let y: Vec<f64> = all.iter().map(|m| m[statistic].as_f64().unwrap()).collect();
         let trend = trends.iter().find(|t| t["statistic"] == statistic);
@@ -281,7 +296,8 @@ fn check_capacity_trend(r: &Value, all: &[&Value]) {
 }
 
 /// The training-set-size axis: the smoke grid again on 64 of its 256 training images, from the
-/// same initialisation and for the same number of steps; the trend runs over both sizes.
+/// same initialisation and for the same number of steps, in epochs of 256 images (the 64
+/// repeated 4 times, as the default does); the trend runs over both sizes.
 #[test]
 fn wide_vs_deep_training_set_size_axis() {
     let _one = one_at_a_time();
@@ -289,6 +305,7 @@ fn wide_vs_deep_training_set_size_axis() {
     let out = dir.path().join("wvd-sizes");
     let mut config = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
     config.other_train_counts = vec![64];
+    config.images_per_epoch = Some(256);
     let config_path = dir.path().join("sizes.json");
     std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
     let mut args = smoke(&out);
@@ -302,7 +319,7 @@ fn wide_vs_deep_training_set_size_axis() {
     for (m, at_64) in models.iter().zip(sized) {
         assert_eq!(m["train_images"], 256);
         assert_eq!(at_64["train_images"], 64);
-        // 256 images in batches of 64 for 1 epoch, 64 images for 4 epochs: 4 steps each.
+        // 256 images in batches of 64 for 1 epoch, 64 images 4 times in 1 epoch: 4 steps each.
         assert_eq!(m["steps"], 4);
         assert_eq!(at_64["steps"], 4);
         check_matrix(&at_64["within_cka"], true);
@@ -315,13 +332,26 @@ fn wide_vs_deep_training_set_size_axis() {
                 run["config"]["seed"].clone(),
                 run["config"]["data"]["train_count"].clone(),
                 run["config"]["epochs"].clone(),
+                run["config"]["data"]["train_repeats"].clone(),
+                run["train_examples"].clone(),
             )
         };
-        let (seed, count, epochs) = seed_of(m["name"].as_str().unwrap());
-        let (seed_64, count_64, epochs_64) = seed_of(at_64["name"].as_str().unwrap());
+        let (seed, count, epochs, repeats, examples) = seed_of(m["name"].as_str().unwrap());
+        let (seed_64, count_64, epochs_64, repeats_64, examples_64) =
+            seed_of(at_64["name"].as_str().unwrap());
         assert_eq!(seed, seed_64);
-        assert_eq!((count, epochs), (256.into(), 1.into()));
-        assert_eq!((count_64, epochs_64), (64.into(), 4.into()));
+        // No repeats: the field is left out of config.json (older runs' configs stay equal).
+        assert_eq!((count, epochs, repeats), (256.into(), 1.into(), Value::Null));
+        assert_eq!((count_64, epochs_64, repeats_64), (64.into(), 1.into(), 4.into()));
+        assert_eq!((examples, examples_64), (256.into(), 256.into()));
+        // One evaluation each: one row of metrics.
+        let rows = |name: &str| {
+            std::fs::read_to_string(out.join("runs").join(name).join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .count()
+        };
+        assert_eq!(rows(at_64["name"].as_str().unwrap()), 1);
     }
     // The trend over every model at both sizes (2 + 1 second seed + 2 = 5 points).
     let all: Vec<&Value> = models
@@ -333,6 +363,34 @@ fn wide_vs_deep_training_set_size_axis() {
     check_capacity_trend(&r, &all);
     for t in array(&r["capacity_trend"]) {
         assert_eq!(t["training_set_sizes"], serde_json::json!([64, 256]));
+    }
+    // The summary corrects the trend tests together (Holm, by hand: the i-th smallest of m
+    // p-values times m - i, running maximum, capped at 1, back in the tests' order).
+    let p: Vec<f64> = array(&r["capacity_trend"])
+        .iter()
+        .chain(array(&r["fit_trend"]))
+        .map(|t| t["p_value"].as_f64().unwrap())
+        .collect();
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut holm = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (i, &k) in order.iter().enumerate() {
+        running = running.max((p[k] * (m - i) as f64).min(1.0));
+        holm[k] = running;
+    }
+    let summary = summary_of(&out);
+    assert!(summary.contains("## Block structure against training error"), "{summary}");
+    assert!(
+        summary.contains(&format!("- **Trends** ({m} one-sided tests")),
+        "{summary}"
+    );
+    for h in holm {
+        assert!(
+            summary.contains(&format!("Holm-corrected over the {m} tests: {h:.3}")),
+            "{h:.3} not in {summary}"
+        );
     }
     // The cross-model comparisons and the architectures stay at the main size.
     for c in array(&r["cross"]) {

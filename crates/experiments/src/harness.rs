@@ -659,6 +659,7 @@ pub fn image_data(
         augment: true,
         data_seed: 0,
         window: 64,
+        train_repeats: 1,
     }
 }
 

@@ -18,8 +18,9 @@ mod results;
 
 use results::CLASS_RESAMPLES;
 pub use results::{
-    ArchitectureResult, CapacityTrend, ClassGap, CrossResult, DominantImage, DominantImages,
+    ArchitectureResult, BlockTrend, ClassGap, CrossResult, DominantImage, DominantImages,
     ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
+    CAPACITY_PER_IMAGE, TRAINING_ERROR,
 };
 
 use std::path::PathBuf;
@@ -154,7 +155,10 @@ fn train_config(
     let (epochs, warmup_epochs) = c.schedule_at(train_count);
     TrainConfig {
         model: ModelSpec::Resnet(ResNetConfig::cifar(depth, width, 10)),
-        data: image_data(args, c.side, train_count, c.test_count),
+        data: repsim_train::DataConfig {
+            train_repeats: c.repeats_at(train_count),
+            ..image_data(args, c.side, train_count, c.test_count)
+        },
         optimizer: OptimizerConfig::Sgd {
             momentum: 0.9,
             nesterov: false,
@@ -299,8 +303,12 @@ impl Experiment for WideVsDeepConfig {
             String::new()
         } else {
             format!(
-                "; again on {:?} training images for about as many steps",
-                config.other_train_counts
+                "; again on {:?} training images for about as many steps{}",
+                config.other_train_counts,
+                match config.images_per_epoch {
+                    Some(e) => format!(", every epoch {e} images (a small set repeated)"),
+                    None => String::new(),
+                }
             )
         };
         format!(
@@ -540,7 +548,17 @@ fn assemble(
             });
         }
     }
-    let capacity_trend = capacity_trends(models.iter().chain(&seed_models).chain(&size_models));
+    let every_model: Vec<&ModelResult> = models
+        .iter()
+        .chain(&seed_models)
+        .chain(&size_models)
+        .collect();
+    let capacity_trend = block_trends(&every_model, CAPACITY_PER_IMAGE, 0x7e4d, |m| {
+        (m.parameters as f64 / m.train_images.max(1) as f64).ln()
+    });
+    let fit_trend = block_trends(&every_model, TRAINING_ERROR, 0xf17, |m| {
+        1.0 - m.train_accuracy
+    });
     WideVsDeepAnalysis {
         models,
         seed_models,
@@ -549,21 +567,24 @@ fn assemble(
         cross,
         per_class,
         capacity_trend,
+        fit_trend,
     }
 }
 
 /// Bootstrap resamples of the capacity trend's interval.
 const TREND_RESAMPLES: usize = 2000;
 
-/// The capacity trends (see [`CapacityTrend`]) of block contrast and block share over
-/// `models`, each at the training-set size it was trained on. Seeded streams: a rerun gives
-/// the same interval and p-value.
-fn capacity_trends<'a>(models: impl Iterator<Item = &'a ModelResult>) -> Vec<CapacityTrend> {
-    let models: Vec<&ModelResult> = models.collect();
-    let per_image: Vec<f64> = models
-        .iter()
-        .map(|m| (m.parameters as f64 / m.train_images.max(1) as f64).ln())
-        .collect();
+/// The trends (see [`BlockTrend`]) of block contrast and block share against `property` of
+/// each of `models` (named `against`), each model at the training-set size it was trained on.
+/// Seeded streams (from `stream`): a rerun gives the same intervals and p-values. A statistic
+/// that is constant over the models has no correlation and no trend.
+fn block_trends(
+    models: &[&ModelResult],
+    against: &str,
+    stream: u64,
+    property: impl Fn(&ModelResult) -> f64,
+) -> Vec<BlockTrend> {
+    let x: Vec<f64> = models.iter().map(|m| property(m)).collect();
     let mut sizes: Vec<usize> = models.iter().map(|m| m.train_images).collect();
     sizes.sort_unstable();
     sizes.dedup();
@@ -576,14 +597,15 @@ fn capacity_trends<'a>(models: impl Iterator<Item = &'a ModelResult>) -> Vec<Cap
         .enumerate()
         .filter_map(|(k, (name, of))| {
             let values: Vec<f64> = models.iter().map(|m| of(m)).collect();
-            let seed = derived_seed(0x7e4d, k as u64);
-            let test = permutation_spearman(&per_image, &values, seed)?;
-            Some(CapacityTrend {
+            let seed = derived_seed(stream, k as u64);
+            let test = permutation_spearman(&x, &values, seed)?;
+            Some(BlockTrend {
                 statistic: name.to_string(),
+                against: against.to_string(),
                 points: models.len(),
                 training_set_sizes: sizes.clone(),
                 spearman: test.rho,
-                interval: bootstrap_spearman(&per_image, &values, TREND_RESAMPLES, 0.95, seed),
+                interval: bootstrap_spearman(&x, &values, TREND_RESAMPLES, 0.95, seed),
                 p_value: test.p_value,
                 permutations: test.permutations,
             })
@@ -868,7 +890,10 @@ fn measure_model(
         parameters: model.num_params(),
         train_images,
         steps: run.config.epochs
-            * repsim_train::trainer::steps_per_epoch(train_images, run.config.batch_size),
+            * repsim_train::trainer::steps_per_epoch(
+                train_images * run.config.data.train_repeats,
+                run.config.batch_size,
+            ),
         test_accuracy: last.test_accuracy,
         train_accuracy: last.train_accuracy,
         within_cka: within,

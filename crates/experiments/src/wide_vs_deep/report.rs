@@ -6,10 +6,11 @@ use repsim_viz::{
 };
 
 use super::results::{
-    CrossResult, ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
-    CLASS_RESAMPLES,
+    BlockTrend, CrossResult, ModelResult, PerClassResult, Spread, WideVsDeepAnalysis,
+    WideVsDeepConfig, CLASS_RESAMPLES,
 };
 use crate::error::{Error, Result};
+use crate::statistics::holm;
 use crate::harness::{image_data, markdown_table, Context, Figure, Provenance};
 use repsim_train::datasets::RunData;
 
@@ -157,7 +158,8 @@ pub(super) fn draw(
     if !size_models.is_empty() {
         figures.extend(draw_by_training_size(ctx, config, models, size_models)?);
     }
-    figures.extend(draw_dominant_images(ctx, config, models)?);
+    let every_model: Vec<&ModelResult> = models.iter().chain(size_models).collect();
+    figures.extend(draw_dominant_images(ctx, config, &every_model)?);
     for c in cross {
         let file = format!("cross_{}.png", c.label.replace([' ', ','], "_"));
         let options = HeatmapOptions {
@@ -176,11 +178,12 @@ pub(super) fn draw(
     Ok(figures)
 }
 
-/// The models whose dominant images are drawn: those with block structure, or, with none, the
-/// one whose block stands apart most.
-fn with_dominant_images(models: &[ModelResult]) -> Vec<&ModelResult> {
+/// The models whose dominant images are drawn (among the first seed's, at every training-set
+/// size): those with block structure, or, with none, the one whose block stands apart most.
+fn with_dominant_images<'a>(models: &[&'a ModelResult]) -> Vec<&'a ModelResult> {
     let with_block: Vec<&ModelResult> = models
         .iter()
+        .copied()
         .filter(|m| m.block_structure && m.dominant_images.is_some())
         .collect();
     if !with_block.is_empty() {
@@ -188,6 +191,7 @@ fn with_dominant_images(models: &[ModelResult]) -> Vec<&ModelResult> {
     }
     models
         .iter()
+        .copied()
         .filter(|m| m.dominant_images.is_some())
         .max_by(|a, b| a.block_contrast.total_cmp(&b.block_contrast))
         .into_iter()
@@ -199,7 +203,7 @@ fn with_dominant_images(models: &[ModelResult]) -> Vec<&ModelResult> {
 fn draw_dominant_images(
     ctx: &Context,
     config: &WideVsDeepConfig,
-    models: &[ModelResult],
+    models: &[&ModelResult],
 ) -> Result<Option<Figure>> {
     use burn::data::dataset::Dataset;
     let chosen = with_dominant_images(models);
@@ -277,7 +281,8 @@ fn draw_dominant_images(
 /// The summary's dominant-images lines: per chosen model, the top images' share of the block's
 /// first PC against an even spread, and their classes.
 fn dominant_images_text(r: &WideVsDeepAnalysis) -> String {
-    let chosen = with_dominant_images(&r.models);
+    let every_model: Vec<&ModelResult> = r.models.iter().chain(&r.size_models).collect();
+    let chosen = with_dominant_images(&every_model);
     if chosen.is_empty() {
         return String::new();
     }
@@ -390,11 +395,16 @@ pub(super) fn summary(
     let mut s = format!(
         "# wide_vs_deep\n\nNguyen, Raghu & Kornblith 2021, *Do Wide and Deep Networks Learn the Same Things?*\n\n\
          CIFAR-layout ResNets of depths {:?} and widths {:?}{}, trained on `{}` ({} training / {} test images, {} px) \
-         for {} epochs (SGD, momentum 0.9, weight decay {}, peak lr {} after {} epochs of linear warm-up, cosine, batch {}). \
+         for {} epochs{} (SGD, momentum 0.9, weight decay {}, peak lr {} after {} epochs of linear warm-up, cosine, batch {}). \
          Within-model similarity is minibatch CKA (unbiased HSIC per batch of {}, {} shuffled passes over the {} test images). \
          Device: {}. Wall time of this run {:.0} s (training {:.0} s, analysis {:.0} s); the models' own training time, \
          summed from their metrics, {:.0} s.\n\n",
-        c.depths, c.widths, omitted(c), p.data, c.train_count, c.test_count, c.side, c.epochs, c.weight_decay, c.lr, c.warmup_epochs, c.batch_size,
+        c.depths, c.widths, omitted(c), p.data, c.train_count, c.test_count, c.side, c.epochs,
+        match c.repeats_at(c.train_count) {
+            1 => String::new(),
+            k => format!(" of {} images (each training image {k} times, augmented anew), {} steps", k * c.train_count, c.steps_at(c.train_count)),
+        },
+        c.weight_decay, c.lr, c.warmup_epochs, c.batch_size,
         c.cka_batch, c.passes, c.test_count, p.device, p.train_seconds + p.analysis_seconds, p.train_seconds, p.analysis_seconds,
         p.models_training_seconds
     );
@@ -533,9 +543,13 @@ fn training_sizes_table(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String 
         .iter()
         .map(|&n| {
             let (epochs, warmup) = c.schedule_at(n);
+            let repeats = match c.repeats_at(n) {
+                1 => String::new(),
+                k => format!(" of the {n} images {k} times over"),
+            };
             format!(
-                "N = {n}: {epochs} epochs ({warmup} of warm-up), {} steps",
-                epochs * c.steps_per_epoch(n)
+                "N = {n}: {epochs} epochs{repeats} ({warmup} of warm-up), {} steps",
+                c.steps_at(n)
             )
         })
         .collect();
@@ -720,7 +734,9 @@ fn per_class_table(pc: &PerClassResult) -> String {
 
 /// The summary's answer to "does block structure grow with capacity relative to the training
 /// set?": Spearman's correlation of each block statistic with ln(parameters per training image),
-/// its interval and permutation p-value, and what the grid can and cannot say.
+/// its interval and permutation p-value, and what the grid can and cannot say; then the same
+/// against the training error (the earlier runs' lead), with Holm's correction over all four
+/// tests.
 fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
     let mut s = "## Block structure against capacity per training image
 
@@ -730,40 +746,77 @@ fn capacity_trend(r: &WideVsDeepAnalysis) -> String {
         s.push_str("Fewer than three models: no trend is measured.\n\n");
         return s;
     }
-    for t in &r.capacity_trend {
-        let verdict = match t.interval {
-            Some(i) if i.low > 0.0 && t.p_value <= 0.05 => "grows with capacity per image",
-            Some(i) if i.high < 0.0 => "falls with capacity per image",
-            _ => "no trend distinguishable from none",
+    let tested = trend_tests(r);
+    let (tests, corrected): (Vec<&BlockTrend>, Vec<Option<f64>>) = tested.into_iter().unzip();
+    let line = |t: &BlockTrend, holm_p: Option<f64>, grows: &str, falls: &str| {
+        let verdict = match (t.interval, holm_p) {
+            (Some(i), Some(p)) if i.low > 0.0 && p <= 0.05 => grows.to_string(),
+            (Some(i), _) if i.high < 0.0 => falls.to_string(),
+            _ => "no trend distinguishable from none".to_string(),
         };
-        s.push_str(&format!(
-            "- **{}** against ln(parameters / training images), over {} models and seeds: Spearman {:+.2} [95% bootstrap {}], \
-             one-sided permutation p = {:.3} ({} orderings): {verdict}.\n",
+        format!(
+            "- **{}** against {}, over {} models and seeds: Spearman {:+.2} [95% bootstrap {}], \
+             one-sided permutation p = {:.3} ({} orderings; Holm-corrected over the {} tests: {}): {verdict}.\n",
             t.statistic.replace('_', " "),
+            t.against,
             t.points,
             t.spearman,
             t.interval
                 .map_or("undefined".into(), |i| format!("{:+.2}, {:+.2}", i.low, i.high)),
             t.p_value,
             t.permutations,
+            tests.len(),
+            holm_p.map_or("undefined".into(), |p| format!("{p:.3}")),
+        )
+    };
+    let k = r.capacity_trend.len();
+    for (t, p) in r.capacity_trend.iter().zip(&corrected) {
+        s.push_str(&line(
+            t,
+            *p,
+            "grows with capacity per image",
+            "falls with capacity per image",
         ));
     }
     let sizes = &r.capacity_trend[0].training_set_sizes;
     if sizes.len() == 1 {
         s.push_str(&format!(
             "\nEvery model here saw the same {} training images, so this trend is over capacity alone: the paper's claim is about \
-             capacity *relative to* the training set, and its other axis, the training-set size, is not varied by this grid. Two \
-             tests (contrast and share) are reported without correction; the bootstrap treats models and seeds as exchangeable.\n\n",
+             capacity *relative to* the training set, and its other axis, the training-set size, is not varied by this grid. \
+             The bootstrap treats models and seeds as exchangeable.\n\n",
             sizes[0]
         ));
     } else {
         s.push_str(&format!(
-            "\nThe models were trained on {} different training-set sizes ({}), so capacity per image varies with both the architecture and the data, as in the paper. Two tests (contrast and share) are reported without correction; the bootstrap treats models, seeds and sizes as exchangeable, although a model at several sizes shares its initialisation.\n\n",
+            "\nThe models were trained on {} different training-set sizes ({}), so capacity per image varies with both the architecture and the data, as in the paper. The bootstrap treats models, seeds and sizes as exchangeable, although a model at several sizes shares its initialisation.\n\n",
             sizes.len(),
             sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
+    if !r.fit_trend.is_empty() {
+        s.push_str(
+            "## Block structure against training error\n\nEarlier runs at this scale (the book's `wide_vs_deep` page) found blocks in deep \
+             models far from fitting their data and none once trained to fit: stated before this run as the hypothesis that a block \
+             statistic grows with the training error (1 - final training accuracy), one-sided.\n\n",
+        );
+        for (t, p) in r.fit_trend.iter().zip(&corrected[k..]) {
+            s.push_str(&line(
+                t,
+                *p,
+                "grows with the training error",
+                "falls with the training error",
+            ));
+        }
+        s.push('\n');
+    }
     s
+}
+
+/// Every trend test (capacity, then fit) with its Holm-corrected p-value over all of them.
+fn trend_tests(r: &WideVsDeepAnalysis) -> Vec<(&BlockTrend, Option<f64>)> {
+    let tests: Vec<&BlockTrend> = r.capacity_trend.iter().chain(&r.fit_trend).collect();
+    let corrected = holm(&tests.iter().map(|t| Some(t.p_value)).collect::<Vec<_>>());
+    tests.into_iter().zip(corrected).collect()
 }
 
 /// The summary's "Significance at this scale": which findings the seeds and the intervals
@@ -784,12 +837,26 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
             )
         })
         .collect();
+    let at_other_sizes: Vec<&str> = r
+        .size_models
+        .iter()
+        .filter(|m| m.block_structure)
+        .map(|m| m.name.as_str())
+        .collect();
     s.push_str(&format!(
-        "- **Block structure**: {}.",
+        "- **Block structure**: {}{}.",
         if with_block.is_empty() {
-            "no model shows it".to_string()
+            format!("no model at {} training images shows it", c.train_count)
         } else {
-            with_block.join("; ")
+            format!("at {} training images, {}", c.train_count, with_block.join("; "))
+        },
+        match (r.size_models.len(), at_other_sizes.len()) {
+            (0, _) => String::new(),
+            (n, 0) => format!("; at the other training-set sizes, none of {n} models"),
+            (n, k) => format!(
+                "; at the other training-set sizes, {k} of {n} models ({}), each one seed",
+                at_other_sizes.join(", ")
+            ),
         }
     ));
     let single: Vec<&str> = r
@@ -813,6 +880,32 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
         ));
     }
     s.push('\n');
+    let tested = trend_tests(r);
+    if !tested.is_empty() {
+        let supported: Vec<String> = tested
+            .iter()
+            .filter(|(t, p)| t.interval.is_some_and(|i| i.low > 0.0) && p.is_some_and(|p| p <= 0.05))
+            .map(|(t, p)| {
+                format!(
+                    "{} with {} (Spearman {:+.2}, Holm p = {:.3})",
+                    t.statistic.replace('_', " "),
+                    t.against,
+                    t.spearman,
+                    p.unwrap_or(1.0)
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "- **Trends** ({} one-sided tests over {} models and seeds, Holm-corrected): {}.\n",
+            tested.len(),
+            tested[0].0.points,
+            if supported.is_empty() {
+                "none supported (a supported trend needs a 95% interval above zero and a corrected p of at most 0.05)".to_string()
+            } else {
+                format!("supported: {}", supported.join("; "))
+            }
+        ));
+    }
     if let Some(pc) = &r.per_class {
         let standing: Vec<String> = (0..pc.gaps.len())
             .filter(|&k| gap_stands_out(pc, k))

@@ -36,6 +36,13 @@ pub struct WideVsDeepConfig {
     /// accuracies stay at `train_count`. Empty (the default): one size.
     #[serde(default)]
     pub other_train_counts: Vec<usize>,
+    /// Training images per epoch at every size: N images are repeated
+    /// `images_per_epoch / N` times per epoch (at least once; each copy augmented on its own),
+    /// so small training sets are trained in epochs of the usual length and are evaluated and
+    /// checkpointed as rarely per step as large ones (the schedule in steps is unchanged). `None`
+    /// (config files that predate it): no repeats, so a small set trains for many short epochs.
+    #[serde(default)]
+    pub images_per_epoch: Option<usize>,
     /// Test images (the probe set of the CKA estimates).
     pub test_count: usize,
     /// Epochs.
@@ -80,6 +87,7 @@ impl WideVsDeepConfig {
                 side: 16,
                 train_count: 256,
                 other_train_counts: Vec::new(),
+                images_per_epoch: None,
                 test_count: 512,
                 epochs: 1,
                 batch_size: 64,
@@ -98,17 +106,18 @@ impl WideVsDeepConfig {
             },
             Scale::Default => WideVsDeepConfig {
                 depths: vec![8, 20, 38],
-                widths: vec![1, 2, 4],
-                omit: vec![(38, 4)],
-                second_seed: (20, 2),
+                widths: vec![1, 2],
+                omit: vec![(20, 2), (38, 2)],
+                second_seed: (20, 1),
                 side: 16,
                 train_count: 1000,
-                other_train_counts: Vec::new(),
+                other_train_counts: vec![250, 4000],
+                images_per_epoch: Some(4000),
                 test_count: 1024,
-                epochs: 30,
+                epochs: 8,
                 batch_size: 64,
                 lr: 0.05,
-                warmup_epochs: 2,
+                warmup_epochs: 1,
                 weight_decay: 5e-4,
                 probe: "blocks".into(),
                 cka_batch: 256,
@@ -128,6 +137,7 @@ impl WideVsDeepConfig {
                 side: 32,
                 train_count: 50_000,
                 other_train_counts: Vec::new(),
+                images_per_epoch: None,
                 test_count: 10_000,
                 epochs: 200,
                 batch_size: 128,
@@ -184,6 +194,9 @@ impl WideVsDeepConfig {
                 w[0], self.train_count, self.other_train_counts
             ));
         }
+        if self.images_per_epoch == Some(0) {
+            return bad("images_per_epoch of 0: an epoch needs images (leave it out for no repeats)".into());
+        }
         if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
             return bad(format!(
                 "the CKA batch ({}) and the PC examples ({}) must fit in the {} test images",
@@ -218,16 +231,29 @@ impl WideVsDeepConfig {
         repsim_train::trainer::steps_per_epoch(n, self.batch_size)
     }
 
+    /// How many times each of `n` training images is seen per epoch: `images_per_epoch / n`
+    /// (whole, at least 1) when `images_per_epoch` is set, else 1.
+    pub fn repeats_at(&self, n: usize) -> usize {
+        self.images_per_epoch
+            .map_or(1, |per_epoch| (per_epoch / n.max(1)).max(1))
+    }
+
+    /// Training examples per epoch at `n` images: `n` times [`Self::repeats_at`].
+    fn epoch_examples(&self, n: usize) -> usize {
+        n * self.repeats_at(n)
+    }
+
     /// (epochs, warm-up epochs) of a model trained on `n` images: `epochs` and `warmup_epochs`
-    /// scaled by the steps per epoch at `train_count` over those at `n`, so every training-set
-    /// size gets about the same number of optimisation steps (rounded to whole epochs, at least
-    /// one; a warm-up stays at least one epoch and shorter than the run). At `train_count`, the
-    /// configured values.
+    /// scaled by the steps per epoch at `train_count` over those at `n` (each counted over an
+    /// epoch's examples, [`Self::repeats_at`]), so every training-set size gets about the same
+    /// number of optimisation steps (rounded to whole epochs, at least one; a warm-up stays at
+    /// least one epoch and shorter than the run). At `train_count`, the configured values.
     pub fn schedule_at(&self, n: usize) -> (usize, usize) {
         if n == self.train_count {
             return (self.epochs, self.warmup_epochs);
         }
-        let ratio = self.steps_per_epoch(self.train_count) as f64 / self.steps_per_epoch(n) as f64;
+        let ratio = self.steps_per_epoch(self.epoch_examples(self.train_count)) as f64
+            / self.steps_per_epoch(self.epoch_examples(n)) as f64;
         let epochs = ((self.epochs as f64 * ratio).round() as usize).max(1);
         let warmup = if self.warmup_epochs == 0 {
             0
@@ -237,6 +263,20 @@ impl WideVsDeepConfig {
         };
         (epochs, warmup)
     }
+
+    /// The optimisation steps of a model trained on `n` images.
+    pub fn steps_at(&self, n: usize) -> usize {
+        self.schedule_at(n).0 * self.steps_per_epoch(self.epoch_examples(n))
+    }
+}
+
+/// [`BlockTrend::against`]: the natural log of trainable parameters over training images.
+pub const CAPACITY_PER_IMAGE: &str = "ln(parameters / training images)";
+/// [`BlockTrend::against`]: 1 - the final training accuracy (last epoch, augmented images).
+pub const TRAINING_ERROR: &str = "training error";
+
+fn capacity_per_image() -> String {
+    CAPACITY_PER_IMAGE.into()
 }
 
 fn one_seed() -> usize {
@@ -428,18 +468,28 @@ pub struct WideVsDeepAnalysis {
     /// Section 6).
     pub per_class: Option<PerClassResult>,
     /// Does block structure grow with capacity relative to the training set? One trend per
-    /// block statistic, over every trained model and seed.
+    /// block statistic against `ln(parameters / training images)`, over every trained model
+    /// and seed.
     #[serde(default)]
-    pub capacity_trend: Vec<CapacityTrend>,
+    pub capacity_trend: Vec<BlockTrend>,
+    /// Does block structure come with not fitting the training set? One trend per block
+    /// statistic against the training error (1 - final training accuracy), over the same
+    /// models: the lead of earlier runs at this scale (blocks in deep models far from fitting
+    /// their data), tested as a hypothesis stated before the run.
+    #[serde(default)]
+    pub fit_trend: Vec<BlockTrend>,
 }
 
-/// Spearman's correlation between `ln(parameters / training images)` and a block statistic over
-/// every trained model (every seed a point), with a bootstrap interval over the models and a
-/// one-sided permutation p-value (H1: the statistic grows with capacity per image).
+/// Spearman's correlation between a property of the models (`against`) and a block statistic
+/// over every trained model (every seed a point), with a bootstrap interval over the models and
+/// a one-sided permutation p-value (H1: the statistic grows with the property).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CapacityTrend {
+pub struct BlockTrend {
     /// The block statistic: `block_contrast` or `block_share`.
     pub statistic: String,
+    /// What it is correlated with: [`CAPACITY_PER_IMAGE`] or [`TRAINING_ERROR`].
+    #[serde(default = "capacity_per_image")]
+    pub against: String,
     /// Models (with their seeds) in the correlation.
     pub points: usize,
     /// Distinct training-set sizes among them (1: the trend is over capacity alone).
@@ -461,21 +511,27 @@ mod tests {
     #[test]
     fn omitted_cells_are_not_trained_and_must_be_in_the_grid() {
         let mut config = WideVsDeepConfig::for_scale(Scale::Default);
-        assert_eq!(config.cells().len(), 3 * 3 - 1);
-        assert!(!config.cells().contains(&(38, 4)));
+        assert_eq!(config.cells(), vec![(8, 1), (8, 2), (20, 1), (38, 1)]);
         assert!(config.validate().is_ok());
         config.omit = vec![(56, 4)];
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("ResNet-56 x4"), "{err}");
         config.omit = config.cells();
-        config.omit.push((38, 4));
+        config.omit.push((38, 2));
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("no model"), "{err}");
     }
 
     #[test]
     fn other_training_set_sizes_get_about_the_same_steps() {
-        let mut config = WideVsDeepConfig::for_scale(Scale::Default);
+        // The schedule of config files without repeats (images_per_epoch left out).
+        let mut config = WideVsDeepConfig {
+            images_per_epoch: None,
+            epochs: 30,
+            warmup_epochs: 2,
+            other_train_counts: Vec::new(),
+            ..WideVsDeepConfig::for_scale(Scale::Default)
+        };
         // 1,000 images in batches of 64: 16 steps per epoch, 30 epochs, 2 of warm-up.
         assert_eq!(config.schedule_at(1000), (30, 2));
         // 250: 4 steps per epoch, so 4x the epochs (480 steps either way).
@@ -499,6 +555,38 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("size of 0"));
+    }
+
+    #[test]
+    fn small_training_sets_are_repeated_to_epochs_of_the_same_length() {
+        let config = WideVsDeepConfig::for_scale(Scale::Default);
+        assert_eq!(config.images_per_epoch, Some(4000));
+        // 250 images 16 times, 1,000 four times, 4,000 once: 63 steps per epoch at each size,
+        // so the same 8 epochs (1 of warm-up) and 504 steps everywhere.
+        for (n, repeats) in [(250, 16), (1000, 4), (4000, 1)] {
+            assert_eq!(config.repeats_at(n), repeats, "N = {n}");
+            assert_eq!(config.schedule_at(n), (8, 1), "N = {n}");
+            assert_eq!(config.steps_at(n), 504, "N = {n}");
+        }
+        // A size that does not divide: 3,000 images once (47 steps per epoch), so 11 epochs
+        // for about the same steps; more images than an epoch: no repeat, fewer epochs.
+        assert_eq!(config.repeats_at(3000), 1);
+        assert_eq!(config.schedule_at(3000), (11, 1));
+        assert_eq!(config.repeats_at(16_000), 1);
+        assert_eq!(config.schedule_at(16_000), (2, 1));
+        // The training config carries the repeats; the images stay the first N.
+        let args = crate::harness::ExperimentArgs::default();
+        let training = super::super::train_config(&config, &args, (8, 1), 250, 0);
+        assert_eq!(training.data.train_count, Some(250));
+        assert_eq!(training.data.train_repeats, 16);
+        assert_eq!(training.epochs, 8);
+        let mut zero = config.clone();
+        zero.images_per_epoch = Some(0);
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("images_per_epoch of 0"));
     }
 
     #[test]
