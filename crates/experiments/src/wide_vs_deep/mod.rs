@@ -11,7 +11,13 @@
 //! - cross-model CKA: one architecture from two seeds, a wide vs a deep model, the smallest model
 //!   vs the deepest and the widest;
 //! - a block-structure number per model: the longest run of consecutive layers whose pairwise
-//!   CKA all exceed a threshold (0.9), and its share of the layers.
+//!   CKA all exceed a threshold (0.9), and its share of the layers;
+//! - the grid again at other training-set sizes N from the same initialisation (the paper's
+//!   capacity *relative to the data*), every size for about the same steps, a small set repeated
+//!   to epochs of the usual length ([`WideVsDeepConfig::images_per_epoch`]);
+//! - the trends over every model, size and seed: Spearman's correlation of block contrast and
+//!   share with ln(parameters / N) and with the training error, each with a bootstrap interval,
+//!   a one-sided permutation p-value and Holm's correction over the four tests.
 
 mod report;
 mod results;

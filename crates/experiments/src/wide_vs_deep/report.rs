@@ -837,11 +837,24 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
             )
         })
         .collect();
-    let at_other_sizes: Vec<&str> = r
-        .size_models
+    // Per architecture and size, the seeds with block structure out of those trained.
+    let mut groups: Vec<((usize, usize, usize), usize, usize)> = Vec::new();
+    for m in &r.size_models {
+        let key = (m.depth, m.width, m.train_images);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, with, of)) => {
+                *with += usize::from(m.block_structure);
+                *of += 1;
+            }
+            None => groups.push((key, usize::from(m.block_structure), 1)),
+        }
+    }
+    let at_other_sizes: Vec<String> = groups
         .iter()
-        .filter(|m| m.block_structure)
-        .map(|m| m.name.as_str())
+        .filter(|(_, with, _)| *with > 0)
+        .map(|((depth, width, n), with, of)| {
+            format!("ResNet-{depth} x{width} on {n} images in {with} of {of} seed(s)")
+        })
         .collect();
     s.push_str(&format!(
         "- **Block structure**: {}{}.",
@@ -853,9 +866,9 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
         match (r.size_models.len(), at_other_sizes.len()) {
             (0, _) => String::new(),
             (n, 0) => format!("; at the other training-set sizes, none of {n} models"),
-            (n, k) => format!(
-                "; at the other training-set sizes, {k} of {n} models ({}), each one seed",
-                at_other_sizes.join(", ")
+            (n, _) => format!(
+                "; at the other training-set sizes ({n} models): {}",
+                at_other_sizes.join("; ")
             ),
         }
     ));
