@@ -23,6 +23,12 @@ impl<D: Dataset<ImageItem>> Repeated<D> {
                 "a training set is repeated at least once per epoch, got 0 repeats".into(),
             ));
         }
+        if inner.len().checked_mul(times).is_none() {
+            return Err(DataError::BadOption(format!(
+                "{} items repeated {times} times are more than an index can count",
+                inner.len()
+            )));
+        }
         Ok(Self { inner, times })
     }
 
@@ -97,8 +103,10 @@ mod tests {
         let once = Repeated::new(inner.clone(), 1).unwrap();
         assert_eq!(once.len(), 4);
         assert!((0..4).all(|i| once.get(i).unwrap() == inner.get(i).unwrap()));
-        let err = Repeated::new(inner, 0).unwrap_err().to_string();
+        let err = Repeated::new(inner.clone(), 0).unwrap_err().to_string();
         assert!(err.contains("0 repeats"), "{err}");
+        let err = Repeated::new(inner, usize::MAX / 2).unwrap_err().to_string();
+        assert!(err.contains("more than an index can count"), "{err}");
     }
 
     #[test]
