@@ -341,8 +341,14 @@ fn wide_vs_deep_training_set_size_axis() {
             seed_of(at_64["name"].as_str().unwrap());
         assert_eq!(seed, seed_64);
         // No repeats: the field is left out of config.json (older runs' configs stay equal).
-        assert_eq!((count, epochs, repeats), (256.into(), 1.into(), Value::Null));
-        assert_eq!((count_64, epochs_64, repeats_64), (64.into(), 1.into(), 4.into()));
+        assert_eq!(
+            (count, epochs, repeats),
+            (256.into(), 1.into(), Value::Null)
+        );
+        assert_eq!(
+            (count_64, epochs_64, repeats_64),
+            (64.into(), 1.into(), 4.into())
+        );
         assert_eq!((examples, examples_64), (256.into(), 256.into()));
         // One evaluation each: one row of metrics.
         let rows = |name: &str| {
@@ -381,7 +387,10 @@ fn wide_vs_deep_training_set_size_axis() {
         holm[k] = running;
     }
     let summary = summary_of(&out);
-    assert!(summary.contains("## Block structure against training error"), "{summary}");
+    assert!(
+        summary.contains("## Block structure against training error"),
+        "{summary}"
+    );
     assert!(
         summary.contains(&format!("- **Trends** ({m} one-sided tests")),
         "{summary}"

@@ -90,7 +90,11 @@ mod tests {
         let repeated = Repeated::new(inner.clone(), 3).unwrap();
         assert_eq!(repeated.len(), 15);
         for i in 0..15 {
-            assert_eq!(repeated.get(i).unwrap(), inner.get(i % 5).unwrap(), "item {i}");
+            assert_eq!(
+                repeated.get(i).unwrap(),
+                inner.get(i % 5).unwrap(),
+                "item {i}"
+            );
             assert_eq!(repeated.label(i).unwrap(), inner.label(i % 5).unwrap());
         }
         assert!(repeated.get(15).is_err());
@@ -105,7 +109,9 @@ mod tests {
         assert!((0..4).all(|i| once.get(i).unwrap() == inner.get(i).unwrap()));
         let err = Repeated::new(inner.clone(), 0).unwrap_err().to_string();
         assert!(err.contains("0 repeats"), "{err}");
-        let err = Repeated::new(inner, usize::MAX / 2).unwrap_err().to_string();
+        let err = Repeated::new(inner, usize::MAX / 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than an index can count"), "{err}");
     }
 

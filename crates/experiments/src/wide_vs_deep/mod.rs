@@ -25,8 +25,8 @@ mod results;
 use results::CLASS_RESAMPLES;
 pub use results::{
     ArchitectureResult, BlockTrend, ClassGap, CrossResult, DominantImage, DominantImages,
-    ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig,
-    CAPACITY_PER_IMAGE, TRAINING_ERROR,
+    ModelResult, PerClassResult, Spread, WideVsDeepAnalysis, WideVsDeepConfig, CAPACITY_PER_IMAGE,
+    TRAINING_ERROR,
 };
 
 use std::path::PathBuf;

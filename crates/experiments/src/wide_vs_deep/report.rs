@@ -10,8 +10,8 @@ use super::results::{
     WideVsDeepConfig, CLASS_RESAMPLES,
 };
 use crate::error::{Error, Result};
-use crate::statistics::holm;
 use crate::harness::{image_data, markdown_table, Context, Figure, Provenance};
+use crate::statistics::holm;
 use repsim_train::datasets::RunData;
 
 /// The grid's figures: depth down (one row per depth), width across.
@@ -861,7 +861,11 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
         if with_block.is_empty() {
             format!("no model at {} training images shows it", c.train_count)
         } else {
-            format!("at {} training images, {}", c.train_count, with_block.join("; "))
+            format!(
+                "at {} training images, {}",
+                c.train_count,
+                with_block.join("; ")
+            )
         },
         match (r.size_models.len(), at_other_sizes.len()) {
             (0, _) => String::new(),
@@ -897,7 +901,9 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
     if !tested.is_empty() {
         let supported: Vec<String> = tested
             .iter()
-            .filter(|(t, p)| t.interval.is_some_and(|i| i.low > 0.0) && p.is_some_and(|p| p <= 0.05))
+            .filter(|(t, p)| {
+                t.interval.is_some_and(|i| i.low > 0.0) && p.is_some_and(|p| p <= 0.05)
+            })
             .map(|(t, p)| {
                 format!(
                     "{} with {} (Spearman {:+.2}, Holm p = {:.3})",

@@ -195,7 +195,9 @@ impl WideVsDeepConfig {
             ));
         }
         if self.images_per_epoch == Some(0) {
-            return bad("images_per_epoch of 0: an epoch needs images (leave it out for no repeats)".into());
+            return bad(
+                "images_per_epoch of 0: an epoch needs images (leave it out for no repeats)".into(),
+            );
         }
         if self.cka_batch > self.test_count || self.pc_examples > self.test_count {
             return bad(format!(
