@@ -295,6 +295,84 @@ fn check_trend(r: &Value, key: &str, x: &[f64], all: &[&Value]) {
     );
 }
 
+/// Models near the block-structure threshold: the summary lists the one-seed ones and writes
+/// the follow-up config with them in `extra_seeds`; running it trains exactly their second seeds,
+/// reuses every other model, and leaves no follow-up (each now has two seeds). The rule itself
+/// against a hand computation on the run's numbers.
+#[test]
+fn wide_vs_deep_near_threshold_models_get_a_second_seed_on_follow_up() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wvd-near");
+    let mut config = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
+    // Every model near (a block of one layer is long enough, and contrast and share are within
+    // 10 of their thresholds): the smoke grid's ResNet-8 x1 has its second seed (second_seed),
+    // so the follow-up is ResNet-8 x2's.
+    config.near_threshold_margin = 10.0;
+    config.block_min_layers = 1;
+    let config_path = dir.path().join("near.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let mut args = smoke(&out);
+    args.config = Some(config_path);
+    wide_vs_deep::run(&args).unwrap();
+    let summary = summary_of(&out);
+    assert!(
+        summary.contains("- **Near the threshold** (block contrast or share within 10.00"),
+        "{summary}"
+    );
+    assert!(summary.contains("one seed each): resnet8x2. "), "{summary}");
+    let follow_up = out.join("near_threshold_seeds.json");
+    let text = std::fs::read_to_string(&follow_up).unwrap();
+    let written: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(written["extra_seeds"], serde_json::json!([[8, 2, 256]]));
+
+    // The rule by hand at the default margin, on this run's models.
+    let r = results(&out);
+    let default = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
+    for m in array(&r["models"]).iter().chain(array(&r["seed_models"])) {
+        let model: wide_vs_deep::ModelResult = serde_json::from_value(m.clone()).unwrap();
+        let slack = [
+            (model.block_contrast - default.block_min_contrast, 0.1),
+            (model.block_share - default.block_min_share, 0.1),
+            (model.block.1 as f64 - default.block_min_layers as f64, 1.0),
+        ];
+        let by_hand = if model.block_structure {
+            slack.iter().any(|(s, m)| *s < *m)
+        } else {
+            slack.iter().all(|(s, m)| *s >= -*m)
+        };
+        assert_eq!(default.near_threshold(&model), by_hand, "{}", model.name);
+    }
+
+    // The follow-up: only resnet8x2-seed2 is trained.
+    args.config = Some(follow_up.clone());
+    wide_vs_deep::run(&args).unwrap();
+    let r = results(&out);
+    let seeds: Vec<&str> = array(&r["seed_models"])
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(seeds, ["resnet8x1-seed2", "resnet8x2-seed2"]);
+    let reused: Vec<&str> = array(&r["provenance"]["reused_models"])
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(reused, ["resnet8x1", "resnet8x2", "resnet8x1-seed2"]);
+    assert!(!follow_up.exists(), "no one-seed model is left near the threshold");
+    let summary = summary_of(&out);
+    assert!(summary.contains("one seed each): none."), "{summary}");
+
+    // A model outside the grid is refused before anything runs.
+    config.extra_seeds = vec![(20, 1, 256)];
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, serde_json::to_string(&config).unwrap()).unwrap();
+    args.config = Some(bad);
+    args.out = Some(dir.path().join("never"));
+    let err = wide_vs_deep::run(&args).unwrap_err().to_string();
+    assert!(err.contains("ResNet-20 x1 on 256 images"), "{err}");
+    assert!(!dir.path().join("never").exists());
+}
+
 /// The training-set-size axis: the smoke grid again on 64 of its 256 training images, from the
 /// same initialisation and for the same number of steps, in epochs of 256 images (the 64
 /// repeated 4 times, as the default does); the trend runs over both sizes.

@@ -325,7 +325,7 @@ impl Experiment for WideVsDeepConfig {
 
     /// The grid (depth down, width across) from each seed in turn; with one seed, then the
     /// second seed of `second_seed` (the seed-to-seed comparison); then the grid at each other
-    /// training-set size, from each seed.
+    /// training-set size, from each seed; then the second seeds of `extra_seeds`.
     fn trainings(&self, args: &ExperimentArgs) -> Result<Vec<Training>> {
         let config = self;
         let mut trainings = Vec::new();
@@ -343,6 +343,12 @@ impl Experiment for WideVsDeepConfig {
                 for cell in config.cells() {
                     trainings.push(grid_training(config, args, cell, n, s));
                 }
+            }
+        }
+        for &(depth, width, n) in &config.extra_seeds {
+            let extra = grid_training(config, args, (depth, width), n, 1);
+            if !trainings.iter().any(|t| t.name == extra.name) {
+                trainings.push(extra);
             }
         }
         Ok(trainings)
@@ -426,6 +432,7 @@ impl Experiment for WideVsDeepConfig {
 
     fn figures(&self, ctx: &Context, analysis: &WideVsDeepAnalysis) -> Result<Vec<Figure>> {
         let config = self;
+        report::write_near_threshold_config(ctx, config, analysis)?;
         report::draw(
             ctx,
             config,

@@ -178,6 +178,62 @@ pub(super) fn draw(
     Ok(figures)
 }
 
+/// The first-seed models, at every training-set size, near the threshold of block structure
+/// ([`WideVsDeepConfig::near_threshold`]) and trained from one seed only.
+pub(super) fn near_threshold<'a>(
+    c: &WideVsDeepConfig,
+    r: &'a WideVsDeepAnalysis,
+) -> Vec<&'a ModelResult> {
+    let every: Vec<&ModelResult> = r
+        .models
+        .iter()
+        .chain(&r.seed_models)
+        .chain(&r.size_models)
+        .collect();
+    every
+        .iter()
+        .copied()
+        .filter(|m| !m.name.contains("-seed"))
+        .filter(|m| {
+            let second = format!("{}-seed2", m.name);
+            !every.iter().any(|other| other.name == second)
+        })
+        .filter(|m| c.near_threshold(m))
+        .collect()
+}
+
+/// The file of the follow-up configuration: this run's, with the one-seed models near the
+/// threshold added to `extra_seeds`.
+pub(super) const NEAR_THRESHOLD_CONFIG: &str = "near_threshold_seeds.json";
+
+/// Writes [`NEAR_THRESHOLD_CONFIG`] when a one-seed model is near the threshold, and removes
+/// an earlier run's when none is (its models have their second seeds now).
+pub(super) fn write_near_threshold_config(
+    ctx: &Context,
+    c: &WideVsDeepConfig,
+    r: &WideVsDeepAnalysis,
+) -> Result<()> {
+    let near = near_threshold(c, r);
+    if near.is_empty() {
+        return match std::fs::remove_file(ctx.out.join(NEAR_THRESHOLD_CONFIG)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Failure(format!(
+                "removing the stale {}: {e}",
+                ctx.out.join(NEAR_THRESHOLD_CONFIG).display()
+            ))),
+            _ => Ok(()),
+        };
+    }
+    let mut follow_up = c.clone();
+    for m in near {
+        let model = (m.depth, m.width, m.train_images);
+        if !follow_up.extra_seeds.contains(&model) {
+            follow_up.extra_seeds.push(model);
+        }
+    }
+    ctx.write_json(NEAR_THRESHOLD_CONFIG, &follow_up)?;
+    Ok(())
+}
+
 /// The models whose dominant images are drawn (among the first seed's, at every training-set
 /// size): those with block structure, or, with none, the one whose block stands apart most.
 fn with_dominant_images<'a>(models: &[&'a ModelResult]) -> Vec<&'a ModelResult> {
@@ -922,6 +978,27 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
                 "none supported (a supported trend needs a 95% interval above zero and a corrected p of at most 0.05)".to_string()
             } else {
                 format!("supported: {}", supported.join("; "))
+            }
+        ));
+    }
+    let near = near_threshold(c, r);
+    if c.seeds == 1 {
+        s.push_str(&format!(
+            "- **Near the threshold** (block contrast or share within {:.2} of its threshold, or the block one layer short; \
+             one seed each): {}\n",
+            c.near_threshold_margin,
+            if near.is_empty() {
+                "none.".to_string()
+            } else {
+                format!(
+                    "{}. Their verdicts could flip with the seed: a second seed of each is trained by rerunning with \
+                     `--config {NEAR_THRESHOLD_CONFIG}` (written beside this summary: this run's configuration with them in \
+                     `extra_seeds`) and this run's other flags; every model trained here is reused.",
+                    near.iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         ));
     }

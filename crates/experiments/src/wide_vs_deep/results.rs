@@ -43,6 +43,22 @@ pub struct WideVsDeepConfig {
     /// (config files that predate it): no repeats, so a small set trains for many short epochs.
     #[serde(default)]
     pub images_per_epoch: Option<usize>,
+    /// Models trained from their second seed besides the grid, as (depth, width, training
+    /// images): the follow-up of a one-seed run, whose summary lists the models near the
+    /// block-structure threshold and writes this config with them added
+    /// (`near_threshold_seeds.json`). Each must be a grid cell at one of the training-set
+    /// sizes; a model whose second seed is trained anyway (`--seeds 2`, `second_seed`) is
+    /// trained once. Empty (the default): none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_seeds: Vec<(usize, usize, usize)>,
+    /// A model is *near the threshold* of block structure when a block statistic is within
+    /// this margin of it (contrast and share) or its block one layer short, the other criteria
+    /// met or as near ([`Self::near_threshold`]).
+    #[serde(
+        default = "near_threshold_margin",
+        skip_serializing_if = "is_default_margin"
+    )]
+    pub near_threshold_margin: f64,
     /// Test images (the probe set of the CKA estimates).
     pub test_count: usize,
     /// Epochs.
@@ -88,6 +104,8 @@ impl WideVsDeepConfig {
                 train_count: 256,
                 other_train_counts: Vec::new(),
                 images_per_epoch: None,
+                extra_seeds: Vec::new(),
+                near_threshold_margin: NEAR_THRESHOLD_MARGIN,
                 test_count: 512,
                 epochs: 1,
                 batch_size: 64,
@@ -113,6 +131,8 @@ impl WideVsDeepConfig {
                 train_count: 1000,
                 other_train_counts: vec![250, 4000],
                 images_per_epoch: Some(4000),
+                extra_seeds: Vec::new(),
+                near_threshold_margin: NEAR_THRESHOLD_MARGIN,
                 test_count: 1024,
                 epochs: 8,
                 batch_size: 64,
@@ -138,6 +158,8 @@ impl WideVsDeepConfig {
                 train_count: 50_000,
                 other_train_counts: Vec::new(),
                 images_per_epoch: None,
+                extra_seeds: Vec::new(),
+                near_threshold_margin: NEAR_THRESHOLD_MARGIN,
                 test_count: 10_000,
                 epochs: 200,
                 batch_size: 128,
@@ -192,6 +214,23 @@ impl WideVsDeepConfig {
             return bad(format!(
                 "training-set size {} appears twice (train_count {}, other_train_counts {:?})",
                 w[0], self.train_count, self.other_train_counts
+            ));
+        }
+        let sizes = self.train_counts();
+        if let Some((d, w, n)) = self
+            .extra_seeds
+            .iter()
+            .find(|(d, w, n)| !self.cells().contains(&(*d, *w)) || !sizes.contains(n))
+        {
+            return bad(format!(
+                "extra_seeds names ResNet-{d} x{w} on {n} images, which is not a model of the grid (cells {:?}, sizes {sizes:?})",
+                self.cells()
+            ));
+        }
+        if !(self.near_threshold_margin.is_finite() && self.near_threshold_margin >= 0.0) {
+            return bad(format!(
+                "near_threshold_margin must be a finite number of at least 0, got {}",
+                self.near_threshold_margin
             ));
         }
         if self.images_per_epoch == Some(0) {
@@ -266,6 +305,25 @@ impl WideVsDeepConfig {
         (epochs, warmup)
     }
 
+    /// Whether `model` is near the threshold of block structure: its verdict would change if
+    /// its statistics moved by [`Self::near_threshold_margin`] (contrast and share) or its
+    /// block by one layer. With block structure: some criterion is met by less than that. Without:
+    /// every criterion it misses, it misses by at most that.
+    pub fn near_threshold(&self, model: &ModelResult) -> bool {
+        let margin = self.near_threshold_margin;
+        // How far each criterion is met (negative: missed), in its own units.
+        let slack = [
+            (model.block_contrast - self.block_min_contrast, margin),
+            (model.block_share - self.block_min_share, margin),
+            (model.block.1 as f64 - self.block_min_layers as f64, 1.0),
+        ];
+        if model.block_structure {
+            slack.iter().any(|(s, m)| *s < *m)
+        } else {
+            slack.iter().all(|(s, m)| *s >= -*m)
+        }
+    }
+
     /// The optimisation steps of a model trained on `n` images.
     pub fn steps_at(&self, n: usize) -> usize {
         self.schedule_at(n).0 * self.steps_per_epoch(self.epoch_examples(n))
@@ -276,6 +334,19 @@ impl WideVsDeepConfig {
 pub const CAPACITY_PER_IMAGE: &str = "ln(parameters / training images)";
 /// [`BlockTrend::against`]: 1 - the final training accuracy (last epoch, augmented images).
 pub const TRAINING_ERROR: &str = "training error";
+
+/// The default [`WideVsDeepConfig::near_threshold_margin`]: about the spread of block contrast
+/// between two seeds of one architecture at this scale (0.29 and 0.37 for ResNet-20 x1 at 1,000
+/// images, 0.44 and 0.32 for ResNet-38 x1 at 250).
+pub const NEAR_THRESHOLD_MARGIN: f64 = 0.1;
+
+fn near_threshold_margin() -> f64 {
+    NEAR_THRESHOLD_MARGIN
+}
+
+fn is_default_margin(margin: &f64) -> bool {
+    *margin == NEAR_THRESHOLD_MARGIN
+}
 
 fn capacity_per_image() -> String {
     CAPACITY_PER_IMAGE.into()
