@@ -358,7 +358,10 @@ fn wide_vs_deep_near_threshold_models_get_a_second_seed_on_follow_up() {
         .map(|m| m.as_str().unwrap())
         .collect();
     assert_eq!(reused, ["resnet8x1", "resnet8x2", "resnet8x1-seed2"]);
-    assert!(!follow_up.exists(), "no one-seed model is left near the threshold");
+    assert!(
+        !follow_up.exists(),
+        "no one-seed model is left near the threshold"
+    );
     let summary = summary_of(&out);
     assert!(summary.contains("one seed each): none."), "{summary}");
 
