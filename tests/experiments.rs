@@ -502,6 +502,27 @@ fn wide_vs_deep_training_set_size_axis() {
         "{summary}"
     );
     check_summary(&out);
+
+    // With ResNet-8 x2 omitted, the by-size figure has one column, not an empty second one:
+    // narrower than the two-column figure above (same rows and panels otherwise).
+    let figure_width = |dir: &Path| {
+        image::open(dir.join("within_cka_depth8_by_training_size.png"))
+            .unwrap()
+            .width()
+    };
+    let one_width = dir.path().join("wvd-sizes-one-width");
+    config.omit = vec![(8, 2)];
+    let config_path = dir.path().join("one-width.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let mut args = smoke(&one_width);
+    args.config = Some(config_path);
+    wide_vs_deep::run(&args).unwrap();
+    assert!(
+        figure_width(&one_width) < figure_width(&out),
+        "{} against {}",
+        figure_width(&one_width),
+        figure_width(&out)
+    );
 }
 
 #[test]

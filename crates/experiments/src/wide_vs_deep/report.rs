@@ -21,23 +21,19 @@ fn grid<'a>(
     title: &str,
 ) -> HeatmapGrid<'a> {
     let rows = config.depths.iter().map(|d| format!("depth {d}")).collect();
-    grid_with_rows(config, panels, rows, title)
+    grid_with_rows(&config.widths, panels, rows, title)
 }
 
 /// A figure of one within-model matrix per panel: the rows `row_headers`, width across.
 fn grid_with_rows<'a>(
-    config: &WideVsDeepConfig,
+    widths: &[usize],
     panels: Vec<Option<GridPanel<'a>>>,
     row_headers: Vec<String>,
     title: &str,
 ) -> HeatmapGrid<'a> {
-    let mut grid = HeatmapGrid::new(panels, row_headers.len(), config.widths.len());
+    let mut grid = HeatmapGrid::new(panels, row_headers.len(), widths.len());
     grid.row_headers = row_headers;
-    grid.col_headers = config
-        .widths
-        .iter()
-        .map(|w| format!("width x{w}"))
-        .collect();
+    grid.col_headers = widths.iter().map(|w| format!("width x{w}")).collect();
     grid.title = Some(title.to_string());
     grid.origin_lower = true;
     grid.row_title = Some("layer".into());
@@ -387,9 +383,19 @@ fn draw_by_training_size(
     sizes.sort_unstable();
     let mut figures = Vec::new();
     for &depth in &config.depths {
+        // The widths trained at this depth (an omitted cell is not an empty column here).
+        let widths: Vec<usize> = config
+            .widths
+            .iter()
+            .copied()
+            .filter(|&w| config.cells().contains(&(depth, w)))
+            .collect();
+        if widths.is_empty() {
+            continue;
+        }
         let panels: Vec<Option<GridPanel>> = sizes
             .iter()
-            .flat_map(|&n| config.widths.iter().map(move |&w| (n, w)))
+            .flat_map(|&n| widths.iter().map(move |&w| (n, w)))
             .map(|(n, w)| {
                 models
                     .iter()
@@ -413,7 +419,7 @@ fn draw_by_training_size(
             })
             .collect();
         let grid = grid_with_rows(
-            config,
+            &widths,
             panels,
             sizes.iter().map(|n| format!("{n} images")).collect(),
             &format!("ResNet-{depth}: minibatch CKA within each model, by training-set size"),
