@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use repsim::experiments::{
     bottom_up, memorize_vs_generalize, plan_named, resnet_depths, wide_vs_deep, ExperimentArgs,
@@ -35,6 +35,14 @@ fn smoke(out: &Path) -> ExperimentArgs {
         weights101: None,
         weights152: None,
     }
+}
+
+/// [`smoke`] with `config` saved as `path` and named by `--config`.
+fn smoke_with_config(out: &Path, config: &impl serde::Serialize, path: PathBuf) -> ExperimentArgs {
+    std::fs::write(&path, serde_json::to_string(config).unwrap()).unwrap();
+    let mut args = smoke(out);
+    args.config = Some(path);
+    args
 }
 
 fn results(out: &Path) -> Value {
@@ -310,10 +318,7 @@ fn wide_vs_deep_near_threshold_models_get_a_second_seed_on_follow_up() {
     // so the follow-up is ResNet-8 x2's.
     config.near_threshold_margin = 10.0;
     config.block_min_layers = 1;
-    let config_path = dir.path().join("near.json");
-    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut args = smoke(&out);
-    args.config = Some(config_path);
+    let mut args = smoke_with_config(&out, &config, dir.path().join("near.json"));
     wide_vs_deep::run(&args).unwrap();
     let summary = summary_of(&out);
     assert!(
@@ -367,10 +372,11 @@ fn wide_vs_deep_near_threshold_models_get_a_second_seed_on_follow_up() {
 
     // A model outside the grid is refused before anything runs.
     config.extra_seeds = vec![(20, 1, 256)];
-    let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, serde_json::to_string(&config).unwrap()).unwrap();
-    args.config = Some(bad);
-    args.out = Some(dir.path().join("never"));
+    let args = smoke_with_config(
+        &dir.path().join("never"),
+        &config,
+        dir.path().join("bad.json"),
+    );
     let err = wide_vs_deep::run(&args).unwrap_err().to_string();
     assert!(err.contains("ResNet-20 x1 on 256 images"), "{err}");
     assert!(!dir.path().join("never").exists());
@@ -387,10 +393,7 @@ fn wide_vs_deep_training_set_size_axis() {
     let mut config = wide_vs_deep::WideVsDeepConfig::for_scale(repsim::experiments::Scale::Smoke);
     config.other_train_counts = vec![64];
     config.images_per_epoch = Some(256);
-    let config_path = dir.path().join("sizes.json");
-    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut args = smoke(&out);
-    args.config = Some(config_path);
+    let args = smoke_with_config(&out, &config, dir.path().join("sizes.json"));
     wide_vs_deep::run(&args).unwrap();
     let r = results(&out);
     let models = array(&r["models"]);
@@ -512,10 +515,7 @@ fn wide_vs_deep_training_set_size_axis() {
     };
     let one_width = dir.path().join("wvd-sizes-one-width");
     config.omit = vec![(8, 2)];
-    let config_path = dir.path().join("one-width.json");
-    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut args = smoke(&one_width);
-    args.config = Some(config_path);
+    let args = smoke_with_config(&one_width, &config, dir.path().join("one-width.json"));
     wide_vs_deep::run(&args).unwrap();
     assert!(
         figure_width(&one_width) < figure_width(&out),
@@ -1115,9 +1115,7 @@ fn bottom_up_tracks_every_k_steps_when_asked() {
     let mut config = bottom_up::BottomUpConfig::for_scale(repsim::experiments::Scale::Smoke);
     config.track_every_steps = Some(1);
     let config_path = dir.path().join("steps.json");
-    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut args = smoke(&out);
-    args.config = Some(config_path.clone());
+    let args = smoke_with_config(&out, &config, config_path.clone());
     bottom_up::run(&args).unwrap();
     let r = results(&out);
     for n in array(&r["networks"]) {

@@ -39,6 +39,29 @@ pub struct DataConfig {
     pub train_repeats: usize,
 }
 
+impl DataConfig {
+    /// Whether the data is a language model's text (`text` or `text=PATH`).
+    pub fn is_text(&self) -> bool {
+        self.dataset == "text" || self.dataset.starts_with("text=")
+    }
+
+    /// [`Self::train_repeats`] is at least 1, and 1 for text (only images are repeated).
+    pub(crate) fn check_train_repeats(&self) -> Result<()> {
+        if self.train_repeats == 0 {
+            return Err(TrainError::BadConfig(
+                "--train-repeats must be at least 1 (each image seen once per epoch), got 0".into(),
+            ));
+        }
+        if self.train_repeats > 1 && self.is_text() {
+            return Err(TrainError::BadConfig(format!(
+                "--train-repeats {} repeats training images; a language model's text is not repeated",
+                self.train_repeats
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn once() -> usize {
     1
 }
@@ -252,19 +275,7 @@ impl TrainConfig {
                 "train and test counts must be at least 1".into(),
             ));
         }
-        if self.data.train_repeats == 0 {
-            return Err(TrainError::BadConfig(
-                "--train-repeats must be at least 1 (each image seen once per epoch), got 0".into(),
-            ));
-        }
-        if self.data.train_repeats > 1
-            && (self.data.dataset == "text" || self.data.dataset.starts_with("text="))
-        {
-            return Err(TrainError::BadConfig(format!(
-                "--train-repeats {} repeats training images; a language model's text is not repeated",
-                self.data.train_repeats
-            )));
-        }
+        self.data.check_train_repeats()?;
         self.optimizer.validate()?;
         self.schedule.validate(self.epochs)
     }

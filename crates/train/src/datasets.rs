@@ -118,13 +118,8 @@ pub enum RunData {
 impl RunData {
     /// Opens the data `config` names; `seed` fixes the augmentation.
     pub fn open(config: &DataConfig, seed: u64) -> Result<Self> {
-        if config.dataset == "text" || config.dataset.starts_with("text=") {
-            if config.train_repeats != 1 {
-                return Err(TrainError::BadConfig(format!(
-                    "train_repeats {} repeats training images; a language model's text is not repeated",
-                    config.train_repeats
-                )));
-            }
+        config.check_train_repeats()?;
+        if config.is_text() {
             return Self::open_text(config);
         }
         let spec: DataSpec = config.dataset.parse()?;

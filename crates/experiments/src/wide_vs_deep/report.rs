@@ -987,8 +987,8 @@ fn significance(c: &WideVsDeepConfig, r: &WideVsDeepAnalysis) -> String {
             }
         ));
     }
-    let near = near_threshold(c, r);
     if c.seeds == 1 {
+        let near = near_threshold(c, r);
         s.push_str(&format!(
             "- **Near the threshold** (block contrast or share within {:.2} of its threshold, or the block one layer short; \
              one seed each): {}\n",
