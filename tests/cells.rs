@@ -80,9 +80,11 @@ fn figures(out: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// Every cell in order in one process (`--jobs 1`; by default the trainings run side by side as
+/// processes on a CPU).
 fn single_process(dir: &Path) -> PathBuf {
     let out = dir.join("single");
-    ok(smoke(&out, &[]));
+    ok(smoke(&out, &["--jobs", "1"]));
     out
 }
 
@@ -213,6 +215,108 @@ fn cells_in_any_order_give_the_single_process_results() {
     );
 }
 
+#[test]
+fn trainings_as_local_processes_give_the_single_process_results() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let single = single_process(dir.path());
+    let out = dir.path().join("jobs");
+    ok(smoke(&out, &["--jobs", "2"]));
+    assert_eq!(results(&out), results(&single));
+    assert_eq!(figures(&out), figures(&single));
+    for id in [
+        "train-resnet8x1",
+        "train-resnet8x2",
+        "train-resnet8x1-seed2",
+    ] {
+        let log = std::fs::read_to_string(out.join("logs").join(format!("{id}.log"))).unwrap();
+        assert!(log.contains(&format!("cell {id}: done")), "{id}: {log}");
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("cells").join(format!("{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["reused"], Value::Bool(false), "{id}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("the trainings 2 at a time, each a process of"),
+        "{summary}"
+    );
+    let provenance: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert!(provenance["provenance"]["train_seconds"].as_f64().unwrap() > 0.0);
+
+    // A training that cannot run fails the stage, naming its cell and log; nothing is analysed.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(broken.join("runs")).unwrap();
+    std::fs::write(broken.join("runs/resnet8x2"), "not a run directory").unwrap();
+    let failed = smoke(&broken, &["--jobs", "2"]);
+    let message = text(&failed);
+    assert!(!failed.status.success(), "{message}");
+    assert!(message.contains("cell train-resnet8x2 failed"), "{message}");
+    assert!(message.contains("train-resnet8x2.log"), "{message}");
+    assert!(!message.contains("train-resnet8x1 failed"), "{message}");
+    assert!(!broken.join("summary.md").exists());
+}
+
+/// The cell processes (`--cell`) whose command line holds `needle`, by PID.
+#[cfg(target_os = "linux")]
+fn cells_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let words = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (words.contains(needle) && words.contains(" --cell ")).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn killing_a_run_ends_its_training_processes() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // The smoke grid trained long enough to be killed mid-training.
+    let config_path = dir.path().join("config.json");
+    let mut config: Value = serde_json::to_value(
+        repsim::experiments::wide_vs_deep::WideVsDeepConfig::for_scale(
+            repsim::experiments::Scale::Smoke,
+        ),
+    )
+    .unwrap();
+    config["epochs"] = Value::from(200);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let out = dir.path().join("killed");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_repsim"))
+        .args(["experiment", "wide_vs_deep", "--quiet", "--jobs", "2"])
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&out)
+        .env("REPSIM_DEVICE", "flex")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out_flag = format!("--out {} ", out.display());
+    wait_for(
+        || cells_with(&out_flag).len() >= 2,
+        Duration::from_secs(60),
+        "two training processes",
+    );
+    run.kill().unwrap(); // SIGKILL: no handler of its own runs
+    run.wait().unwrap();
+    wait_for(
+        || cells_with(&out_flag).is_empty(),
+        Duration::from_secs(30),
+        "the training processes to end with their run",
+    );
+    assert!(!out.join("summary.md").exists());
+}
+
 /// Waits until `path` exists (or panics after `limit`).
 fn wait_for(path: impl Fn() -> bool, limit: Duration, what: &str) {
     let started = Instant::now();
@@ -252,7 +356,7 @@ fn a_training_cell_killed_mid_training_resumes_to_the_same_result() {
         repsim(&args)
     };
     let single = dir.path().join("single");
-    ok(run(&single, &[]));
+    ok(run(&single, &["--jobs", "1"]));
 
     let out = dir.path().join("cells");
     let mut child = Command::new(env!("CARGO_BIN_EXE_repsim"))

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use super::local_jobs::{self, Jobs};
 use crate::error::Error as CliError;
 use crate::experiments::{
-    plan_named, run_cell_named, run_named, slurm, Cell, CellKind, ExperimentArgs, Plan, NAMES,
+    plan_named, run_after_training_named, run_cell_named, run_named, slurm, Cell, CellKind,
+    ExperimentArgs, Plan, TrainingStage, NAMES,
 };
 
 /// Flags that split an experiment into cells ([`crate::experiments::cells`]).
@@ -36,6 +38,13 @@ pub struct CellFlags {
     /// Submit the scripts with sbatch and print the job ids.
     #[arg(long, requires = "slurm")]
     pub submit: bool,
+    /// Training cells at once on this machine, each a process of its own with an equal share
+    /// of the cores as its threads (logs in OUT/logs); the analysis follows in this process.
+    /// Default: one per CPU core when training on the CPU (up to the number of trainings), 1
+    /// on a GPU. `--jobs 1` trains the models one after the other in this process. The
+    /// numbers are the same either way.
+    #[arg(long, conflicts_with_all = ["plan", "cell", "slurm"], value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
 }
 
 /// Arguments of `repsim experiment`.
@@ -81,7 +90,7 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
     args.quiet |= crate::logging::verbosity() == crate::logging::Verbosity::Quiet;
     let cells = &command.cells;
     if !cells.plan && !cells.slurm && cells.cell.is_none() {
-        let summary = run_named(name, &args)?;
+        let summary = run_whole(&command, &args)?;
         log::info!("results: {}", summary.display());
         return Ok(());
     }
@@ -91,7 +100,21 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let plan = plan_named(name, &args)?;
-    let program = if command.program.is_empty() {
+    let base = cell_command(&command, &args)?;
+    if cells.slurm {
+        return submit_to_slurm(&plan, &base, cells);
+    }
+    print_plan(&plan, &base, cells)
+}
+
+/// The words that run one cell of this experiment when `--cell ID` is appended: this program
+/// (`repsim experiment NAME` or the example) and the cell flags of `args`.
+fn cell_command(
+    command: &ExperimentCommandArgs,
+    args: &ExperimentArgs,
+) -> Result<Vec<String>, CliError> {
+    let name = command.name.as_str();
+    let mut base = if command.program.is_empty() {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::Failure(format!("cannot find this program: {e}")))?;
         vec![
@@ -102,12 +125,53 @@ pub fn run(command: ExperimentCommandArgs) -> Result<(), CliError> {
     } else {
         command.program.clone()
     };
-    let mut base = program;
     base.extend(args.cell_flags(name)?);
-    if cells.slurm {
-        return submit_to_slurm(&plan, &base, cells);
+    Ok(base)
+}
+
+/// The whole experiment on this machine: its training cells side by side as processes when
+/// more than one job runs ([`local_jobs`]), then the rest here; or every cell here, in order.
+fn run_whole(command: &ExperimentCommandArgs, args: &ExperimentArgs) -> Result<PathBuf, CliError> {
+    let name = command.name.as_str();
+    let plan = plan_named(name, args)?;
+    let trainings = plan.of_kind(CellKind::Train).count();
+    let on_cpu = match command.cells.jobs {
+        Some(_) => true,
+        None => crate::device::select_device(args.device)?.is_flex(),
+    };
+    let jobs = Jobs::resolve(
+        command.cells.jobs.map(|n| n as usize),
+        trainings,
+        cores(),
+        on_cpu,
+    );
+    if jobs.processes <= 1 {
+        return Ok(run_named(name, args)?);
     }
-    print_plan(&plan, &base, cells)
+    log::info!(
+        "{trainings} trainings, {} at a time, {} thread{} each (--jobs)",
+        jobs.processes,
+        jobs.threads,
+        if jobs.threads == 1 { "" } else { "s" }
+    );
+    let started = std::time::Instant::now();
+    local_jobs::run_training_cells(&plan, &cell_command(command, args)?, jobs)?;
+    let stage = TrainingStage {
+        seconds: started.elapsed().as_secs_f64(),
+        processes: jobs.processes,
+        threads: jobs.threads,
+    };
+    Ok(run_after_training_named(name, args, &stage)?)
+}
+
+/// The cores this process may use: `RAYON_NUM_THREADS` when set to a number, else what the
+/// operating system allows.
+fn cores() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Writes the Slurm scripts of `plan` (each cell `base --cell ID`) and, with `--submit`,

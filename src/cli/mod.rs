@@ -19,6 +19,7 @@ pub mod data;
 pub mod describe;
 pub mod experiment;
 mod flags;
+mod local_jobs;
 mod memory;
 pub mod merge;
 mod output;

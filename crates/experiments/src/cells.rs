@@ -71,6 +71,10 @@ pub struct Cell {
     pub kind: CellKind,
     /// The cells that must be complete before it runs.
     pub needs: Vec<String>,
+    /// A training cell's work, relative to the plan's other trainings ([`training_work`]), so
+    /// a runner can start the longest first; 0 for the other cells.
+    #[serde(default)]
+    pub work: u64,
 }
 
 /// An experiment's cells, in an order that runs each after what it needs.
@@ -201,6 +205,7 @@ fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Plan> {
             id: train_id(&training.name),
             kind: CellKind::Train,
             needs: Vec::new(),
+            work: training_work(training),
         });
     }
     for part in &parts {
@@ -218,6 +223,7 @@ fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Plan> {
             id: analysis_id(&part.name),
             kind: CellKind::Analysis,
             needs: part.needs.iter().map(|n| train_id(n)).collect(),
+            work: 0,
         });
     }
     let needs = cells.iter().map(|c| c.id.clone()).collect();
@@ -225,6 +231,7 @@ fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Plan> {
         id: "report".into(),
         kind: CellKind::Report,
         needs,
+        work: 0,
     });
     let out = args.out_dir(E::NAME);
     let out = std::path::absolute(&out)
@@ -234,6 +241,27 @@ fn plan_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Plan> {
         out,
         cells,
     })
+}
+
+/// A training's work, for ordering: its parameters times the inputs it trains on (epochs x
+/// training examples x repeats) times the input's size (pixels of an image, tokens of a text
+/// window). Proportional to a convolutional network's arithmetic only where the architectures
+/// compared are alike (the grids of one experiment), which is all a runner ordering the
+/// cells of one plan needs. 0 when the model cannot be built (its cell then says why).
+fn training_work(training: &Training) -> u64 {
+    let config = &training.config;
+    let parameters = config
+        .model
+        .init(&burn::tensor::Device::flex())
+        .map_or(0, |model| model.num_params()) as u64;
+    let data = &config.data;
+    let size = if data.is_text() {
+        data.window
+    } else {
+        data.side * data.side
+    };
+    let inputs = config.epochs * data.train_count.unwrap_or(1) * data.train_repeats.max(1);
+    parameters.saturating_mul((inputs * size.max(1)) as u64)
 }
 
 fn train_id(name: &str) -> String {
@@ -261,6 +289,46 @@ pub fn run_with<E: Experiment>(args: &ExperimentArgs, config: &E) -> Result<Path
         run_cell_in::<E>(&ctx, config, &plan, cell)?;
     }
     log::info!("wall time: {:.0} s", ctx.elapsed());
+    Ok(ctx.out.join("summary.md"))
+}
+
+/// How an experiment's training cells ran when they ran side by side on this machine, before
+/// its analysis ([`run_after_training`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingStage {
+    /// Wall time of the whole stage, seconds.
+    pub seconds: f64,
+    /// Training cells at once, each a process.
+    pub processes: usize,
+    /// Threads of each process.
+    pub threads: usize,
+}
+
+/// Runs experiment `E`'s analysis and report cells after its training cells ran side by side
+/// elsewhere (the command line's `--jobs`: one process per training cell), as `stage` says.
+/// The training cells are not run again (their records stay as the processes left them, so
+/// which models were reused is theirs to say); an analysis cell whose trainings are missing is
+/// refused, naming them. The report's training time is the stage's wall time, and its device
+/// line says how the trainings ran. Returns the path of `summary.md`.
+pub fn run_after_training<E: Experiment>(
+    args: &ExperimentArgs,
+    stage: &TrainingStage,
+) -> Result<PathBuf> {
+    let config = config_of::<E>(args)?;
+    let plan = plan_with::<E>(args, &config)?;
+    let mut ctx = open_context::<E>(args)?;
+    ctx.training_stage_seconds = Some(stage.seconds);
+    ctx.device_name = format!(
+        "{}; the trainings {} at a time, each a process of {} thread{}",
+        ctx.device_name,
+        stage.processes,
+        stage.threads,
+        if stage.threads == 1 { "" } else { "s" }
+    );
+    for cell in plan.cells.iter().filter(|c| c.kind != CellKind::Train) {
+        run_cell_in::<E>(&ctx, &config, &plan, cell)?;
+    }
+    log::info!("wall time: {:.0} s", stage.seconds + ctx.elapsed());
     Ok(ctx.out.join("summary.md"))
 }
 
@@ -559,7 +627,9 @@ fn report<E: Experiment>(
         .of_kind(CellKind::Train)
         .filter_map(|c| read_record(&ctx.out, &c.id))
         .collect();
-    let train_seconds: f64 = train_records.iter().map(|r| r.seconds).sum();
+    let train_seconds = ctx
+        .training_stage_seconds
+        .unwrap_or_else(|| train_records.iter().map(|r| r.seconds).sum());
     // Whether weights were reused depends on how often their cells ran, not on the results:
     // it is no part of the report's fingerprint.
     for run in &runs {

@@ -237,7 +237,8 @@ pub struct Provenance {
     /// The data.
     pub data: String,
     /// Wall time of the training cells, summed over the invocations that last ran them (near 0
-    /// when every model was reused), seconds.
+    /// when every model was reused), or, when they ran side by side as local processes
+    /// (`--jobs`), the wall time of that stage; seconds.
     pub train_seconds: f64,
     /// The models' own training time, summed from their per-epoch metrics (what a run from
     /// scratch spends training, whether or not this run reused them), seconds.
@@ -264,6 +265,10 @@ pub struct Context {
     /// The flags.
     pub args: ExperimentArgs,
     started: Instant,
+    /// Wall time of the training stage when its cells ran as concurrent processes before this
+    /// context was opened ([`crate::cells::run_after_training`]); `None` when each training
+    /// cell's own time is what the report should add up.
+    pub(crate) training_stage_seconds: Option<f64>,
 }
 
 impl Context {
@@ -295,6 +300,7 @@ impl Context {
             out,
             args: args.clone(),
             started: Instant::now(),
+            training_stage_seconds: None,
         })
     }
 

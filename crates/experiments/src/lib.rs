@@ -43,7 +43,7 @@ pub mod wide_vs_deep;
 
 use std::path::PathBuf;
 
-pub use cells::{run, run_with, Cell, CellKind, CellOutcome, CellRecord, Plan};
+pub use cells::{run, run_with, Cell, CellKind, CellOutcome, CellRecord, Plan, TrainingStage};
 pub use harness::{
     build_commit, derived_seed, layers_of, markdown_table, AnalysisPart, Context, Experiment,
     ExperimentArgs, ExperimentResults, Figure, Provenance, Scale, TrainedRun, Training,
@@ -83,6 +83,16 @@ macro_rules! by_name {
 /// its `summary.md`.
 pub fn run_named(name: &str, args: &ExperimentArgs) -> Result<PathBuf> {
     by_name!(name, run(args))
+}
+
+/// Runs the analysis and report cells of the experiment called `name` after its training cells
+/// ran side by side elsewhere ([`cells::run_after_training`]).
+pub fn run_after_training_named(
+    name: &str,
+    args: &ExperimentArgs,
+    stage: &cells::TrainingStage,
+) -> Result<PathBuf> {
+    by_name!(name, run_after_training(args, stage))
 }
 
 /// The plan of cells of the experiment called `name`; writes nothing.

@@ -253,6 +253,7 @@ mod tests {
             id: id.into(),
             kind,
             needs: vec![],
+            work: 0,
         };
         Plan {
             experiment: "demo".into(),

@@ -171,7 +171,11 @@ impl SelectedDevice {
 impl fmt::Display for SelectedDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.adapter {
-            None => write!(f, "flex (CPU, pure Rust; {} threads)", rayon_threads()),
+            None => {
+                let threads = rayon_threads();
+                let plural = if threads == 1 { "" } else { "s" };
+                write!(f, "flex (CPU, pure Rust; {threads} thread{plural})")
+            }
             Some(a) => write!(
                 f,
                 "wgpu/{}: {} ({}; driver {})",
@@ -181,8 +185,10 @@ impl fmt::Display for SelectedDevice {
     }
 }
 
+/// The threads of rayon's global pool, which flex's ops and repsim's kernels run on (all cores,
+/// or `RAYON_NUM_THREADS`).
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    rayon::current_num_threads()
 }
 
 /// The graphics APIs `auto` and `wgpu` look at, in order.
