@@ -360,6 +360,11 @@ fn tiny_experiment(dir: &Path, out: &Path) -> Vec<String> {
         "--quiet".into(),
         "--device".into(),
         "flex".into(),
+        // One process: strace counts each process's renames apart, so the k-th rename is one
+        // place only in a run of one process. A training cell's own process killed at any point
+        // is the cells' test (tests/cells.rs); it writes its files with the same code.
+        "--jobs".into(),
+        "1".into(),
     ]
 }
 

@@ -155,6 +155,9 @@ fn run_whole(command: &ExperimentCommandArgs, args: &ExperimentArgs) -> Result<P
         if jobs.threads == 1 { "" } else { "s" }
     );
     let started = std::time::Instant::now();
+    // The output directory checked and made (or refused) as a one-process run would, before
+    // any training starts: a file in its place is bad input, said once.
+    crate::experiments::Context::new(args, name)?;
     local_jobs::run_training_cells(&plan, &cell_command(command, args)?, jobs)?;
     let stage = TrainingStage {
         seconds: started.elapsed().as_secs_f64(),
