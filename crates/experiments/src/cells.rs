@@ -14,7 +14,8 @@
 //! experiment's configuration and the weights it measured). A cell is complete when its run
 //! is complete (training) or its record's fingerprint matches (analysis, report); a complete
 //! cell returns at once. The single-process run ([`run`]) is every cell in order, so both
-//! ways give the same numbers.
+//! ways give the same numbers; a run whose training cells ran side by side as processes on one
+//! machine (the command line's `--jobs`) goes on with [`run_after_training`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
