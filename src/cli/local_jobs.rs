@@ -78,25 +78,17 @@ pub fn run_training_cells(plan: &Plan, base: &[String], jobs: Jobs) -> Result<()
                 break;
             };
             let log_path = plan.log_path(&cell.id);
-            let log = File::create(&log_path).map_err(|e| {
-                CliError::Input(format!("{}: cannot create: {e}", log_path.display()))
-            })?;
-            let errors = log.try_clone().map_err(|e| {
-                CliError::Failure(format!("{}: cannot share: {e}", log_path.display()))
-            })?;
-            let mut command = Command::new(program);
-            ends_with_this_process(&mut command);
-            let child = command
-                .args(flags)
-                .args(["--cell", &cell.id])
-                .env("RAYON_NUM_THREADS", jobs.threads.to_string())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(errors)
-                .spawn()
-                .map_err(|e| CliError::Failure(format!("cannot start {program}: {e}")))?;
-            log::info!("cell {}: started (log: {})", cell.id, log_path.display());
-            running.push((cell, child, Instant::now()));
+            match start(program, flags, cell, &log_path, jobs.threads) {
+                Ok(child) => {
+                    log::info!("cell {}: started (log: {})", cell.id, log_path.display());
+                    running.push((cell, child, Instant::now()));
+                }
+                Err(why) => {
+                    // Nothing more starts; the running cells are still waited for.
+                    all_bad_input = false;
+                    failed.push(format!("cell {}: {why}", cell.id));
+                }
+            }
         }
         if running.is_empty() {
             break;
@@ -137,6 +129,33 @@ pub fn run_training_cells(plan: &Plan, base: &[String], jobs: Jobs) -> Result<()
         (false, true) => Err(CliError::Input(failed.join("\n"))),
         (false, false) => Err(CliError::Failure(failed.join("\n"))),
     }
+}
+
+/// Starts `program flags --cell ID` for `cell` with `threads` threads, its output in a new log
+/// at `log_path`; why not, as a sentence.
+fn start(
+    program: &str,
+    flags: &[String],
+    cell: &Cell,
+    log_path: &Path,
+    threads: usize,
+) -> Result<Child, String> {
+    let log = File::create(log_path)
+        .map_err(|e| format!("{}: cannot create: {e}", log_path.display()))?;
+    let errors = log
+        .try_clone()
+        .map_err(|e| format!("{}: cannot share: {e}", log_path.display()))?;
+    let mut command = Command::new(program);
+    ends_with_this_process(&mut command);
+    command
+        .args(flags)
+        .args(["--cell", &cell.id])
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(errors)
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))
 }
 
 /// On Linux, the child is sent SIGTERM when this process ends, however it ends (a `kill`, a

@@ -72,8 +72,10 @@ pub struct Cell {
     pub kind: CellKind,
     /// The cells that must be complete before it runs.
     pub needs: Vec<String>,
-    /// A training cell's work, relative to the plan's other trainings ([`training_work`]), so
-    /// a runner can start the longest first; 0 for the other cells.
+    /// A training cell's work, relative to the plan's other trainings, so a runner can start
+    /// the longest first: the model's parameters times the inputs it trains on (epochs x
+    /// training examples x repeats) times an input's size (pixels, or a text window's tokens);
+    /// 0 for the other cells.
     #[serde(default)]
     pub work: u64,
 }
