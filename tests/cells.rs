@@ -80,6 +80,23 @@ fn figures(out: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// `wide_vs_deep`'s smoke configuration with the numbers `changes` set, written to
+/// `DIR/config.json` (for `--config`).
+fn smoke_config(dir: &Path, changes: &[(&str, u64)]) -> PathBuf {
+    let mut config: Value = serde_json::to_value(
+        repsim::experiments::wide_vs_deep::WideVsDeepConfig::for_scale(
+            repsim::experiments::Scale::Smoke,
+        ),
+    )
+    .unwrap();
+    for (key, value) in changes {
+        config[*key] = Value::from(*value);
+    }
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
 /// Every cell in order in one process (`--jobs 1`; by default the trainings run side by side as
 /// processes on a CPU).
 fn single_process(dir: &Path) -> PathBuf {
@@ -280,15 +297,7 @@ fn killing_a_run_ends_its_training_processes() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // The smoke grid trained long enough to be killed mid-training.
-    let config_path = dir.path().join("config.json");
-    let mut config: Value = serde_json::to_value(
-        repsim::experiments::wide_vs_deep::WideVsDeepConfig::for_scale(
-            repsim::experiments::Scale::Smoke,
-        ),
-    )
-    .unwrap();
-    config["epochs"] = Value::from(200);
-    std::fs::write(&config_path, config.to_string()).unwrap();
+    let config_path = smoke_config(dir.path(), &[("epochs", 200)]);
     let out = dir.path().join("killed");
     let mut run = Command::new(env!("CARGO_BIN_EXE_repsim"))
         .args(["experiment", "wide_vs_deep", "--quiet", "--jobs", "2"])
@@ -331,16 +340,7 @@ fn a_training_cell_killed_mid_training_resumes_to_the_same_result() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // The smoke configuration for six epochs, so there is a checkpoint to resume from.
-    let config_path = dir.path().join("config.json");
-    let mut config: Value = serde_json::to_value(
-        repsim::experiments::wide_vs_deep::WideVsDeepConfig::for_scale(
-            repsim::experiments::Scale::Smoke,
-        ),
-    )
-    .unwrap();
-    config["epochs"] = Value::from(6);
-    config["train_count"] = Value::from(512);
-    std::fs::write(&config_path, config.to_string()).unwrap();
+    let config_path = smoke_config(dir.path(), &[("epochs", 6), ("train_count", 512)]);
     let config_flag = config_path.to_str().unwrap();
     let run = |out: &Path, extra: &[&str]| {
         let mut args = vec![

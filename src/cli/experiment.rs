@@ -142,7 +142,7 @@ fn run_whole(command: &ExperimentCommandArgs, args: &ExperimentArgs) -> Result<P
     let jobs = Jobs::resolve(
         command.cells.jobs.map(|n| n as usize),
         trainings,
-        cores(),
+        crate::device::flex_threads(),
         on_cpu,
     );
     if jobs.processes <= 1 {
@@ -154,27 +154,19 @@ fn run_whole(command: &ExperimentCommandArgs, args: &ExperimentArgs) -> Result<P
         jobs.threads,
         if jobs.threads == 1 { "" } else { "s" }
     );
-    let started = std::time::Instant::now();
-    // The output directory checked and made (or refused) as a one-process run would, before
-    // any training starts: a file in its place is bad input, said once.
-    crate::experiments::Context::new(args, name)?;
-    local_jobs::run_training_cells(&plan, &cell_command(command, args)?, jobs)?;
-    let stage = TrainingStage {
-        seconds: started.elapsed().as_secs_f64(),
-        processes: jobs.processes,
-        threads: jobs.threads,
+    // The library opens the output directory (a file in its place is bad input, said once)
+    // before it hands the plan over for training.
+    let base = cell_command(command, args)?;
+    let mut train = |plan: &Plan| {
+        let started = std::time::Instant::now();
+        local_jobs::run_training_cells(plan, &base, jobs)?;
+        Ok(TrainingStage {
+            seconds: started.elapsed().as_secs_f64(),
+            processes: jobs.processes,
+            threads: jobs.threads,
+        })
     };
-    Ok(run_after_training_named(name, args, &stage)?)
-}
-
-/// The cores this process may use: `RAYON_NUM_THREADS` when set to a number, else what the
-/// operating system allows.
-fn cores() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    Ok(run_after_training_named(name, args, &mut train)?)
 }
 
 /// Writes the Slurm scripts of `plan` (each cell `base --cell ID`) and, with `--submit`,

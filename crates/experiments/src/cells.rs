@@ -307,19 +307,23 @@ pub struct TrainingStage {
     pub threads: usize,
 }
 
-/// Runs experiment `E`'s analysis and report cells after its training cells ran side by side
-/// elsewhere (the command line's `--jobs`: one process per training cell), as `stage` says.
-/// The training cells are not run again (their records stay as the processes left them, so
-/// which models were reused is theirs to say); an analysis cell whose trainings are missing is
-/// refused, naming them. The report's training time is the stage's wall time, and its device
-/// line says how the trainings ran. Returns the path of `summary.md`.
+/// Runs experiment `E` with its training cells run by `train_elsewhere` (the command line's
+/// `--jobs`: one process per training cell, side by side), which returns how that went: the
+/// output directory is checked and opened first, as for [`run`], then `train_elsewhere` is
+/// given the plan, then the analysis and report cells run here. The training cells are not run
+/// here (their records stay as the processes left them, so which models were reused is theirs
+/// to say); an analysis cell whose trainings are missing is refused, naming them. The report's
+/// training time is the stage's wall time, and its device line says how the trainings ran.
+/// Returns the path of `summary.md`.
 pub fn run_after_training<E: Experiment>(
     args: &ExperimentArgs,
-    stage: &TrainingStage,
+    train_elsewhere: &mut dyn FnMut(&Plan) -> Result<TrainingStage>,
 ) -> Result<PathBuf> {
     let config = config_of::<E>(args)?;
     let plan = plan_with::<E>(args, &config)?;
     let mut ctx = open_context::<E>(args)?;
+    log::info!("{}", config.headline(args));
+    let stage = train_elsewhere(&plan)?;
     ctx.training_stage_seconds = Some(stage.seconds);
     ctx.device_name = format!(
         "{}; the trainings {} at a time, each a process of {} thread{}",
@@ -331,7 +335,7 @@ pub fn run_after_training<E: Experiment>(
     for cell in plan.cells.iter().filter(|c| c.kind != CellKind::Train) {
         run_cell_in::<E>(&ctx, &config, &plan, cell)?;
     }
-    log::info!("wall time: {:.0} s", stage.seconds + ctx.elapsed());
+    log::info!("wall time: {:.0} s", ctx.elapsed());
     Ok(ctx.out.join("summary.md"))
 }
 

@@ -265,9 +265,9 @@ pub struct Context {
     /// The flags.
     pub args: ExperimentArgs,
     started: Instant,
-    /// Wall time of the training stage when its cells ran as concurrent processes before this
-    /// context was opened ([`crate::cells::run_after_training`]); `None` when each training
-    /// cell's own time is what the report should add up.
+    /// Wall time of the training stage when its cells ran as concurrent processes
+    /// ([`crate::cells::run_after_training`]); `None` when each training cell's own time is
+    /// what the report should add up.
     pub(crate) training_stage_seconds: Option<f64>,
 }
 

@@ -85,14 +85,14 @@ pub fn run_named(name: &str, args: &ExperimentArgs) -> Result<PathBuf> {
     by_name!(name, run(args))
 }
 
-/// Runs the analysis and report cells of the experiment called `name` after its training cells
-/// ran side by side elsewhere ([`cells::run_after_training`]).
+/// Runs the experiment called `name` with its training cells run by `train_elsewhere`
+/// ([`cells::run_after_training`]).
 pub fn run_after_training_named(
     name: &str,
     args: &ExperimentArgs,
-    stage: &cells::TrainingStage,
+    train_elsewhere: &mut dyn FnMut(&Plan) -> Result<cells::TrainingStage>,
 ) -> Result<PathBuf> {
-    by_name!(name, run_after_training(args, stage))
+    by_name!(name, run_after_training(args, train_elsewhere))
 }
 
 /// The plan of cells of the experiment called `name`; writes nothing.

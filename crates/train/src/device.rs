@@ -172,7 +172,7 @@ impl fmt::Display for SelectedDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.adapter {
             None => {
-                let threads = rayon_threads();
+                let threads = flex_threads();
                 let plural = if threads == 1 { "" } else { "s" };
                 write!(f, "flex (CPU, pure Rust; {threads} thread{plural})")
             }
@@ -185,9 +185,9 @@ impl fmt::Display for SelectedDevice {
     }
 }
 
-/// The threads of rayon's global pool, which flex's ops and repsim's kernels run on (all cores,
-/// or `RAYON_NUM_THREADS`).
-fn rayon_threads() -> usize {
+/// The threads flex runs on: rayon's global pool, which flex's ops and repsim's kernels use
+/// (all cores, or `RAYON_NUM_THREADS`).
+pub fn flex_threads() -> usize {
     rayon::current_num_threads()
 }
 
